@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * snapbox guest <-> host ABI.  Shared verbatim by the guest kernel
+ * (freestanding) and the host launcher.  Everything here is plain data:
+ * fixed-width fields, sizes pinned with _Static_assert.
+ *
+ * Memory model: guest virtual == guest physical for all of RAM (one
+ * identity map of 2 MiB pages).  The low 2 MiB and the 2 MiB-aligned
+ * window holding the initrd at the top of RAM are supervisor-only; the rest
+ * belongs to the user program.
+ *
+ * Hypercalls (Solo5 style): the guest writes the 32-bit guest-physical
+ * address of an argument struct with `outl` to port SB_HC_PORT(call).  The
+ * host validates the address and every pointer inside against guest RAM
+ * before use, performs the call, writes results back into the struct and
+ * resumes the guest.  One VM exit per call, no copies beyond the call itself.
+ */
+#ifndef SNAPBOX_ABI_H
+#define SNAPBOX_ABI_H
+
+#ifndef __ASSEMBLER__
+#include <stdint.h>
+#endif
+
+#define SB_ABI_VERSION 1
+
+/* ---- guest physical memory map ---------------------------------------- */
+#define SB_BOOTINFO_GPA   0x1000ULL  /* struct sb_boot_info (one page)        */
+#define SB_PML4_GPA       0x2000ULL  /* page tables: PML4, PDPT, then PDs     */
+#define SB_PDPT_GPA       0x3000ULL
+#define SB_PD_GPA         0x4000ULL  /* one PD per GiB of RAM                 */
+#define SB_MAX_MEM        (64ULL << 30) /* 64 PDs: 0x4000..0x43fff          */
+#define SB_ARGS_GPA       0x50000ULL /* argv/env strings, NUL separated       */
+#define SB_ARGS_MAX       0x40000ULL /* 256 KiB                               */
+#define SB_KERNEL_GPA     0x100000ULL /* kernel image is linked here (1 MiB)  */
+#define SB_KERNEL_END     0x200000ULL /* ... and must end below 2 MiB          */
+#define SB_TRAMPOLINE_GPA 0x200000ULL /* user page holding `ud2` (LSTAR)      */
+#define SB_USER_BASE      0x200000ULL /* first user-accessible address        */
+#define SB_USER_LOAD      0x400000ULL /* where a static-pie ELF is placed      */
+#define SB_PAGE_2M        0x200000ULL
+#define SB_MIN_MEM        (16ULL << 20)
+
+/* GDT selectors (same on every path) */
+#define SB_SEL_KCODE 0x08
+#define SB_SEL_KDATA 0x10
+#define SB_SEL_UDATA 0x23 /* 0x20 | RPL 3 */
+#define SB_SEL_UCODE 0x2b /* 0x28 | RPL 3 */
+#define SB_SEL_TSS   0x30
+
+/* ---- boot info: host -> kernel at SB_BOOTINFO_GPA ----------------------- */
+#define SB_BOOT_MAGIC 0x54425342u /* "SBST" little endian: 'S','B','S','T' */
+
+#define SB_BOOT_TRACE_SYSCALLS (1u << 0) /* report every syscall (SB_HC_TRACE) */
+#define SB_BOOT_PT_READY       (1u << 1) /* host built the page tables         */
+
+#ifndef __ASSEMBLER__
+struct sb_boot_info {
+	uint32_t magic;        /* SB_BOOT_MAGIC                              */
+	uint32_t abi_version;  /* SB_ABI_VERSION                             */
+	uint64_t mem_size;     /* bytes of guest RAM, starting at GPA 0      */
+	uint64_t initrd_gpa;   /* newc cpio archive (the root file system)   */
+	uint64_t initrd_size;
+	uint64_t args_gpa;     /* argc + envc NUL-terminated strings         */
+	uint64_t args_size;
+	uint32_t argc;         /* argv[0] is the program path in the rootfs  */
+	uint32_t envc;
+	uint32_t flags;        /* SB_BOOT_*                                  */
+	uint32_t reserved0;
+	uint64_t reserved[8];
+};
+_Static_assert(sizeof(struct sb_boot_info) == 128, "sb_boot_info size");
+#endif
+
+/* ---- hypercalls ---------------------------------------------------------- */
+#define SB_HC_PORT_BASE 0x500
+#define SB_HC_PORT(n)   (SB_HC_PORT_BASE + (n))
+
+#ifndef __ASSEMBLER__
+enum sb_hc {
+	SB_HC_WRITE      = 1,  /* struct sb_hc_io: write iovecs to fd 1 or 2  */
+	SB_HC_READ       = 2,  /* struct sb_hc_io: read fd 0 into iovecs       */
+	SB_HC_EXIT       = 3,  /* struct sb_hc_exit: program exited            */
+	SB_HC_FAULT      = 4,  /* struct sb_hc_fault: program died of a fault  */
+	SB_HC_CLOCK      = 5,  /* struct sb_hc_clock: clock_gettime           */
+	SB_HC_RANDOM     = 6,  /* struct sb_hc_mem: fill dst with randomness   */
+	SB_HC_MEMCPY     = 7,  /* struct sb_hc_mem: dst <- src, len bytes      */
+	SB_HC_MEMSET     = 8,  /* struct sb_hc_mem: dst <- (uint8)val          */
+	SB_HC_TRACE      = 9,  /* struct sb_hc_trace: one syscall, traced      */
+	SB_HC_PANIC      = 10, /* struct sb_hc_panic: kernel gives up, message */
+	SB_HC_USER_START = 11, /* struct sb_hc_user_start: about to enter user */
+	SB_HC_SLEEP      = 12, /* struct sb_hc_sleep: nanosleep                */
+	SB_HC_COUNT
+};
+#endif
+
+/* Same layout as struct iovec. */
+#ifndef __ASSEMBLER__
+struct sb_iovec {
+	uint64_t base;
+	uint64_t len;
+};
+_Static_assert(sizeof(struct sb_iovec) == 16, "sb_iovec size");
+#endif
+
+#define SB_HC_IOV_MAX 1024
+
+#ifndef __ASSEMBLER__
+struct sb_hc_io {
+	uint32_t fd;
+	uint32_t iovcnt;       /* <= SB_HC_IOV_MAX                          */
+	uint64_t iov_gpa;      /* array of struct sb_iovec                  */
+	int64_t ret;           /* out: bytes done, 0 = EOF, or -errno       */
+};
+_Static_assert(sizeof(struct sb_hc_io) == 24, "sb_hc_io size");
+#endif
+
+#ifndef __ASSEMBLER__
+struct sb_hc_exit {
+	int64_t status;        /* exit_group() argument                     */
+};
+_Static_assert(sizeof(struct sb_hc_exit) == 8, "sb_hc_exit size");
+#endif
+
+/* Linux signal numbers the fault maps to (host exit status 128 + signal). */
+#define SB_SIGILL  4
+#define SB_SIGABRT 6
+#define SB_SIGBUS  7
+#define SB_SIGFPE  8
+#define SB_SIGKILL 9
+#define SB_SIGSEGV 11
+
+#ifndef __ASSEMBLER__
+struct sb_hc_fault {
+	uint64_t vector;       /* x86 exception vector, or 256 for a signal  */
+	uint64_t error_code;
+	uint64_t rip;
+	uint64_t rsp;
+	uint64_t cr2;          /* faulting address for #PF                  */
+	uint32_t signal;       /* SB_SIG*                                   */
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct sb_hc_fault) == 48, "sb_hc_fault size");
+#endif
+
+#ifndef __ASSEMBLER__
+struct sb_hc_clock {
+	uint32_t clockid;      /* Linux clockid_t                           */
+	int32_t ret;           /* out: 0 or -errno                          */
+	int64_t sec;           /* out                                       */
+	int64_t nsec;          /* out                                       */
+};
+_Static_assert(sizeof(struct sb_hc_clock) == 24, "sb_hc_clock size");
+#endif
+
+#ifndef __ASSEMBLER__
+struct sb_hc_mem {
+	uint64_t dst;
+	uint64_t src;          /* MEMCPY only                               */
+	uint64_t len;
+	uint64_t val;          /* MEMSET only                               */
+	int64_t ret;           /* out: 0 or -errno                          */
+};
+_Static_assert(sizeof(struct sb_hc_mem) == 40, "sb_hc_mem size");
+#endif
+
+#ifndef __ASSEMBLER__
+struct sb_hc_trace {
+	uint64_t nr;
+	uint64_t args[6];
+	int64_t ret;
+};
+_Static_assert(sizeof(struct sb_hc_trace) == 64, "sb_hc_trace size");
+#endif
+
+/* Kernel-detected errors that end the program before or during its run. */
+#ifndef __ASSEMBLER__
+enum sb_panic_code {
+	SB_PANIC_KERNEL   = 1,  /* kernel bug / unexpected state             */
+	SB_PANIC_EXEC     = 2,  /* program could not be loaded (msg says why) */
+	SB_PANIC_NOMEM    = 3,  /* guest RAM exhausted                        */
+	SB_PANIC_SYSCALLS = 4,  /* storm of unknown system calls              */
+};
+#endif
+
+#ifndef __ASSEMBLER__
+struct sb_hc_panic {
+	uint64_t msg_gpa;      /* message text, not NUL-terminated          */
+	uint64_t msg_len;      /* <= 1024                                   */
+	uint32_t code;         /* enum sb_panic_code                        */
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct sb_hc_panic) == 24, "sb_hc_panic size");
+#endif
+
+#ifndef __ASSEMBLER__
+struct sb_hc_user_start {
+	uint64_t entry;
+	uint64_t sp;
+};
+_Static_assert(sizeof(struct sb_hc_user_start) == 16, "sb_hc_user_start size");
+#endif
+
+#ifndef __ASSEMBLER__
+struct sb_hc_sleep {
+	uint64_t nsec;
+	int64_t ret;           /* out: 0 or -errno                          */
+};
+_Static_assert(sizeof(struct sb_hc_sleep) == 16, "sb_hc_sleep size");
+#endif
+
+/* Under QEMU (PVH boot) the kernel talks to the 8250 at COM1 and leaves
+ * through isa-debug-exit: QEMU's exit status is (value << 1) | 1. */
+#define SB_COM1_PORT        0x3f8
+#define SB_DEBUG_EXIT_PORT  0xf4
+
+#endif /* SNAPBOX_ABI_H */

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/* The kernel's way out: hypercalls under snapbox, COM1 + isa-debug-exit
+ * under QEMU. */
+#include "kernel.h"
+
+void hypercall(int nr, void *arg)
+{
+	outl(SB_HC_PORT(nr), (uint32_t)(uint64_t)arg);
+}
+
+static void serial_write(const uint8_t *p, uint64_t len)
+{
+	for (uint64_t i = 0; i < len; i++) {
+		while (!(inb(SB_COM1_PORT + 5) & 0x20))
+			;
+		if (p[i] == '\n')
+			outb(SB_COM1_PORT, '\r');
+		outb(SB_COM1_PORT, p[i]);
+	}
+}
+
+void console_write(int fd, const void *buf, uint64_t len)
+{
+	if (K.snapbox) {
+		struct sb_iovec iov = { (uint64_t)buf, len };
+		struct sb_hc_io io = { .fd = fd, .iovcnt = 1, .iov_gpa = (uint64_t)&iov };
+		hypercall(SB_HC_WRITE, &io);
+		return;
+	}
+	serial_write(buf, len);
+}
+
+void kputs(const char *s)
+{
+	console_write(2, s, strlen(s));
+}
+
+void kexit(int status)
+{
+	if (K.snapbox) {
+		struct sb_hc_exit e = { .status = status };
+		hypercall(SB_HC_EXIT, &e);
+	} else {
+		outl(SB_DEBUG_EXIT_PORT, (uint32_t)status & 0xff);
+	}
+	halt_forever();
+}
+
+void kpanic(uint32_t code, const char *msg, const char *detail)
+{
+	char buf[512];
+	size_t n = 0;
+	for (const char *s = msg; *s && n < 250; s++)
+		buf[n++] = *s;
+	for (const char *s = detail; s && *s && n < 500; s++)
+		buf[n++] = *s;
+	if (K.snapbox) {
+		struct sb_hc_panic p = { .msg_gpa = (uint64_t)buf, .msg_len = n, .code = code };
+		hypercall(SB_HC_PANIC, &p);
+		halt_forever();
+	}
+	serial_write((const uint8_t *)"snapbox kernel: ", 16);
+	serial_write((const uint8_t *)buf, n);
+	serial_write((const uint8_t *)"\n", 1);
+	kexit(125);
+}
+
+void kfault(uint64_t vector, uint64_t err, uint64_t rip, uint64_t rsp, uint64_t cr2,
+	    uint32_t signal)
+{
+	if (K.snapbox) {
+		struct sb_hc_fault f = { .vector = vector, .error_code = err, .rip = rip,
+					 .rsp = rsp, .cr2 = cr2, .signal = signal };
+		hypercall(SB_HC_FAULT, &f);
+		halt_forever();
+	}
+	char buf[96];
+	size_t n = 0;
+	const char *m = "fault: vector ";
+	while (*m)
+		buf[n++] = *m++;
+	n += kfmt_dec(buf + n, (int64_t)vector);
+	buf[n++] = ' ';
+	n += kfmt_hex(buf + n, rip);
+	buf[n++] = '\n';
+	serial_write((const uint8_t *)buf, n);
+	kexit(128 + signal);
+}
+
+int64_t kclock(uint32_t clockid, int64_t *sec, int64_t *nsec)
+{
+	if (K.snapbox) {
+		struct sb_hc_clock c = { .clockid = clockid };
+		hypercall(SB_HC_CLOCK, &c);
+		*sec = c.sec;
+		*nsec = c.nsec;
+		return c.ret;
+	}
+	/* QEMU path: TSC at an assumed 1 GHz; good enough to benchmark. */
+	uint32_t lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	uint64_t t = (uint64_t)hi << 32 | lo;
+	*sec = t / 1000000000ULL;
+	*nsec = t % 1000000000ULL;
+	return 0;
+}

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/* snapbox guest kernel: shared declarations. */
+#ifndef KERNEL_H
+#define KERNEL_H
+#include <stdint.h>
+#include <stddef.h>
+#include "snapbox_abi.h"
+#include "sbtypes.h"
+
+#define EPERM 1
+#define ENOENT 2
+#define ESRCH 3
+#define EINTR 4
+#define EIO 5
+#define EBADF 9
+#define EAGAIN 11
+#define ENOMEM 12
+#define EACCES 13
+#define EFAULT 14
+#define EEXIST 17
+#define ENOTDIR 20
+#define EISDIR 21
+#define EINVAL 22
+#define EMFILE 24
+#define ENOTTY 25
+#define ESPIPE 29
+#define EROFS 30
+#define ERANGE 34
+#define ENAMETOOLONG 36
+#define ENOSYS 38
+#define ETIMEDOUT 110
+
+#define PAGE 4096ULL
+#define PAGE_UP(x) (((x) + PAGE - 1) & ~(PAGE - 1))
+#define PAGE_DOWN(x) ((x) & ~(PAGE - 1))
+
+/* What the boot path found out; filled once, read everywhere. */
+struct kernel {
+	int snapbox;            /* 1: snapbox hypercalls; 0: QEMU serial */
+	uint32_t flags;         /* SB_BOOT_* */
+	uint64_t mem_size;
+	const uint8_t *initrd;
+	uint64_t initrd_size;
+	uint64_t user_top;      /* end of user memory (initrd window start) */
+	int argc, envc;
+	const char *argv[256];
+	const char *envp[256];
+	uint64_t unknown_syscalls;
+};
+extern struct kernel K;
+
+/* lib.c */
+void *memcpy(void *d, const void *s, size_t n);
+void *memset(void *d, int c, size_t n);
+void *memmove(void *d, const void *s, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+void kcopy(uint64_t dst, uint64_t src, uint64_t n);   /* bulk: host-assisted */
+void kzero(uint64_t dst, uint64_t n);
+void krandom(void *dst, uint64_t n);
+size_t kfmt_hex(char *buf, uint64_t v);
+size_t kfmt_dec(char *buf, int64_t v);
+
+/* console.c */
+void console_write(int fd, const void *buf, uint64_t len);
+void kputs(const char *s);
+void hypercall(int nr, void *arg);
+__attribute__((noreturn)) void kexit(int status);
+__attribute__((noreturn)) void kpanic(uint32_t code, const char *msg, const char *detail);
+__attribute__((noreturn)) void kfault(uint64_t vector, uint64_t err, uint64_t rip,
+				      uint64_t rsp, uint64_t cr2, uint32_t signal);
+int64_t kclock(uint32_t clockid, int64_t *sec, int64_t *nsec);
+
+/* cpu.c */
+void cpu_init(void);
+static inline void wrmsr(uint32_t msr, uint64_t v)
+{
+	__asm__ volatile("wrmsr" ::"c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
+}
+static inline uint64_t rdmsr(uint32_t msr)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+	return (uint64_t)hi << 32 | lo;
+}
+static inline void outl(uint16_t port, uint32_t v)
+{
+	__asm__ volatile("outl %0, %1" ::"a"(v), "Nd"(port) : "memory");
+}
+static inline void outb(uint16_t port, uint8_t v)
+{
+	__asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port) : "memory");
+}
+static inline uint8_t inb(uint16_t port)
+{
+	uint8_t v;
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+/* user memory: [SB_USER_BASE, K.user_top) */
+static inline int user_ok(uint64_t p, uint64_t len)
+{
+	return sb_range_in(p, len, SB_USER_BASE, K.user_top);
+}
+int user_string(uint64_t p, char *out, size_t cap); /* 0, -EFAULT, -ENAMETOOLONG */
+
+/* mm.c */
+void mm_init(uint64_t heap_lo, uint64_t stack_lo);
+int64_t sys_brk(uint64_t addr);
+int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int64_t fd, uint64_t off);
+int64_t sys_munmap(uint64_t addr, uint64_t len);
+int64_t sys_mremap(uint64_t old, uint64_t oldlen, uint64_t newlen, uint64_t flags, uint64_t newaddr);
+int64_t sys_madvise(uint64_t addr, uint64_t len, uint64_t advice);
+
+/* fs.c */
+struct fnode {
+	const char *name;       /* no leading '/' */
+	uint32_t namelen;
+	uint32_t mode;
+	const uint8_t *data;
+	uint64_t size;
+};
+void fs_init(void);
+int fs_lookup(const char *path, struct fnode *out, uint32_t *ino); /* 0 or -errno */
+int64_t fs_file_data(int fd, const uint8_t **data, uint64_t *size); /* for mmap */
+int64_t fs_syscall(uint64_t nr, const uint64_t *a, int *handled);
+
+/* exec.c */
+__attribute__((noreturn)) void exec_init_program(void);
+
+/* entry.S */
+__attribute__((noreturn)) void enter_user(uint64_t entry, uint64_t sp);
+__attribute__((noreturn)) void halt_forever(void);
+
+/* syscall.c */
+struct sc_frame {
+	uint64_t nr, a[6];
+};
+int64_t syscall_dispatch(struct sc_frame *f);
+
+/* trap.c */
+struct trap_frame {
+	uint64_t r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx, rbx, rax;
+	uint64_t vector, error;
+	uint64_t rip, cs, rflags, rsp, ss;
+};
+void trap_handler(struct trap_frame *f);
+#endif

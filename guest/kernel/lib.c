@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/* Freestanding helpers.  Bulk copies go to the host (one exit) because every
+ * kernel instruction is emulated on kvm_pvm. */
+#include "kernel.h"
+
+#define HOST_COPY_MIN 256
+
+void *memcpy(void *d, const void *s, size_t n)
+{
+	void *ret = d;
+	__asm__ volatile("rep movsb" : "+D"(d), "+S"(s), "+c"(n) : : "memory");
+	return ret;
+}
+
+void *memset(void *d, int c, size_t n)
+{
+	void *ret = d;
+	__asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
+	return ret;
+}
+
+void *memmove(void *d, const void *s, size_t n)
+{
+	uint8_t *dp = d;
+	const uint8_t *sp = s;
+	if (dp <= sp || dp >= sp + n)
+		return memcpy(d, s, n);
+	while (n--)
+		dp[n] = sp[n];
+	return d;
+}
+
+int memcmp(const void *a, const void *b, size_t n)
+{
+	const uint8_t *x = a, *y = b;
+	for (size_t i = 0; i < n; i++)
+		if (x[i] != y[i])
+			return x[i] - y[i];
+	return 0;
+}
+
+size_t strlen(const char *s)
+{
+	size_t n = 0;
+	while (s[n])
+		n++;
+	return n;
+}
+
+void kcopy(uint64_t dst, uint64_t src, uint64_t n)
+{
+	if (K.snapbox && n >= HOST_COPY_MIN) {
+		struct sb_hc_mem m = { .dst = dst, .src = src, .len = n };
+		hypercall(SB_HC_MEMCPY, &m);
+		return;
+	}
+	memmove((void *)dst, (const void *)src, n);
+}
+
+void kzero(uint64_t dst, uint64_t n)
+{
+	if (K.snapbox && n >= HOST_COPY_MIN) {
+		struct sb_hc_mem m = { .dst = dst, .len = n, .val = 0 };
+		hypercall(SB_HC_MEMSET, &m);
+		return;
+	}
+	memset((void *)dst, 0, n);
+}
+
+void krandom(void *dst, uint64_t n)
+{
+	if (K.snapbox) {
+		struct sb_hc_mem m = { .dst = (uint64_t)dst, .len = n };
+		hypercall(SB_HC_RANDOM, &m);
+		return;
+	}
+	/* QEMU benchmark path only: not cryptographic. */
+	uint32_t lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	uint64_t x = ((uint64_t)hi << 32 | lo) | 1;
+	for (uint64_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		((uint8_t *)dst)[i] = (uint8_t)x;
+	}
+}
+
+size_t kfmt_hex(char *buf, uint64_t v)
+{
+	static const char d[] = "0123456789abcdef";
+	char tmp[16];
+	size_t n = 0, i = 0;
+	do {
+		tmp[n++] = d[v & 15];
+		v >>= 4;
+	} while (v);
+	buf[i++] = '0';
+	buf[i++] = 'x';
+	while (n)
+		buf[i++] = tmp[--n];
+	return i;
+}
+
+size_t kfmt_dec(char *buf, int64_t v)
+{
+	char tmp[20];
+	size_t n = 0, i = 0;
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	if (v < 0)
+		buf[i++] = '-';
+	do {
+		tmp[n++] = '0' + u % 10;
+		u /= 10;
+	} while (u);
+	while (n)
+		buf[i++] = tmp[--n];
+	return i;
+}
+
+int user_string(uint64_t p, char *out, size_t cap)
+{
+	for (size_t i = 0; i < cap; i++) {
+		if (!user_ok(p + i, 1))
+			return -EFAULT;
+		out[i] = *(const char *)(p + i);
+		if (!out[i])
+			return 0;
+	}
+	return -ENAMETOOLONG;
+}

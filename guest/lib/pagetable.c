@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+#include "pagetable.h"
+
+#define PT_ENTRIES 512ULL
+#define GIB (1ULL << 30)
+#define MIB2 (2ULL << 20)
+
+uint64_t sb_pt_pd_count(uint64_t mem_size)
+{
+	return (mem_size + GIB - 1) / GIB;
+}
+
+static int chunk_is_supervisor(uint64_t addr, const struct sb_pt_range *sup, unsigned n_sup)
+{
+	for (unsigned i = 0; i < n_sup; i++)
+		if (addr < sup[i].end && addr + MIB2 > sup[i].start)
+			return 1;
+	return 0;
+}
+
+static void zero_table(uint64_t *t)
+{
+	for (uint64_t i = 0; i < PT_ENTRIES; i++)
+		t[i] = 0;
+}
+
+int sb_pt_build(const struct sb_pt_tables *t, uint64_t mem_size,
+		const struct sb_pt_range *sup, unsigned n_sup)
+{
+	uint64_t n_pd = sb_pt_pd_count(mem_size);
+
+	if (mem_size == 0 || mem_size % MIB2 || n_pd > PT_ENTRIES)
+		return -22;
+	zero_table(t->pml4);
+	zero_table(t->pdpt);
+	t->pml4[0] = t->pdpt_gpa | SB_PTE_P | SB_PTE_RW | SB_PTE_US;
+	for (uint64_t i = 0; i < n_pd; i++)
+		t->pdpt[i] = (t->pd_gpa + i * 4096) | SB_PTE_P | SB_PTE_RW | SB_PTE_US;
+	for (uint64_t i = 0; i < n_pd * PT_ENTRIES; i++) {
+		uint64_t addr = i * MIB2;
+		uint64_t e = 0;
+		if (addr < mem_size) {
+			e = addr | SB_PTE_P | SB_PTE_RW | SB_PTE_PS;
+			if (!chunk_is_supervisor(addr, sup, n_sup))
+				e |= SB_PTE_US;
+		}
+		t->pd[i] = e;
+	}
+	return 0;
+}

@@ -1,0 +1,6 @@
+/* SPDX-License-Identifier: MIT */
+/* false: exit 1. */
+int main(void)
+{
+	return 1;
+}

@@ -1,0 +1,6 @@
+/* SPDX-License-Identifier: MIT */
+/* true: exit 0. */
+int main(void)
+{
+	return 0;
+}
