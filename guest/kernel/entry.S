@@ -168,6 +168,8 @@ EXC_ERR   21
 exc6:
 	cmpq $SB_TRAMPOLINE_GPA, (%rsp)
 	jne 2f
+	push %rcx                   /* user return address */
+	push %r11                   /* user RFLAGS */
 	push %r9
 	push %r8
 	push %r10
@@ -184,6 +186,8 @@ exc6:
 	pop %r10
 	pop %r8
 	pop %r9
+	pop %r11
+	pop %rcx
 	mov %rcx, 0(%rsp)           /* RIP <- return address */
 	movq $SB_SEL_UCODE, 8(%rsp)
 	and $0x240cd5, %r11         /* keep CF PF AF ZF SF DF OF AC ID */

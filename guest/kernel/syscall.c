@@ -260,6 +260,7 @@ static int64_t unknown_syscall(uint64_t nr)
 	if (++K.unknown_syscalls >= UNKNOWN_SYSCALL_LIMIT) {
 		char d[32];
 		size_t n = kfmt_dec(d, (int64_t)nr);
+		d[n++] = ')';
 		d[n] = 0;
 		kpanic(SB_PANIC_SYSCALLS, "guest program made 10000 unsupported system calls; "
 			"stopped it (last: syscall ", d);

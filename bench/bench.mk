@@ -1,0 +1,12 @@
+# Benchmark programs: print figures (median/p90/p99, ratios to a peer),
+# never assert.  `make bench` builds and runs them.
+BENCH_OUT := $(BUILD)/bench
+BENCH_PROGS := $(filter-out common,$(patsubst bench/%.c,%,$(wildcard bench/*.c)))
+BENCH_BINS := $(BENCH_PROGS:%=$(BENCH_OUT)/%)
+
+$(BENCH_OUT)/%: bench/%.c bench/common.c bench/common.h $(BUILD)/libsnapbox.a
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) $< bench/common.c -o $@ $(BUILD)/libsnapbox.a $(HOST_LDLIBS)
+
+bench: all $(BENCH_BINS)
+	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+/* Small file helpers for the launcher. */
+#ifndef SB_FILE_H
+#define SB_FILE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "launcher/err.h"
+
+/* Read a whole regular file into a malloc'd buffer (*buf, *size; free() it). */
+int file__read_all(const char *path, uint8_t **buf, uint64_t *size, struct sb_err *err);
+
+/* "<directory of the snapbox executable>/<rel>" into out. */
+int file__exe_relative(const char *rel, char *out, size_t outlen, struct sb_err *err);
+#endif

@@ -1,0 +1,587 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "launcher/hypercall.h"
+#include "launcher/syscall_names.h"
+
+#define PANIC_MSG_MAX 1024
+
+static const char *const hc_names[SB_HC_COUNT] = {
+	[SB_HC_WRITE] = "WRITE",   [SB_HC_READ] = "READ",
+	[SB_HC_EXIT] = "EXIT",     [SB_HC_FAULT] = "FAULT",
+	[SB_HC_CLOCK] = "CLOCK",   [SB_HC_RANDOM] = "RANDOM",
+	[SB_HC_MEMCPY] = "MEMCPY", [SB_HC_MEMSET] = "MEMSET",
+	[SB_HC_TRACE] = "TRACE",   [SB_HC_PANIC] = "PANIC",
+	[SB_HC_USER_START] = "USER_START", [SB_HC_SLEEP] = "SLEEP",
+};
+
+void hypercall__init(struct hc_ctx *hc, struct guest_ram *ram, struct timeout *timeout,
+		     const char *program)
+{
+	memset(hc, 0, sizeof(*hc));
+	hc->ram = ram;
+	hc->timeout = timeout;
+	hc->stdin_fd = 0;
+	hc->stdout_fd = 1;
+	hc->stderr_fd = 2;
+	hc->trace_fd = 2;
+	hc->program = program;
+}
+
+bool hypercall__port(uint16_t port, unsigned *nr)
+{
+	if (port <= SB_HC_PORT(0) || port >= SB_HC_PORT(SB_HC_COUNT))
+		return false;
+	*nr = port - SB_HC_PORT_BASE;
+	return true;
+}
+
+const char *hypercall__name(unsigned nr)
+{
+	return nr < SB_HC_COUNT && hc_names[nr] ? hc_names[nr] : "?";
+}
+
+/* ---- guest memory access ------------------------------------------------ */
+
+static int hc__bad_ptr(unsigned nr, uint64_t gpa, uint64_t len, struct sb_err *err)
+{
+	return err__set(err, -EFAULT,
+			"guest passed a bad pointer to hypercall %s: gpa 0x%llx+%llu",
+			hypercall__name(nr), (unsigned long long)gpa, (unsigned long long)len);
+}
+
+/* Checked guest pointer; NULL (with err set) if outside RAM. */
+static void *hc__ptr(struct hc_ctx *hc, unsigned nr, uint64_t gpa, uint64_t len,
+		     struct sb_err *err)
+{
+	void *p = ram__gpa_to_host(hc->ram, gpa, len);
+
+	if (!p)
+		hc__bad_ptr(nr, gpa, len, err);
+	return p;
+}
+
+/* Copy the argument struct in (memcpy: the guest may misalign it). */
+static int hc__arg_in(struct hc_ctx *hc, unsigned nr, uint64_t gpa, void *dst, size_t len,
+		      struct sb_err *err)
+{
+	void *p = hc__ptr(hc, nr, gpa, len, err);
+
+	if (!p)
+		return -EFAULT;
+	memcpy(dst, p, len);
+	return 0;
+}
+
+/* Copy results back (the range was checked by hc__arg_in). */
+static void hc__arg_out(struct hc_ctx *hc, uint64_t gpa, const void *src, size_t len)
+{
+	memcpy(ram__gpa_to_host(hc->ram, gpa, len), src, len);
+}
+
+static bool hc__expired(const struct hc_ctx *hc)
+{
+	return hc->timeout && timeout__expired(hc->timeout);
+}
+
+/* ---- WRITE / READ ------------------------------------------------------- */
+
+/* Translate the guest iovec array; empty entries are dropped unchecked. */
+static int hc__iov_map(struct hc_ctx *hc, unsigned nr, const struct sb_hc_io *io,
+		       struct iovec *iov, int *cnt, struct sb_err *err)
+{
+	const uint8_t *giov;
+	uint64_t total = 0;
+
+	*cnt = 0;
+	giov = hc__ptr(hc, nr, io->iov_gpa, (uint64_t)io->iovcnt * sizeof(struct sb_iovec), err);
+	if (!giov)
+		return -EFAULT;
+	for (uint32_t i = 0; i < io->iovcnt; i++) {
+		struct sb_iovec v;
+		void *p;
+
+		memcpy(&v, giov + i * sizeof(v), sizeof(v));
+		if (v.len == 0)
+			continue;
+		p = hc__ptr(hc, nr, v.base, v.len, err);
+		if (!p)
+			return -EFAULT;
+		total += v.len; /* each len < RAM size, at most 1024 of them */
+		iov[*cnt].iov_base = p;
+		iov[*cnt].iov_len = v.len;
+		(*cnt)++;
+	}
+	return total > (uint64_t)SSIZE_MAX ? 1 : 0;
+}
+
+static void iov_advance(struct iovec **iov, int *cnt, size_t n)
+{
+	while (*cnt > 0 && n >= (*iov)->iov_len) {
+		n -= (*iov)->iov_len;
+		(*iov)++;
+		(*cnt)--;
+	}
+	if (*cnt > 0) {
+		(*iov)->iov_base = (uint8_t *)(*iov)->iov_base + n;
+		(*iov)->iov_len -= n;
+	}
+}
+
+/* Wait until fd is ready after EAGAIN (our stdio may be non-blocking). */
+static void hc__wait_fd(int fd, short events)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+
+	poll(&p, 1, -1);
+}
+
+/* writev everything; *ret = bytes written, or -errno if nothing was. */
+static int hc__writev_all(struct hc_ctx *hc, int fd, struct iovec *iov, int cnt, int64_t *ret)
+{
+	int64_t done = 0;
+
+	while (cnt > 0) {
+		ssize_t n = writev(fd, iov, cnt > IOV_MAX ? IOV_MAX : cnt);
+
+		if (n < 0) {
+			if (errno == EINTR) {
+				if (hc__expired(hc))
+					return -ETIMEDOUT;
+				continue;
+			}
+			if (errno == EAGAIN) {
+				hc__wait_fd(fd, POLLOUT);
+				continue;
+			}
+			*ret = done ? done : -errno;
+			return 0;
+		}
+		done += n;
+		iov_advance(&iov, &cnt, (size_t)n);
+	}
+	*ret = done;
+	return 0;
+}
+
+static int hc__readv(struct hc_ctx *hc, struct iovec *iov, int cnt, int64_t *ret)
+{
+	if (hc->stdin_fd < 0 || cnt == 0) {
+		*ret = 0;
+		return 0;
+	}
+	for (;;) {
+		ssize_t n = readv(hc->stdin_fd, iov, cnt > IOV_MAX ? IOV_MAX : cnt);
+
+		if (n >= 0) {
+			*ret = n;
+			return 0;
+		}
+		if (errno == EINTR) {
+			if (hc__expired(hc))
+				return -ETIMEDOUT;
+			continue;
+		}
+		if (errno == EAGAIN) {
+			hc__wait_fd(hc->stdin_fd, POLLIN);
+			continue;
+		}
+		*ret = -errno;
+		return 0;
+	}
+}
+
+static int hc__io(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
+{
+	struct iovec iov[SB_HC_IOV_MAX];
+	struct sb_hc_io io;
+	bool fd_ok;
+	int cnt, ret, fd = -1;
+
+	ret = hc__arg_in(hc, nr, gpa, &io, sizeof(io), err);
+	if (ret < 0)
+		return ret;
+	if (nr == SB_HC_WRITE) {
+		fd = io.fd == 1 ? hc->stdout_fd : hc->stderr_fd;
+		fd_ok = io.fd == 1 || io.fd == 2;
+	} else {
+		fd_ok = io.fd == 0;
+	}
+	if (!fd_ok) {
+		io.ret = -EBADF;
+	} else if (io.iovcnt > SB_HC_IOV_MAX) {
+		io.ret = -EINVAL;
+	} else {
+		ret = hc__iov_map(hc, nr, &io, iov, &cnt, err);
+		if (ret < 0)
+			return ret;
+		if (ret > 0)
+			io.ret = -EINVAL;
+		else if (nr == SB_HC_WRITE)
+			ret = hc__writev_all(hc, fd, iov, cnt, &io.ret);
+		else
+			ret = hc__readv(hc, iov, cnt, &io.ret);
+		if (ret < 0)
+			return ret;
+	}
+	hc__arg_out(hc, gpa, &io, sizeof(io));
+	return HC_CONTINUE;
+}
+
+/* ---- EXIT / FAULT / PANIC ----------------------------------------------- */
+
+static int hc__exit(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
+{
+	struct sb_hc_exit ex;
+	int ret = hc__arg_in(hc, nr, gpa, &ex, sizeof(ex), err);
+
+	if (ret < 0)
+		return ret;
+	hc->status = (int)((uint64_t)ex.status & 0xff);
+	err__clear(err);
+	return HC_STOP;
+}
+
+static const char *fault_vector_name(uint64_t v)
+{
+	static const char *const names[] = {
+		[0] = "divide error, #DE",         [1] = "debug exception, #DB",
+		[2] = "NMI",                       [3] = "breakpoint, #BP",
+		[4] = "overflow, #OF",             [5] = "bound range exceeded, #BR",
+		[6] = "invalid opcode, #UD",       [7] = "device not available, #NM",
+		[8] = "double fault, #DF",         [10] = "invalid TSS, #TS",
+		[11] = "segment not present, #NP", [12] = "stack-segment fault, #SS",
+		[13] = "general protection fault, #GP", [14] = "page fault, #PF",
+		[16] = "x87 floating-point error, #MF", [17] = "alignment check, #AC",
+		[18] = "machine check, #MC",       [19] = "SIMD floating-point exception, #XM",
+		[20] = "virtualization exception, #VE", [21] = "control protection, #CP",
+	};
+	if (v < sizeof(names) / sizeof(names[0]) && names[v])
+		return names[v];
+	return NULL;
+}
+
+static const char *signal_name(uint32_t sig)
+{
+	switch (sig) {
+	case 1: return "SIGHUP";
+	case 2: return "SIGINT";
+	case 3: return "SIGQUIT";
+	case SB_SIGILL: return "SIGILL";
+	case 5: return "SIGTRAP";
+	case SB_SIGABRT: return "SIGABRT";
+	case SB_SIGBUS: return "SIGBUS";
+	case SB_SIGFPE: return "SIGFPE";
+	case SB_SIGKILL: return "SIGKILL";
+	case SB_SIGSEGV: return "SIGSEGV";
+	case 13: return "SIGPIPE";
+	case 14: return "SIGALRM";
+	case 15: return "SIGTERM";
+	case 24: return "SIGXCPU";
+	case 25: return "SIGXFSZ";
+	case 31: return "SIGSYS";
+	}
+	return NULL;
+}
+
+/* "(page fault, #PF, write to address 0x10, page not present)" and friends. */
+static void fault_describe(const struct sb_hc_fault *f, char *buf, size_t len)
+{
+	const char *vn = fault_vector_name(f->vector);
+
+	if (f->vector == 14)
+		snprintf(buf, len, " (page fault, #PF, %s address 0x%llx, %s)",
+			 f->error_code & 0x10 ? "instruction fetch at" :
+			 f->error_code & 0x2 ? "write to" : "read from",
+			 (unsigned long long)f->cr2,
+			 f->error_code & 0x1 ? "protection violation" : "page not present");
+	else if (f->vector == 13 && f->error_code)
+		snprintf(buf, len, " (%s, error code 0x%llx)", vn, (unsigned long long)f->error_code);
+	else if (vn)
+		snprintf(buf, len, " (%s)", vn);
+	else if (f->vector < 256)
+		snprintf(buf, len, " (exception vector %llu)", (unsigned long long)f->vector);
+	else
+		buf[0] = '\0';
+}
+
+static int hc__fault(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
+{
+	struct sb_hc_fault f;
+	char sigbuf[16], what[160];
+	const char *sn;
+	uint32_t sig;
+	int ret = hc__arg_in(hc, nr, gpa, &f, sizeof(f), err);
+
+	if (ret < 0)
+		return ret;
+	sig = f.signal >= 1 && f.signal <= 64 ? f.signal : SB_SIGKILL;
+	sn = signal_name(sig);
+	if (!sn) {
+		snprintf(sigbuf, sizeof(sigbuf), "signal %u", sig);
+		sn = sigbuf;
+	}
+	fault_describe(&f, what, sizeof(what));
+	hc->status = 128 + (int)sig;
+	err__set(err, 0, "guest program %s killed by %s%s at rip 0x%llx",
+		 hc->program ? hc->program : "?", sn, what, (unsigned long long)f.rip);
+	return HC_STOP;
+}
+
+/* Copy at most len bytes of guest text, escaping anything unprintable. */
+static void escape_text(const uint8_t *s, uint64_t len, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (uint64_t i = 0; i < len && o + 5 < outlen; i++) {
+		uint8_t c = s[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			out[o++] = (char)c;
+		else if (c == '\n' && i + 1 == len)
+			break; /* drop a trailing newline */
+		else
+			o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", c);
+	}
+	out[o] = '\0';
+}
+
+static int hc__panic(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
+{
+	char text[PANIC_MSG_MAX * 4 + 1];
+	struct sb_hc_panic p;
+	uint64_t len;
+	const uint8_t *msg;
+	int ret = hc__arg_in(hc, nr, gpa, &p, sizeof(p), err);
+
+	if (ret < 0)
+		return ret;
+	len = p.msg_len > PANIC_MSG_MAX ? PANIC_MSG_MAX : p.msg_len;
+	msg = hc__ptr(hc, nr, p.msg_gpa, len, err);
+	if (!msg)
+		return -EFAULT;
+	escape_text(msg, len, text, sizeof(text));
+	switch (p.code) {
+	case SB_PANIC_EXEC:
+		hc->status = 127;
+		err__set(err, 0, "%s", text);
+		break;
+	case SB_PANIC_NOMEM:
+		hc->status = 125;
+		err__set(err, 0, "out of guest memory (try a larger --mem): %s", text);
+		break;
+	case SB_PANIC_SYSCALLS:
+		hc->status = 125;
+		err__set(err, 0, "%s", text);
+		break;
+	case SB_PANIC_KERNEL:
+		hc->status = 125;
+		err__set(err, 0, "guest kernel panic: %s", text);
+		break;
+	default:
+		hc->status = 125;
+		err__set(err, 0, "guest kernel panic (code %u): %s", p.code, text);
+		break;
+	}
+	return HC_STOP;
+}
+
+/* ---- CLOCK / RANDOM / MEMCPY / MEMSET / SLEEP ---------------------------- */
+
+static int clock_from_linux(uint32_t id, clockid_t *out)
+{
+	switch (id) {
+	case 0: *out = CLOCK_REALTIME; return 0;
+	case 1: case 2: case 3: *out = CLOCK_MONOTONIC; return 0; /* CPUTIME -> MONOTONIC */
+	case 4: *out = CLOCK_MONOTONIC_RAW; return 0;
+	case 5: *out = CLOCK_REALTIME_COARSE; return 0;
+	case 6: *out = CLOCK_MONOTONIC_COARSE; return 0;
+	case 7: *out = CLOCK_BOOTTIME; return 0;
+	}
+	return -EINVAL;
+}
+
+static int hc__clock(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
+{
+	struct sb_hc_clock c;
+	struct timespec ts;
+	clockid_t id;
+	int ret = hc__arg_in(hc, nr, gpa, &c, sizeof(c), err);
+
+	if (ret < 0)
+		return ret;
+	c.ret = clock_from_linux(c.clockid, &id);
+	if (c.ret == 0 && clock_gettime(id, &ts) < 0)
+		c.ret = -errno;
+	if (c.ret == 0) {
+		c.sec = ts.tv_sec;
+		c.nsec = ts.tv_nsec;
+	}
+	hc__arg_out(hc, gpa, &c, sizeof(c));
+	return HC_CONTINUE;
+}
+
+static int64_t fill_random(uint8_t *dst, uint64_t len)
+{
+	while (len) {
+		ssize_t n = getrandom(dst, len, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		dst += n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+static int hc__mem(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
+{
+	struct sb_hc_mem m;
+	uint8_t *dst;
+	int ret = hc__arg_in(hc, nr, gpa, &m, sizeof(m), err);
+
+	if (ret < 0)
+		return ret;
+	dst = hc__ptr(hc, nr, m.dst, m.len, err);
+	if (!dst)
+		return -EFAULT;
+	m.ret = 0;
+	if (nr == SB_HC_MEMCPY) {
+		const uint8_t *src = hc__ptr(hc, nr, m.src, m.len, err);
+
+		if (!src)
+			return -EFAULT;
+		memmove(dst, src, m.len);
+	} else if (nr == SB_HC_MEMSET) {
+		memset(dst, (int)(m.val & 0xff), m.len);
+	} else {
+		m.ret = fill_random(dst, m.len);
+	}
+	hc__arg_out(hc, gpa, &m, sizeof(m));
+	return HC_CONTINUE;
+}
+
+static int hc__sleep(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
+{
+	struct sb_hc_sleep s;
+	struct timespec ts;
+	uint64_t left;
+	bool hits_deadline;
+	int ret = hc__arg_in(hc, nr, gpa, &s, sizeof(s), err);
+
+	if (ret < 0)
+		return ret;
+	left = hc->timeout ? timeout__remaining_ns(hc->timeout) : UINT64_MAX;
+	hits_deadline = s.nsec >= left;
+	if (hits_deadline)
+		s.nsec = left;
+	ts.tv_sec = (time_t)(s.nsec / 1000000000ULL);
+	ts.tv_nsec = (long)(s.nsec % 1000000000ULL);
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		if (hc__expired(hc))
+			return -ETIMEDOUT;
+	if (hits_deadline)
+		return -ETIMEDOUT;
+	s.ret = 0;
+	hc__arg_out(hc, gpa, &s, sizeof(s));
+	return HC_CONTINUE;
+}
+
+/* ---- TRACE / USER_START ------------------------------------------------- */
+
+static int fmt_value(char *buf, size_t len, uint64_t v)
+{
+	int64_t s = (int64_t)v;
+
+	if (s < 0 && s > -4096)
+		return snprintf(buf, len, "%lld", (long long)s);
+	if (v < 0x10000)
+		return snprintf(buf, len, "%llu", (unsigned long long)v);
+	return snprintf(buf, len, "0x%llx", (unsigned long long)v);
+}
+
+static int fmt_ret(char *buf, size_t len, int64_t r)
+{
+	const char *name = r < 0 && r >= -4095 ? strerrorname_np((int)-r) : NULL;
+
+	if (name)
+		return snprintf(buf, len, "-%s", name);
+	return fmt_value(buf, len, (uint64_t)r);
+}
+
+static int hc__trace(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
+{
+	const struct syscall_desc *d;
+	struct sb_hc_trace t;
+	char line[512];
+	size_t o;
+	unsigned nargs = 6;
+	ssize_t wr;
+	int ret = hc__arg_in(hc, nr, gpa, &t, sizeof(t), err);
+
+	if (ret < 0)
+		return ret;
+	d = syscall_names__lookup(t.nr);
+	if (d)
+		nargs = d->nargs;
+	o = d ? (size_t)snprintf(line, sizeof(line), "[syscall] %s(", d->name)
+	      : (size_t)snprintf(line, sizeof(line), "[syscall] syscall_%llu(",
+				 (unsigned long long)t.nr);
+	for (unsigned i = 0; i < nargs; i++) {
+		if (i)
+			o += (size_t)snprintf(line + o, sizeof(line) - o, ", ");
+		o += (size_t)fmt_value(line + o, sizeof(line) - o, t.args[i]);
+	}
+	o += (size_t)snprintf(line + o, sizeof(line) - o, ") = ");
+	o += (size_t)fmt_ret(line + o, sizeof(line) - o, t.ret);
+	o += (size_t)snprintf(line + o, sizeof(line) - o, "\n");
+	do
+		wr = write(hc->trace_fd, line, o);
+	while (wr < 0 && errno == EINTR);
+	return HC_CONTINUE;
+}
+
+static int hc__user_start(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
+{
+	struct sb_hc_user_start u;
+	int ret = hc__arg_in(hc, nr, gpa, &u, sizeof(u), err);
+
+	if (ret < 0)
+		return ret;
+	clock_gettime(CLOCK_MONOTONIC, &hc->user_start);
+	hc->user_started = true;
+	hc->user_entry = u.entry;
+	hc->user_sp = u.sp;
+	return HC_CONTINUE;
+}
+
+int hypercall__handle(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
+{
+	if (nr < SB_HC_COUNT)
+		hc->calls[nr]++;
+	switch (nr) {
+	case SB_HC_WRITE:
+	case SB_HC_READ: return hc__io(hc, nr, gpa, err);
+	case SB_HC_EXIT: return hc__exit(hc, nr, gpa, err);
+	case SB_HC_FAULT: return hc__fault(hc, nr, gpa, err);
+	case SB_HC_CLOCK: return hc__clock(hc, nr, gpa, err);
+	case SB_HC_RANDOM:
+	case SB_HC_MEMCPY:
+	case SB_HC_MEMSET: return hc__mem(hc, nr, gpa, err);
+	case SB_HC_TRACE: return hc__trace(hc, nr, gpa, err);
+	case SB_HC_PANIC: return hc__panic(hc, nr, gpa, err);
+	case SB_HC_USER_START: return hc__user_start(hc, nr, gpa, err);
+	case SB_HC_SLEEP: return hc__sleep(hc, nr, gpa, err);
+	}
+	return err__set(err, -EINVAL, "guest made unknown hypercall %u", nr);
+}

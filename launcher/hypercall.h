@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Host side of the snapbox hypercalls (guest/include/snapbox_abi.h): the
+ * guest writes the GPA of an argument struct to port SB_HC_PORT(call).
+ * Every GPA, and every pointer inside the struct, is checked against guest
+ * RAM before use; a bad one ends the VM with a message, never a host crash.
+ */
+#ifndef SB_HYPERCALL_H
+#define SB_HYPERCALL_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "launcher/err.h"
+#include "launcher/timeout.h"
+#include "memory/ram.h"
+#include "snapbox_abi.h"
+
+/* hypercall__handle() results besides -errno */
+#define HC_CONTINUE 0 /* resume the guest */
+#define HC_STOP     1 /* the run is over: hc->status, message (if any) in err */
+
+struct hc_ctx {
+	/* set up by the caller */
+	struct guest_ram *ram;
+	struct timeout *timeout;  /* deadline for blocking calls; may be NULL */
+	int stdin_fd;             /* guest fd 0 (default 0; -1: always EOF) */
+	int stdout_fd;            /* guest fd 1 */
+	int stderr_fd;            /* guest fd 2 */
+	int trace_fd;             /* --trace-syscalls output (stderr) */
+	const char *program;      /* argv[0], for fault messages */
+
+	/* results */
+	int status;               /* exit status for snapbox once HC_STOP */
+	bool user_started;
+	struct timespec user_start; /* CLOCK_MONOTONIC at SB_HC_USER_START */
+	uint64_t user_entry, user_sp;
+	uint64_t calls[SB_HC_COUNT];
+};
+
+void hypercall__init(struct hc_ctx *hc, struct guest_ram *ram, struct timeout *timeout,
+		     const char *program);
+
+/* Is port a hypercall port?  Stores the call number in *nr. */
+bool hypercall__port(uint16_t port, unsigned *nr);
+
+/* Name of a call ("WRITE"), "?" if unknown. */
+const char *hypercall__name(unsigned nr);
+
+/*
+ * Perform call nr with its argument struct at gpa.  Returns HC_CONTINUE,
+ * HC_STOP, -ETIMEDOUT when the run deadline passed while blocked, or another
+ * -errno with a message in err (bad guest pointer, ...: the VM must end).
+ */
+int hypercall__handle(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err);
+#endif

@@ -1,0 +1,390 @@
+/* SPDX-License-Identifier: MIT */
+/* snapbox command line.  The only place that prints usage or exits. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "launcher/boot.h"
+#include "launcher/file.h"
+#include "launcher/rootfs.h"
+#include "launcher/vm.h"
+#include "snapbox_abi.h"
+
+#define SNAPBOX_VERSION "0.1.0"
+
+#define EXIT_USAGE   2
+#define EXIT_TIMEOUT 124
+#define EXIT_SNAPBOX 125
+#define EXIT_NOEXEC  127
+
+#define DEFAULT_MEM (256ULL << 20)
+#define MAX_ENV 1024
+
+struct boot_opts {
+	uint64_t mem;
+	const char *rootfs_dirs[64];
+	unsigned n_rootfs;
+	uint64_t timeout_ns;
+	bool trace;
+	bool stats;
+	const char *kernel;
+	const char *initrd;
+	char *env[MAX_ENV];
+	unsigned n_env;
+	char **argv;
+	unsigned argc;
+};
+
+static const char usage_text[] =
+	"usage: snapbox boot [OPTIONS] -- PROGRAM [ARGS...]\n"
+	"       snapbox --help | --version\n"
+	"\n"
+	"Boot a microVM that runs one static x86-64 Linux program from the root\n"
+	"file system.  Our stdin is its fd 0, its fd 1/2 are our stdout/stderr.\n"
+	"\n"
+	"boot options:\n"
+	"  --mem SIZE          guest RAM, e.g. 512M, 1G (default 256M)\n"
+	"  --rootfs DIR        add DIR's files on top of the root file system (repeatable)\n"
+	"  --timeout SECONDS   stop the VM after this long (exit status 124; 0: none)\n"
+	"  --trace-syscalls    print each guest system call to stderr\n"
+	"  --kernel FILE       guest kernel ELF (default <snapbox dir>/guest/kernel.elf)\n"
+	"  --initrd FILE       base root file system cpio (default <snapbox dir>/guest/rootfs.cpio)\n"
+	"  --env KEY=VAL       set a guest environment variable (repeatable;\n"
+	"                      defaults: PATH=/bin:/usr/bin HOME=/)\n"
+	"  --stats             print timings to stderr\n"
+	"\n"
+	"exit status: the program's; 124 timeout; 125 snapbox or VM error;\n"
+	"127 program cannot be executed; 128+N program killed by signal N.\n";
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "snapbox: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, " (see 'snapbox --help')\n");
+	return EXIT_USAGE;
+}
+
+static int fail(const struct sb_err *err, int status)
+{
+	fprintf(stderr, "snapbox: %s\n", err->msg);
+	return status;
+}
+
+/* ---- options ------------------------------------------------------------ */
+
+static int parse_timeout(const char *s, uint64_t *ns)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v < 0 || v > 1e9)
+		return -EINVAL;
+	*ns = (uint64_t)(v * 1e9); /* 0: no timeout */
+	return 0;
+}
+
+/* Replace KEY=... if present, else append. */
+static int env_set(struct boot_opts *o, char *kv)
+{
+	size_t klen = (size_t)(strchr(kv, '=') - kv);
+
+	for (unsigned i = 0; i < o->n_env; i++) {
+		if (strncmp(o->env[i], kv, klen) == 0 && o->env[i][klen] == '=') {
+			o->env[i] = kv;
+			return 0;
+		}
+	}
+	if (o->n_env == MAX_ENV)
+		return -E2BIG;
+	o->env[o->n_env++] = kv;
+	return 0;
+}
+
+enum { OPT_MEM = 256, OPT_ROOTFS, OPT_TIMEOUT, OPT_TRACE, OPT_KERNEL, OPT_INITRD, OPT_ENV,
+       OPT_STATS, OPT_HELP };
+
+static const struct option boot_longopts[] = {
+	{ "mem", required_argument, NULL, OPT_MEM },
+	{ "rootfs", required_argument, NULL, OPT_ROOTFS },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "trace-syscalls", no_argument, NULL, OPT_TRACE },
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "env", required_argument, NULL, OPT_ENV },
+	{ "stats", no_argument, NULL, OPT_STATS },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Returns -1 to go on, else an exit status. */
+static int boot_option(struct boot_opts *o, int c, char *arg, char *bad)
+{
+	struct sb_err err;
+
+	switch (c) {
+	case OPT_MEM:
+		if (boot__parse_mem(arg, &o->mem, &err) < 0)
+			return usage_error("%s", err.msg);
+		return -1;
+	case OPT_ROOTFS:
+		if (o->n_rootfs == sizeof(o->rootfs_dirs) / sizeof(o->rootfs_dirs[0]))
+			return usage_error("too many --rootfs options%s", "");
+		o->rootfs_dirs[o->n_rootfs++] = arg;
+		return -1;
+	case OPT_TIMEOUT:
+		if (parse_timeout(arg, &o->timeout_ns) < 0)
+			return usage_error("--timeout %s: expected a number of seconds (0: none)", arg);
+		return -1;
+	case OPT_TRACE: o->trace = true; return -1;
+	case OPT_KERNEL: o->kernel = arg; return -1;
+	case OPT_INITRD: o->initrd = arg; return -1;
+	case OPT_STATS: o->stats = true; return -1;
+	case OPT_ENV:
+		if (!strchr(arg, '=') || arg[0] == '=')
+			return usage_error("--env %s: expected KEY=VALUE", arg);
+		if (env_set(o, arg) < 0)
+			return usage_error("too many --env options%s", "");
+		return -1;
+	case OPT_HELP:
+		fputs(usage_text, stdout);
+		return 0;
+	case ':':
+		return usage_error("option %s needs an argument", bad);
+	default:
+		return usage_error("unknown option %s", bad);
+	}
+}
+
+static int parse_boot_opts(struct boot_opts *o, int argc, char **argv)
+{
+	static char path_env[] = "PATH=/bin:/usr/bin", home_env[] = "HOME=/";
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->mem = DEFAULT_MEM;
+	o->env[o->n_env++] = path_env;
+	o->env[o->n_env++] = home_env;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:", boot_longopts, NULL)) != -1) {
+		int ret = boot_option(o, c, optarg, argv[optind - 1]);
+
+		if (ret >= 0)
+			return ret;
+	}
+	if (optind >= argc)
+		return usage_error("boot: no program given (snapbox boot [OPTIONS] -- PROGRAM [ARGS...])%s", "");
+	o->argv = argv + optind;
+	o->argc = (unsigned)(argc - optind);
+	return -1;
+}
+
+/* ---- boot --------------------------------------------------------------- */
+
+static int load_rootfs(const struct boot_opts *o, struct rootfs *fs, struct sb_err *err)
+{
+	char path[PATH_MAX];
+	int ret;
+
+	if (!o->initrd) {
+		ret = file__exe_relative("guest/rootfs.cpio", path, sizeof(path), err);
+		if (ret < 0)
+			return ret;
+	}
+	ret = rootfs__load_base(fs, o->initrd ? o->initrd : path, err);
+	if (ret == -ENOENT && !o->initrd)
+		strncat(err->msg, " (build it with make, or pass --initrd FILE)",
+			sizeof(err->msg) - strlen(err->msg) - 1);
+	for (unsigned i = 0; ret == 0 && i < o->n_rootfs; i++)
+		ret = rootfs__add_dir(fs, o->rootfs_dirs[i], err);
+	return ret ? ret : rootfs__finish(fs, err);
+}
+
+static int load_kernel(const struct boot_opts *o, char *path, size_t len, uint8_t **img,
+		       uint64_t *size, struct sb_err *err)
+{
+	int ret = 0;
+
+	if (o->kernel)
+		snprintf(path, len, "%s", o->kernel);
+	else
+		ret = file__exe_relative("guest/kernel.elf", path, len, err);
+	if (ret == 0)
+		ret = file__read_all(path, img, size, err);
+	if (ret == -ENOENT && !o->kernel)
+		strncat(err->msg, " (build it with make, or pass --kernel FILE)",
+			sizeof(err->msg) - strlen(err->msg) - 1);
+	return ret;
+}
+
+/* A bare program name is looked up in the guest's PATH, like a shell would. */
+static int resolve_program(struct boot_opts *o, const struct rootfs *fs, char *buf, size_t len)
+{
+	const char *pathvar = "/bin:/usr/bin";
+
+	if (strchr(o->argv[0], '/'))
+		return 0;
+	for (unsigned i = 0; i < o->n_env; i++)
+		if (strncmp(o->env[i], "PATH=", 5) == 0)
+			pathvar = o->env[i] + 5;
+	if (rootfs__which(fs->buf, fs->size, o->argv[0], pathvar, buf, len) == 0)
+		o->argv[0] = buf;
+	return 0;
+}
+
+static int status_for_check(int ret)
+{
+	switch (ret) {
+	case -ENOENT: case -EISDIR: case -ENOEXEC: case -ELOOP: case -EACCES:
+		return EXIT_NOEXEC;
+	}
+	return EXIT_SNAPBOX;
+}
+
+static void print_stats(uint64_t t0, uint64_t t_vm, const struct hc_ctx *hc, uint64_t t_end)
+{
+	long long to_user = -1;
+
+	if (hc->user_started) {
+		uint64_t t_user = (uint64_t)hc->user_start.tv_sec * 1000000000ULL +
+				  (uint64_t)hc->user_start.tv_nsec;
+		to_user = (long long)(t_user - t_vm) / 1000;
+	}
+	fprintf(stderr, "stats: create_vm_us=%llu boot_to_user_us=%lld total_us=%llu\n",
+		(unsigned long long)(t_vm - t0) / 1000, to_user,
+		(unsigned long long)(t_end - t0) / 1000);
+}
+
+static int run_vm(struct boot_opts *o, const struct boot_params *bp, uint64_t t0)
+{
+	struct sb_err err = { "" };
+	struct vm *vm;
+	uint64_t entry, t_vm;
+	int ret;
+
+	vm = calloc(1, sizeof(*vm));
+	if (!vm) {
+		fprintf(stderr, "snapbox: out of memory\n");
+		return EXIT_SNAPBOX;
+	}
+	ret = vm__create(vm, bp->mem_size, RAM_ANON, &err);
+	t_vm = now_ns();
+	if (ret == 0) {
+		vm->hc.program = o->argv[0];
+		ret = boot__setup(&vm->ram, bp, &entry, &err);
+	}
+	if (ret == 0)
+		ret = vcpu__setup_long_mode(&vm->vcpu, entry, SB_BOOTINFO_GPA, &err);
+	if (ret == 0)
+		ret = timeout__start(&vm->timeout, o->timeout_ns, &err);
+	if (ret == 0)
+		ret = vcpu__run(&vm->vcpu, &err);
+	timeout__stop(&vm->timeout);
+	if (o->stats)
+		print_stats(t0, t_vm, &vm->hc, now_ns());
+	if (ret < 0)
+		ret = fail(&err, EXIT_SNAPBOX);
+	else if (err.msg[0])
+		fprintf(stderr, "snapbox: %s\n", err.msg);
+	vm__destroy(vm);
+	free(vm);
+	return ret;
+}
+
+static int cmd_boot(int argc, char **argv, uint64_t t0)
+{
+	char kernel_path[PATH_MAX], prog[PATH_MAX];
+	struct sb_err err = { "" };
+	struct boot_params bp;
+	struct sb_elf_info kinfo;
+	struct boot_opts *o;
+	struct rootfs fs;
+	uint8_t *kernel = NULL;
+	uint64_t kernel_size = 0;
+	int ret;
+
+	o = malloc(sizeof(*o));
+	if (!o)
+		return EXIT_SNAPBOX;
+	ret = parse_boot_opts(o, argc, argv);
+	if (ret >= 0)
+		goto out_opts;
+	rootfs__init(&fs);
+	ret = load_rootfs(o, &fs, &err);
+	if (ret < 0) {
+		ret = fail(&err, EXIT_SNAPBOX);
+		goto out;
+	}
+	resolve_program(o, &fs, prog, sizeof(prog));
+	memset(&bp, 0, sizeof(bp));
+	bp.mem_size = o->mem;
+	bp.initrd = fs.buf;
+	bp.initrd_size = fs.size;
+	bp.argv = o->argv;
+	bp.argc = o->argc;
+	bp.envp = o->env;
+	bp.envc = o->n_env;
+	bp.flags = o->trace ? SB_BOOT_TRACE_SYSCALLS : 0;
+	ret = boot__check_program(&bp, &err);
+	if (ret < 0) {
+		ret = fail(&err, status_for_check(ret));
+		goto out;
+	}
+	ret = load_kernel(o, kernel_path, sizeof(kernel_path), &kernel, &kernel_size, &err);
+	bp.kernel = kernel;
+	bp.kernel_size = kernel_size;
+	bp.kernel_path = kernel_path;
+	if (ret == 0)
+		ret = boot__check_kernel(&bp, &kinfo, &err);
+	if (ret < 0) {
+		ret = fail(&err, EXIT_SNAPBOX);
+		goto out;
+	}
+	signal(SIGPIPE, SIG_IGN); /* a closed stdout becomes EPIPE for the guest */
+	ret = run_vm(o, &bp, t0);
+out:
+	free(kernel);
+	rootfs__free(&fs);
+out_opts:
+	free(o);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t t0 = now_ns();
+
+	if (argc < 2)
+		return usage_error("no command given (try 'snapbox boot -- PROGRAM')%s", "");
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("snapbox %s (guest ABI %d)\n", SNAPBOX_VERSION, SB_ABI_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "boot") == 0)
+		return cmd_boot(argc - 1, argv + 1, t0);
+	if (argv[1][0] == '-')
+		return usage_error("unknown option %s", argv[1]);
+	return usage_error("unknown command %s", argv[1]);
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/* One vCPU: creation, 64-bit long-mode entry state, and the run loop. */
+#ifndef SB_VCPU_H
+#define SB_VCPU_H
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/kvm.h>
+
+#include "launcher/err.h"
+
+struct vm;
+
+struct vcpu {
+	struct vm *vm;        /* owner: devices, hypercall context, deadline */
+	int fd;
+	int id;
+	struct kvm_run *run;
+	size_t run_size;
+	uint64_t exits;       /* KVM_RUN exits seen */
+	uint64_t io_ignored;  /* port accesses nobody owns (outs dropped, ins read 0xff) */
+};
+
+/* KVM_CREATE_VCPU + mmap of kvm_run. */
+int vcpu__create(struct vcpu *vcpu, struct vm *vm, int id, struct sb_err *err);
+
+/*
+ * CPUID (host-supported), then 64-bit long mode with paging at SB_PML4_GPA:
+ * rip = entry, rdi = arg, rflags = 2, rsp = 0.
+ */
+int vcpu__setup_long_mode(struct vcpu *vcpu, uint64_t entry, uint64_t arg, struct sb_err *err);
+
+/*
+ * Run until the guest program ends.  Returns the exit status for snapbox
+ * (guest exit status, 124 timeout, 127 exec failure, 128+N fault, 125 guest
+ * kernel panic) with an optional message in err (empty if none), or -errno
+ * for a VM failure (triple fault, emulation failure, ...) with the reason.
+ */
+int vcpu__run(struct vcpu *vcpu, struct sb_err *err);
+
+void vcpu__destroy(struct vcpu *vcpu);
+#endif

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "launcher/kvm.h"
+#include "launcher/vm.h"
+#include "snapbox_abi.h"
+
+/* Three pages just below 4 GiB, the usual spot (needed by VMX only). */
+#define VM_TSS_ADDR 0xfffbd000UL
+
+static int vm__set_memory(struct vm *vm, struct sb_err *err)
+{
+	struct kvm_userspace_memory_region region = {
+		.slot = 0,
+		.guest_phys_addr = 0,
+		.memory_size = vm->ram.size,
+		.userspace_addr = (uint64_t)(uintptr_t)vm->ram.host,
+	};
+	int ret = KVM_IOCTL(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region, err);
+
+	return ret < 0 ? ret : 0;
+}
+
+int vm__create(struct vm *vm, uint64_t mem_size, enum ram_backend backend, struct sb_err *err)
+{
+	int ret;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm_fd = vm->vm_fd = vm->vcpu.fd = -1;
+	vm->ram.fd = -1;
+
+	ret = kvm__open(err);
+	if (ret < 0)
+		goto fail;
+	vm->kvm_fd = ret;
+	ret = ram__create(&vm->ram, backend, mem_size, err);
+	if (ret < 0)
+		goto fail;
+	ret = KVM_IOCTL(vm->kvm_fd, KVM_CREATE_VM, (void *)0, err);
+	if (ret < 0)
+		goto fail;
+	vm->vm_fd = ret;
+	ret = vm__set_memory(vm, err); /* first, before anything else touches the VM */
+	if (ret < 0)
+		goto fail;
+	(void)kvm__ioctl_raw(vm->vm_fd, KVM_SET_TSS_ADDR, (void *)VM_TSS_ADDR);
+	ret = vcpu__create(&vm->vcpu, vm, 0, err);
+	if (ret < 0)
+		goto fail;
+	serial__init(&vm->serial, SB_COM1_PORT, 2);
+	hypercall__init(&vm->hc, &vm->ram, &vm->timeout, NULL);
+	return 0;
+fail:
+	vm__destroy(vm);
+	return ret;
+}
+
+void vm__destroy(struct vm *vm)
+{
+	timeout__stop(&vm->timeout);
+	vcpu__destroy(&vm->vcpu);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	ram__destroy(&vm->ram);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm->vm_fd = vm->kvm_fd = -1;
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/* A VM: KVM fds, guest RAM (one memslot), its vCPU and devices. */
+#ifndef SB_VM_H
+#define SB_VM_H
+#include <stdint.h>
+
+#include "devices/serial.h"
+#include "launcher/err.h"
+#include "launcher/hypercall.h"
+#include "launcher/timeout.h"
+#include "launcher/vcpu.h"
+#include "memory/ram.h"
+
+struct vm {
+	int kvm_fd;
+	int vm_fd;
+	struct guest_ram ram;
+	struct vcpu vcpu;
+	struct serial serial;
+	struct hc_ctx hc;
+	struct timeout timeout;
+};
+
+/*
+ * Open /dev/kvm, map mem_size bytes of RAM, KVM_CREATE_VM, register RAM as
+ * slot 0 at GPA 0 right away (cheap only before anything else), then
+ * KVM_SET_TSS_ADDR (VMX only; failure tolerated) and the vCPU.  No irqchip,
+ * no PIT.  Devices get defaults: serial -> stderr, hypercalls on our stdio.
+ */
+int vm__create(struct vm *vm, uint64_t mem_size, enum ram_backend backend, struct sb_err *err);
+
+/* Close everything; safe on a partially created VM (fds -1). */
+void vm__destroy(struct vm *vm);
+#endif

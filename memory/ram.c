@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "memory/ram.h"
+#include "sbtypes.h"
+
+static int ram__map_anon(struct guest_ram *ram, struct sb_err *err)
+{
+	void *p = mmap(NULL, ram->size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return err__errno(err, "mmap of %llu MiB guest RAM",
+				  (unsigned long long)(ram->size >> 20));
+	ram->host = p;
+	ram->fd = -1;
+	return 0;
+}
+
+static int ram__map_memfd(struct guest_ram *ram, struct sb_err *err)
+{
+	void *p;
+	int fd, ret;
+
+	fd = memfd_create("snapbox-ram", MFD_CLOEXEC);
+	if (fd < 0)
+		return err__errno(err, "memfd_create");
+	if (ftruncate(fd, (off_t)ram->size) < 0) {
+		ret = err__errno(err, "ftruncate of the guest RAM memfd");
+		close(fd);
+		return ret;
+	}
+	p = mmap(NULL, ram->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+	if (p == MAP_FAILED) {
+		ret = err__errno(err, "mmap of the guest RAM memfd");
+		close(fd);
+		return ret;
+	}
+	ram->host = p;
+	ram->fd = fd;
+	return 0;
+}
+
+static int ram__map_file_priv(struct guest_ram *ram, struct sb_err *err)
+{
+	(void)ram;
+	return err__set(err, -EOPNOTSUPP, "guest RAM backend \"file\" is not implemented yet");
+}
+
+static void ram__unmap_common(struct guest_ram *ram)
+{
+	if (ram->host)
+		munmap(ram->host, ram->size);
+	if (ram->fd >= 0)
+		close(ram->fd);
+	ram->host = NULL;
+	ram->fd = -1;
+}
+
+static const struct ram_ops ram_backends[RAM_BACKEND_COUNT] = {
+	[RAM_ANON] = { "anonymous", ram__map_anon, ram__unmap_common },
+	[RAM_MEMFD] = { "memfd", ram__map_memfd, ram__unmap_common },
+	[RAM_FILE_PRIV] = { "file", ram__map_file_priv, ram__unmap_common },
+};
+
+int ram__create(struct guest_ram *ram, enum ram_backend backend, uint64_t size,
+		struct sb_err *err)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	int ret;
+
+	memset(ram, 0, sizeof(*ram));
+	ram->fd = -1;
+	if ((unsigned)backend >= RAM_BACKEND_COUNT)
+		return err__set(err, -EINVAL, "unknown guest RAM backend %d", (int)backend);
+	if (size == 0 || size % (uint64_t)page)
+		return err__set(err, -EINVAL, "guest RAM size %llu is not a multiple of the page size",
+				(unsigned long long)size);
+	ram->size = size;
+	ram->backend = backend;
+	ram->ops = &ram_backends[backend];
+	ret = ram->ops->map(ram, err);
+	if (ret < 0) {
+		ram->ops = NULL;
+		ram->size = 0;
+	}
+	return ret;
+}
+
+void ram__destroy(struct guest_ram *ram)
+{
+	if (ram->ops)
+		ram->ops->unmap(ram);
+	ram->ops = NULL;
+	ram->size = 0;
+}
+
+void *ram__gpa_to_host(const struct guest_ram *ram, uint64_t gpa, uint64_t len)
+{
+	if (!ram->host || !sb_range_in(gpa, len, 0, ram->size))
+		return NULL;
+	return (uint8_t *)ram->host + gpa;
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Guest RAM: one host mapping covering GPA [0, size).  Backends:
+ *   RAM_ANON      private anonymous memory (fresh boot)
+ *   RAM_MEMFD     memfd, MAP_SHARED (so a template's RAM can be saved/shared)
+ *   RAM_FILE_PRIV MAP_PRIVATE mapping of a file (copy-on-write clone) - later
+ */
+#ifndef SB_RAM_H
+#define SB_RAM_H
+#include <stdint.h>
+
+#include "launcher/err.h"
+
+enum ram_backend {
+	RAM_ANON = 0,
+	RAM_MEMFD,
+	RAM_FILE_PRIV,
+	RAM_BACKEND_COUNT
+};
+
+struct guest_ram;
+
+struct ram_ops {
+	const char *name;
+	int (*map)(struct guest_ram *ram, struct sb_err *err);
+	void (*unmap)(struct guest_ram *ram);
+};
+
+struct guest_ram {
+	void *host;               /* host address of GPA 0 */
+	uint64_t size;            /* bytes, multiple of the page size */
+	int fd;                   /* backing fd, -1 for RAM_ANON */
+	enum ram_backend backend;
+	const struct ram_ops *ops;
+};
+
+/* Map size bytes of guest RAM with the given backend. */
+int ram__create(struct guest_ram *ram, enum ram_backend backend, uint64_t size,
+		struct sb_err *err);
+
+/* Unmap and close; safe on a zeroed or already destroyed ram. */
+void ram__destroy(struct guest_ram *ram);
+
+/* Host pointer for GPA [gpa, gpa + len), NULL unless wholly inside RAM. */
+void *ram__gpa_to_host(const struct guest_ram *ram, uint64_t gpa, uint64_t len);
+#endif

@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+#include "run.h"
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+const char *snapbox_bin(void)
+{
+	const char *b = getenv("SNAPBOX_BIN");
+	return b && *b ? b : "build/snapbox";
+}
+
+void require_kvm(void)
+{
+	if (access("/dev/kvm", R_OK | W_OK) == 0)
+		return;
+	if (getenv("CI") && !strcmp(getenv("CI"), "true"))
+		cr_assert_fail("/dev/kvm is not usable and CI=true: failing, not skipping");
+	cr_skip_test("/dev/kvm is not usable");
+}
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int append(char **buf, size_t *len, size_t *cap, const char *d, size_t n)
+{
+	if (*len + n + 1 > *cap) {
+		size_t nc = (*cap ? *cap * 2 : 4096);
+		while (nc < *len + n + 1)
+			nc *= 2;
+		char *nb = realloc(*buf, nc);
+		if (!nb)
+			return -ENOMEM;
+		*buf = nb;
+		*cap = nc;
+	}
+	memcpy(*buf + *len, d, n);
+	*len += n;
+	(*buf)[*len] = 0;
+	return 0;
+}
+
+int run_snapbox(const char *const *argv, const char *in, size_t in_len, double limit_s,
+		struct run_result *r)
+{
+	int pin[2], pout[2], perr[2];
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	size_t n = 0, ocap = 0, ecap = 0, in_off = 0;
+	const char **av;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	while (argv[n])
+		n++;
+	av = calloc(n + 1, sizeof(*av));
+	av[0] = snapbox_bin();
+	for (size_t i = 1; i < n; i++)
+		av[i] = argv[i];
+	if (pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC) || pipe2(perr, O_CLOEXEC))
+		return -errno;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
+	double t0 = now();
+	rc = posix_spawn(&pid, av[0], &fa, NULL, (char *const *)av, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	free(av);
+	close(pin[0]);
+	close(pout[1]);
+	close(perr[1]);
+	if (rc)
+		return -rc;
+	signal(SIGPIPE, SIG_IGN);
+	if (!in || !in_len) {
+		close(pin[1]);
+		pin[1] = -1;
+	}
+	fcntl(pout[0], F_SETFL, O_NONBLOCK);
+	fcntl(perr[0], F_SETFL, O_NONBLOCK);
+	if (pin[1] >= 0)
+		fcntl(pin[1], F_SETFL, O_NONBLOCK);
+	append(&r->out, &r->out_len, &ocap, "", 0);
+	append(&r->err, &r->err_len, &ecap, "", 0);
+
+	int open_fds = 2;
+	while (open_fds) {
+		struct pollfd p[3] = { { pout[0], POLLIN, 0 }, { perr[0], POLLIN, 0 },
+				       { pin[1], POLLOUT, 0 } };
+		double left = limit_s - (now() - t0);
+		if (left <= 0) {
+			kill(pid, SIGKILL);
+			r->timed_out = 1;
+			break;
+		}
+		if (poll(p, 3, (int)(left * 1000) + 1) < 0 && errno != EINTR)
+			break;
+		char buf[65536];
+		for (int i = 0; i < 2; i++) {
+			if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			ssize_t k = read(p[i].fd, buf, sizeof(buf));
+			if (k > 0) {
+				if (i == 0)
+					append(&r->out, &r->out_len, &ocap, buf, k);
+				else
+					append(&r->err, &r->err_len, &ecap, buf, k);
+			} else if (k == 0 || (errno != EAGAIN && errno != EINTR)) {
+				close(p[i].fd);
+				if (i == 0)
+					pout[0] = -1;
+				else
+					perr[0] = -1;
+				open_fds--;
+			}
+		}
+		if (pin[1] >= 0 && (p[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+			ssize_t k = write(pin[1], in + in_off, in_len - in_off);
+			if (k > 0)
+				in_off += k;
+			if (k < 0 && errno != EAGAIN) {
+				close(pin[1]);
+				pin[1] = -1;
+			} else if (in_off == in_len) {
+				close(pin[1]);
+				pin[1] = -1;
+			}
+		}
+	}
+	if (pin[1] >= 0)
+		close(pin[1]);
+	if (pout[0] >= 0)
+		close(pout[0]);
+	if (perr[0] >= 0)
+		close(perr[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	r->secs = now() - t0;
+	if (WIFEXITED(st)) {
+		r->status = WEXITSTATUS(st);
+	} else {
+		r->signaled = 1;
+		r->status = 128 + WTERMSIG(st);
+	}
+	return 0;
+}
+
+void run_result_free(struct run_result *r)
+{
+	free(r->out);
+	free(r->err);
+	memset(r, 0, sizeof(*r));
+}
+
+char *make_tempdir(void)
+{
+	char tmpl[] = "/tmp/snapbox-test-XXXXXX";
+	char *d = mkdtemp(tmpl);
+	return d ? strdup(d) : NULL;
+}
+
+int write_file(const char *dir, const char *name, const void *data, size_t len, int mode)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	if (fd < 0)
+		return -errno;
+	ssize_t w = write(fd, data, len);
+	close(fd);
+	return w == (ssize_t)len ? 0 : -EIO;
+}

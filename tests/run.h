@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/* Run the snapbox binary as a user would and capture what it does. */
+#ifndef TESTS_RUN_H
+#define TESTS_RUN_H
+#include <stddef.h>
+
+struct run_result {
+	int status;      /* exit status, or 128 + signal if snapbox itself died */
+	int signaled;    /* snapbox (the host process) was killed by a signal */
+	int timed_out;   /* the test harness had to kill it */
+	char *out;       /* NUL-terminated stdout */
+	size_t out_len;
+	char *err;       /* NUL-terminated stderr */
+	size_t err_len;
+	double secs;     /* wall time */
+};
+
+/* Path of the snapbox binary under test: $SNAPBOX_BIN or build/snapbox. */
+const char *snapbox_bin(void);
+
+/*
+ * Run snapbox with argv (NULL-terminated, argv[0] ignored and replaced by
+ * the binary), feeding `in` (may be NULL: empty stdin) and waiting at most
+ * `limit_s` seconds.  Returns 0, or -errno if it could not be started.
+ */
+int run_snapbox(const char *const *argv, const char *in, size_t in_len, double limit_s,
+		struct run_result *r);
+void run_result_free(struct run_result *r);
+
+/* Fail the whole test run (not skip) when /dev/kvm is missing under CI. */
+void require_kvm(void);
+
+/* Make a fresh temporary directory; returns a malloc'd path. */
+char *make_tempdir(void);
+int write_file(const char *dir, const char *name, const void *data, size_t len, int mode);
+#endif

@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: MIT */
+/* `snapbox boot` end to end: real guests, run as a user would run them. */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "run.h"
+
+static struct run_result R;
+
+static void boot(const char *const *argv, const char *in, double limit)
+{
+	require_kvm();
+	int rc = run_snapbox(argv, in, in ? strlen(in) : 0, limit, &R);
+	cr_assert_eq(rc, 0, "could not start %s", snapbox_bin());
+	cr_assert(!R.timed_out, "snapbox hung (killed after %.0f s); stderr: %s", limit, R.err);
+	cr_assert(!R.signaled, "snapbox itself died of a signal (%d); stderr: %s", R.status - 128, R.err);
+}
+
+static void fini(void)
+{
+	run_result_free(&R);
+}
+
+TestSuite(boot, .fini = fini, .timeout = 60);
+
+#define ARGS(...) ((const char *const[]){ "snapbox", __VA_ARGS__, NULL })
+
+Test(boot, lua_prints_and_computes)
+{
+	boot(ARGS("boot", "--", "/bin/lua", "-e", "print((\"x\"):rep(3), 2^10)"), NULL, 30);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_str_eq(R.out, "xxx\t1024.0\n");
+
+	run_result_free(&R);
+	boot(ARGS("boot", "--", "/bin/lua", "-e",
+		  "local s = 0 for i = 1, 200000 do s = s + i * i end print(s)"), NULL, 30);
+	cr_assert_str_eq(R.out, "2666686666700000\n", "stderr: %s", R.err);
+}
+
+Test(boot, lua_handler_answers_request_on_stdin)
+{
+	boot(ARGS("boot", "--", "/bin/lua", "/app/handler.lua"), "{\"n\": 10}", 30);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert(strstr(R.out, "\"fib\": 55"), "out: %s", R.out);
+	cr_assert(strstr(R.out, "\"prime\": 29"), "out: %s", R.out);
+
+	run_result_free(&R);
+	boot(ARGS("boot", "--", "/bin/lua", "/app/handler.lua"), "garbage", 30);
+	cr_assert_eq(R.status, 1);
+	cr_assert(strstr(R.out, "bad request"), "out: %s", R.out);
+}
+
+Test(boot, stdin_reaches_the_program_byte_for_byte)
+{
+	size_t n = 3 << 20;
+	char *in = malloc(n + 1);
+	for (size_t i = 0; i < n; i++)
+		in[i] = 'a' + (char)((i * 7 + i / 4096) % 26);
+	in[n] = 0;
+	require_kvm();
+	cr_assert_eq(run_snapbox(ARGS("boot", "--", "/bin/cat"), in, n, 60, &R), 0);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_eq(R.out_len, n);
+	cr_assert(!memcmp(R.out, in, n), "cat changed the data");
+	free(in);
+
+	run_result_free(&R);
+	boot(ARGS("boot", "--", "/bin/cat"), "hello\n", 30);
+	cr_assert_str_eq(R.out, "hello\n");
+}
+
+Test(boot, exit_codes_propagate)
+{
+	boot(ARGS("boot", "--", "/bin/exitcode", "42"), NULL, 30);
+	cr_assert_eq(R.status, 42);
+	run_result_free(&R);
+	boot(ARGS("boot", "--", "/bin/false"), NULL, 30);
+	cr_assert_eq(R.status, 1);
+	run_result_free(&R);
+	boot(ARGS("boot", "--", "/bin/true"), NULL, 30);
+	cr_assert_eq(R.status, 0);
+	run_result_free(&R);
+	boot(ARGS("boot", "--", "/bin/lua", "-e", "os.exit(7)"), NULL, 30);
+	cr_assert_eq(R.status, 7);
+}
+
+Test(boot, args_and_environment_reach_the_program)
+{
+	boot(ARGS("boot", "--env", "GREETING=hi there", "--", "/bin/args", "one", "two words"), NULL, 30);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert(strstr(R.out, "3\n/bin/args\none\ntwo words\n") == R.out, "out: %s", R.out);
+	cr_assert(strstr(R.out, "env: GREETING=hi there\n"), "out: %s", R.out);
+	cr_assert(strstr(R.out, "env: PATH="), "out: %s", R.out);
+}
+
+Test(boot, divide_by_zero_is_a_guest_fault_with_rip)
+{
+	boot(ARGS("boot", "--", "/bin/divzero"), NULL, 30);
+	cr_assert_eq(R.status, 128 + 8, "status %d, stderr: %s", R.status, R.err);
+	cr_assert(strstr(R.err, "SIGFPE"), "stderr: %s", R.err);
+	cr_assert(strstr(R.err, "rip 0x4"), "the fault names the program's RIP: %s", R.err);
+}
+
+Test(boot, bad_memory_access_is_a_guest_fault)
+{
+	boot(ARGS("boot", "--", "/bin/segv"), NULL, 30);
+	cr_assert_eq(R.status, 128 + 11, "stderr: %s", R.err);
+	cr_assert(strstr(R.err, "SIGSEGV"), "stderr: %s", R.err);
+	cr_assert(strstr(R.err, "0x10"), "the faulting address is named: %s", R.err);
+	run_result_free(&R);
+	boot(ARGS("boot", "--", "/bin/badaddr"), NULL, 30);
+	cr_assert_eq(R.status, 128 + 11, "stderr: %s", R.err);
+	cr_assert(strstr(R.err, "0x7f0000000000"), "stderr: %s", R.err);
+}
+
+Test(boot, bad_pointers_in_syscalls_get_efault)
+{
+	boot(ARGS("boot", "--", "/bin/badptr"), NULL, 30);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_str_eq(R.out, "-14 -14 -14 -14 -14 -14 -14\n", "stderr: %s", R.err);
+	run_result_free(&R);
+	boot(ARGS("boot", "--", "/bin/badptr", "out"), NULL, 30);
+	cr_assert_eq(R.status, 128 + 11, "user-mode port I/O must fault: %s%s", R.out, R.err);
+	cr_assert_null(strstr(R.out, "went through"));
+}
+
+Test(boot, missing_or_unrunnable_programs_are_clear_errors)
+{
+	boot(ARGS("boot", "--", "/bin/nope"), NULL, 30);
+	cr_assert_eq(R.status, 127);
+	cr_assert(strstr(R.err, "/bin/nope") && strstr(R.err, "no such file"), "stderr: %s", R.err);
+	cr_assert_eq(strchr(R.err, '\n'), R.err + R.err_len - 1, "one line: %s", R.err);
+	run_result_free(&R);
+	boot(ARGS("boot", "--", "/etc/motd"), NULL, 30);
+	cr_assert_eq(R.status, 127);
+	cr_assert(strstr(R.err, "not an ELF"), "stderr: %s", R.err);
+	run_result_free(&R);
+	boot(ARGS("boot", "--", "/bin"), NULL, 30);
+	cr_assert_eq(R.status, 127, "a directory: %s", R.err);
+}
+
+Test(boot, foreign_elfs_are_refused)
+{
+	char *dir = make_tempdir();
+	char path[512];
+	uint8_t elf32[64] = { 0x7f, 'E', 'L', 'F', 1, 1, 1 };
+	cr_assert_eq(write_file(dir, "prog32", elf32, sizeof(elf32), 0755), 0);
+	snprintf(path, sizeof(path), "cp /bin/true %s/dyn", dir); /* the host's: dynamic */
+	cr_assert_eq(system(path), 0);
+
+	boot(ARGS("boot", "--rootfs", dir, "--", "/prog32"), NULL, 30);
+	cr_assert_eq(R.status, 127);
+	cr_assert(strstr(R.err, "32-bit"), "stderr: %s", R.err);
+	run_result_free(&R);
+	boot(ARGS("boot", "--rootfs", dir, "--", "/dyn"), NULL, 30);
+	cr_assert_eq(R.status, 127);
+	cr_assert(strstr(R.err, "dynamically linked"), "stderr: %s", R.err);
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	system(path);
+	free(dir);
+}
+
+Test(boot, rootfs_overlay_adds_user_files)
+{
+	char *dir = make_tempdir();
+	char sub[512];
+	snprintf(sub, sizeof(sub), "%s/app", dir);
+	mkdir(sub, 0755);
+	const char *src = "local f = assert(io.open('/app/data.txt')) "
+			  "print(f:read('a'):upper()) print(#arg, arg[1])";
+	cr_assert_eq(write_file(dir, "app/main.lua", src, strlen(src), 0644), 0);
+	cr_assert_eq(write_file(dir, "app/data.txt", "overlay works", 13, 0644), 0);
+
+	boot(ARGS("boot", "--rootfs", dir, "--", "/bin/lua", "/app/main.lua", "arg1"), NULL, 30);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_str_eq(R.out, "OVERLAY WORKS\n1\targ1\n");
+	run_result_free(&R);
+	boot(ARGS("boot", "--rootfs", dir, "--", "/bin/files", "/app/data.txt", "/app"), NULL, 30);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert(strstr(R.out, "overlay works"), "out: %s", R.out);
+	cr_assert(strstr(R.out, "data.txt") && strstr(R.out, "main.lua"), "listing: %s", R.out);
+	snprintf(sub, sizeof(sub), "rm -rf %s", dir);
+	system(sub);
+	free(dir);
+}
+
+Test(boot, file_syscalls_on_the_builtin_rootfs)
+{
+	boot(ARGS("boot", "--", "/bin/files", "/etc/motd", "/bin"), NULL, 30);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert(strstr(R.out, "lua"), "listing of /bin: %s", R.out);
+	cr_assert(strstr(R.out, "cat"), "listing of /bin: %s", R.out);
+	run_result_free(&R);
+	boot(ARGS("boot", "--", "/bin/lua", "-e",
+		  "print(io.open('/nonexistent') == nil, io.open('/etc/x', 'w') == nil)"), NULL, 30);
+	cr_assert_str_eq(R.out, "true\ttrue\n", "stderr: %s", R.err);
+}
+
+Test(boot, memory_grows_and_shrinks)
+{
+	boot(ARGS("boot", "--mem", "256M", "--", "/bin/memtest", "100"), NULL, 60);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert(strstr(R.out, "memtest ok 100 MiB"), "out: %s", R.out);
+	run_result_free(&R);
+	/* more than the guest has: malloc fails inside, no crash of anything */
+	boot(ARGS("boot", "--mem", "64M", "--", "/bin/lua", "-e",
+		  "local ok = pcall(function() local t = {} for i = 1, 1e8 do t[i] = i end end) print(ok)"),
+	     NULL, 60);
+	cr_assert_str_eq(R.out, "false\n", "status %d stderr: %s", R.status, R.err);
+}
+
+Test(boot, too_little_memory_is_refused_clearly)
+{
+	boot(ARGS("boot", "--mem", "4M", "--", "/bin/true"), NULL, 30);
+	cr_assert_neq(R.status, 0);
+	cr_assert(strstr(R.err, "--mem") || strstr(R.err, "memory"), "stderr: %s", R.err);
+	cr_assert_eq(strchr(R.err, '\n'), R.err + R.err_len - 1, "one line: %s", R.err);
+}
+
+Test(boot, hung_guest_times_out)
+{
+	boot(ARGS("boot", "--timeout", "1", "--", "/bin/spin"), NULL, 20);
+	cr_assert_eq(R.status, 124, "stderr: %s", R.err);
+	cr_assert(strstr(R.err, "timed out"), "stderr: %s", R.err);
+	cr_assert_lt(R.secs, 5.0, "took %.1f s", R.secs);
+}
+
+Test(boot, unknown_syscall_storm_is_stopped)
+{
+	boot(ARGS("boot", "--timeout", "30", "--", "/bin/enosys_storm"), NULL, 40);
+	cr_assert_eq(R.status, 125, "stderr: %s", R.err);
+	cr_assert(strstr(R.err, "unsupported system calls"), "stderr: %s", R.err);
+}
+
+Test(boot, randomness_differs_between_boots)
+{
+	char first[256];
+	boot(ARGS("boot", "--", "/bin/randbytes"), NULL, 30);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	snprintf(first, sizeof(first), "%s", R.out);
+	char *nl = strchr(first, '\n');
+	cr_assert_not_null(nl);
+	cr_assert(strcmp(nl + 1, first) != 0);
+	run_result_free(&R);
+	boot(ARGS("boot", "--", "/bin/randbytes"), NULL, 30);
+	cr_assert_str_neq(R.out, first, "two boots drew the same random bytes");
+}
+
+Test(boot, trace_syscalls_names_them)
+{
+	boot(ARGS("boot", "--trace-syscalls", "--", "/bin/hello"), NULL, 30);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert(strstr(R.err, "write") || strstr(R.err, "writev"), "stderr: %s", R.err);
+	cr_assert(strstr(R.err, "[syscall]"), "stderr: %s", R.err);
+	cr_assert_str_eq(R.out, "hello from snapbox\n");
+}
+
+Test(boot, usage_errors)
+{
+	boot(ARGS("boot"), NULL, 30);
+	cr_assert_eq(R.status, 2, "no program: %s", R.err);
+	run_result_free(&R);
+	boot(ARGS("frobnicate"), NULL, 30);
+	cr_assert_eq(R.status, 2);
+	run_result_free(&R);
+	boot(ARGS("boot", "--mem", "lots", "--", "/bin/true"), NULL, 30);
+	cr_assert_eq(R.status, 2, "stderr: %s", R.err);
+}

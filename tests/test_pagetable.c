@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/* The 2 MiB identity page-table builder shared by host and guest. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include "pagetable.h"
+#include "snapbox_abi.h"
+
+struct tables {
+	uint64_t pml4[512], pdpt[512], pd[4][512];
+};
+
+static void build(struct tables *t, uint64_t mem, const struct sb_pt_range *sup, unsigned n,
+		  int expect)
+{
+	struct sb_pt_tables pt = {
+		.pml4 = t->pml4, .pdpt = t->pdpt, .pd = &t->pd[0][0],
+		.pml4_gpa = SB_PML4_GPA, .pdpt_gpa = SB_PDPT_GPA, .pd_gpa = SB_PD_GPA,
+	};
+	memset(t, 0xa5, sizeof(*t)); /* garbage must be overwritten */
+	cr_assert_eq(sb_pt_build(&pt, mem, sup, n), expect);
+}
+
+Test(pagetable, maps_all_ram_with_2m_pages)
+{
+	struct tables *t = malloc(sizeof(*t));
+	struct sb_pt_range sup[] = { { 0, SB_USER_BASE }, { 250ULL << 20, 256ULL << 20 } };
+	build(t, 256ULL << 20, sup, 2, 0);
+
+	cr_assert_eq(t->pml4[0], SB_PDPT_GPA | SB_PTE_P | SB_PTE_RW | SB_PTE_US);
+	for (int i = 1; i < 512; i++)
+		cr_assert_eq(t->pml4[i], 0);
+	cr_assert_eq(t->pdpt[0], SB_PD_GPA | SB_PTE_P | SB_PTE_RW | SB_PTE_US);
+	cr_assert_eq(t->pdpt[1], 0);
+	for (int i = 0; i < 128; i++) {
+		uint64_t e = t->pd[0][i];
+		cr_assert_eq(e & ~0xfffULL, (uint64_t)i << 21, "entry %d maps its own 2 MiB", i);
+		cr_assert(e & SB_PTE_P && e & SB_PTE_RW && e & SB_PTE_PS);
+		int user = i >= 1 && i < 125; /* [2M, 250M rounded down to 248M) */
+		cr_assert_eq(!!(e & SB_PTE_US), user, "entry %d user bit", i);
+	}
+	for (int i = 128; i < 512; i++)
+		cr_assert_eq(t->pd[0][i], 0, "no mapping beyond RAM (entry %d)", i);
+	free(t);
+}
+
+Test(pagetable, spans_several_gib)
+{
+	struct tables *t = malloc(sizeof(*t));
+	build(t, 3ULL << 30, NULL, 0, 0);
+	cr_assert_eq(sb_pt_pd_count(3ULL << 30), 3);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(t->pdpt[i], (SB_PD_GPA + i * 4096) | 7);
+	cr_assert_eq(t->pdpt[3], 0);
+	cr_assert_eq(t->pd[2][511] & ~0xfffULL, (3ULL << 30) - (2ULL << 20));
+	cr_assert_eq(t->pd[3][0], 0xa5a5a5a5a5a5a5a5ULL, "only the PDs needed are written");
+	free(t);
+}
+
+Test(pagetable, rejects_bad_sizes)
+{
+	struct tables *t = malloc(sizeof(*t));
+	build(t, 0, NULL, 0, -22);
+	build(t, (16ULL << 20) + 4096, NULL, 0, -22);
+	free(t);
+}
