@@ -113,7 +113,8 @@ int boot__check_kernel(const struct boot_params *p, struct sb_elf_info *info,
 /* Smallest RAM that leaves the rootfs window above SB_USER_LOAD. */
 static uint64_t rootfs_min_mem(uint64_t initrd_size)
 {
-	return SB_USER_LOAD + align_up(initrd_size, SB_PAGE_2M);
+	/* + the file index: 32 bytes per entry of >= 112 archive bytes */
+	return SB_USER_LOAD + align_up(initrd_size + initrd_size / 3 + 8, SB_PAGE_2M);
 }
 
 /* prog_need: what the program needs in all (0 if unknown), for the hint. */
@@ -282,19 +283,66 @@ static int boot__args(struct guest_ram *ram, const struct boot_params *p, uint64
 	return 0;
 }
 
+/*
+ * Index the archive for the guest kernel (struct sb_file_entry, names and
+ * data as guest addresses inside the archive at initrd_gpa).  With idx NULL
+ * only counts.  Returns the entry count or -EINVAL.
+ */
+static int64_t boot__file_index(const struct boot_params *p, uint64_t initrd_gpa,
+				struct sb_file_entry *idx)
+{
+	struct sb_cpio_entry e;
+	uint64_t off = 0;
+	int64_t n = 0;
+	int r;
+
+	while ((r = sb_cpio_next(p->initrd, p->initrd_size, &off, &e)) == 1) {
+		const char *name = e.name;
+		uint32_t len = e.namelen;
+
+		while (len && (*name == '/' || (*name == '.' && len > 1 && name[1] == '/'))) {
+			name++;
+			len--;
+		}
+		if (!len || (len == 1 && *name == '.'))
+			continue;
+		if (idx)
+			idx[n] = (struct sb_file_entry){
+				.name_gpa = initrd_gpa + (uint64_t)((const uint8_t *)name - p->initrd),
+				.namelen = len,
+				.mode = e.mode,
+				.data_gpa = initrd_gpa + (uint64_t)(e.data - p->initrd),
+				.size = e.size,
+			};
+		n++;
+	}
+	return r < 0 ? -EINVAL : n;
+}
+
+/* The archive at the top of RAM, its file index right after it. */
 static int boot__initrd(struct guest_ram *ram, const struct boot_params *p, uint64_t *gpa,
-			struct sb_err *err)
+			struct sb_boot_info *bi, struct sb_err *err)
 {
 	uint8_t *dst;
+	uint64_t idx_off, idx_bytes;
+	int64_t n;
 	int ret = boot__check_rootfs_fits(p, 0, err);
 
 	if (ret < 0)
 		return ret;
-	*gpa = align_down(ram->size - p->initrd_size, PAGE_4K);
-	dst = ram__gpa_to_host(ram, *gpa, p->initrd_size);
+	n = boot__file_index(p, 0, NULL);
+	if (n < 0)
+		return err__set(err, -EINVAL, "the root file system archive is malformed");
+	idx_off = align_up(p->initrd_size, 8);
+	idx_bytes = (uint64_t)n * sizeof(struct sb_file_entry);
+	*gpa = align_down(ram->size - idx_off - idx_bytes, PAGE_4K);
+	dst = ram__gpa_to_host(ram, *gpa, idx_off + idx_bytes);
 	if (!dst)
 		return err__set(err, -EINVAL, "root file system does not fit in guest RAM");
 	memcpy(dst, p->initrd, p->initrd_size);
+	boot__file_index(p, *gpa, (struct sb_file_entry *)(dst + idx_off));
+	bi->files_gpa = *gpa + idx_off;
+	bi->files_count = (uint32_t)n;
 	return 0;
 }
 
@@ -310,9 +358,10 @@ int boot__setup(struct guest_ram *ram, const struct boot_params *p, uint64_t *en
 	    ram->size > SB_MAX_MEM)
 		return err__set(err, -EINVAL, "guest RAM size %llu is not a multiple of 2 MiB in [%llu MiB, %llu GiB]",
 				(unsigned long long)ram->size, SB_MIN_MEM >> 20, SB_MAX_MEM >> 30);
+	memset(&bi, 0, sizeof(bi));
 	ret = boot__load_kernel(ram, p, entry, err);
 	if (!ret)
-		ret = boot__initrd(ram, p, &initrd_gpa, err);
+		ret = boot__initrd(ram, p, &initrd_gpa, &bi, err);
 	if (!ret)
 		ret = boot__page_tables(ram, initrd_gpa, err);
 	if (!ret)
@@ -320,7 +369,6 @@ int boot__setup(struct guest_ram *ram, const struct boot_params *p, uint64_t *en
 	if (ret < 0)
 		return ret;
 
-	memset(&bi, 0, sizeof(bi));
 	bi.magic = SB_BOOT_MAGIC;
 	bi.abi_version = SB_ABI_VERSION;
 	bi.mem_size = ram->size;

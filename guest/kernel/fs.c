@@ -29,16 +29,17 @@ struct ofile {
 	char path[PATH_MAX_K]; /* directories: for getdents64 */
 };
 
-static struct fnode nodes[MAX_NODES];
+static struct fnode node_buf[MAX_NODES]; /* QEMU path: parsed here */
+static const struct fnode *nodes = node_buf;
 static uint32_t n_nodes;
 static struct ofile fds[MAX_FDS];
 static char cwd[PATH_MAX_K]; /* normalised, no leading '/', "" = root */
 
-void fs_init(void)
+static void fs_parse_cpio(void)
 {
 	uint64_t off = 0;
 	struct sb_cpio_entry e;
-	int r;
+	int r = 0;
 
 	while (K.initrd_size && (r = sb_cpio_next(K.initrd, K.initrd_size, &off, &e)) == 1) {
 		const char *n = e.name;
@@ -51,10 +52,20 @@ void fs_init(void)
 			continue;
 		if (n_nodes == MAX_NODES)
 			kpanic(SB_PANIC_KERNEL, "root file system has too many files", 0);
-		nodes[n_nodes++] = (struct fnode){ n, len, e.mode, e.data, e.size };
+		node_buf[n_nodes++] = (struct fnode){ n, len, e.mode, e.data, e.size };
 	}
 	if (K.initrd_size && r < 0)
 		kpanic(SB_PANIC_KERNEL, "root file system archive is malformed", 0);
+}
+
+void fs_init(void)
+{
+	if (K.files_count) {
+		nodes = (const struct fnode *)K.files;
+		n_nodes = K.files_count;
+	} else {
+		fs_parse_cpio();
+	}
 	fds[0].type = FD_STDIN;
 	fds[1].type = FD_OUT;
 	fds[2].type = FD_OUT;

@@ -46,6 +46,8 @@ struct kernel {
 	const char *argv[256];
 	const char *envp[256];
 	uint64_t unknown_syscalls;
+	const struct sb_file_entry *files; /* host-built index, or NULL */
+	uint32_t files_count;
 };
 extern struct kernel K;
 
@@ -121,6 +123,10 @@ struct fnode {
 	const uint8_t *data;
 	uint64_t size;
 };
+/* the host's index is used as the node table as it is */
+_Static_assert(sizeof(struct fnode) == sizeof(struct sb_file_entry), "fnode layout");
+_Static_assert(__builtin_offsetof(struct fnode, data) ==
+	       __builtin_offsetof(struct sb_file_entry, data_gpa), "fnode layout");
 void fs_init(void);
 int fs_lookup(const char *path, struct fnode *out, uint32_t *ino); /* 0 or -errno */
 int64_t fs_file_data(int fd, const uint8_t **data, uint64_t *size); /* for mmap */

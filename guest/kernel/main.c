@@ -44,6 +44,8 @@ void kmain_snapbox(const struct sb_boot_info *bi)
 	K.mem_size = bi->mem_size;
 	K.initrd = (const uint8_t *)bi->initrd_gpa;
 	K.initrd_size = bi->initrd_size;
+	K.files = (const struct sb_file_entry *)bi->files_gpa;
+	K.files_count = bi->files_count;
 
 	const char *p = (const char *)bi->args_gpa, *end = p + bi->args_size;
 	uint32_t total = bi->argc + bi->envc;
