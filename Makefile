@@ -39,5 +39,10 @@ include guest/rootfs/rootfs.mk
 -include tests/tests.mk
 -include bench/bench.mk
 
+# The README's main command: build, then answer a request in a sandbox.
+demo: all
+	@echo '$$ echo '"'"'{"n": 30}'"'"' | build/snapbox boot -- /bin/lua /app/handler.lua'
+	@echo '{"n": 30}' | $(BUILD)/snapbox boot -- /bin/lua /app/handler.lua
+
 clean:
 	rm -rf $(BUILD) build-asan
