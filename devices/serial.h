@@ -12,6 +12,7 @@
 #define SERIAL_NR_PORTS  8
 
 /* Guest-visible register state: plain data, saved as-is in snapshots. */
+#define SERIAL_STATE_VERSION 1
 struct serial_state {
 	uint8_t ier;
 	uint8_t lcr;

@@ -570,8 +570,17 @@ int hypercall__handle(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_er
 	if (nr < SB_HC_COUNT)
 		hc->calls[nr]++;
 	switch (nr) {
-	case SB_HC_WRITE:
-	case SB_HC_READ: return hc__io(hc, nr, gpa, err);
+	case SB_HC_READ:
+		if (hc->ready_mode && !(hc->st.flags & HC_STATE_PENDING_READ)) {
+			/* the ready point: leave the read for each clone to do */
+			if (!ram__gpa_to_host(hc->ram, gpa, sizeof(struct sb_hc_io)))
+				return hc__bad_ptr(nr, gpa, sizeof(struct sb_hc_io), err);
+			hc->st.pending_read_gpa = gpa;
+			hc->st.flags |= HC_STATE_PENDING_READ;
+			return HC_READY;
+		}
+		return hc__io(hc, nr, gpa, err);
+	case SB_HC_WRITE: return hc__io(hc, nr, gpa, err);
 	case SB_HC_EXIT: return hc__exit(hc, nr, gpa, err);
 	case SB_HC_FAULT: return hc__fault(hc, nr, gpa, err);
 	case SB_HC_CLOCK: return hc__clock(hc, nr, gpa, err);
@@ -584,4 +593,25 @@ int hypercall__handle(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_er
 	case SB_HC_SLEEP: return hc__sleep(hc, nr, gpa, err);
 	}
 	return err__set(err, -EINVAL, "guest made unknown hypercall %u", nr);
+}
+
+int hypercall__complete_pending(struct hc_ctx *hc, struct sb_err *err)
+{
+	if (!(hc->st.flags & HC_STATE_PENDING_READ))
+		return HC_CONTINUE;
+	hc->st.flags &= ~HC_STATE_PENDING_READ;
+	hc->calls[SB_HC_READ]++;
+	return hc__io(hc, SB_HC_READ, hc->st.pending_read_gpa, err);
+}
+
+int hypercall__validate_state(const struct hc_state *st, const struct guest_ram *ram,
+			      struct sb_err *err)
+{
+	if (st->flags & ~HC_STATE_PENDING_READ)
+		return err__set(err, -EINVAL, "hypercall section: unknown flags 0x%x", st->flags);
+	if ((st->flags & HC_STATE_PENDING_READ) &&
+	    !ram__gpa_to_host(ram, st->pending_read_gpa, sizeof(struct sb_hc_io)))
+		return err__set(err, -EINVAL, "hypercall section: pending read at gpa 0x%llx is outside RAM",
+				(unsigned long long)st->pending_read_gpa);
+	return 0;
 }

@@ -19,6 +19,21 @@
 /* hypercall__handle() results besides -errno */
 #define HC_CONTINUE 0 /* resume the guest */
 #define HC_STOP     1 /* the run is over: hc->status, message (if any) in err */
+#define HC_READY    2 /* ready point: first read of stdin, not performed (hc->st) */
+
+/*
+ * What of the hypercall device a template keeps (section HYPERCALL): the
+ * stdin read the program was making at its ready point, which the host
+ * performs for each clone with that clone's request.
+ */
+#define HC_STATE_VERSION 1
+#define HC_STATE_PENDING_READ (1u << 0)
+struct hc_state {
+	uint64_t pending_read_gpa; /* struct sb_hc_io of the pending READ */
+	uint32_t flags;            /* HC_STATE_* */
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct hc_state) == 16, "hc_state size");
 
 struct hc_ctx {
 	/* set up by the caller */
@@ -29,6 +44,8 @@ struct hc_ctx {
 	int stderr_fd;            /* guest fd 2 */
 	int trace_fd;             /* --trace-syscalls output (stderr) */
 	const char *program;      /* argv[0], for fault messages */
+	bool ready_mode;          /* template create: stop at the first stdin read */
+	struct hc_state st;       /* persisted across snapshot/clone */
 
 	/* results */
 	int status;               /* exit status for snapbox once HC_STOP */
@@ -53,4 +70,12 @@ const char *hypercall__name(unsigned nr);
  * -errno with a message in err (bad guest pointer, ...: the VM must end).
  */
 int hypercall__handle(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err);
+
+/* A clone: perform the stdin read pending since the ready point (if any),
+ * from hc->stdin_fd, before the guest resumes.  HC_CONTINUE or -errno. */
+int hypercall__complete_pending(struct hc_ctx *hc, struct sb_err *err);
+
+/* Check a saved struct hc_state against guest RAM before use. */
+int hypercall__validate_state(const struct hc_state *st, const struct guest_ram *ram,
+			      struct sb_err *err);
 #endif

@@ -17,33 +17,13 @@
 #include "launcher/vm.h"
 #include "snapbox_abi.h"
 
-#define SNAPBOX_VERSION "0.1.0"
-
-#define EXIT_USAGE   2
-#define EXIT_TIMEOUT 124
-#define EXIT_SNAPBOX 125
-#define EXIT_NOEXEC  127
-
-#define DEFAULT_MEM (256ULL << 20)
-#define MAX_ENV 1024
-
-struct boot_opts {
-	uint64_t mem;
-	const char *rootfs_dirs[64];
-	unsigned n_rootfs;
-	uint64_t timeout_ns;
-	bool trace;
-	bool stats;
-	const char *kernel;
-	const char *initrd;
-	char *env[MAX_ENV];
-	unsigned n_env;
-	char **argv;
-	unsigned argc;
-};
+#include "launcher/cli.h"
 
 static const char usage_text[] =
 	"usage: snapbox boot [OPTIONS] -- PROGRAM [ARGS...]\n"
+	"       snapbox template create NAME [OPTIONS] [--store DIR] [--force] -- PROGRAM [ARGS...]\n"
+	"       snapbox template ls|inspect|verify|rm [NAME] [--store DIR]\n"
+	"       snapbox run [--store DIR] [--timeout S] [--stats] TEMPLATE < request\n"
 	"       snapbox --help | --version\n"
 	"\n"
 	"Boot a microVM that runs one static x86-64 Linux program from the root\n"
@@ -60,10 +40,16 @@ static const char usage_text[] =
 	"                      defaults: PATH=/bin:/usr/bin HOME=/)\n"
 	"  --stats             print timings to stderr\n"
 	"\n"
+	"template create boots PROGRAM and saves it at its ready point (its first\n"
+	"read of stdin) as template NAME in the store (--store, else $SNAPBOX_STORE,\n"
+	"$XDG_DATA_HOME/snapbox, or /var/lib/snapbox).  run clones a sandbox from a\n"
+	"template (a NAME, or a path to a template directory), hands it our stdin as\n"
+	"its request and resumes it.\n"
+	"\n"
 	"exit status: the program's; 124 timeout; 125 snapbox or VM error;\n"
 	"127 program cannot be executed; 128+N program killed by signal N.\n";
 
-static uint64_t now_ns(void)
+uint64_t now_ns(void)
 {
 	struct timespec ts;
 
@@ -71,7 +57,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static int usage_error(const char *fmt, const char *arg)
+int usage_error(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "snapbox: ");
 	fprintf(stderr, fmt, arg);
@@ -79,7 +65,7 @@ static int usage_error(const char *fmt, const char *arg)
 	return EXIT_USAGE;
 }
 
-static int fail(const struct sb_err *err, int status)
+int fail(const struct sb_err *err, int status)
 {
 	fprintf(stderr, "snapbox: %s\n", err->msg);
 	return status;
@@ -118,7 +104,7 @@ static int env_set(struct boot_opts *o, char *kv)
 }
 
 enum { OPT_MEM = 256, OPT_ROOTFS, OPT_TIMEOUT, OPT_TRACE, OPT_KERNEL, OPT_INITRD, OPT_ENV,
-       OPT_STATS, OPT_HELP };
+       OPT_STATS, OPT_HELP, OPT_STORE, OPT_FORCE };
 
 static const struct option boot_longopts[] = {
 	{ "mem", required_argument, NULL, OPT_MEM },
@@ -130,15 +116,21 @@ static const struct option boot_longopts[] = {
 	{ "env", required_argument, NULL, OPT_ENV },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "store", required_argument, NULL, OPT_STORE },
+	{ "force", no_argument, NULL, OPT_FORCE },
 	{ NULL, 0, NULL, 0 },
 };
 
 /* Returns -1 to go on, else an exit status. */
-static int boot_option(struct boot_opts *o, int c, char *arg, char *bad)
+static int boot_option(struct boot_opts *o, int c, char *arg, char *bad, enum boot_mode mode)
 {
 	struct sb_err err;
 
+	if ((c == OPT_STORE || c == OPT_FORCE) && mode != MODE_TEMPLATE)
+		return usage_error("unknown option %s", bad);
 	switch (c) {
+	case OPT_STORE: o->store = arg; return -1;
+	case OPT_FORCE: o->force = true; return -1;
 	case OPT_MEM:
 		if (boot__parse_mem(arg, &o->mem, &err) < 0)
 			return usage_error("%s", err.msg);
@@ -172,7 +164,7 @@ static int boot_option(struct boot_opts *o, int c, char *arg, char *bad)
 	}
 }
 
-static int parse_boot_opts(struct boot_opts *o, int argc, char **argv)
+int parse_boot_opts(struct boot_opts *o, int argc, char **argv, enum boot_mode mode)
 {
 	static char path_env[] = "PATH=/bin:/usr/bin", home_env[] = "HOME=/";
 	int c;
@@ -183,8 +175,15 @@ static int parse_boot_opts(struct boot_opts *o, int argc, char **argv)
 	o->env[o->n_env++] = home_env;
 	optind = 1;
 	opterr = 0;
+	if (mode == MODE_TEMPLATE) {
+		if (argc < 2 || argv[1][0] == '-')
+			return usage_error("template create: no name given (snapbox template create NAME [OPTIONS] -- PROGRAM [ARGS...])%s", "");
+		o->name = argv[1];
+		argv++;
+		argc--;
+	}
 	while ((c = getopt_long(argc, argv, "+:", boot_longopts, NULL)) != -1) {
-		int ret = boot_option(o, c, optarg, argv[optind - 1]);
+		int ret = boot_option(o, c, optarg, argv[optind - 1], mode);
 
 		if (ret >= 0)
 			return ret;
@@ -308,61 +307,65 @@ static int run_vm(struct boot_opts *o, const struct boot_params *bp, uint64_t t0
 	return ret;
 }
 
-static int cmd_boot(int argc, char **argv, uint64_t t0)
+int prepare_boot(struct boot_opts *o, struct boot_prep *p)
 {
-	char kernel_path[PATH_MAX], prog[PATH_MAX];
 	struct sb_err err = { "" };
-	struct boot_params bp;
 	struct sb_elf_info kinfo;
-	struct boot_opts *o;
-	struct rootfs fs;
-	uint8_t *kernel = NULL;
 	uint64_t kernel_size = 0;
 	int ret;
 
-	o = malloc(sizeof(*o));
-	if (!o)
-		return EXIT_SNAPBOX;
-	ret = parse_boot_opts(o, argc, argv);
-	if (ret >= 0)
-		goto out_opts;
-	rootfs__init(&fs);
-	ret = load_rootfs(o, &fs, &err);
-	if (ret < 0) {
-		ret = fail(&err, EXIT_SNAPBOX);
-		goto out;
-	}
-	resolve_program(o, &fs, prog, sizeof(prog));
-	memset(&bp, 0, sizeof(bp));
-	bp.mem_size = o->mem;
-	bp.initrd = fs.buf;
-	bp.initrd_size = fs.size;
-	bp.argv = o->argv;
-	bp.argc = o->argc;
-	bp.envp = o->env;
-	bp.envc = o->n_env;
-	bp.flags = o->trace ? SB_BOOT_TRACE_SYSCALLS : 0;
-	ret = boot__check_program(&bp, &err);
-	if (ret < 0) {
-		ret = fail(&err, status_for_check(ret));
-		goto out;
-	}
-	ret = load_kernel(o, kernel_path, sizeof(kernel_path), &kernel, &kernel_size, &err);
-	bp.kernel = kernel;
-	bp.kernel_size = kernel_size;
-	bp.kernel_path = kernel_path;
+	memset(p, 0, sizeof(*p));
+	rootfs__init(&p->fs);
+	ret = load_rootfs(o, &p->fs, &err);
+	if (ret < 0)
+		return fail(&err, EXIT_SNAPBOX);
+	resolve_program(o, &p->fs, p->prog, sizeof(p->prog));
+	p->bp.mem_size = o->mem;
+	p->bp.initrd = p->fs.buf;
+	p->bp.initrd_size = p->fs.size;
+	p->bp.argv = o->argv;
+	p->bp.argc = o->argc;
+	p->bp.envp = o->env;
+	p->bp.envc = o->n_env;
+	p->bp.flags = o->trace ? SB_BOOT_TRACE_SYSCALLS : 0;
+	ret = boot__check_program(&p->bp, &err);
+	if (ret < 0)
+		return fail(&err, status_for_check(ret));
+	ret = load_kernel(o, p->kernel_path, sizeof(p->kernel_path), &p->kernel, &kernel_size, &err);
+	p->bp.kernel = p->kernel;
+	p->bp.kernel_size = kernel_size;
+	p->bp.kernel_path = p->kernel_path;
 	if (ret == 0)
-		ret = boot__check_kernel(&bp, &kinfo, &err);
-	if (ret < 0) {
-		ret = fail(&err, EXIT_SNAPBOX);
-		goto out;
-	}
+		ret = boot__check_kernel(&p->bp, &kinfo, &err);
+	if (ret < 0)
+		return fail(&err, EXIT_SNAPBOX);
 	signal(SIGPIPE, SIG_IGN); /* a closed stdout becomes EPIPE for the guest */
-	ret = run_vm(o, &bp, t0);
+	return -1;
+}
+
+void boot_prep__free(struct boot_prep *p)
+{
+	free(p->kernel);
+	rootfs__free(&p->fs);
+}
+
+static int cmd_boot(int argc, char **argv, uint64_t t0)
+{
+	struct boot_opts *o = malloc(sizeof(*o));
+	struct boot_prep *p = malloc(sizeof(*p));
+	int ret = EXIT_SNAPBOX;
+
+	if (!o || !p)
+		goto out;
+	ret = parse_boot_opts(o, argc, argv, MODE_BOOT);
+	if (ret >= 0)
+		goto out;
+	ret = prepare_boot(o, p);
+	if (ret < 0)
+		ret = run_vm(o, &p->bp, t0);
+	boot_prep__free(p);
 out:
-	free(kernel);
-	rootfs__free(&fs);
-out_opts:
+	free(p);
 	free(o);
 	return ret;
 }
@@ -384,6 +387,10 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "boot") == 0)
 		return cmd_boot(argc - 1, argv + 1, t0);
+	if (strcmp(argv[1], "template") == 0)
+		return cmd_template(argc - 1, argv + 1);
+	if (strcmp(argv[1], "run") == 0)
+		return cmd_run(argc - 1, argv + 1, t0);
 	if (argv[1][0] == '-')
 		return usage_error("unknown option %s", argv[1]);
 	return usage_error("unknown command %s", argv[1]);

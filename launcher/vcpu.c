@@ -69,6 +69,8 @@ void vcpu__destroy(struct vcpu *vcpu)
 		munmap(vcpu->run, vcpu->run_size);
 	if (vcpu->fd >= 0)
 		close(vcpu->fd);
+	free(vcpu->cpuid);
+	vcpu->cpuid = NULL;
 	vcpu->run = NULL;
 	vcpu->fd = -1;
 }
@@ -94,7 +96,8 @@ static int vcpu__set_cpuid(struct vcpu *vcpu, uint64_t *xcr0, struct sb_err *err
 			*xcr0 |= XCR0_AVX;
 	}
 	ret = KVM_IOCTL(vcpu->fd, KVM_SET_CPUID2, cpuid, err);
-	free(cpuid);
+	free(vcpu->cpuid);
+	vcpu->cpuid = cpuid;
 	return ret < 0 ? ret : 0;
 }
 
@@ -198,6 +201,8 @@ static int vcpu__io_hypercall(struct vcpu *vcpu, unsigned nr, struct sb_err *err
 		return VCPU_CONTINUE;
 	if (ret == HC_STOP)
 		return vm->hc.status;
+	if (ret == HC_READY)
+		return VCPU_READY;
 	return ret;
 }
 
@@ -324,4 +329,17 @@ int vcpu__run(struct vcpu *vcpu, struct sb_err *err)
 		if (ret != VCPU_CONTINUE)
 			return ret;
 	}
+}
+
+int vcpu__complete_exit(struct vcpu *vcpu, struct sb_err *err)
+{
+	int ret;
+
+	vcpu->run->immediate_exit = 1;
+	ret = kvm__ioctl_raw(vcpu->fd, KVM_RUN, NULL);
+	vcpu->run->immediate_exit = 0;
+	if (ret == -EINTR)
+		return 0;
+	return err__set(err, ret < 0 ? ret : -EIO,
+			"KVM_RUN with immediate_exit: expected EINTR, got %d", ret);
 }

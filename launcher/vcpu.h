@@ -18,7 +18,15 @@ struct vcpu {
 	size_t run_size;
 	uint64_t exits;       /* KVM_RUN exits seen */
 	uint64_t io_ignored;  /* port accesses nobody owns (outs dropped, ins read 0xff) */
+	struct kvm_cpuid2 *cpuid; /* what KVM_SET_CPUID2 was given (saved in templates) */
 };
+
+/* vcpu__run() result: the guest reached its ready point (template create). */
+#define VCPU_READY 1000
+
+/* Finish the pending I/O exit (KVM_RUN with immediate_exit) so that the
+ * vCPU state can be saved. */
+int vcpu__complete_exit(struct vcpu *vcpu, struct sb_err *err);
 
 /* KVM_CREATE_VCPU + mmap of kvm_run. */
 int vcpu__create(struct vcpu *vcpu, struct vm *vm, int id, struct sb_err *err);

@@ -5,6 +5,7 @@
 
 #include "launcher/kvm.h"
 #include "launcher/vm.h"
+#include "snapshot/snapshot.h"
 #include "snapbox_abi.h"
 
 /* Three pages just below 4 GiB, the usual spot (needed by VMX only). */
@@ -23,14 +24,38 @@ static int vm__set_memory(struct vm *vm, struct sb_err *err)
 	return ret < 0 ? ret : 0;
 }
 
+static void vm__reset(struct vm *vm)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm_fd = vm->vm_fd = vm->vcpu.fd = -1;
+	vm->ram.fd = -1;
+}
+
+/* With vm->kvm_fd open and vm->ram mapped: the VM, its memory, its vCPU. */
+static int vm__create_on_ram(struct vm *vm, struct sb_err *err)
+{
+	int ret = KVM_IOCTL(vm->kvm_fd, KVM_CREATE_VM, (void *)0, err);
+
+	if (ret < 0)
+		return ret;
+	vm->vm_fd = ret;
+	ret = vm__set_memory(vm, err); /* first, before anything else touches the VM */
+	if (ret < 0)
+		return ret;
+	(void)kvm__ioctl_raw(vm->vm_fd, KVM_SET_TSS_ADDR, (void *)VM_TSS_ADDR);
+	ret = vcpu__create(&vm->vcpu, vm, 0, err);
+	if (ret < 0)
+		return ret;
+	serial__init(&vm->serial, SB_COM1_PORT, 2);
+	hypercall__init(&vm->hc, &vm->ram, &vm->timeout, NULL);
+	return 0;
+}
+
 int vm__create(struct vm *vm, uint64_t mem_size, enum ram_backend backend, struct sb_err *err)
 {
 	int ret;
 
-	memset(vm, 0, sizeof(*vm));
-	vm->kvm_fd = vm->vm_fd = vm->vcpu.fd = -1;
-	vm->ram.fd = -1;
-
+	vm__reset(vm);
 	ret = kvm__open(err);
 	if (ret < 0)
 		goto fail;
@@ -38,19 +63,39 @@ int vm__create(struct vm *vm, uint64_t mem_size, enum ram_backend backend, struc
 	ret = ram__create(&vm->ram, backend, mem_size, err);
 	if (ret < 0)
 		goto fail;
-	ret = KVM_IOCTL(vm->kvm_fd, KVM_CREATE_VM, (void *)0, err);
+	ret = vm__create_on_ram(vm, err);
 	if (ret < 0)
 		goto fail;
-	vm->vm_fd = ret;
-	ret = vm__set_memory(vm, err); /* first, before anything else touches the VM */
+	return 0;
+fail:
+	vm__destroy(vm);
+	return ret;
+}
+
+int vm__create_clone(struct vm *vm, const struct snapshot *snap, struct sb_err *err)
+{
+	int ret, fd;
+
+	vm__reset(vm);
+	ret = kvm__open(err);
 	if (ret < 0)
 		goto fail;
-	(void)kvm__ioctl_raw(vm->vm_fd, KVM_SET_TSS_ADDR, (void *)VM_TSS_ADDR);
-	ret = vcpu__create(&vm->vcpu, vm, 0, err);
+	vm->kvm_fd = ret;
+	fd = snapshot__open_mem(snap, err);
+	if (fd < 0) {
+		ret = fd;
+		goto fail;
+	}
+	ret = ram__create_from_file(&vm->ram, fd, snap->hdr.mem_size, err);
+	if (ret < 0) {
+		close(fd);
+		goto fail;
+	}
+	ret = vm__create_on_ram(vm, err);
+	if (ret == 0)
+		ret = snapshot__restore(snap, vm, err);
 	if (ret < 0)
 		goto fail;
-	serial__init(&vm->serial, SB_COM1_PORT, 2);
-	hypercall__init(&vm->hc, &vm->ram, &vm->timeout, NULL);
 	return 0;
 fail:
 	vm__destroy(vm);

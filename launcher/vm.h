@@ -30,5 +30,9 @@ struct vm {
 int vm__create(struct vm *vm, uint64_t mem_size, enum ram_backend backend, struct sb_err *err);
 
 /* Close everything; safe on a partially created VM (fds -1). */
+/* A clone: RAM is the template's mem.img mapped MAP_PRIVATE, vCPU and
+ * devices restored from it. */
+struct snapshot;
+int vm__create_clone(struct vm *vm, const struct snapshot *snap, struct sb_err *err);
 void vm__destroy(struct vm *vm);
 #endif

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "memory/ram.h"
@@ -44,10 +45,20 @@ static int ram__map_memfd(struct guest_ram *ram, struct sb_err *err)
 	return 0;
 }
 
+/* A template's mem.img, copy-on-write: clones share its pages (the page
+ * cache) and pay only for what they write.  ram->fd is the image on entry;
+ * it is closed once mapped (the mapping keeps the file). */
 static int ram__map_file_priv(struct guest_ram *ram, struct sb_err *err)
 {
-	(void)ram;
-	return err__set(err, -EOPNOTSUPP, "guest RAM backend \"file\" is not implemented yet");
+	void *p = mmap(NULL, ram->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+		       ram->fd, 0);
+
+	if (p == MAP_FAILED)
+		return err__errno(err, "mmap (MAP_PRIVATE) of the memory image");
+	close(ram->fd);
+	ram->fd = -1;
+	ram->host = p;
+	return 0;
 }
 
 static void ram__unmap_common(struct guest_ram *ram)
@@ -66,14 +77,14 @@ static const struct ram_ops ram_backends[RAM_BACKEND_COUNT] = {
 	[RAM_FILE_PRIV] = { "file", ram__map_file_priv, ram__unmap_common },
 };
 
-int ram__create(struct guest_ram *ram, enum ram_backend backend, uint64_t size,
-		struct sb_err *err)
+static int ram__create_fd(struct guest_ram *ram, enum ram_backend backend, uint64_t size,
+			  int fd, struct sb_err *err)
 {
 	long page = sysconf(_SC_PAGESIZE);
 	int ret;
 
 	memset(ram, 0, sizeof(*ram));
-	ram->fd = -1;
+	ram->fd = fd;
 	if ((unsigned)backend >= RAM_BACKEND_COUNT)
 		return err__set(err, -EINVAL, "unknown guest RAM backend %d", (int)backend);
 	if (size == 0 || size % (uint64_t)page)
@@ -88,6 +99,27 @@ int ram__create(struct guest_ram *ram, enum ram_backend backend, uint64_t size,
 		ram->size = 0;
 	}
 	return ret;
+}
+
+int ram__create(struct guest_ram *ram, enum ram_backend backend, uint64_t size,
+		struct sb_err *err)
+{
+	if (backend == RAM_FILE_PRIV)
+		return err__set(err, -EINVAL, "the file backend needs ram__create_from_file()");
+	return ram__create_fd(ram, backend, size, -1, err);
+}
+
+int ram__create_from_file(struct guest_ram *ram, int fd, uint64_t size, struct sb_err *err)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb) < 0)
+		return err__errno(err, "fstat of the memory image");
+	if ((uint64_t)sb.st_size < size)
+		return err__set(err, -EBADMSG,
+				"the memory image is %lld bytes, shorter than the %llu bytes of RAM it claims",
+				(long long)sb.st_size, (unsigned long long)size);
+	return ram__create_fd(ram, RAM_FILE_PRIV, size, fd, err);
 }
 
 void ram__destroy(struct guest_ram *ram)

@@ -39,6 +39,10 @@ int ram__create(struct guest_ram *ram, enum ram_backend backend, uint64_t size,
 		struct sb_err *err);
 
 /* Unmap and close; safe on a zeroed or already destroyed ram. */
+/* RAM_FILE_PRIV: map fd (a template's mem.img) MAP_PRIVATE; takes the fd
+ * (closed once mapped, or on failure by the caller).  Refuses a file
+ * shorter than size. */
+int ram__create_from_file(struct guest_ram *ram, int fd, uint64_t size, struct sb_err *err);
 void ram__destroy(struct guest_ram *ram);
 
 /* Host pointer for GPA [gpa, gpa + len), NULL unless wholly inside RAM. */

@@ -1,0 +1,532 @@
+/* SPDX-License-Identifier: MIT */
+/* snapbox template create|ls|inspect|verify|rm, and snapbox run (a clone). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "launcher/cli.h"
+#include "launcher/kvm.h"
+#include "launcher/vm.h"
+#include "snapbox_abi.h"
+#include "snapshot/snapshot.h"
+#include "snapshot/store.h"
+
+#define EXIT_DAMAGED 1
+#define DEFAULT_CREATE_TIMEOUT_NS (300ULL * 1000000000ULL)
+
+/* ---- template create ------------------------------------------------------ */
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void json_strv(FILE *f, char *const *v, unsigned n)
+{
+	fputc('[', f);
+	for (unsigned i = 0; i < n; i++) {
+		if (i)
+			fputs(", ", f);
+		json_str(f, v[i]);
+	}
+	fputc(']', f);
+}
+
+static int write_manifest(int dirfd, const struct boot_opts *o, const char *id,
+			  const struct snap_image_stats *st, uint64_t mem, double boot_ms,
+			  double snap_ms, struct sb_err *err)
+{
+	int fd = openat(dirfd, SNAP_MANIFEST_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	char created[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	FILE *f;
+
+	if (fd < 0)
+		return err__errno(err, "create %s", SNAP_MANIFEST_FILE);
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		return err__errno(err, "fdopen %s", SNAP_MANIFEST_FILE);
+	}
+	gmtime_r(&now, &tm);
+	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	fprintf(f, "{\n  \"name\": ");
+	json_str(f, o->name);
+	fprintf(f, ",\n  \"id\": \"%s\",\n  \"format\": \"%d.%d\",\n  \"created\": \"%s\",\n",
+		id, SNAP_MAJOR, SNAP_MINOR, created);
+	fprintf(f, "  \"program\": ");
+	json_strv(f, o->argv, o->argc);
+	fprintf(f, ",\n  \"env\": ");
+	json_strv(f, o->env, o->n_env);
+	fprintf(f, ",\n  \"mem_bytes\": %llu,\n  \"stored_bytes\": %llu,\n",
+		(unsigned long long)mem, (unsigned long long)st->written_bytes);
+	fprintf(f, "  \"pages\": {\"total\": %llu, \"zero\": %llu, \"unique\": %llu, \"dup\": %llu},\n",
+		(unsigned long long)st->n_pages, (unsigned long long)st->zero_pages,
+		(unsigned long long)st->unique_pages, (unsigned long long)st->dup_pages);
+	fprintf(f, "  \"boot_to_ready_ms\": %.3f,\n  \"snapshot_ms\": %.3f\n}\n", boot_ms, snap_ms);
+	if (fflush(f) != 0 || fdatasync(fd) < 0) {
+		fclose(f);
+		return err__errno(err, "write %s", SNAP_MANIFEST_FILE);
+	}
+	fclose(f);
+	return 0;
+}
+
+/* Save the VM (at its ready point) as template o->name. */
+static int template_save(struct vm *vm, const struct boot_opts *o, const struct store *st,
+			 double boot_ms, struct sb_err *err)
+{
+	char tmp[PATH_MAX], id[33];
+	struct snap_image_stats ist;
+	uint64_t t0 = now_ns();
+	double snap_ms;
+	int dirfd, ret;
+
+	ret = store__begin(st, o->name, tmp, sizeof(tmp), err);
+	if (ret < 0)
+		return ret;
+	dirfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		ret = err__errno(err, "%s", tmp);
+		goto out;
+	}
+	ret = snapshot__save(vm, dirfd, id, &ist, err);
+	snap_ms = (double)(now_ns() - t0) / 1e6;
+	if (ret == 0)
+		ret = write_manifest(dirfd, o, id, &ist, vm->ram.size, boot_ms, snap_ms, err);
+	if (ret == 0)
+		fsync(dirfd);
+	close(dirfd);
+	if (ret == 0)
+		ret = store__commit(st, o->name, tmp, o->force, err);
+	if (ret == 0) {
+		double ram_mb = (double)vm->ram.size / (1 << 20);
+		printf("template %s: id %s\n", o->name, id);
+		printf("  RAM %.0f MiB: %llu pages, %llu zero, %llu unique, %llu duplicate; %.1f MiB stored\n",
+		       ram_mb, (unsigned long long)ist.n_pages, (unsigned long long)ist.zero_pages,
+		       (unsigned long long)ist.unique_pages, (unsigned long long)ist.dup_pages,
+		       (double)ist.written_bytes / (1 << 20));
+		printf("  boot to ready point %.1f ms; snapshot %.1f ms (RAM scanned at %.0f MB/s, "
+		       "written at %.0f MB/s)\n",
+		       boot_ms, snap_ms, ram_mb * 1.048576 / (snap_ms / 1e3),
+		       ist.write_s > 0 ? (double)ist.written_bytes / 1e6 / ist.write_s : 0.0);
+	}
+out:
+	if (ret < 0)
+		store__discard(tmp);
+	return ret;
+}
+
+static int template_create(struct boot_opts *o, struct boot_prep *p)
+{
+	struct sb_err err = { "" };
+	struct store st;
+	struct vm *vm;
+	uint64_t entry, t0 = now_ns();
+	char path[PATH_MAX];
+	struct stat sb;
+	int ret;
+
+	if (store__open(&st, o->store, &err) < 0)
+		return fail(&err, EXIT_SNAPBOX);
+	if (store__path(&st, o->name, path, sizeof(path), &err) < 0 || strchr(o->name, '/'))
+		return usage_error("%s", err.msg[0] ? err.msg : "a template name may not contain '/'");
+	if (!o->force && stat(path, &sb) == 0) {
+		err__set(&err, -EEXIST, "template %s already exists (use --force to replace it)", o->name);
+		return fail(&err, EXIT_SNAPBOX);
+	}
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return EXIT_SNAPBOX;
+	ret = vm__create(vm, p->bp.mem_size, RAM_ANON, &err);
+	if (ret == 0) {
+		vm->hc.program = o->argv[0];
+		vm->hc.ready_mode = true;
+		vm->hc.stdin_fd = -1;
+		ret = boot__setup(&vm->ram, &p->bp, &entry, &err);
+	}
+	if (ret == 0)
+		ret = vcpu__setup_long_mode(&vm->vcpu, entry, SB_BOOTINFO_GPA, &err);
+	if (ret == 0)
+		ret = timeout__start(&vm->timeout, o->timeout_ns ? o->timeout_ns : DEFAULT_CREATE_TIMEOUT_NS,
+				     &err);
+	if (ret == 0)
+		ret = vcpu__run(&vm->vcpu, &err);
+	timeout__stop(&vm->timeout);
+	if (ret == VCPU_READY) {
+		double boot_ms = (double)(now_ns() - t0) / 1e6;
+		ret = vcpu__complete_exit(&vm->vcpu, &err);
+		if (ret == 0)
+			ret = template_save(vm, o, &st, boot_ms, &err);
+		ret = ret < 0 ? fail(&err, EXIT_SNAPBOX) : 0;
+	} else if (ret < 0) {
+		ret = fail(&err, EXIT_SNAPBOX);
+	} else {
+		if (err.msg[0])
+			fprintf(stderr, "snapbox: %s\n", err.msg);
+		fprintf(stderr, "snapbox: %s ended (status %d) before its ready point (its first read "
+			"of stdin); no template written\n", o->argv[0], ret);
+		ret = EXIT_SNAPBOX;
+	}
+	vm__destroy(vm);
+	free(vm);
+	return ret;
+}
+
+static int cmd_template_create(int argc, char **argv)
+{
+	struct boot_opts *o = malloc(sizeof(*o));
+	struct boot_prep *p = malloc(sizeof(*p));
+	int ret = EXIT_SNAPBOX;
+
+	if (!o || !p)
+		goto out;
+	ret = parse_boot_opts(o, argc, argv, MODE_TEMPLATE);
+	if (ret >= 0)
+		goto out;
+	ret = prepare_boot(o, p);
+	if (ret < 0)
+		ret = template_create(o, p);
+	boot_prep__free(p);
+out:
+	free(p);
+	free(o);
+	return ret;
+}
+
+/* ---- options of the other template commands and run --------------------- */
+
+struct small_opts {
+	const char *store;
+	const char *name;
+	uint64_t timeout_ns;
+	bool stats;
+};
+
+static int parse_small(int argc, char **argv, struct small_opts *o, bool run, const char *cmd)
+{
+	static const struct option lo[] = {
+		{ "store", required_argument, NULL, 's' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "stats", no_argument, NULL, 'S' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:", lo, NULL)) != -1) {
+		if (c == 's') {
+			o->store = optarg;
+		} else if (run && c == 't') {
+			char *end;
+			double v = strtod(optarg, &end);
+			if (end == optarg || *end || v < 0 || v > 1e9)
+				return usage_error("--timeout %s: expected a number of seconds", optarg);
+			o->timeout_ns = (uint64_t)(v * 1e9);
+		} else if (run && c == 'S') {
+			o->stats = true;
+		} else if (c == ':') {
+			return usage_error("option %s needs an argument", argv[optind - 1]);
+		} else {
+			return usage_error("unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		o->name = argv[optind++];
+	if (optind < argc)
+		return usage_error("unexpected argument %s", argv[optind]);
+	if (!o->name && strcmp(cmd, "ls"))
+		return usage_error("%s: which template?", cmd);
+	return -1;
+}
+
+/* Open the store (when needed) and load template o->name, fully checked. */
+static int load_template(const struct small_opts *o, struct snapshot *snap, char *dir,
+			 size_t len, struct sb_err *err)
+{
+	struct store st;
+	int ret;
+
+	if (!strchr(o->name, '/')) {
+		ret = store__open(&st, o->store, err);
+		if (ret < 0)
+			return ret;
+	}
+	ret = store__path(&st, o->name, dir, len, err);
+	if (ret < 0)
+		return ret;
+	ret = snapshot__load(dir, snap, err);
+	if (ret == -ENOENT && !strchr(o->name, '/') && access(dir, F_OK) < 0)
+		return err__set(err, -ENOENT, "no template named %s (see 'snapbox template ls')", o->name);
+	if (ret < 0) {
+		struct sb_err e = *err;
+		return err__set(err, ret, "template %s: %s", o->name, e.msg);
+	}
+	return 0;
+}
+
+/* ---- ls / inspect / verify / rm -------------------------------------------- */
+
+static uint64_t file_blocks(int dirfd, const char *name)
+{
+	struct stat sb;
+	return fstatat(dirfd, name, &sb, 0) == 0 ? (uint64_t)sb.st_blocks * 512 : 0;
+}
+
+static void fmt_size(uint64_t b, char *out, size_t len)
+{
+	if (b >= (1ULL << 30))
+		snprintf(out, len, "%.1fG", (double)b / (1ULL << 30));
+	else if (b >= (1ULL << 20))
+		snprintf(out, len, "%.1fM", (double)b / (1ULL << 20));
+	else
+		snprintf(out, len, "%.0fK", (double)b / 1024);
+}
+
+static int template_ls(const struct small_opts *o)
+{
+	struct sb_err err = { "" };
+	struct store st;
+	char **names;
+	size_t n;
+
+	if (store__open(&st, o->store, &err) < 0 || store__list(&st, &names, &n, &err) < 0)
+		return fail(&err, EXIT_SNAPBOX);
+	printf("%-24s %-16s %8s %8s  %s\n", "NAME", "ID", "MEM", "STORED", "CREATED");
+	for (size_t i = 0; i < n; i++) {
+		char dir[PATH_MAX + 300], mem[16], stored[16], created[32] = "-";
+		struct snapshot *s = malloc(sizeof(*s));
+		struct stat sb;
+
+		snprintf(dir, sizeof(dir), "%s/templates/%s", st.root, names[i]);
+		if (s && snapshot__load(dir, s, &err) == 0) {
+			uint64_t bytes = file_blocks(s->dirfd, SNAP_MEM_FILE) +
+					 file_blocks(s->dirfd, SNAP_PAGES_FILE) +
+					 file_blocks(s->dirfd, SNAP_STATE_FILE);
+			if (fstatat(s->dirfd, SNAP_STATE_FILE, &sb, 0) == 0) {
+				struct tm tm;
+				localtime_r(&sb.st_mtime, &tm);
+				strftime(created, sizeof(created), "%Y-%m-%d %H:%M:%S", &tm);
+			}
+			fmt_size(s->hdr.mem_size, mem, sizeof(mem));
+			fmt_size(bytes, stored, sizeof(stored));
+			printf("%-24s %-16.16s %8s %8s  %s\n", names[i], s->id, mem, stored, created);
+			snapshot__close(s);
+		} else {
+			printf("%-24s %-16s %8s %8s  (unreadable: %s)\n", names[i], "-", "-", "-", err.msg);
+		}
+		free(s);
+		free(names[i]);
+	}
+	free(names);
+	return 0;
+}
+
+static int template_inspect(const struct small_opts *o)
+{
+	struct sb_err err = { "" };
+	struct snapshot *s = malloc(sizeof(*s));
+	char dir[PATH_MAX];
+	const struct snap_vcpu *v;
+	int ret;
+
+	if (!s)
+		return EXIT_SNAPBOX;
+	ret = load_template(o, s, dir, sizeof(dir), &err);
+	if (ret < 0) {
+		free(s);
+		return fail(&err, ret == -EBADMSG ? EXIT_DAMAGED : EXIT_SNAPBOX);
+	}
+	v = &s->vcpu;
+	printf("template   %s\n", o->name);
+	printf("directory  %s\n", dir);
+	printf("id         %s\n", s->id);
+	printf("format     %u.%u, guest ABI %u, x86-64\n", s->hdr.major, s->hdr.minor,
+	       s->hdr.abi_version);
+	printf("RAM        %llu MiB: %llu pages, %llu zero, %llu unique, %llu duplicate\n",
+	       (unsigned long long)(s->hdr.mem_size >> 20), (unsigned long long)s->pages.n_pages,
+	       (unsigned long long)s->pages.zero_pages, (unsigned long long)s->pages.unique_pages,
+	       (unsigned long long)s->pages.dup_pages);
+	printf("stored     mem.img %llu KiB, pages.idx %llu KiB, state.bin %llu bytes\n",
+	       (unsigned long long)file_blocks(s->dirfd, SNAP_MEM_FILE) / 1024,
+	       (unsigned long long)file_blocks(s->dirfd, SNAP_PAGES_FILE) / 1024,
+	       (unsigned long long)s->state_bytes);
+	printf("vcpu 0     rip 0x%llx rsp 0x%llx rflags 0x%llx cr3 0x%llx efer 0x%llx\n",
+	       (unsigned long long)v->regs.rip, (unsigned long long)v->regs.rsp,
+	       (unsigned long long)v->regs.rflags, (unsigned long long)v->sregs.cr3,
+	       (unsigned long long)v->sregs.efer);
+	printf("           cs 0x%x (cpl %u), fs_base 0x%llx, %u MSRs, mp_state %u, %s\n",
+	       v->sregs.cs.selector, v->sregs.cs.selector & 3, (unsigned long long)v->sregs.fs.base,
+	       v->n_msrs, v->mp_state.mp_state,
+	       v->flags & SNAP_VCPU_HAS_XSAVE ? "xsave" : "fpu (no xsave)");
+	printf("cpuid      %u entries, hash %016llx\n", s->nent, (unsigned long long)s->hdr.cpuid_hash);
+	if (s->hc.flags & HC_STATE_PENDING_READ)
+		printf("ready      stdin read pending (request struct at gpa 0x%llx)\n",
+		       (unsigned long long)s->hc.pending_read_gpa);
+	printf("sections   %-10s %7s %8s %8s  %s\n", "TYPE", "VERSION", "OFFSET", "LENGTH", "XXH3");
+	{
+		/* re-read the table for display (already validated by load) */
+		struct snap_section t[SNAP_MAX_SECTIONS];
+		int fd = openat(s->dirfd, SNAP_STATE_FILE, O_RDONLY | O_CLOEXEC);
+		size_t tl = s->hdr.n_sections * sizeof(t[0]);
+		if (fd >= 0 && pread(fd, t, tl, sizeof(s->hdr)) == (ssize_t)tl)
+			for (uint32_t i = 0; i < s->hdr.n_sections; i++)
+				printf("           %-10s %7u %8llu %8llu  %016llx\n",
+				       snapshot__section_name(t[i].type), t[i].version,
+				       (unsigned long long)t[i].offset, (unsigned long long)t[i].length,
+				       (unsigned long long)t[i].hash);
+		if (fd >= 0)
+			close(fd);
+	}
+	snapshot__close(s);
+	free(s);
+	return 0;
+}
+
+static int template_verify(const struct small_opts *o)
+{
+	struct sb_err err = { "" };
+	struct snapshot *s = malloc(sizeof(*s));
+	char dir[PATH_MAX];
+	uint64_t bad = 0;
+	int ret;
+
+	if (!s)
+		return EXIT_SNAPBOX;
+	ret = load_template(o, s, dir, sizeof(dir), &err);
+	if (ret == 0) {
+		ret = snap_image__verify(s->dirfd, s->hdr.mem_size, &bad, &err);
+		snapshot__close(s);
+	}
+	if (ret == 0)
+		printf("template %s: ok (id %s; state, index and %llu pages verified)\n", o->name, s->id,
+		       (unsigned long long)s->pages.n_pages);
+	free(s);
+	if (ret == -EBADMSG) {
+		if (bad > 1)
+			fprintf(stderr, "snapbox: template %s is damaged: %s (%llu bad pages)\n", o->name,
+				err.msg, (unsigned long long)bad);
+		else
+			fprintf(stderr, "snapbox: template %s is damaged: %s\n", o->name, err.msg);
+		return EXIT_DAMAGED;
+	}
+	return ret < 0 ? fail(&err, ret == -ENOENT ? EXIT_SNAPBOX : EXIT_DAMAGED) : 0;
+}
+
+static int template_rm(const struct small_opts *o)
+{
+	struct sb_err err = { "" };
+	struct store st;
+
+	if (store__open(&st, o->store, &err) < 0 || store__remove(&st, o->name, &err) < 0)
+		return fail(&err, EXIT_SNAPBOX);
+	return 0;
+}
+
+int cmd_template(int argc, char **argv)
+{
+	struct small_opts o;
+	const char *sub = argc > 1 ? argv[1] : "";
+	int ret;
+
+	if (!strcmp(sub, "create"))
+		return cmd_template_create(argc - 1, argv + 1);
+	if (strcmp(sub, "ls") && strcmp(sub, "inspect") && strcmp(sub, "verify") && strcmp(sub, "rm"))
+		return usage_error("template: expected create, ls, inspect, verify or rm%s", "");
+	ret = parse_small(argc - 1, argv + 1, &o, false, sub);
+	if (ret >= 0)
+		return ret;
+	if (!strcmp(sub, "ls"))
+		return template_ls(&o);
+	if (!strcmp(sub, "inspect"))
+		return template_inspect(&o);
+	if (!strcmp(sub, "verify"))
+		return template_verify(&o);
+	return template_rm(&o);
+}
+
+/* ---- run: clone a sandbox ---------------------------------------------------- */
+
+int cmd_run(int argc, char **argv, uint64_t t0)
+{
+	struct sb_err err = { "" };
+	struct small_opts o;
+	struct snapshot *snap = NULL;
+	struct vm *vm = NULL;
+	char dir[PATH_MAX];
+	uint64_t t_loaded = 0, t_restored = 0, t_end;
+	int ret = parse_small(argc, argv, &o, true, "run"), kfd;
+
+	if (ret >= 0)
+		return ret;
+	snap = malloc(sizeof(*snap));
+	vm = calloc(1, sizeof(*vm));
+	if (!snap || !vm) {
+		ret = EXIT_SNAPBOX;
+		goto out;
+	}
+	ret = load_template(&o, snap, dir, sizeof(dir), &err);
+	if (ret == 0) {
+		kfd = kvm__open(&err);
+		ret = kfd < 0 ? kfd : snapshot__check_cpuid(snap, kfd, &err);
+		if (kfd >= 0)
+			close(kfd);
+	}
+	t_loaded = now_ns();
+	if (ret == 0)
+		ret = vm__create_clone(vm, snap, &err);
+	if (ret < 0) {
+		ret = fail(&err, EXIT_SNAPBOX);
+		goto out_snap;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	vm->hc.program = o.name;
+	t_restored = now_ns();
+	ret = timeout__start(&vm->timeout, o.timeout_ns, &err);
+	if (ret == 0)
+		ret = hypercall__complete_pending(&vm->hc, &err);
+	if (ret == -ETIMEDOUT)
+		ret = 124, err__set(&err, 0, "timed out reading the request");
+	else if (ret == HC_CONTINUE)
+		ret = vcpu__run(&vm->vcpu, &err);
+	timeout__stop(&vm->timeout);
+	t_end = now_ns();
+	if (o.stats)
+		fprintf(stderr, "stats: load_us=%llu clone_us=%llu run_us=%llu total_us=%llu\n",
+			(unsigned long long)(t_loaded - t0) / 1000,
+			(unsigned long long)(t_restored - t_loaded) / 1000,
+			(unsigned long long)(t_end - t_restored) / 1000,
+			(unsigned long long)(t_end - t0) / 1000);
+	if (ret < 0)
+		ret = fail(&err, EXIT_SNAPBOX);
+	else if (err.msg[0])
+		fprintf(stderr, "snapbox: %s\n", err.msg);
+	vm__destroy(vm);
+out_snap:
+	snapshot__close(snap);
+out:
+	free(vm);
+	free(snap);
+	return ret;
+}

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * On-disk format of a snapbox template: a directory holding
+ *
+ *   mem.img      guest RAM, byte for byte, page-aligned; zero pages are holes
+ *                (sparse), so a clone maps it MAP_PRIVATE and copies nothing
+ *   pages.idx    struct snap_pages_header + one xxh3-64 per 4 KiB page of RAM
+ *                (0 = zero page): integrity, dedup, the content address
+ *   state.bin    struct snap_header, a table of struct snap_section, then the
+ *                sections: CPUID, vCPU, VM, memory map, one per device
+ *   template.json  a manifest for people and tools (not read by clones)
+ *
+ * Every struct here is plain data with its size pinned.  Readers check every
+ * offset and length against the file size and every hash before use, and
+ * refuse a newer major version.  Template id = xxh3-128 of pages.idx and
+ * state.bin.
+ */
+#ifndef SNAP_FORMAT_H
+#define SNAP_FORMAT_H
+#include <stdint.h>
+#include <linux/kvm.h>
+
+#define SNAP_MAGIC      "SNAPBOX\0"
+#define SNAP_MAJOR      1
+#define SNAP_MINOR      0
+#define SNAP_ARCH_X86_64 1
+#define SNAP_PAGE       4096ULL
+#define SNAP_MAX_MEM_PAGES ((64ULL << 30) / SNAP_PAGE)
+#define SNAP_MAX_SECTIONS 32
+#define SNAP_MAX_SECTION_LEN (1U << 20)
+
+#define SNAP_MEM_FILE   "mem.img"
+#define SNAP_PAGES_FILE "pages.idx"
+#define SNAP_STATE_FILE "state.bin"
+#define SNAP_MANIFEST_FILE "template.json"
+
+struct snap_header {
+	char magic[8];          /* SNAP_MAGIC */
+	uint16_t major, minor;  /* SNAP_MAJOR / SNAP_MINOR */
+	uint32_t arch;          /* SNAP_ARCH_X86_64 */
+	uint32_t abi_version;   /* guest<->host ABI the guest kernel speaks */
+	uint32_t n_sections;    /* <= SNAP_MAX_SECTIONS; table follows the header */
+	uint64_t mem_size;      /* bytes of guest RAM = size of mem.img */
+	uint64_t cpuid_hash;    /* xxh3 of the CPUID entries (section CPUID) */
+	uint64_t pages_hash;    /* xxh3 of pages.idx, the whole file */
+	uint64_t table_hash;    /* xxh3 of the section table */
+	uint64_t header_hash;   /* xxh3 of this header with header_hash = 0 */
+	uint8_t reserved[8];
+};
+_Static_assert(sizeof(struct snap_header) == 72, "snap_header size");
+
+enum snap_section_type {
+	SNAP_SEC_CPUID = 1,     /* struct snap_cpuid + entries */
+	SNAP_SEC_VCPU = 2,      /* struct snap_vcpu (one per vCPU, in order) */
+	SNAP_SEC_VM = 3,        /* struct snap_vm */
+	SNAP_SEC_MEMMAP = 4,    /* struct snap_memmap */
+	SNAP_SEC_SERIAL = 5,    /* struct serial_state (devices/serial.h) */
+	SNAP_SEC_HYPERCALL = 6, /* struct hc_state (launcher/hypercall.h) */
+	SNAP_SEC_TYPE_MAX
+};
+
+struct snap_section {
+	uint32_t type;          /* enum snap_section_type */
+	uint32_t version;       /* of that section's struct */
+	uint64_t offset;        /* from the start of state.bin */
+	uint64_t length;
+	uint64_t hash;          /* xxh3 of the section's bytes */
+};
+_Static_assert(sizeof(struct snap_section) == 32, "snap_section size");
+
+/* ---- sections ------------------------------------------------------------ */
+#define SNAP_CPUID_VERSION 1
+#define SNAP_CPUID_MAX 256
+struct snap_cpuid {
+	uint32_t nent;          /* entries that follow: struct kvm_cpuid_entry2 */
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct snap_cpuid) == 8, "snap_cpuid size");
+_Static_assert(sizeof(struct kvm_cpuid_entry2) == 40, "kvm_cpuid_entry2 size");
+
+#define SNAP_VCPU_VERSION 1
+#define SNAP_MSRS_MAX 24
+#define SNAP_VCPU_HAS_XCRS  (1u << 0)
+#define SNAP_VCPU_HAS_XSAVE (1u << 1)
+struct snap_msr {
+	uint32_t index;
+	uint32_t reserved;
+	uint64_t data;
+};
+_Static_assert(sizeof(struct snap_msr) == 16, "snap_msr size");
+
+struct snap_vcpu {
+	uint32_t id;
+	uint32_t flags;                 /* SNAP_VCPU_HAS_* */
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_fpu fpu;
+	struct kvm_xcrs xcrs;
+	struct kvm_xsave xsave;
+	struct kvm_mp_state mp_state;
+	uint32_t n_msrs;                /* <= SNAP_MSRS_MAX */
+	struct snap_msr msrs[SNAP_MSRS_MAX];
+	struct kvm_vcpu_events events;
+	struct kvm_debugregs debugregs;
+};
+_Static_assert(sizeof(struct kvm_regs) == 144, "kvm_regs size");
+_Static_assert(sizeof(struct kvm_sregs) == 312, "kvm_sregs size");
+_Static_assert(sizeof(struct kvm_fpu) == 416, "kvm_fpu size");
+_Static_assert(sizeof(struct kvm_xcrs) == 392, "kvm_xcrs size");
+_Static_assert(sizeof(struct kvm_xsave) == 4096, "kvm_xsave size");
+_Static_assert(sizeof(struct kvm_vcpu_events) == 64, "kvm_vcpu_events size");
+_Static_assert(sizeof(struct kvm_debugregs) == 128, "kvm_debugregs size");
+_Static_assert(sizeof(struct snap_vcpu) == 5952, "snap_vcpu size");
+
+#define SNAP_VM_VERSION 1
+struct snap_vm {
+	struct kvm_clock_data clock;    /* KVM_GET_CLOCK at the ready point */
+	uint32_t n_vcpus;
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct kvm_clock_data) == 48, "kvm_clock_data size");
+_Static_assert(sizeof(struct snap_vm) == 56, "snap_vm size");
+
+#define SNAP_MEMMAP_VERSION 1
+#define SNAP_MEMMAP_MAX 4
+struct snap_memslot {
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t file_offset;           /* into mem.img */
+};
+struct snap_memmap {
+	uint32_t n_slots;               /* <= SNAP_MEMMAP_MAX */
+	uint32_t reserved;
+	struct snap_memslot slots[SNAP_MEMMAP_MAX];
+};
+_Static_assert(sizeof(struct snap_memmap) == 8 + 24 * SNAP_MEMMAP_MAX, "snap_memmap size");
+
+/* ---- pages.idx ------------------------------------------------------------ */
+#define SNAP_PAGES_MAGIC "SBPAGES\0"
+#define SNAP_PAGES_VERSION 1
+struct snap_pages_header {
+	char magic[8];
+	uint32_t version;
+	uint32_t page_size;             /* SNAP_PAGE */
+	uint64_t n_pages;               /* = mem_size / page_size; hashes follow */
+	uint64_t zero_pages;
+	uint64_t unique_pages;          /* distinct non-zero contents */
+	uint64_t dup_pages;             /* non-zero pages whose content repeats */
+};
+_Static_assert(sizeof(struct snap_pages_header) == 48, "snap_pages_header size");
+#endif

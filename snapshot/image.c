@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "snapshot/image.h"
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int page_is_zero(const uint64_t *p)
+{
+	uint64_t acc = 0;
+	for (size_t i = 0; i < SNAP_PAGE / 8; i += 8)
+		acc |= p[i] | p[i + 1] | p[i + 2] | p[i + 3] | p[i + 4] | p[i + 5] | p[i + 6] | p[i + 7];
+	return acc == 0;
+}
+
+uint64_t snap_image__page_hash(const void *page)
+{
+	uint64_t h;
+	if (page_is_zero(page))
+		return 0;
+	h = XXH3_64bits(page, SNAP_PAGE);
+	return h ? h : 1;
+}
+
+static int write_full(int fd, const void *buf, size_t len, off_t off)
+{
+	const uint8_t *p = buf;
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* unique = distinct non-zero hashes; dup = non-zero pages beyond the first of each */
+static void count_unique(const uint64_t *hashes, uint64_t n, struct snap_image_stats *st)
+{
+	uint64_t *v = malloc(n * sizeof(*v)), m = 0;
+	if (!v)
+		return;
+	for (uint64_t i = 0; i < n; i++)
+		if (hashes[i])
+			v[m++] = hashes[i];
+	qsort(v, m, sizeof(*v), cmp_u64);
+	st->unique_pages = 0;
+	for (uint64_t i = 0; i < m; i++)
+		if (i == 0 || v[i] != v[i - 1])
+			st->unique_pages++;
+	st->dup_pages = m - st->unique_pages;
+	free(v);
+}
+
+/* Scan RAM: hashes[] per page; writes non-zero runs to mem_fd. */
+static int image__scan_and_write(const struct guest_ram *ram, int mem_fd, uint64_t *hashes,
+				 struct snap_image_stats *st, struct sb_err *err)
+{
+	uint64_t n = ram->size / SNAP_PAGE, run_start = 0, run_len = 0;
+	unsigned char *resident = malloc(n);
+	const uint8_t *base = ram->host;
+	double t0 = now_s(), tw = 0;
+	int ret = 0;
+
+	if (!resident)
+		return err__set(err, -ENOMEM, "out of memory scanning guest RAM");
+	/* never-populated pages of anonymous RAM are zero: no need to read them */
+	if (ram->backend != RAM_ANON || mincore(ram->host, ram->size, resident) < 0)
+		memset(resident, 1, n);
+	for (uint64_t i = 0; i <= n && ret == 0; i++) {
+		uint64_t h = 0;
+		if (i < n && (resident[i] & 1))
+			h = snap_image__page_hash(base + i * SNAP_PAGE);
+		if (i < n)
+			hashes[i] = h;
+		if (h && run_len && run_start + run_len == i) {
+			run_len++;
+			continue;
+		}
+		if (run_len) {
+			double t = now_s();
+			ret = write_full(mem_fd, base + run_start * SNAP_PAGE, run_len * SNAP_PAGE,
+					 (off_t)(run_start * SNAP_PAGE));
+			tw += now_s() - t;
+			st->written_bytes += run_len * SNAP_PAGE;
+		}
+		run_start = i;
+		run_len = h ? 1 : 0;
+		if (i < n && !h)
+			st->zero_pages++;
+	}
+	free(resident);
+	st->n_pages = n;
+	st->write_s = tw;
+	st->scan_s = now_s() - t0 - tw;
+	if (ret < 0)
+		return err__set(err, ret, "writing %s: %s", SNAP_MEM_FILE, strerror(-ret));
+	return 0;
+}
+
+int snap_image__write(const struct guest_ram *ram, int dirfd, struct snap_image_stats *st,
+		      uint64_t *pages_hash, struct sb_err *err)
+{
+	uint64_t n = ram->size / SNAP_PAGE;
+	size_t idx_len = sizeof(struct snap_pages_header) + n * sizeof(uint64_t);
+	uint8_t *idx = calloc(1, idx_len);
+	struct snap_pages_header *h = (struct snap_pages_header *)idx;
+	uint64_t *hashes = (uint64_t *)(idx + sizeof(*h));
+	int mem_fd = -1, idx_fd = -1, ret;
+
+	memset(st, 0, sizeof(*st));
+	if (!idx)
+		return err__set(err, -ENOMEM, "out of memory for the page index");
+	mem_fd = openat(dirfd, SNAP_MEM_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	if (mem_fd < 0) {
+		ret = err__errno(err, "create %s", SNAP_MEM_FILE);
+		goto out;
+	}
+	if (ftruncate(mem_fd, (off_t)ram->size) < 0) {
+		ret = err__errno(err, "ftruncate %s", SNAP_MEM_FILE);
+		goto out;
+	}
+	ret = image__scan_and_write(ram, mem_fd, hashes, st, err);
+	if (ret < 0)
+		goto out;
+	count_unique(hashes, n, st);
+	memcpy(h->magic, SNAP_PAGES_MAGIC, 8);
+	h->version = SNAP_PAGES_VERSION;
+	h->page_size = SNAP_PAGE;
+	h->n_pages = n;
+	h->zero_pages = st->zero_pages;
+	h->unique_pages = st->unique_pages;
+	h->dup_pages = st->dup_pages;
+	*pages_hash = XXH3_64bits(idx, idx_len);
+	idx_fd = openat(dirfd, SNAP_PAGES_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	if (idx_fd < 0) {
+		ret = err__errno(err, "create %s", SNAP_PAGES_FILE);
+		goto out;
+	}
+	ret = write_full(idx_fd, idx, idx_len, 0);
+	if (ret < 0) {
+		err__set(err, ret, "writing %s: %s", SNAP_PAGES_FILE, strerror(-ret));
+		goto out;
+	}
+	if (fdatasync(mem_fd) < 0 || fdatasync(idx_fd) < 0)
+		ret = err__errno(err, "fdatasync of the memory image");
+out:
+	if (mem_fd >= 0)
+		close(mem_fd);
+	if (idx_fd >= 0)
+		close(idx_fd);
+	free(idx);
+	return ret < 0 ? ret : 0;
+}
+
+static int read_file_at(int dirfd, const char *name, uint8_t **buf, size_t *len, size_t max,
+			struct sb_err *err)
+{
+	struct stat sb;
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err__errno(err, "%s", name);
+	if (fstat(fd, &sb) < 0 || (size_t)sb.st_size > max) {
+		int ret = sb.st_size > 0 ? err__set(err, -EFBIG, "%s: too large", name)
+					 : err__errno(err, "fstat %s", name);
+		close(fd);
+		return ret;
+	}
+	*len = (size_t)sb.st_size;
+	*buf = malloc(*len ? *len : 1);
+	if (!*buf) {
+		close(fd);
+		return err__set(err, -ENOMEM, "out of memory reading %s", name);
+	}
+	size_t got = 0;
+	while (got < *len) {
+		ssize_t n = read(fd, *buf + got, *len - got);
+		if (n <= 0) {
+			int ret = n < 0 ? err__errno(err, "read %s", name)
+					: err__set(err, -EIO, "%s: short read", name);
+			free(*buf);
+			close(fd);
+			return ret;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	return 0;
+}
+
+/* pages.idx, checked; *buf is malloc'd (caller frees). */
+static int image__load_index(int dirfd, uint64_t mem_size, uint8_t **buf, size_t *len,
+			     struct sb_err *err)
+{
+	uint64_t n = mem_size / SNAP_PAGE;
+	const struct snap_pages_header *h;
+	int ret = read_file_at(dirfd, SNAP_PAGES_FILE, buf, len,
+			       sizeof(*h) + (SNAP_MAX_MEM_PAGES) * 8, err);
+	if (ret < 0)
+		return ret;
+	h = (const struct snap_pages_header *)*buf;
+	if (*len < sizeof(*h) || memcmp(h->magic, SNAP_PAGES_MAGIC, 8))
+		ret = err__set(err, -EBADMSG, "%s: not a page index (bad magic)", SNAP_PAGES_FILE);
+	else if (h->version != SNAP_PAGES_VERSION || h->page_size != SNAP_PAGE)
+		ret = err__set(err, -EBADMSG, "%s: version %u / page size %u not supported",
+			       SNAP_PAGES_FILE, h->version, h->page_size);
+	else if (h->n_pages != n || *len != sizeof(*h) + n * 8)
+		ret = err__set(err, -EBADMSG, "%s: %llu pages in %zu bytes, but RAM has %llu pages",
+			       SNAP_PAGES_FILE, (unsigned long long)h->n_pages, *len,
+			       (unsigned long long)n);
+	if (ret < 0)
+		free(*buf);
+	return ret;
+}
+
+int snap_image__read_index(int dirfd, uint64_t mem_size, struct snap_pages_header *hdr,
+			   uint64_t *hash, struct sb_err *err)
+{
+	uint8_t *buf;
+	size_t len;
+	int ret = image__load_index(dirfd, mem_size, &buf, &len, err);
+	if (ret < 0)
+		return ret;
+	memcpy(hdr, buf, sizeof(*hdr));
+	*hash = XXH3_64bits(buf, len);
+	free(buf);
+	return 0;
+}
+
+int snap_image__verify(int dirfd, uint64_t mem_size, uint64_t *bad, struct sb_err *err)
+{
+	uint8_t *buf;
+	size_t len;
+	struct stat sb;
+	const uint8_t *mem;
+	int ret = image__load_index(dirfd, mem_size, &buf, &len, err), fd;
+	const uint64_t *hashes = (const uint64_t *)(buf + sizeof(struct snap_pages_header));
+
+	*bad = 0;
+	if (ret < 0)
+		return ret;
+	fd = openat(dirfd, SNAP_MEM_FILE, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		ret = err__errno(err, "%s", SNAP_MEM_FILE);
+		goto out;
+	}
+	if ((uint64_t)sb.st_size != mem_size) {
+		ret = err__set(err, -EBADMSG, "%s is %lld bytes, the template's RAM is %llu",
+			       SNAP_MEM_FILE, (long long)sb.st_size, (unsigned long long)mem_size);
+		goto out;
+	}
+	mem = mmap(NULL, mem_size, PROT_READ, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED) {
+		ret = err__errno(err, "mmap %s", SNAP_MEM_FILE);
+		goto out;
+	}
+	madvise((void *)mem, mem_size, MADV_SEQUENTIAL);
+	for (uint64_t i = 0; i < mem_size / SNAP_PAGE; i++) {
+		if (snap_image__page_hash(mem + i * SNAP_PAGE) != hashes[i]) {
+			if (!*bad)
+				err__set(err, -EBADMSG, "%s: page %llu (offset 0x%llx) does not match its hash",
+					 SNAP_MEM_FILE, (unsigned long long)i,
+					 (unsigned long long)(i * SNAP_PAGE));
+			(*bad)++;
+		}
+	}
+	munmap((void *)mem, mem_size);
+	if (*bad)
+		ret = -EBADMSG;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return ret;
+}

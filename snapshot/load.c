@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Loading a template.  Everything read from disk is untrusted: every offset
+ * and length is checked against the file size (overflow-checked), every
+ * hash is checked, every section has an exact size and a known version,
+ * and a newer major format is refused with a clear message.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "launcher/kvm.h"
+#include "launcher/vm.h"
+#include "sbtypes.h"
+#include "snapbox_abi.h"
+#include "snapshot/snapshot.h"
+#include "snapshot/vcpu_state.h"
+
+#define STATE_MAX (4U << 20)
+
+const char *snapshot__section_name(uint32_t type)
+{
+	switch (type) {
+	case SNAP_SEC_CPUID: return "cpuid";
+	case SNAP_SEC_VCPU: return "vcpu";
+	case SNAP_SEC_VM: return "vm";
+	case SNAP_SEC_MEMMAP: return "memmap";
+	case SNAP_SEC_SERIAL: return "serial";
+	case SNAP_SEC_HYPERCALL: return "hypercall";
+	}
+	return "unknown";
+}
+
+static int parse_header(const uint8_t *buf, size_t len, struct snap_header *h, struct sb_err *err)
+{
+	struct snap_header tmp;
+
+	if (len < sizeof(*h))
+		return err__set(err, -EBADMSG, "state.bin is truncated (%zu bytes)", len);
+	memcpy(h, buf, sizeof(*h));
+	if (memcmp(h->magic, SNAP_MAGIC, 8))
+		return err__set(err, -EBADMSG, "state.bin: not a snapbox template (bad magic)");
+	if (h->major > SNAP_MAJOR)
+		return err__set(err, -EPROTONOSUPPORT,
+				"template format %u.%u is newer than this snapbox reads (%u.x); upgrade snapbox",
+				h->major, h->minor, SNAP_MAJOR);
+	if (h->major < SNAP_MAJOR)
+		return err__set(err, -EPROTONOSUPPORT, "template format %u.%u is too old (need %u.x)",
+				h->major, h->minor, SNAP_MAJOR);
+	tmp = *h;
+	tmp.header_hash = 0;
+	if (XXH3_64bits(&tmp, sizeof(tmp)) != h->header_hash)
+		return err__set(err, -EBADMSG, "state.bin: header is damaged (hash mismatch)");
+	if (h->arch != SNAP_ARCH_X86_64)
+		return err__set(err, -EPROTONOSUPPORT, "template is for architecture %u, not x86-64",
+				h->arch);
+	if (h->abi_version != SB_ABI_VERSION)
+		return err__set(err, -EPROTONOSUPPORT,
+				"template's guest kernel speaks ABI %u, this snapbox speaks %u",
+				h->abi_version, SB_ABI_VERSION);
+	if (h->mem_size < SB_MIN_MEM || h->mem_size > SB_MAX_MEM || h->mem_size % SB_PAGE_2M)
+		return err__set(err, -EBADMSG, "state.bin: bad RAM size %llu",
+				(unsigned long long)h->mem_size);
+	if (h->n_sections == 0 || h->n_sections > SNAP_MAX_SECTIONS)
+		return err__set(err, -EBADMSG, "state.bin: %u sections", h->n_sections);
+	return 0;
+}
+
+/* Expected size of a section, or 0 if variable (CPUID). */
+static size_t section_size(uint32_t type)
+{
+	switch (type) {
+	case SNAP_SEC_VCPU: return sizeof(struct snap_vcpu);
+	case SNAP_SEC_VM: return sizeof(struct snap_vm);
+	case SNAP_SEC_MEMMAP: return sizeof(struct snap_memmap);
+	case SNAP_SEC_SERIAL: return sizeof(struct serial_state);
+	case SNAP_SEC_HYPERCALL: return sizeof(struct hc_state);
+	}
+	return 0;
+}
+
+static uint32_t section_version(uint32_t type)
+{
+	switch (type) {
+	case SNAP_SEC_CPUID: return SNAP_CPUID_VERSION;
+	case SNAP_SEC_VCPU: return SNAP_VCPU_VERSION;
+	case SNAP_SEC_VM: return SNAP_VM_VERSION;
+	case SNAP_SEC_MEMMAP: return SNAP_MEMMAP_VERSION;
+	case SNAP_SEC_SERIAL: return SERIAL_STATE_VERSION;
+	case SNAP_SEC_HYPERCALL: return HC_STATE_VERSION;
+	}
+	return 0;
+}
+
+static int parse_cpuid(const uint8_t *p, size_t len, struct snapshot *s, struct sb_err *err)
+{
+	struct snap_cpuid c;
+
+	if (len < sizeof(c))
+		return err__set(err, -EBADMSG, "cpuid section is truncated");
+	memcpy(&c, p, sizeof(c));
+	if (c.nent == 0 || c.nent > SNAP_CPUID_MAX ||
+	    len != sizeof(c) + (size_t)c.nent * sizeof(struct kvm_cpuid_entry2))
+		return err__set(err, -EBADMSG, "cpuid section: %u entries in %zu bytes", c.nent, len);
+	s->nent = c.nent;
+	memcpy(s->cpuid, p + sizeof(c), c.nent * sizeof(struct kvm_cpuid_entry2));
+	if (XXH3_64bits(s->cpuid, c.nent * sizeof(struct kvm_cpuid_entry2)) != s->hdr.cpuid_hash)
+		return err__set(err, -EBADMSG, "cpuid section does not match the header's CPUID hash");
+	return 0;
+}
+
+static int take_section(const struct snap_section *sec, const uint8_t *p, struct snapshot *s,
+			struct sb_err *err)
+{
+	switch (sec->type) {
+	case SNAP_SEC_CPUID: return parse_cpuid(p, sec->length, s, err);
+	case SNAP_SEC_VCPU: memcpy(&s->vcpu, p, sizeof(s->vcpu)); return snap_vcpu__validate(&s->vcpu, err);
+	case SNAP_SEC_VM: memcpy(&s->vm, p, sizeof(s->vm)); break;
+	case SNAP_SEC_MEMMAP: memcpy(&s->memmap, p, sizeof(s->memmap)); break;
+	case SNAP_SEC_SERIAL: memcpy(&s->serial, p, sizeof(s->serial)); break;
+	case SNAP_SEC_HYPERCALL: memcpy(&s->hc, p, sizeof(s->hc)); break;
+	}
+	return 0;
+}
+
+static int check_cross(const struct snapshot *s, struct sb_err *err)
+{
+	const struct snap_memslot *m = &s->memmap.slots[0];
+	struct guest_ram ram = { .size = s->hdr.mem_size };
+
+	if (s->vm.n_vcpus != 1)
+		return err__set(err, -EBADMSG, "vm section: %u vCPUs (snapbox runs 1)", s->vm.n_vcpus);
+	if (s->memmap.n_slots != 1 || m->gpa != 0 || m->size != s->hdr.mem_size || m->file_offset)
+		return err__set(err, -EBADMSG, "memmap section does not describe one slot of %llu bytes",
+				(unsigned long long)s->hdr.mem_size);
+	/* the pending read lies in RAM: checked against a RAM of that size */
+	ram.host = (void *)(uintptr_t)4096; /* any non-NULL base: only bounds are checked */
+	return hypercall__validate_state(&s->hc, &ram, err);
+}
+
+int snapshot__parse_state(const uint8_t *buf, size_t len, struct snapshot *s, struct sb_err *err)
+{
+	struct snap_section table[SNAP_MAX_SECTIONS];
+	uint32_t seen = 0;
+	size_t tlen;
+	int ret = parse_header(buf, len, &s->hdr, err);
+
+	if (ret < 0)
+		return ret;
+	tlen = s->hdr.n_sections * sizeof(struct snap_section);
+	if (!sb_range_in(sizeof(s->hdr), tlen, 0, len))
+		return err__set(err, -EBADMSG, "state.bin is truncated (section table)");
+	memcpy(table, buf + sizeof(s->hdr), tlen);
+	if (XXH3_64bits(table, tlen) != s->hdr.table_hash)
+		return err__set(err, -EBADMSG, "state.bin: section table is damaged (hash mismatch)");
+	for (uint32_t i = 0; i < s->hdr.n_sections; i++) {
+		const struct snap_section *sec = &table[i];
+		const char *name = snapshot__section_name(sec->type);
+		size_t want;
+
+		if (sec->type == 0 || sec->type >= SNAP_SEC_TYPE_MAX)
+			return err__set(err, -EBADMSG, "state.bin: unknown section type %u", sec->type);
+		if (seen & (1u << sec->type))
+			return err__set(err, -EBADMSG, "state.bin: section %s appears twice", name);
+		seen |= 1u << sec->type;
+		if (!sb_range_in(sec->offset, sec->length, sizeof(s->hdr) + tlen, len) ||
+		    sec->length > SNAP_MAX_SECTION_LEN)
+			return err__set(err, -EBADMSG, "state.bin: section %s lies outside the file", name);
+		if (sec->version != section_version(sec->type))
+			return err__set(err, -EPROTONOSUPPORT, "state.bin: section %s version %u (reads %u)",
+					name, sec->version, section_version(sec->type));
+		want = section_size(sec->type);
+		if (want && sec->length != want)
+			return err__set(err, -EBADMSG, "state.bin: section %s is %llu bytes, expected %zu",
+					name, (unsigned long long)sec->length, want);
+		if (XXH3_64bits(buf + sec->offset, sec->length) != sec->hash)
+			return err__set(err, -EBADMSG, "state.bin: section %s is damaged (hash mismatch)",
+					name);
+		ret = take_section(sec, buf + sec->offset, s, err);
+		if (ret < 0)
+			return ret;
+	}
+	for (uint32_t t = 1; t < SNAP_SEC_TYPE_MAX; t++)
+		if (!(seen & (1u << t)))
+			return err__set(err, -EBADMSG, "state.bin: section %s is missing",
+					snapshot__section_name(t));
+	return check_cross(s, err);
+}
+
+static int read_state(int dirfd, uint8_t **buf, size_t *len, struct sb_err *err)
+{
+	struct stat sb;
+	int fd = openat(dirfd, SNAP_STATE_FILE, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return err__errno(err, "%s", SNAP_STATE_FILE);
+	if (fstat(fd, &sb) < 0 || sb.st_size <= 0 || sb.st_size > STATE_MAX) {
+		close(fd);
+		return err__set(err, -EBADMSG, "%s: bad size", SNAP_STATE_FILE);
+	}
+	*len = (size_t)sb.st_size;
+	*buf = malloc(*len);
+	if (!*buf) {
+		close(fd);
+		return err__set(err, -ENOMEM, "out of memory");
+	}
+	n = pread(fd, *buf, *len, 0);
+	close(fd);
+	if (n != (ssize_t)*len) {
+		free(*buf);
+		return err__set(err, -EIO, "%s: short read", SNAP_STATE_FILE);
+	}
+	return 0;
+}
+
+int snapshot__load(const char *dir, struct snapshot *s, struct sb_err *err)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	uint64_t pages_hash;
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dirfd < 0)
+		return err__errno(err, "template %s", dir);
+	ret = read_state(s->dirfd, &buf, &len, err);
+	if (ret == 0)
+		ret = snapshot__parse_state(buf, len, s, err);
+	if (ret == 0) {
+		XXH128_hash_t h = XXH3_128bits(buf, len);
+		snprintf(s->id, sizeof(s->id), "%016llx%016llx", (unsigned long long)h.high64,
+			 (unsigned long long)h.low64);
+		s->state_bytes = len;
+		ret = snap_image__read_index(s->dirfd, s->hdr.mem_size, &s->pages, &pages_hash, err);
+	}
+	if (ret == 0 && pages_hash != s->hdr.pages_hash)
+		ret = err__set(err, -EBADMSG, "%s does not match state.bin (hash mismatch)",
+			       SNAP_PAGES_FILE);
+	free(buf);
+	if (ret < 0)
+		snapshot__close(s);
+	return ret;
+}
+
+void snapshot__close(struct snapshot *s)
+{
+	if (s->dirfd >= 0)
+		close(s->dirfd);
+	s->dirfd = -1;
+}
+
+int snapshot__open_mem(const struct snapshot *s, struct sb_err *err)
+{
+	int fd = openat(s->dirfd, SNAP_MEM_FILE, O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? err__errno(err, "%s", SNAP_MEM_FILE) : fd;
+}
+
+/* Leaves and registers whose feature bits a template may rely on. */
+static const struct { uint32_t fn, idx; int reg; const char *name; } cpuid_features[] = {
+	{ 1, 0, 2, "1.ecx" }, { 1, 0, 3, "1.edx" },
+	{ 7, 0, 1, "7.ebx" }, { 7, 0, 2, "7.ecx" }, { 7, 0, 3, "7.edx" },
+	{ 0x80000001, 0, 2, "80000001.ecx" }, { 0x80000001, 0, 3, "80000001.edx" },
+};
+
+static uint32_t cpuid_reg(const struct kvm_cpuid_entry2 *e, int reg)
+{
+	return reg == 0 ? e->eax : reg == 1 ? e->ebx : reg == 2 ? e->ecx : e->edx;
+}
+
+static const struct kvm_cpuid_entry2 *find_leaf(const struct kvm_cpuid_entry2 *e, uint32_t n,
+						uint32_t fn, uint32_t idx)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (e[i].function == fn && e[i].index == idx)
+			return &e[i];
+	return NULL;
+}
+
+int snapshot__check_cpuid(const struct snapshot *s, int kvm_fd, struct sb_err *err)
+{
+	struct kvm_cpuid2 *host;
+	int ret = kvm__supported_cpuid(kvm_fd, &host, err);
+
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < sizeof(cpuid_features) / sizeof(cpuid_features[0]) && !ret; i++) {
+		const struct kvm_cpuid_entry2 *t = find_leaf(s->cpuid, s->nent, cpuid_features[i].fn,
+							     cpuid_features[i].idx);
+		const struct kvm_cpuid_entry2 *h = find_leaf(host->entries, host->nent,
+							     cpuid_features[i].fn, cpuid_features[i].idx);
+		uint32_t need = t ? cpuid_reg(t, cpuid_features[i].reg) : 0;
+		uint32_t have = h ? cpuid_reg(h, cpuid_features[i].reg) : 0;
+		if (need & ~have)
+			ret = err__set(err, -EOPNOTSUPP,
+				       "template needs CPU features this host cannot provide (CPUID %s bits 0x%08x)",
+				       cpuid_features[i].name, need & ~have);
+	}
+	free(host);
+	return ret;
+}
+
+int snapshot__restore(const struct snapshot *s, struct vm *vm, struct sb_err *err)
+{
+	int ret = snap_vcpu__restore(&vm->vcpu, s->cpuid, s->nent, &s->vcpu, err);
+
+	if (ret < 0)
+		return ret;
+	vm->serial.st = s->serial;
+	vm->hc.st = s->hc;
+	return 0;
+}

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/* Writing a template: memory image first, then state.bin, which covers it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "launcher/kvm.h"
+#include "launcher/vm.h"
+#include "snapbox_abi.h"
+#include "snapshot/snapshot.h"
+#include "snapshot/vcpu_state.h"
+
+struct state_buf {
+	uint8_t *p;
+	size_t len, cap;
+	struct snap_section table[SNAP_MAX_SECTIONS];
+	uint32_t n;
+};
+
+static int state__add(struct state_buf *b, uint32_t type, uint32_t version, const void *a,
+		      size_t alen, const void *c, size_t clen)
+{
+	size_t off = (b->len + 7) & ~7UL, need = off + alen + clen;
+	if (b->n == SNAP_MAX_SECTIONS)
+		return -E2BIG;
+	if (need > b->cap) {
+		size_t cap = need * 2;
+		uint8_t *p = realloc(b->p, cap);
+		if (!p)
+			return -ENOMEM;
+		b->p = p;
+		b->cap = cap;
+	}
+	memset(b->p + b->len, 0, off - b->len);
+	memcpy(b->p + off, a, alen);
+	if (clen)
+		memcpy(b->p + off + alen, c, clen);
+	b->len = need;
+	b->table[b->n++] = (struct snap_section){ .type = type, .version = version,
+						  .offset = off, .length = alen + clen };
+	return 0;
+}
+
+static int state__sections(struct vm *vm, struct state_buf *b, struct sb_err *err)
+{
+	struct snap_vcpu *vcpu = calloc(1, sizeof(*vcpu));
+	struct snap_vm svm;
+	struct snap_cpuid c = { 0 };
+	struct snap_memmap mm = { .n_slots = 1, .slots = { { 0, vm->ram.size, 0 } } };
+	int ret;
+
+	if (!vcpu)
+		return err__set(err, -ENOMEM, "out of memory");
+	ret = snap_vcpu__save(&vm->vcpu, vcpu, err);
+	memset(&svm, 0, sizeof(svm));
+	svm.n_vcpus = 1;
+	if (!ret && kvm__ioctl_raw(vm->vm_fd, KVM_GET_CLOCK, &svm.clock) < 0)
+		memset(&svm.clock, 0, sizeof(svm.clock)); /* optional: our guest reads the host clock */
+	c.nent = vm->vcpu.cpuid ? vm->vcpu.cpuid->nent : 0;
+	if (!ret && (c.nent == 0 || c.nent > SNAP_CPUID_MAX))
+		ret = err__set(err, -EINVAL, "vCPU has %u CPUID entries", c.nent);
+	if (!ret)
+		ret = state__add(b, SNAP_SEC_CPUID, SNAP_CPUID_VERSION, &c, sizeof(c),
+				 vm->vcpu.cpuid->entries, c.nent * sizeof(struct kvm_cpuid_entry2));
+	if (!ret)
+		ret = state__add(b, SNAP_SEC_VCPU, SNAP_VCPU_VERSION, vcpu, sizeof(*vcpu), NULL, 0);
+	if (!ret)
+		ret = state__add(b, SNAP_SEC_VM, SNAP_VM_VERSION, &svm, sizeof(svm), NULL, 0);
+	if (!ret)
+		ret = state__add(b, SNAP_SEC_MEMMAP, SNAP_MEMMAP_VERSION, &mm, sizeof(mm), NULL, 0);
+	if (!ret)
+		ret = state__add(b, SNAP_SEC_SERIAL, SERIAL_STATE_VERSION, &vm->serial.st,
+				 sizeof(vm->serial.st), NULL, 0);
+	if (!ret)
+		ret = state__add(b, SNAP_SEC_HYPERCALL, HC_STATE_VERSION, &vm->hc.st,
+				 sizeof(vm->hc.st), NULL, 0);
+	free(vcpu);
+	if (ret < 0 && !err->msg[0])
+		err__set(err, ret, "building state.bin: %s", strerror(-ret));
+	return ret;
+}
+
+int snapshot__save(struct vm *vm, int dirfd, char id[33], struct snap_image_stats *st,
+		   struct sb_err *err)
+{
+	struct state_buf b = { 0 };
+	struct snap_header h;
+	uint64_t pages_hash;
+	size_t table_len;
+	int ret, fd;
+
+	ret = snap_image__write(&vm->ram, dirfd, st, &pages_hash, err);
+	if (ret < 0)
+		return ret;
+	/* room for header + table, filled in last */
+	b.len = sizeof(h) + SNAP_MAX_SECTIONS * sizeof(struct snap_section);
+	b.cap = b.len + 65536;
+	b.p = calloc(1, b.cap);
+	if (!b.p)
+		return err__set(err, -ENOMEM, "out of memory");
+	ret = state__sections(vm, &b, err);
+	if (ret < 0)
+		goto out;
+	/* the table sits right after the header: move the sections up to it */
+	table_len = b.n * sizeof(struct snap_section);
+	{
+		size_t first = b.table[0].offset, dst = (sizeof(h) + table_len + 7) & ~7UL;
+		size_t shift = first - dst;
+		memmove(b.p + dst, b.p + first, b.len - first);
+		b.len -= shift;
+		for (uint32_t i = 0; i < b.n; i++) {
+			b.table[i].offset -= shift;
+			b.table[i].hash = XXH3_64bits(b.p + b.table[i].offset, b.table[i].length);
+		}
+	}
+	memcpy(b.p + sizeof(h), b.table, table_len);
+	memset(&h, 0, sizeof(h));
+	memcpy(h.magic, SNAP_MAGIC, 8);
+	h.major = SNAP_MAJOR;
+	h.minor = SNAP_MINOR;
+	h.arch = SNAP_ARCH_X86_64;
+	h.abi_version = SB_ABI_VERSION;
+	h.n_sections = b.n;
+	h.mem_size = vm->ram.size;
+	h.cpuid_hash = XXH3_64bits(vm->vcpu.cpuid->entries,
+				   vm->vcpu.cpuid->nent * sizeof(struct kvm_cpuid_entry2));
+	h.pages_hash = pages_hash;
+	h.table_hash = XXH3_64bits(b.table, table_len);
+	h.header_hash = XXH3_64bits(&h, sizeof(h));
+	memcpy(b.p, &h, sizeof(h));
+
+	XXH128_hash_t id128 = XXH3_128bits(b.p, b.len);
+	snprintf(id, 33, "%016llx%016llx", (unsigned long long)id128.high64,
+		 (unsigned long long)id128.low64);
+
+	fd = openat(dirfd, SNAP_STATE_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	if (fd < 0) {
+		ret = err__errno(err, "create %s", SNAP_STATE_FILE);
+		goto out;
+	}
+	if (write(fd, b.p, b.len) != (ssize_t)b.len || fdatasync(fd) < 0)
+		ret = err__errno(err, "write %s", SNAP_STATE_FILE);
+	close(fd);
+out:
+	free(b.p);
+	return ret;
+}

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/* Templates: save a VM stopped at its ready point; load and validate one;
+ * restore it into a fresh VM (a clone). */
+#ifndef SNAP_SNAPSHOT_H
+#define SNAP_SNAPSHOT_H
+#include <limits.h>
+#include <stdint.h>
+
+#include "devices/serial.h"
+#include "launcher/err.h"
+#include "launcher/hypercall.h"
+#include "snapshot/format.h"
+#include "snapshot/image.h"
+
+struct vm;
+
+/* A loaded, fully validated template (state.bin and pages.idx; the page
+ * contents are checked by `template verify`, not on every clone). */
+struct snapshot {
+	int dirfd;
+	struct snap_header hdr;
+	struct snap_pages_header pages;
+	uint32_t nent;
+	struct kvm_cpuid_entry2 cpuid[SNAP_CPUID_MAX];
+	struct snap_vcpu vcpu;
+	struct snap_vm vm;
+	struct snap_memmap memmap;
+	struct serial_state serial;
+	struct hc_state hc;
+	char id[33];            /* xxh3-128 of state.bin (which covers pages.idx) */
+	uint64_t state_bytes;
+};
+
+/*
+ * Save vm (stopped at its ready point, exit completed) into the empty
+ * directory dirfd: mem.img, pages.idx, state.bin.  Writes the id.
+ */
+int snapshot__save(struct vm *vm, int dirfd, char id[33], struct snap_image_stats *st,
+		   struct sb_err *err);
+
+/* Load and validate the template in directory dir.  0 or -errno + message. */
+int snapshot__load(const char *dir, struct snapshot *s, struct sb_err *err);
+void snapshot__close(struct snapshot *s);
+
+/* Refuse a template whose CPUID features this host's KVM cannot provide. */
+int snapshot__check_cpuid(const struct snapshot *s, int kvm_fd, struct sb_err *err);
+
+/* Open mem.img read-only for mapping: fd or -errno. */
+int snapshot__open_mem(const struct snapshot *s, struct sb_err *err);
+
+/* Restore vCPU and device state into vm (created from this template's RAM). */
+int snapshot__restore(const struct snapshot *s, struct vm *vm, struct sb_err *err);
+
+/* Name of a section type, for messages and `template inspect`. */
+const char *snapshot__section_name(uint32_t type);
+
+/*
+ * Parse state.bin from memory (the fuzzing entry point too): fills s except
+ * dirfd and pages.  0 or -EBADMSG/-EPROTONOSUPPORT with a message.
+ */
+int snapshot__parse_state(const uint8_t *buf, size_t len, struct snapshot *s, struct sb_err *err);
+#endif

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "launcher/kvm.h"
+#include "launcher/vm.h"
+#include "snapshot/vcpu_state.h"
+
+/* The MSRs a clone needs; KVM_GET_MSRS stops at the first it lacks, so the
+ * ones every host has come first. */
+static const uint32_t snap_msr_list[] = {
+	0xc0000081, /* STAR */
+	0xc0000082, /* LSTAR: the syscall trampoline */
+	0xc0000084, /* SFMASK */
+	0xc0000100, /* FS_BASE: the program's TLS */
+	0xc0000101, /* GS_BASE */
+	0xc0000102, /* KERNEL_GS_BASE */
+	0xc0000083, /* CSTAR */
+	0x00000174, /* SYSENTER_CS */
+	0x00000175, /* SYSENTER_ESP */
+	0x00000176, /* SYSENTER_EIP */
+	0x00000277, /* PAT */
+	0x00000010, /* TSC */
+};
+#define SNAP_MSRS_REQUIRED 4 /* up to FS_BASE */
+_Static_assert(sizeof(snap_msr_list) / sizeof(snap_msr_list[0]) <= SNAP_MSRS_MAX, "msr list");
+
+struct msr_buf {
+	struct kvm_msrs hdr;
+	struct kvm_msr_entry e[SNAP_MSRS_MAX];
+};
+
+static int vcpu_has(struct vcpu *vcpu, long cap)
+{
+	return kvm__ioctl_raw(vcpu->vm->kvm_fd, KVM_CHECK_EXTENSION, (void *)cap) > 0;
+}
+
+static int snap_msrs__save(struct vcpu *vcpu, struct snap_vcpu *s, struct sb_err *err)
+{
+	struct msr_buf b;
+	uint32_t n = sizeof(snap_msr_list) / sizeof(snap_msr_list[0]);
+	int got;
+
+	memset(&b, 0, sizeof(b));
+	b.hdr.nmsrs = n;
+	for (uint32_t i = 0; i < n; i++)
+		b.e[i].index = snap_msr_list[i];
+	got = KVM_IOCTL(vcpu->fd, KVM_GET_MSRS, &b, err);
+	if (got < 0)
+		return got;
+	if (got < SNAP_MSRS_REQUIRED)
+		return err__set(err, -EIO, "KVM_GET_MSRS: read only %d of the MSRs a clone needs", got);
+	s->n_msrs = (uint32_t)got;
+	for (int i = 0; i < got; i++)
+		s->msrs[i] = (struct snap_msr){ .index = b.e[i].index, .data = b.e[i].data };
+	return 0;
+}
+
+int snap_vcpu__save(struct vcpu *vcpu, struct snap_vcpu *s, struct sb_err *err)
+{
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	s->id = (uint32_t)vcpu->id;
+	ret = KVM_IOCTL(vcpu->fd, KVM_GET_REGS, &s->regs, err);
+	if (ret >= 0)
+		ret = KVM_IOCTL(vcpu->fd, KVM_GET_SREGS, &s->sregs, err);
+	if (ret >= 0)
+		ret = KVM_IOCTL(vcpu->fd, KVM_GET_FPU, &s->fpu, err);
+	if (ret >= 0 && vcpu_has(vcpu, KVM_CAP_XSAVE)) {
+		ret = KVM_IOCTL(vcpu->fd, KVM_GET_XSAVE, &s->xsave, err);
+		s->flags |= SNAP_VCPU_HAS_XSAVE;
+	}
+	if (ret >= 0 && vcpu_has(vcpu, KVM_CAP_XCRS)) {
+		ret = KVM_IOCTL(vcpu->fd, KVM_GET_XCRS, &s->xcrs, err);
+		s->flags |= SNAP_VCPU_HAS_XCRS;
+	}
+	if (ret >= 0)
+		ret = KVM_IOCTL(vcpu->fd, KVM_GET_MP_STATE, &s->mp_state, err);
+	if (ret >= 0)
+		ret = snap_msrs__save(vcpu, s, err);
+	if (ret >= 0)
+		ret = KVM_IOCTL(vcpu->fd, KVM_GET_VCPU_EVENTS, &s->events, err);
+	if (ret >= 0)
+		ret = KVM_IOCTL(vcpu->fd, KVM_GET_DEBUGREGS, &s->debugregs, err);
+	return ret < 0 ? ret : 0;
+}
+
+int snap_vcpu__validate(const struct snap_vcpu *s, struct sb_err *err)
+{
+	if (s->n_msrs < SNAP_MSRS_REQUIRED || s->n_msrs > SNAP_MSRS_MAX)
+		return err__set(err, -EINVAL, "vCPU section: %u MSRs (expected %d..%d)", s->n_msrs,
+				SNAP_MSRS_REQUIRED, SNAP_MSRS_MAX);
+	if (s->flags & ~(SNAP_VCPU_HAS_XCRS | SNAP_VCPU_HAS_XSAVE))
+		return err__set(err, -EINVAL, "vCPU section: unknown flags 0x%x", s->flags);
+	if ((s->flags & SNAP_VCPU_HAS_XCRS) && s->xcrs.nr_xcrs > KVM_MAX_XCRS)
+		return err__set(err, -EINVAL, "vCPU section: %u XCRs", s->xcrs.nr_xcrs);
+	if (!(s->sregs.efer & (1ULL << 10)) || !(s->sregs.cr0 & (1ULL << 31)))
+		return err__set(err, -EINVAL, "vCPU section: the vCPU was not in 64-bit long mode");
+	if (s->mp_state.mp_state > KVM_MP_STATE_AP_RESET_HOLD)
+		return err__set(err, -EINVAL, "vCPU section: bad mp_state %u", s->mp_state.mp_state);
+	return 0;
+}
+
+static int snap_cpuid__restore(struct vcpu *vcpu, const struct kvm_cpuid_entry2 *e, uint32_t n,
+			       struct sb_err *err)
+{
+	struct kvm_cpuid2 *c = malloc(sizeof(*c) + n * sizeof(*e));
+	int ret;
+
+	if (!c)
+		return err__set(err, -ENOMEM, "out of memory for CPUID");
+	c->nent = n;
+	c->padding = 0;
+	memcpy(c->entries, e, n * sizeof(*e));
+	ret = KVM_IOCTL(vcpu->fd, KVM_SET_CPUID2, c, err);
+	free(vcpu->cpuid);
+	vcpu->cpuid = c;
+	return ret < 0 ? ret : 0;
+}
+
+static int snap_msrs__restore(struct vcpu *vcpu, const struct snap_vcpu *s, struct sb_err *err)
+{
+	struct msr_buf b;
+	int ret;
+
+	memset(&b, 0, sizeof(b));
+	b.hdr.nmsrs = s->n_msrs;
+	for (uint32_t i = 0; i < s->n_msrs; i++) {
+		b.e[i].index = s->msrs[i].index;
+		b.e[i].data = s->msrs[i].data;
+	}
+	ret = KVM_IOCTL(vcpu->fd, KVM_SET_MSRS, &b, err);
+	if (ret >= 0 && (uint32_t)ret != s->n_msrs)
+		return err__set(err, -EINVAL, "KVM_SET_MSRS: MSR 0x%x was refused",
+				s->msrs[ret].index);
+	return ret < 0 ? ret : 0;
+}
+
+int snap_vcpu__restore(struct vcpu *vcpu, const struct kvm_cpuid_entry2 *cpuid, uint32_t nent,
+		       const struct snap_vcpu *s, struct sb_err *err)
+{
+	struct kvm_mp_state mp = s->mp_state;
+	struct kvm_regs regs = s->regs;
+	struct kvm_sregs sregs = s->sregs;
+	struct kvm_vcpu_events ev = s->events;
+	struct kvm_debugregs dr = s->debugregs;
+	int ret = snap_cpuid__restore(vcpu, cpuid, nent, err);
+
+	if (!ret)
+		ret = KVM_IOCTL(vcpu->fd, KVM_SET_MP_STATE, &mp, err);
+	if (ret >= 0)
+		ret = KVM_IOCTL(vcpu->fd, KVM_SET_REGS, &regs, err);
+	if (ret >= 0)
+		ret = KVM_IOCTL(vcpu->fd, KVM_SET_SREGS, &sregs, err);
+	if (ret >= 0 && (s->flags & SNAP_VCPU_HAS_XSAVE)) {
+		struct kvm_xsave xs = s->xsave;
+		ret = KVM_IOCTL(vcpu->fd, KVM_SET_XSAVE, &xs, err);
+	} else if (ret >= 0) {
+		struct kvm_fpu fpu = s->fpu;
+		ret = KVM_IOCTL(vcpu->fd, KVM_SET_FPU, &fpu, err);
+	}
+	if (ret >= 0 && (s->flags & SNAP_VCPU_HAS_XCRS) && s->xcrs.nr_xcrs) {
+		struct kvm_xcrs x = s->xcrs;
+		ret = KVM_IOCTL(vcpu->fd, KVM_SET_XCRS, &x, err);
+	}
+	if (ret >= 0)
+		ret = KVM_IOCTL(vcpu->fd, KVM_SET_DEBUGREGS, &dr, err);
+	if (ret >= 0)
+		ret = snap_msrs__restore(vcpu, s, err);
+	if (ret >= 0)
+		ret = KVM_IOCTL(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev, err);
+	return ret < 0 ? ret : 0;
+}

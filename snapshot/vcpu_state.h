@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+/* The vCPU and CPUID sections: KVM vCPU state <-> struct snap_vcpu. */
+#ifndef SNAP_VCPU_STATE_H
+#define SNAP_VCPU_STATE_H
+#include "launcher/err.h"
+#include "launcher/vcpu.h"
+#include "snapshot/format.h"
+
+/* Read everything a clone needs from a stopped vCPU (no I/O exit pending). */
+int snap_vcpu__save(struct vcpu *vcpu, struct snap_vcpu *s, struct sb_err *err);
+
+/*
+ * Restore into a fresh vCPU in the order KVM needs (Firecracker documents
+ * why): CPUID, MP_STATE, REGS, SREGS, XSAVE/FPU, XCRS, DEBUGREGS, MSRS,
+ * VCPU_EVENTS.
+ */
+int snap_vcpu__restore(struct vcpu *vcpu, const struct kvm_cpuid_entry2 *cpuid, uint32_t nent,
+		       const struct snap_vcpu *s, struct sb_err *err);
+
+/* Check a saved snap_vcpu before use: counts within bounds, sane mode. */
+int snap_vcpu__validate(const struct snap_vcpu *s, struct sb_err *err);
+#endif
