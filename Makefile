@@ -38,6 +38,7 @@ include guest/kernel/kernel.mk
 include guest/rootfs/rootfs.mk
 -include tests/tests.mk
 -include bench/bench.mk
+-include tests/fuzz/fuzz.mk
 
 # The README's main command: build, then answer a request in a sandbox.
 demo: all
