@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "launcher/boot.h"
 #include "launcher/rootfs.h"
@@ -98,11 +99,11 @@ int boot__check_kernel(const struct boot_params *p, struct sb_elf_info *info,
 		const struct sb_elf_seg *s = &info->seg[i];
 
 		if (s->paddr != s->vaddr ||
-		    !sb_range_in(s->paddr, s->memsz, SB_KERNEL_GPA, SB_KERNEL_END))
+		    !sb_range_in(s->paddr, s->memsz, SB_KERNEL_GPA, SB_USER_LOAD))
 			return err__set(err, -ENOEXEC,
 					"%s: segment at 0x%llx+0x%llx is outside [0x%llx, 0x%llx) or has vaddr != paddr",
 					p->kernel_path, (unsigned long long)s->paddr,
-					(unsigned long long)s->memsz, SB_KERNEL_GPA, SB_KERNEL_END);
+					(unsigned long long)s->memsz, SB_KERNEL_GPA, SB_USER_LOAD);
 	}
 	if (info->entry < SB_KERNEL_GPA || info->entry >= SB_KERNEL_END)
 		return err__set(err, -ENOEXEC, "%s: entry point 0x%llx is outside the kernel image",
@@ -232,10 +233,12 @@ static int boot__load_kernel(struct guest_ram *ram, const struct boot_params *p,
 
 static int boot__page_tables(struct guest_ram *ram, uint64_t initrd_gpa, struct sb_err *err)
 {
-	uint64_t n_pd = sb_pt_pd_count(ram->size);
+	uint64_t n_pd = sb_pt_pd_count(ram->size, 1);
+	/* kernel below SB_USER_BASE; the rootfs window readable by the
+	 * user-mode syscall layer, writable by nobody */
 	struct sb_pt_range sup[2] = {
-		{ 0, SB_USER_BASE },
-		{ align_down(initrd_gpa, SB_PAGE_2M), ram->size },
+		{ 0, SB_USER_BASE, SB_PT_SUPERVISOR },
+		{ align_down(initrd_gpa, SB_PAGE_2M), ram->size, SB_PT_USER_RO },
 	};
 	struct sb_pt_tables t = {
 		.pml4 = ram__gpa_to_host(ram, SB_PML4_GPA, PAGE_4K),
@@ -249,7 +252,7 @@ static int boot__page_tables(struct guest_ram *ram, uint64_t initrd_gpa, struct 
 	if (!t.pml4 || !t.pdpt || !t.pd || SB_PD_GPA + n_pd * PAGE_4K > SB_ARGS_GPA)
 		return err__set(err, -EINVAL, "page tables for %llu MiB do not fit below 0x%llx",
 				(unsigned long long)(ram->size / MIB), SB_ARGS_GPA);
-	if (sb_pt_build(&t, ram->size, sup, 2) < 0)
+	if (sb_pt_build(&t, ram->size, 1, sup, 2) < 0)
 		return err__set(err, -EINVAL, "sb_pt_build: cannot map %llu bytes",
 				(unsigned long long)ram->size);
 	return 0;
@@ -346,6 +349,13 @@ static int boot__initrd(struct guest_ram *ram, const struct boot_params *p, uint
 	return 0;
 }
 
+/* On kvm_pvm `syscall` stays in user mode, so the guest can serve system
+ * calls there (natively) instead of in emulated kernel mode. */
+bool boot__kvm_is_pvm(void)
+{
+	return access("/sys/module/kvm_pvm", F_OK) == 0;
+}
+
 int boot__setup(struct guest_ram *ram, const struct boot_params *p, uint64_t *entry,
 		struct sb_err *err)
 {
@@ -379,6 +389,9 @@ int boot__setup(struct guest_ram *ram, const struct boot_params *p, uint64_t *en
 	bi.argc = p->argc;
 	bi.envc = p->envc;
 	bi.flags = SB_BOOT_PT_READY | (p->flags & SB_BOOT_TRACE_SYSCALLS);
+	bi.mmio_gpa = ram->size; /* the hypercall page right after RAM */
+	if (boot__kvm_is_pvm())
+		bi.flags |= SB_BOOT_USER_SYSCALLS;
 	dst = ram__gpa_to_host(ram, SB_BOOTINFO_GPA, sizeof(bi));
 	if (!dst)
 		return err__set(err, -EINVAL, "guest RAM too small for the boot info");

@@ -49,6 +49,9 @@ int boot__check_kernel(const struct boot_params *p, struct sb_elf_info *info,
  */
 int boot__check_program(const struct boot_params *p, struct sb_err *err);
 
+/* Is /dev/kvm kvm_pvm (guest `syscall` stays in user mode)? */
+bool boot__kvm_is_pvm(void);
+
 /* Lay the guest out in RAM; *entry = kernel entry point. */
 int boot__setup(struct guest_ram *ram, const struct boot_params *p, uint64_t *entry,
 		struct sb_err *err);

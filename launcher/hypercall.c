@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <sys/ioctl.h>
+#include <linux/kvm.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
@@ -33,6 +35,16 @@ void hypercall__init(struct hc_ctx *hc, struct guest_ram *ram, struct timeout *t
 	hc->stderr_fd = 2;
 	hc->trace_fd = 2;
 	hc->program = program;
+}
+
+bool hypercall__mmio(uint64_t ram_size, uint64_t gpa, unsigned *nr)
+{
+	uint64_t off = gpa - ram_size;
+
+	if (gpa < ram_size || off % 8 || off / 8 == 0 || off / 8 >= SB_HC_COUNT)
+		return false;
+	*nr = (unsigned)(off / 8);
+	return true;
 }
 
 bool hypercall__port(uint16_t port, unsigned *nr)
@@ -565,6 +577,31 @@ static int hc__user_start(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct s
 	return HC_CONTINUE;
 }
 
+static int hc__set_base(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
+{
+	struct sb_hc_set_base b;
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} m;
+	int ret = hc__arg_in(hc, nr, gpa, &b, sizeof(b), err);
+
+	if (ret < 0)
+		return ret;
+	if (b.which > 1 || b.base >= (1ULL << 47)) {
+		b.ret = -EINVAL;
+	} else {
+		memset(&m, 0, sizeof(m));
+		m.hdr.nmsrs = 1;
+		m.e.index = b.which ? 0xc0000101 : 0xc0000100; /* GS_BASE / FS_BASE */
+		m.e.data = b.base;
+		ret = ioctl(hc->vcpu_fd, KVM_SET_MSRS, &m);
+		b.ret = ret == 1 ? 0 : -EINVAL;
+	}
+	hc__arg_out(hc, gpa, &b, sizeof(b));
+	return HC_CONTINUE;
+}
+
 int hypercall__handle(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
 {
 	if (nr < SB_HC_COUNT)
@@ -591,6 +628,7 @@ int hypercall__handle(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_er
 	case SB_HC_PANIC: return hc__panic(hc, nr, gpa, err);
 	case SB_HC_USER_START: return hc__user_start(hc, nr, gpa, err);
 	case SB_HC_SLEEP: return hc__sleep(hc, nr, gpa, err);
+	case SB_HC_SET_FS: return hc__set_base(hc, nr, gpa, err);
 	}
 	return err__set(err, -EINVAL, "guest made unknown hypercall %u", nr);
 }

@@ -38,6 +38,7 @@ _Static_assert(sizeof(struct hc_state) == 16, "hc_state size");
 struct hc_ctx {
 	/* set up by the caller */
 	struct guest_ram *ram;
+	int vcpu_fd;              /* for SET_FS (KVM_SET_MSRS) */
 	struct timeout *timeout;  /* deadline for blocking calls; may be NULL */
 	int stdin_fd;             /* guest fd 0 (default 0; -1: always EOF) */
 	int stdout_fd;            /* guest fd 1 */
@@ -60,6 +61,8 @@ void hypercall__init(struct hc_ctx *hc, struct guest_ram *ram, struct timeout *t
 
 /* Is port a hypercall port?  Stores the call number in *nr. */
 bool hypercall__port(uint16_t port, unsigned *nr);
+/* Is gpa one of the hypercall MMIO slots (after RAM of ram_size bytes)? */
+bool hypercall__mmio(uint64_t ram_size, uint64_t gpa, unsigned *nr);
 
 /* Name of a call ("WRITE"), "?" if unknown. */
 const char *hypercall__name(unsigned nr);

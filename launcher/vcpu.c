@@ -206,6 +206,41 @@ static int vcpu__io_hypercall(struct vcpu *vcpu, unsigned nr, struct sb_err *err
 	return ret;
 }
 
+static uint64_t vcpu__rip(struct vcpu *vcpu)
+{
+	struct kvm_regs r;
+
+	return kvm__ioctl_raw(vcpu->fd, KVM_GET_REGS, &r) < 0 ? 0 : r.rip;
+}
+
+/* A store to a hypercall MMIO slot is a hypercall (from user or kernel
+ * mode); anything else is a guest touching memory that is not there. */
+static int vcpu__mmio(struct vcpu *vcpu, struct sb_err *err)
+{
+	struct kvm_run *run = vcpu->run;
+	uint64_t gpa = 0;
+	unsigned nr;
+
+	if (run->mmio.is_write && (run->mmio.len == 8 || run->mmio.len == 4) &&
+	    hypercall__mmio(vcpu->vm->ram.size, run->mmio.phys_addr, &nr)) {
+		int ret;
+		memcpy(&gpa, run->mmio.data, run->mmio.len);
+		ret = hypercall__handle(&vcpu->vm->hc, nr, gpa, err);
+		if (ret == HC_CONTINUE)
+			return VCPU_CONTINUE;
+		if (ret == HC_STOP)
+			return vcpu->vm->hc.status;
+		if (ret == HC_READY)
+			return VCPU_READY;
+		return ret;
+	}
+	return err__set(err, -EFAULT,
+			"guest touched unmapped memory: %s of %u bytes at gpa 0x%llx (rip 0x%llx)",
+			run->mmio.is_write ? "write" : "read", run->mmio.len,
+			(unsigned long long)run->mmio.phys_addr,
+			(unsigned long long)vcpu__rip(vcpu));
+}
+
 static int vcpu__io(struct vcpu *vcpu, struct sb_err *err)
 {
 	struct kvm_run *run = vcpu->run;
@@ -244,12 +279,6 @@ static void vcpu__dump(struct vcpu *vcpu, char *buf, size_t len)
 		 (unsigned long long)s.cr2, (unsigned long long)s.cr3, s.cs.selector);
 }
 
-static uint64_t vcpu__rip(struct vcpu *vcpu)
-{
-	struct kvm_regs r;
-
-	return kvm__ioctl_raw(vcpu->fd, KVM_GET_REGS, &r) < 0 ? 0 : r.rip;
-}
 
 static int vcpu__internal_error(struct vcpu *vcpu, struct sb_err *err)
 {
@@ -285,11 +314,7 @@ static int vcpu__exit(struct vcpu *vcpu, struct sb_err *err)
 		return err__set(err, -EIO, "KVM_RUN failed to enter the guest (KVM_EXIT_FAIL_ENTRY, reason 0x%llx)",
 				(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 	case KVM_EXIT_MMIO:
-		return err__set(err, -EFAULT,
-				"guest touched unmapped memory: %s of %u bytes at gpa 0x%llx (rip 0x%llx)",
-				run->mmio.is_write ? "write" : "read", run->mmio.len,
-				(unsigned long long)run->mmio.phys_addr,
-				(unsigned long long)vcpu__rip(vcpu));
+		return vcpu__mmio(vcpu, err);
 	case KVM_EXIT_INTR:
 		return VCPU_CONTINUE;
 	}

@@ -48,6 +48,7 @@ static int vm__create_on_ram(struct vm *vm, struct sb_err *err)
 		return ret;
 	serial__init(&vm->serial, SB_COM1_PORT, 2);
 	hypercall__init(&vm->hc, &vm->ram, &vm->timeout, NULL);
+	vm->hc.vcpu_fd = vm->vcpu.fd;
 	return 0;
 }
 

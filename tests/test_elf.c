@@ -46,8 +46,14 @@ Test(elf, kernel_has_pvh_note_and_low_load)
 	struct sb_elf_info e;
 	cr_assert_eq(sb_elf_parse(img, n, 0, &e), SB_ELF_OK);
 	cr_assert_neq(e.pvh_entry, 0, "QEMU boots us through the PVH note");
-	cr_assert(e.pvh_entry >= 0x100000 && e.pvh_entry < 0x200000);
-	cr_assert(e.lo >= 0x100000 && e.hi <= 0x200000);
+	cr_assert(e.pvh_entry >= 0x100000 && e.pvh_entry < 0x200000, "entry in the kernel part");
+	cr_assert(e.lo >= 0x100000 && e.hi <= 0x400000, "kernel + syscall layer below 4 MiB");
+	int kernel = 0, sys = 0;
+	for (unsigned i = 0; i < e.nseg; i++) {
+		kernel |= e.seg[i].vaddr >= 0x100000 && e.seg[i].vaddr + e.seg[i].memsz <= 0x200000;
+		sys |= e.seg[i].vaddr >= 0x201000 && e.seg[i].vaddr + e.seg[i].memsz <= 0x400000;
+	}
+	cr_assert(kernel && sys, "a supervisor segment below 2 MiB and a syscall-layer segment above");
 	free(img);
 }
 

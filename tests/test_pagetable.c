@@ -9,22 +9,23 @@ struct tables {
 	uint64_t pml4[512], pdpt[512], pd[4][512];
 };
 
-static void build(struct tables *t, uint64_t mem, const struct sb_pt_range *sup, unsigned n,
-		  int expect)
+static void build(struct tables *t, uint64_t mem, int mmio, const struct sb_pt_range *sup,
+		  unsigned n, int expect)
 {
 	struct sb_pt_tables pt = {
 		.pml4 = t->pml4, .pdpt = t->pdpt, .pd = &t->pd[0][0],
 		.pml4_gpa = SB_PML4_GPA, .pdpt_gpa = SB_PDPT_GPA, .pd_gpa = SB_PD_GPA,
 	};
 	memset(t, 0xa5, sizeof(*t)); /* garbage must be overwritten */
-	cr_assert_eq(sb_pt_build(&pt, mem, sup, n), expect);
+	cr_assert_eq(sb_pt_build(&pt, mem, mmio, sup, n), expect);
 }
 
 Test(pagetable, maps_all_ram_with_2m_pages)
 {
 	struct tables *t = malloc(sizeof(*t));
-	struct sb_pt_range sup[] = { { 0, SB_USER_BASE }, { 250ULL << 20, 256ULL << 20 } };
-	build(t, 256ULL << 20, sup, 2, 0);
+	struct sb_pt_range sup[] = { { 0, SB_USER_BASE, SB_PT_SUPERVISOR },
+				     { 250ULL << 20, 256ULL << 20, SB_PT_USER_RO } };
+	build(t, 256ULL << 20, 0, sup, 2, 0);
 
 	cr_assert_eq(t->pml4[0], SB_PDPT_GPA | SB_PTE_P | SB_PTE_RW | SB_PTE_US);
 	for (int i = 1; i < 512; i++)
@@ -34,9 +35,11 @@ Test(pagetable, maps_all_ram_with_2m_pages)
 	for (int i = 0; i < 128; i++) {
 		uint64_t e = t->pd[0][i];
 		cr_assert_eq(e & ~0xfffULL, (uint64_t)i << 21, "entry %d maps its own 2 MiB", i);
-		cr_assert(e & SB_PTE_P && e & SB_PTE_RW && e & SB_PTE_PS);
-		int user = i >= 1 && i < 125; /* [2M, 250M rounded down to 248M) */
+		cr_assert(e & SB_PTE_P && e & SB_PTE_PS);
+		int user = i >= 1; /* all but the kernel's first 2 MiB */
+		int ro = i >= 125;  /* [250M, 256M): read-only */
 		cr_assert_eq(!!(e & SB_PTE_US), user, "entry %d user bit", i);
+		cr_assert_eq(!(e & SB_PTE_RW), ro, "entry %d write bit", i);
 	}
 	for (int i = 128; i < 512; i++)
 		cr_assert_eq(t->pd[0][i], 0, "no mapping beyond RAM (entry %d)", i);
@@ -46,8 +49,9 @@ Test(pagetable, maps_all_ram_with_2m_pages)
 Test(pagetable, spans_several_gib)
 {
 	struct tables *t = malloc(sizeof(*t));
-	build(t, 3ULL << 30, NULL, 0, 0);
-	cr_assert_eq(sb_pt_pd_count(3ULL << 30), 3);
+	build(t, 3ULL << 30, 0, NULL, 0, 0);
+	cr_assert_eq(sb_pt_pd_count(3ULL << 30, 0), 3);
+	cr_assert_eq(sb_pt_pd_count(3ULL << 30, 1), 4, "the MMIO page needs a 4th PD");
 	for (int i = 0; i < 3; i++)
 		cr_assert_eq(t->pdpt[i], (SB_PD_GPA + i * 4096) | 7);
 	cr_assert_eq(t->pdpt[3], 0);
@@ -59,7 +63,20 @@ Test(pagetable, spans_several_gib)
 Test(pagetable, rejects_bad_sizes)
 {
 	struct tables *t = malloc(sizeof(*t));
-	build(t, 0, NULL, 0, -22);
-	build(t, (16ULL << 20) + 4096, NULL, 0, -22);
+	build(t, 0, 0, NULL, 0, -22);
+	build(t, (16ULL << 20) + 4096, 0, NULL, 0, -22);
+	free(t);
+}
+
+Test(pagetable, hypercall_mmio_page_follows_ram)
+{
+	struct tables *t = malloc(sizeof(*t));
+	struct sb_pt_range sup[] = { { 0, SB_USER_BASE, SB_PT_SUPERVISOR } };
+	build(t, 1ULL << 30, 1, sup, 1, 0);
+	/* RAM fills PD 0; the MMIO page is the first entry of PD 1, user-accessible */
+	cr_assert_eq(t->pdpt[1], (SB_PD_GPA + 4096) | 7);
+	cr_assert_eq(t->pd[1][0], (1ULL << 30) | SB_PTE_P | SB_PTE_RW | SB_PTE_PS | SB_PTE_US);
+	cr_assert_eq(t->pd[1][1], 0, "only one 2 MiB page of MMIO");
+	cr_assert_eq(t->pd[0][0] & SB_PTE_US, 0);
 	free(t);
 }

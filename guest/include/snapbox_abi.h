@@ -9,11 +9,21 @@
  * window holding the initrd at the top of RAM are supervisor-only; the rest
  * belongs to the user program.
  *
- * Hypercalls (Solo5 style): the guest writes the 32-bit guest-physical
- * address of an argument struct with `outl` to port SB_HC_PORT(call).  The
- * host validates the address and every pointer inside against guest RAM
- * before use, performs the call, writes results back into the struct and
- * resumes the guest.  One VM exit per call, no copies beyond the call itself.
+ * Hypercalls (Solo5 style): the guest writes the guest-physical address of
+ * an argument struct to the hypercall's slot: a 64-bit store to
+ * SB_HC_MMIO(mmio_gpa, call) (an unbacked, user-accessible 2 MiB page right
+ * after RAM, so the store exits to the host from user or kernel mode), or a
+ * 32-bit `outl` to port SB_HC_PORT(call) (kernel mode only).  The host
+ * validates the address and every pointer inside against guest RAM before
+ * use, performs the call, writes results back into the struct and resumes
+ * the guest.  One VM exit per call, no copies beyond the call itself.
+ *
+ * System calls: on kvm_pvm `syscall` reaches MSR_LSTAR without leaving user
+ * mode, and every kernel-mode instruction is emulated (~1 us each), so under
+ * snapbox the syscall layer runs in user mode, in the "sys" region
+ * [SB_SYS_BASE, SB_USER_LOAD): LSTAR points at its entry stub.  Elsewhere
+ * (QEMU, VMX/SVM hosts) LSTAR points at a `ud2` page and the same C code
+ * runs in kernel mode from the #UD handler.
  */
 #ifndef SNAPBOX_ABI_H
 #define SNAPBOX_ABI_H
@@ -22,7 +32,7 @@
 #include <stdint.h>
 #endif
 
-#define SB_ABI_VERSION 1
+#define SB_ABI_VERSION 2
 
 /* ---- guest physical memory map ---------------------------------------- */
 #define SB_BOOTINFO_GPA   0x1000ULL  /* struct sb_boot_info (one page)        */
@@ -36,7 +46,10 @@
 #define SB_KERNEL_END     0x200000ULL /* ... and must end below 2 MiB          */
 #define SB_TRAMPOLINE_GPA 0x200000ULL /* user page holding `ud2` (LSTAR)      */
 #define SB_USER_BASE      0x200000ULL /* first user-accessible address        */
-#define SB_USER_LOAD      0x400000ULL /* where a static-pie ELF is placed      */
+#define SB_SYS_BASE       0x201000ULL /* user-mode syscall layer (kernel ELF)  */
+#define SB_USER_LOAD      0x400000ULL /* program memory starts here; a static-
+                                         pie ELF is placed here                */
+#define SB_HC_MMIO(base, n) ((base) + 8ULL * (n))
 #define SB_PAGE_2M        0x200000ULL
 #define SB_MIN_MEM        (16ULL << 20)
 
@@ -52,6 +65,7 @@
 
 #define SB_BOOT_TRACE_SYSCALLS (1u << 0) /* report every syscall (SB_HC_TRACE) */
 #define SB_BOOT_PT_READY       (1u << 1) /* host built the page tables         */
+#define SB_BOOT_USER_SYSCALLS  (1u << 2) /* kvm_pvm: run syscalls in user mode */
 
 #ifndef __ASSEMBLER__
 struct sb_boot_info {
@@ -67,7 +81,8 @@ struct sb_boot_info {
 	uint32_t flags;        /* SB_BOOT_*                                  */
 	uint32_t files_count;  /* entries in the file index (0: parse cpio)  */
 	uint64_t files_gpa;    /* struct sb_file_entry[files_count]          */
-	uint64_t reserved[7];
+	uint64_t mmio_gpa;     /* hypercall MMIO page (= mem_size), 0: none  */
+	uint64_t reserved[6];
 };
 _Static_assert(sizeof(struct sb_boot_info) == 128, "sb_boot_info size");
 #endif
@@ -107,6 +122,7 @@ enum sb_hc {
 	SB_HC_PANIC      = 10, /* struct sb_hc_panic: kernel gives up, message */
 	SB_HC_USER_START = 11, /* struct sb_hc_user_start: about to enter user */
 	SB_HC_SLEEP      = 12, /* struct sb_hc_sleep: nanosleep                */
+	SB_HC_SET_FS     = 13, /* struct sb_hc_set_base: FS/GS base (user mode) */
 	SB_HC_COUNT
 };
 #endif
@@ -224,6 +240,15 @@ struct sb_hc_sleep {
 	int64_t ret;           /* out: 0 or -errno                          */
 };
 _Static_assert(sizeof(struct sb_hc_sleep) == 16, "sb_hc_sleep size");
+#endif
+
+#ifndef __ASSEMBLER__
+struct sb_hc_set_base {
+	uint64_t which;        /* 0: FS base, 1: GS base                    */
+	uint64_t base;         /* canonical user address                    */
+	int64_t ret;           /* out: 0 or -errno                          */
+};
+_Static_assert(sizeof(struct sb_hc_set_base) == 24, "sb_hc_set_base size");
 #endif
 
 /* Under QEMU (PVH boot) the kernel talks to the 8250 at COM1 and leaves

@@ -5,7 +5,18 @@
 
 void hypercall(int nr, void *arg)
 {
-	outl(SB_HC_PORT(nr), (uint32_t)(uint64_t)arg);
+	if (K.mmio)
+		*(volatile uint64_t *)SB_HC_MMIO(K.mmio, nr) = (uint64_t)arg;
+	else
+		outl(SB_HC_PORT(nr), (uint32_t)(uint64_t)arg);
+}
+
+/* After a final hypercall the host does not resume us.  (No `hlt`: this
+ * code may run in user mode.) */
+void kstop(void)
+{
+	for (;;)
+		__asm__ volatile("pause");
 }
 
 static void serial_write(const uint8_t *p, uint64_t len)
@@ -43,7 +54,7 @@ void kexit(int status)
 	} else {
 		outl(SB_DEBUG_EXIT_PORT, (uint32_t)status & 0xff);
 	}
-	halt_forever();
+	kstop();
 }
 
 void kpanic(uint32_t code, const char *msg, const char *detail)
@@ -57,7 +68,7 @@ void kpanic(uint32_t code, const char *msg, const char *detail)
 	if (K.snapbox) {
 		struct sb_hc_panic p = { .msg_gpa = (uint64_t)buf, .msg_len = n, .code = code };
 		hypercall(SB_HC_PANIC, &p);
-		halt_forever();
+		kstop();
 	}
 	serial_write((const uint8_t *)"snapbox kernel: ", 16);
 	serial_write((const uint8_t *)buf, n);
@@ -72,7 +83,7 @@ void kfault(uint64_t vector, uint64_t err, uint64_t rip, uint64_t rsp, uint64_t 
 		struct sb_hc_fault f = { .vector = vector, .error_code = err, .rip = rip,
 					 .rsp = rsp, .cr2 = cr2, .signal = signal };
 		hypercall(SB_HC_FAULT, &f);
-		halt_forever();
+		kstop();
 	}
 	char buf[96];
 	size_t n = 0;

@@ -73,7 +73,7 @@ static void tss_install(void)
 	__asm__ volatile("ltr %w0" ::"r"(SB_SEL_TSS));
 }
 
-void cpu_init(void)
+void cpu_init(uint64_t lstar)
 {
 	static void *const stubs[22] = {
 		exc0, exc1, exc2, exc3, exc4, exc5, exc6, exc7, exc8, exc9, exc10,
@@ -88,6 +88,6 @@ void cpu_init(void)
 
 	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SCE);
 	wrmsr(MSR_STAR, (uint64_t)SB_SEL_KCODE << 32 | (uint64_t)(0x18 | 3) << 48);
-	wrmsr(MSR_LSTAR, SB_TRAMPOLINE_GPA);
+	wrmsr(MSR_LSTAR, lstar);
 	wrmsr(MSR_SFMASK, 0x47700); /* TF IF DF AC NT */
 }

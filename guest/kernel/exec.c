@@ -122,7 +122,7 @@ void exec_init_program(void)
 	}
 	uint64_t span = K.user_top - SB_USER_LOAD;
 	uint64_t stack_lo = K.user_top - stack_size(span);
-	if (elf.lo < SB_USER_BASE + PAGE || elf.hi > K.user_top)
+	if (elf.lo < SB_USER_LOAD || elf.hi > K.user_top)
 		kpanic(SB_PANIC_EXEC, K.argv[0], ": loads outside guest user memory");
 	if (elf.hi + (1ULL << 20) > stack_lo)
 		kpanic(SB_PANIC_NOMEM, "out of guest memory loading ", K.argv[0]);

@@ -48,6 +48,7 @@ struct kernel {
 	uint64_t unknown_syscalls;
 	const struct sb_file_entry *files; /* host-built index, or NULL */
 	uint32_t files_count;
+	uint64_t mmio;          /* hypercall MMIO page (snapbox), 0: ports */
 };
 extern struct kernel K;
 
@@ -68,13 +69,14 @@ void console_write(int fd, const void *buf, uint64_t len);
 void kputs(const char *s);
 void hypercall(int nr, void *arg);
 __attribute__((noreturn)) void kexit(int status);
+__attribute__((noreturn)) void kstop(void);
 __attribute__((noreturn)) void kpanic(uint32_t code, const char *msg, const char *detail);
 __attribute__((noreturn)) void kfault(uint64_t vector, uint64_t err, uint64_t rip,
 				      uint64_t rsp, uint64_t cr2, uint32_t signal);
 int64_t kclock(uint32_t clockid, int64_t *sec, int64_t *nsec);
 
 /* cpu.c */
-void cpu_init(void);
+void cpu_init(uint64_t lstar);
 static inline void wrmsr(uint32_t msr, uint64_t v)
 {
 	__asm__ volatile("wrmsr" ::"c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
@@ -100,10 +102,19 @@ static inline uint8_t inb(uint16_t port)
 	return v;
 }
 
-/* user memory: [SB_USER_BASE, K.user_top) */
+/* The program's memory: [SB_USER_LOAD, K.user_top).  (The user-accessible
+ * page at SB_USER_BASE and the syscall layer below SB_USER_LOAD are ours.) */
 static inline int user_ok(uint64_t p, uint64_t len)
 {
-	return sb_range_in(p, len, SB_USER_BASE, K.user_top);
+	return sb_range_in(p, len, SB_USER_LOAD, K.user_top);
+}
+
+/* Running in user mode?  (the syscall layer runs in both modes) */
+static inline int cpu_user_mode(void)
+{
+	uint16_t cs;
+	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
+	return cs & 3;
 }
 int user_string(uint64_t p, char *out, size_t cap); /* 0, -EFAULT, -ENAMETOOLONG */
 
@@ -134,6 +145,9 @@ int64_t fs_syscall(uint64_t nr, const uint64_t *a, int *handled);
 
 /* exec.c */
 __attribute__((noreturn)) void exec_init_program(void);
+
+/* sysentry.S */
+extern char sys_entry_user[];
 
 /* entry.S */
 __attribute__((noreturn)) void enter_user(uint64_t entry, uint64_t sp);

@@ -9,13 +9,14 @@ KERNEL_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -fno-pic
 	-fno-tree-loop-distribute-patterns -fno-delete-null-pointer-checks -fcf-protection=none \
 	-mcmodel=small -Iguest/include -Iguest/lib
 KERNEL_SRCS := $(wildcard $(KERNEL_DIR)/*.c) $(GUEST_LIB_SRCS)
-KERNEL_OBJS := $(patsubst %.c,$(KERNEL_OUT)/%.o,$(KERNEL_SRCS)) $(KERNEL_OUT)/$(KERNEL_DIR)/entry.o
+KERNEL_ASM  := $(wildcard $(KERNEL_DIR)/*.S)
+KERNEL_OBJS := $(patsubst %.c,$(KERNEL_OUT)/%.o,$(KERNEL_SRCS)) $(patsubst %.S,$(KERNEL_OUT)/%.o,$(KERNEL_ASM))
 
 $(KERNEL_OUT)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(KERNEL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(KERNEL_OUT)/$(KERNEL_DIR)/entry.o: $(KERNEL_DIR)/entry.S guest/include/snapbox_abi.h
+$(KERNEL_OUT)/%.o: %.S guest/include/snapbox_abi.h
 	@mkdir -p $(dir $@)
 	$(CC) $(KERNEL_CFLAGS) -c $< -o $@
 

@@ -47,9 +47,11 @@ size_t strlen(const char *s)
 	return n;
 }
 
+/* In user mode copies run natively; in (emulated) kernel mode big ones go
+ * to the host. */
 void kcopy(uint64_t dst, uint64_t src, uint64_t n)
 {
-	if (K.snapbox && n >= HOST_COPY_MIN) {
+	if (K.snapbox && n >= HOST_COPY_MIN && !cpu_user_mode()) {
 		struct sb_hc_mem m = { .dst = dst, .src = src, .len = n };
 		hypercall(SB_HC_MEMCPY, &m);
 		return;
@@ -57,8 +59,31 @@ void kcopy(uint64_t dst, uint64_t src, uint64_t n)
 	memmove((void *)dst, (const void *)src, n);
 }
 
+/* Clear only what is not zero already: reading an untouched page does not
+ * make the host allocate it (nor copy a template page in a clone). */
+static void zero_sparse(uint64_t dst, uint64_t n)
+{
+	while (n) {
+		uint64_t chunk = PAGE - (dst & (PAGE - 1));
+		const uint64_t *p = (const uint64_t *)dst;
+		uint64_t acc = 0;
+		if (chunk > n)
+			chunk = n;
+		for (uint64_t i = 0; i < chunk / 8 && !acc; i++)
+			acc |= p[i];
+		if (acc || (chunk & 7))
+			memset((void *)dst, 0, chunk);
+		dst += chunk;
+		n -= chunk;
+	}
+}
+
 void kzero(uint64_t dst, uint64_t n)
 {
+	if (cpu_user_mode()) {
+		zero_sparse(dst, n);
+		return;
+	}
 	if (K.snapbox && n >= HOST_COPY_MIN) {
 		struct sb_hc_mem m = { .dst = dst, .len = n, .val = 0 };
 		hypercall(SB_HC_MEMSET, &m);

@@ -3,8 +3,6 @@
 #include "kernel.h"
 #include "pagetable.h"
 
-struct kernel K;
-
 static void build_page_tables(void)
 {
 	struct sb_pt_tables t = {
@@ -13,10 +11,10 @@ static void build_page_tables(void)
 		.pdpt_gpa = SB_PDPT_GPA, .pd_gpa = SB_PD_GPA,
 	};
 	struct sb_pt_range sup[2] = {
-		{ 0, SB_USER_BASE },
-		{ K.user_top, K.mem_size },
+		{ 0, SB_USER_BASE, SB_PT_SUPERVISOR },
+		{ K.user_top, K.mem_size, SB_PT_USER_RO },
 	};
-	if (sb_pt_build(&t, K.mem_size, sup, 2))
+	if (sb_pt_build(&t, K.mem_size, 0, sup, 2))
 		kpanic(SB_PANIC_KERNEL, "cannot build page tables", 0);
 	__asm__ volatile("mov %0, %%cr3" ::"r"(SB_PML4_GPA) : "memory");
 }
@@ -28,7 +26,8 @@ static __attribute__((noreturn)) void kernel_start(int pt_ready)
 	K.user_top = K.initrd_size ? ((uint64_t)K.initrd & ~(SB_PAGE_2M - 1)) : K.mem_size;
 	if (!pt_ready)
 		build_page_tables();
-	cpu_init();
+	cpu_init((K.flags & SB_BOOT_USER_SYSCALLS) && K.mmio ? (uint64_t)sys_entry_user
+							    : SB_TRAMPOLINE_GPA);
 	/* the syscall trampoline: LSTAR points here; `ud2` traps into #UD */
 	*(volatile uint16_t *)SB_TRAMPOLINE_GPA = 0x0b0f;
 	fs_init();
@@ -46,6 +45,7 @@ void kmain_snapbox(const struct sb_boot_info *bi)
 	K.initrd_size = bi->initrd_size;
 	K.files = (const struct sb_file_entry *)bi->files_gpa;
 	K.files_count = bi->files_count;
+	K.mmio = bi->mmio_gpa;
 
 	const char *p = (const char *)bi->args_gpa, *end = p + bi->args_size;
 	uint32_t total = bi->argc + bi->envc;

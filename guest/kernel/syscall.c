@@ -5,6 +5,8 @@
 
 #define UNKNOWN_SYSCALL_LIMIT 10000
 
+struct kernel K; /* here, in the user-accessible syscall layer */
+
 struct k_sigaction {
 	uint64_t handler, flags, restorer, mask;
 };
@@ -55,15 +57,29 @@ static int64_t sys_rt_sigprocmask(uint64_t how, uint64_t set, uint64_t old, uint
 	return 0;
 }
 
+/* wrmsr needs kernel mode; in user mode the host sets the base */
+static int64_t set_base(uint64_t which, uint64_t addr)
+{
+	if (cpu_user_mode()) {
+		struct sb_hc_set_base b = { .which = which, .base = addr };
+		hypercall(SB_HC_SET_FS, &b);
+		return b.ret;
+	}
+	wrmsr(which ? 0xc0000101 : 0xc0000100, addr);
+	return 0;
+}
+
 static int64_t sys_arch_prctl(uint64_t code, uint64_t addr)
 {
+	int64_t r;
 	switch (code) {
 	case 0x1002: /* ARCH_SET_FS */
 		if (addr >= (1ULL << 47))
 			return -EPERM;
-		fs_base_shadow = addr;
-		wrmsr(0xc0000100, addr);
-		return 0;
+		r = set_base(0, addr);
+		if (!r)
+			fs_base_shadow = addr;
+		return r;
 	case 0x1003: /* ARCH_GET_FS */
 		if (!user_ok(addr, 8))
 			return -EFAULT;
@@ -72,8 +88,7 @@ static int64_t sys_arch_prctl(uint64_t code, uint64_t addr)
 	case 0x1001: /* ARCH_SET_GS */
 		if (addr >= (1ULL << 47))
 			return -EPERM;
-		wrmsr(0xc0000101, addr);
-		return 0;
+		return set_base(1, addr);
 	}
 	return -EINVAL;
 }

@@ -5,17 +5,19 @@
 #define GIB (1ULL << 30)
 #define MIB2 (2ULL << 20)
 
-uint64_t sb_pt_pd_count(uint64_t mem_size)
+uint64_t sb_pt_pd_count(uint64_t mem_size, int mmio)
 {
-	return (mem_size + GIB - 1) / GIB;
+	return (mem_size + (mmio ? MIB2 : 0) + GIB - 1) / GIB;
 }
 
-static int chunk_is_supervisor(uint64_t addr, const struct sb_pt_range *sup, unsigned n_sup)
+/* Flags for the 2 MiB chunk at addr: the first range it overlaps decides. */
+static uint64_t chunk_flags(uint64_t addr, const struct sb_pt_range *r, unsigned n)
 {
-	for (unsigned i = 0; i < n_sup; i++)
-		if (addr < sup[i].end && addr + MIB2 > sup[i].start)
-			return 1;
-	return 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (addr < r[i].end && addr + MIB2 > r[i].start)
+			return r[i].kind == SB_PT_USER_RO ? SB_PTE_US : SB_PTE_RW;
+	}
+	return SB_PTE_RW | SB_PTE_US;
 }
 
 static void zero_table(uint64_t *t)
@@ -24,10 +26,10 @@ static void zero_table(uint64_t *t)
 		t[i] = 0;
 }
 
-int sb_pt_build(const struct sb_pt_tables *t, uint64_t mem_size,
-		const struct sb_pt_range *sup, unsigned n_sup)
+int sb_pt_build(const struct sb_pt_tables *t, uint64_t mem_size, int mmio,
+		const struct sb_pt_range *ranges, unsigned n_ranges)
 {
-	uint64_t n_pd = sb_pt_pd_count(mem_size);
+	uint64_t n_pd = sb_pt_pd_count(mem_size, mmio);
 
 	if (mem_size == 0 || mem_size % MIB2 || n_pd > PT_ENTRIES)
 		return -22;
@@ -40,9 +42,9 @@ int sb_pt_build(const struct sb_pt_tables *t, uint64_t mem_size,
 		uint64_t addr = i * MIB2;
 		uint64_t e = 0;
 		if (addr < mem_size) {
-			e = addr | SB_PTE_P | SB_PTE_RW | SB_PTE_PS;
-			if (!chunk_is_supervisor(addr, sup, n_sup))
-				e |= SB_PTE_US;
+			e = addr | SB_PTE_P | SB_PTE_PS | chunk_flags(addr, ranges, n_ranges);
+		} else if (mmio && addr == mem_size) {
+			e = addr | SB_PTE_P | SB_PTE_RW | SB_PTE_PS | SB_PTE_US;
 		}
 		t->pd[i] = e;
 	}
