@@ -219,6 +219,19 @@ static int read_state(int dirfd, uint8_t **buf, size_t *len, struct sb_err *err)
 	return 0;
 }
 
+static int check_mem_size(const struct snapshot *s, struct sb_err *err)
+{
+	struct stat sb;
+
+	if (fstatat(s->dirfd, SNAP_MEM_FILE, &sb, 0) < 0)
+		return err__errno(err, "%s", SNAP_MEM_FILE);
+	if ((uint64_t)sb.st_size < s->hdr.mem_size)
+		return err__set(err, -EBADMSG,
+				"%s is %lld bytes, shorter than the %llu bytes of RAM it claims",
+				SNAP_MEM_FILE, (long long)sb.st_size, (unsigned long long)s->hdr.mem_size);
+	return 0;
+}
+
 int snapshot__load(const char *dir, struct snapshot *s, struct sb_err *err)
 {
 	uint8_t *buf = NULL;
@@ -238,8 +251,10 @@ int snapshot__load(const char *dir, struct snapshot *s, struct sb_err *err)
 		snprintf(s->id, sizeof(s->id), "%016llx%016llx", (unsigned long long)h.high64,
 			 (unsigned long long)h.low64);
 		s->state_bytes = len;
-		ret = snap_image__read_index(s->dirfd, s->hdr.mem_size, &s->pages, &pages_hash, err);
+		ret = check_mem_size(s, err);
 	}
+	if (ret == 0)
+		ret = snap_image__read_index(s->dirfd, s->hdr.mem_size, &s->pages, &pages_hash, err);
 	if (ret == 0 && pages_hash != s->hdr.pages_hash)
 		ret = err__set(err, -EBADMSG, "%s does not match state.bin (hash mismatch)",
 			       SNAP_PAGES_FILE);

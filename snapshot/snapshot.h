@@ -38,7 +38,12 @@ struct snapshot {
 int snapshot__save(struct vm *vm, int dirfd, char id[33], struct snap_image_stats *st,
 		   struct sb_err *err);
 
-/* Load and validate the template in directory dir.  0 or -errno + message. */
+/*
+ * Load and validate the template in directory dir: state.bin completely
+ * (every hash, size, version), mem.img's size, pages.idx's header and its
+ * hash against state.bin.  Page contents are checked by `template verify`.
+ * 0 or -errno + message.
+ */
 int snapshot__load(const char *dir, struct snapshot *s, struct sb_err *err);
 void snapshot__close(struct snapshot *s);
 
