@@ -41,9 +41,12 @@ include guest/rootfs/rootfs.mk
 -include tests/fuzz/fuzz.mk
 
 # The README's main command: build, then answer a request in a sandbox.
+DEMO_STORE := $(BUILD)/store
 demo: all
-	@echo '$$ echo '"'"'{"n": 30}'"'"' | build/snapbox boot -- /bin/lua /app/handler.lua'
-	@echo '{"n": 30}' | $(BUILD)/snapbox boot -- /bin/lua /app/handler.lua
+	@echo '$$ snapbox template create lua-fn --force -- /bin/lua /app/handler.lua'
+	@$(BUILD)/snapbox template create lua-fn --store $(DEMO_STORE) --force -- /bin/lua /app/handler.lua
+	@echo '$$ echo '"'"'{"n": 30}'"'"' | snapbox run lua-fn'
+	@echo '{"n": 30}' | $(BUILD)/snapbox run --store $(DEMO_STORE) lua-fn
 
 clean:
 	rm -rf $(BUILD) build-asan

@@ -34,7 +34,18 @@ local function json(v)
   return string.format("%d", v)
 end
 
-local req = io.read("a") or ""
+local req = io.read("a") or ""  -- the ready point: templates are saved here
+
+-- Everything above ran once, in the template, and every clone shares it --
+-- including the seed Lua gave math.random at start-up.  Reseed per request
+-- from /dev/urandom, which is fresh in every clone.
+do
+  local f = io.open("/dev/urandom", "rb")
+  if f then
+    math.randomseed(string.unpack("<i8", f:read(8)))
+    f:close()
+  end
+end
 local s = req:match('"n"%s*:%s*(%-?%d+)')
 local n = s and math.tointeger(tonumber(s))
 if not n then
