@@ -235,7 +235,8 @@ static int parse_small(int argc, char **argv, struct small_opts *o, bool run, co
 	memset(o, 0, sizeof(*o));
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:", lo, NULL)) != -1) {
+	/* options may come before or after the template name */
+	while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
 		if (c == 's') {
 			o->store = optarg;
 		} else if (run && c == 't') {

@@ -1,0 +1,701 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Templates and clones end to end: `snapbox template create|ls|inspect|
+ * verify|rm` and `snapbox run`, against real guests, run as a user would.
+ *
+ * Guest programs used (all in the built-in rootfs): /bin/lua
+ * /app/handler.lua, /bin/true, and three that exist for these tests
+ * (guest/rootfs/examples/): /bin/dirty, /bin/readyrand, /bin/readyfault.
+ * $SNAPBOX_TEST_ROOTFS, when set, is passed as `--rootfs` to every
+ * `template create` (to try programs not yet in the built rootfs).
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include "run.h"
+#include "snapshot/format.h"
+
+extern char **environ;
+
+static struct run_result R;
+static char *STORE;
+
+static void init(void)
+{
+	STORE = make_tempdir();
+}
+
+static void fini(void)
+{
+	char cmd[600];
+	run_result_free(&R);
+	if (STORE) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", STORE);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", STORE);
+		free(STORE);
+		STORE = NULL;
+	}
+}
+
+TestSuite(template, .init = init, .fini = fini, .timeout = 120);
+
+#define ARGS(...) ((const char *const[]){ "snapbox", __VA_ARGS__, NULL })
+#define PROG(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+/* Run snapbox with argv into R (freeing the previous R), stdin = in. */
+static void sb(const char *const *argv, const char *in, double limit)
+{
+	require_kvm();
+	run_result_free(&R);
+	int rc = run_snapbox(argv, in, in ? strlen(in) : 0, limit, &R);
+	cr_assert_eq(rc, 0, "could not start %s", snapbox_bin());
+	cr_assert(!R.timed_out, "snapbox hung (killed after %.0f s); stderr: %s", limit, R.err);
+	cr_assert(!R.signaled, "snapbox itself died of a signal (%d); stderr: %s", R.status - 128, R.err);
+}
+
+/* template create NAME --store STORE [--force] [--rootfs $SNAPBOX_TEST_ROOTFS] -- prog... */
+static void create_(const char *name, bool force, const char *const *prog)
+{
+	const char *av[32];
+	const char *extra = getenv("SNAPBOX_TEST_ROOTFS");
+	int n = 0;
+
+	av[n++] = "snapbox";
+	av[n++] = "template";
+	av[n++] = "create";
+	av[n++] = name;
+	av[n++] = "--store";
+	av[n++] = STORE;
+	if (force)
+		av[n++] = "--force";
+	if (extra && *extra) {
+		av[n++] = "--rootfs";
+		av[n++] = extra;
+	}
+	av[n++] = "--";
+	for (int i = 0; prog[i] && n < 31; i++)
+		av[n++] = prog[i];
+	av[n] = NULL;
+	sb(av, NULL, 60);
+}
+
+/* Create a template that must succeed. */
+static void create(const char *name, const char *const *prog)
+{
+	create_(name, false, prog);
+	cr_assert_eq(R.status, 0, "template create %s: status %d, stderr: %s", name, R.status, R.err);
+}
+
+/* snapbox run --store STORE --timeout 60 NAME < in */
+static void run_clone(const char *name, const char *in)
+{
+	sb(ARGS("run", "--store", STORE, "--timeout", "60", name), in, 90);
+}
+
+/* snapbox template SUB --store STORE [NAME] */
+static void tcmd(const char *sub, const char *name)
+{
+	if (name)
+		sb(ARGS("template", sub, "--store", STORE, name), NULL, 60);
+	else
+		sb(ARGS("template", sub, "--store", STORE), NULL, 60);
+}
+
+static char *tpath(const char *name, const char *file)
+{
+	static char p[4][1024];
+	static int k;
+	char *out = p[k++ % 4];
+	snprintf(out, sizeof(p[0]), "%s/templates/%s%s%s", STORE, name, file ? "/" : "", file ? file : "");
+	return out;
+}
+
+static int one_line(const char *s, size_t len)
+{
+	return len > 0 && strchr(s, '\n') == s + len - 1;
+}
+
+/* xxh3-64 of a whole file (mmap'd; mem.img is sparse) and its size. */
+static uint64_t file_hash(const char *path, off_t *size)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY);
+	cr_assert(fd >= 0, "open %s", path);
+	cr_assert_eq(fstat(fd, &st), 0);
+	*size = st.st_size;
+	if (st.st_size == 0) {
+		close(fd);
+		return XXH3_64bits("", 0);
+	}
+	void *m = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	cr_assert_neq(m, MAP_FAILED, "mmap %s", path);
+	uint64_t h = XXH3_64bits(m, st.st_size);
+	munmap(m, st.st_size);
+	close(fd);
+	return h;
+}
+
+struct tsum {
+	uint64_t h[3];
+	off_t size[3];
+};
+static const char *const TFILES[3] = { SNAP_MEM_FILE, SNAP_PAGES_FILE, SNAP_STATE_FILE };
+
+static void tsum(const char *name, struct tsum *s)
+{
+	for (int i = 0; i < 3; i++)
+		s->h[i] = file_hash(tpath(name, TFILES[i]), &s->size[i]);
+}
+
+static void assert_unchanged(const char *name, const struct tsum *before)
+{
+	struct tsum after;
+	tsum(name, &after);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(after.size[i], before->size[i], "%s of %s changed size", TFILES[i], name);
+		cr_assert_eq(after.h[i], before->h[i], "%s of %s changed", TFILES[i], name);
+	}
+}
+
+static void read_file(const char *path, void *buf, size_t len, off_t off)
+{
+	int fd = open(path, O_RDONLY);
+	cr_assert(fd >= 0, "open %s", path);
+	cr_assert_eq(pread(fd, buf, len, off), (ssize_t)len, "read %s", path);
+	close(fd);
+}
+
+static void patch_file(const char *path, const void *buf, size_t len, off_t off)
+{
+	int fd = open(path, O_WRONLY);
+	cr_assert(fd >= 0, "open %s for writing", path);
+	cr_assert_eq(pwrite(fd, buf, len, off), (ssize_t)len, "write %s", path);
+	close(fd);
+}
+
+static void flip(const char *path, off_t off, uint8_t mask)
+{
+	uint8_t b;
+	read_file(path, &b, 1, off);
+	b ^= mask;
+	patch_file(path, &b, 1, off);
+}
+
+/* cp -r templates/src templates/dst (sparse), made writable. */
+static void copy_template(const char *src, const char *dst)
+{
+	char cmd[3000];
+	snprintf(cmd, sizeof(cmd), "cp -r --sparse=always '%s' '%s' && chmod -R u+w '%s'",
+		 tpath(src, NULL), tpath(dst, NULL), tpath(dst, NULL));
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+/* The Lua handler's answer to {"n": n}, computed here. */
+static void lua_answer(int n, char *out, size_t len)
+{
+	static int primes[1001];
+	char fib[32] = "null", prime[32] = "null";
+
+	if (!primes[1])
+		for (int c = 2, k = 0; k < 1000; c++) {
+			int is = 1;
+			for (int d = 2; d * d <= c; d++)
+				if (c % d == 0) {
+					is = 0;
+					break;
+				}
+			if (is)
+				primes[++k] = c;
+		}
+	if (n >= 0 && n <= 92) {
+		uint64_t a = 0, b = 1;
+		for (int i = 0; i < n; i++) {
+			uint64_t t = a + b;
+			a = b;
+			b = t;
+		}
+		snprintf(fib, sizeof(fib), "%" PRIu64, a);
+	}
+	if (n >= 1 && n <= 1000)
+		snprintf(prime, sizeof(prime), "%d", primes[n]);
+	snprintf(out, len, "{\"n\": %d, \"fib\": %s, \"prime\": %s}\n", n, fib, prime);
+}
+
+#define LUA PROG("/bin/lua", "/app/handler.lua")
+
+static void lua_clone_answers(const char *name, int n)
+{
+	char req[64], want[128];
+	snprintf(req, sizeof(req), "{\"n\": %d}", n);
+	lua_answer(n, want, sizeof(want));
+	run_clone(name, req);
+	cr_assert_eq(R.status, 0, "n=%d: status %d, stderr: %s", n, R.status, R.err);
+	cr_assert_str_eq(R.out, want, "n=%d, stderr: %s", n, R.err);
+}
+
+/* ---- 1. Lua template, 100 sequential clones ------------------------------- */
+
+Test(template, lua_template_and_100_sequential_clones)
+{
+	create("lua", LUA);
+	cr_assert(strstr(R.out, "template lua: id "), "create says what it made: %s", R.out);
+	for (int n = 0; n < 100; n++)
+		lua_clone_answers("lua", n);
+	/* a request the handler refuses: its own exit status and answer */
+	run_clone("lua", "garbage");
+	cr_assert_eq(R.status, 1, "stderr: %s", R.err);
+	cr_assert_str_eq(R.out, "{\"error\": \"bad request\"}\n");
+}
+
+/* ---- 2. 16 concurrent clones -------------------------------------------------- */
+
+Test(template, sixteen_concurrent_clones)
+{
+	enum { N = 16 };
+	pid_t pid[N];
+	char path[N][3][1100];
+
+	create("lua", LUA);
+	for (int i = 0; i < N; i++) {
+		char req[64];
+		int n = 10 + 5 * i;
+		posix_spawn_file_actions_t fa;
+		const char *av[] = { snapbox_bin(), "run", "--store", STORE, "--timeout", "60", "lua", NULL };
+
+		snprintf(req, sizeof(req), "{\"n\": %d}", n);
+		for (int k = 0; k < 3; k++)
+			snprintf(path[i][k], sizeof(path[i][k]), "%s/c%d.%s", STORE, i,
+				 k == 0 ? "in" : k == 1 ? "out" : "err");
+		cr_assert_eq(write_file(STORE, strrchr(path[i][0], '/') + 1, req, strlen(req), 0644), 0);
+		posix_spawn_file_actions_init(&fa);
+		posix_spawn_file_actions_addopen(&fa, 0, path[i][0], O_RDONLY, 0);
+		posix_spawn_file_actions_addopen(&fa, 1, path[i][1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		posix_spawn_file_actions_addopen(&fa, 2, path[i][2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		cr_assert_eq(posix_spawn(&pid[i], av[0], &fa, NULL, (char *const *)av, environ), 0);
+		posix_spawn_file_actions_destroy(&fa);
+	}
+	/* all 16 run at once; reap them within 90 s */
+	int status[N], left = N;
+	time_t deadline = time(NULL) + 90;
+	for (int i = 0; i < N; i++)
+		status[i] = -1;
+	while (left && time(NULL) < deadline) {
+		for (int i = 0; i < N; i++) {
+			int st;
+			if (status[i] == -1 && waitpid(pid[i], &st, WNOHANG) == pid[i]) {
+				status[i] = st;
+				left--;
+			}
+		}
+		usleep(10000);
+	}
+	for (int i = 0; i < N; i++)
+		if (status[i] == -1) {
+			kill(pid[i], SIGKILL);
+			waitpid(pid[i], NULL, 0);
+		}
+	cr_assert_eq(left, 0, "%d clones still running after 90 s", left);
+	for (int i = 0; i < N; i++) {
+		char out[256] = "", err[512] = "", want[128];
+		FILE *f = fopen(path[i][1], "r");
+		size_t k = f ? fread(out, 1, sizeof(out) - 1, f) : 0;
+		out[k] = 0;
+		if (f)
+			fclose(f);
+		f = fopen(path[i][2], "r");
+		k = f ? fread(err, 1, sizeof(err) - 1, f) : 0;
+		err[k] = 0;
+		if (f)
+			fclose(f);
+		lua_answer(10 + 5 * i, want, sizeof(want));
+		cr_assert(WIFEXITED(status[i]) && WEXITSTATUS(status[i]) == 0,
+			  "clone %d: wait status 0x%x, stderr: %s", i, status[i], err);
+		cr_assert_str_eq(out, want, "clone %d, stderr: %s", i, err);
+	}
+}
+
+/* ---- 3. a clone's writes never reach the template ---------------------------- */
+
+static uint64_t dirty_sum(uint64_t mib, uint64_t seed)
+{
+	uint64_t sum = 0, words = (mib << 20) / 8;
+	for (uint64_t i = 0; i < words; i++)
+		sum += i * 0x9e3779b97f4a7c15ULL ^ seed;
+	return sum;
+}
+
+static void dirty_clone(const char *name, uint64_t mib, uint64_t seed)
+{
+	char req[64], want[96];
+	snprintf(req, sizeof(req), "%" PRIu64 " %" PRIu64 "\n", mib, seed);
+	snprintf(want, sizeof(want), "dirty %" PRIu64 " MiB sum %016" PRIx64 "\n", mib,
+		 dirty_sum(mib, seed));
+	run_clone(name, req);
+	cr_assert_eq(R.status, 0, "status %d, stderr: %s", R.status, R.err);
+	cr_assert_str_eq(R.out, want, "stderr: %s", R.err);
+}
+
+Test(template, clone_writing_100_mib_leaves_template_unchanged)
+{
+	struct tsum before;
+
+	create("dirty", PROG("/bin/dirty"));
+	tsum("dirty", &before);
+	dirty_clone("dirty", 100, 0x1234567);
+	assert_unchanged("dirty", &before);
+	tcmd("verify", "dirty");
+	cr_assert_eq(R.status, 0, "verify after a dirtying clone: %s", R.err);
+	/* the next clone starts from the template's memory, not the last clone's */
+	dirty_clone("dirty", 3, 99);
+	assert_unchanged("dirty", &before);
+}
+
+/* ---- 4. randomness and clock are fresh in every clone ------------------------ */
+
+struct rr {
+	char getrandom[40], urandom[40];
+	long long realtime;
+};
+
+static void readyrand_clone(struct rr *o)
+{
+	time_t t0 = time(NULL);
+	run_clone("rr", NULL);
+	time_t t1 = time(NULL);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_eq(sscanf(R.out, "getrandom: %39s\nurandom: %39s\nrealtime: %lld\n", o->getrandom,
+			    o->urandom, &o->realtime), 3, "out: %s", R.out);
+	cr_assert_eq(strlen(o->getrandom), 32, "out: %s", R.out);
+	cr_assert_eq(strlen(o->urandom), 32, "out: %s", R.out);
+	cr_assert_str_neq(o->getrandom, o->urandom, "out: %s", R.out);
+	cr_assert_geq(o->realtime, (long long)t0, "guest clock %lld is behind the host's %lld: the "
+		      "template's clock?", o->realtime, (long long)t0);
+	cr_assert_leq(o->realtime, (long long)t1, "guest clock %lld ahead of the host's %lld",
+		      o->realtime, (long long)t1);
+}
+
+Test(template, clones_draw_fresh_randomness_and_see_current_time)
+{
+	struct rr a, b;
+	time_t created = time(NULL);
+
+	create("rr", PROG("/bin/readyrand"));
+	sleep(2);
+	readyrand_clone(&a);
+	cr_assert_geq(a.realtime, (long long)created + 2);
+	readyrand_clone(&b);
+	cr_assert_str_neq(a.getrandom, b.getrandom, "two clones drew the same getrandom bytes");
+	cr_assert_str_neq(a.urandom, b.urandom, "two clones read the same /dev/urandom bytes");
+}
+
+/* ---- 5. damage is refused, never run ---------------------------------------- */
+
+/* run the (damaged) template: 125, nothing on stdout, one line naming it */
+static void refused(const char *name, const char *what, const char *a, const char *b)
+{
+	run_clone(name, "{\"n\": 5}");
+	cr_assert_eq(R.status, 125, "%s: status %d, stderr: %s", what, R.status, R.err);
+	cr_assert_eq(R.out_len, 0, "%s: the guest ran and printed: %s", what, R.out);
+	cr_assert(one_line(R.err, R.err_len), "%s: not one line: %s", what, R.err);
+	cr_assert(strstr(R.err, a) || (b && strstr(R.err, b)), "%s: message should say '%s'%s%s: %s",
+		  what, a, b ? " or " : "", b ? b : "", R.err);
+}
+
+static void damaged(const char *name, const char *what, const char *mention)
+{
+	refused(name, what, "damaged", "hash");
+	if (mention)
+		cr_assert(strstr(R.err, mention), "%s: message should name '%s': %s", what, mention, R.err);
+}
+
+static const char *secname(uint32_t type)
+{
+	static const char *const n[] = { "?", "cpuid", "vcpu", "vm", "memmap", "serial", "hypercall" };
+	return type < sizeof(n) / sizeof(n[0]) ? n[type] : "?";
+}
+
+Test(template, damaged_templates_are_refused)
+{
+	struct snap_header h;
+	struct snap_section t[SNAP_MAX_SECTIONS];
+	struct stat st;
+	char name[64], what[128];
+	int k = 0;
+
+	create("lua", LUA);
+	read_file(tpath("lua", SNAP_STATE_FILE), &h, sizeof(h), 0);
+	cr_assert_eq(memcmp(h.magic, SNAP_MAGIC, 8), 0);
+	cr_assert(h.n_sections >= 6 && h.n_sections <= SNAP_MAX_SECTIONS, "%u sections", h.n_sections);
+	read_file(tpath("lua", SNAP_STATE_FILE), t, h.n_sections * sizeof(t[0]), sizeof(h));
+	cr_assert_eq(stat(tpath("lua", SNAP_STATE_FILE), &st), 0);
+
+	/* an intact copy runs: the copying itself does no harm */
+	copy_template("lua", "copy");
+	lua_clone_answers("copy", 5);
+
+	/* one byte inside each section */
+	for (uint32_t i = 0; i < h.n_sections; i++) {
+		cr_assert(t[i].length > 0 && t[i].offset + t[i].length <= (uint64_t)st.st_size);
+		snprintf(name, sizeof(name), "bad%d", k++);
+		copy_template("lua", name);
+		flip(tpath(name, SNAP_STATE_FILE), (off_t)(t[i].offset + t[i].length / 2), 0x01);
+		snprintf(what, sizeof(what), "byte flipped in section %s", secname(t[i].type));
+		damaged(name, what, secname(t[i].type));
+	}
+	/* the header: arch, n_sections, mem_size, pages_hash, header_hash, reserved */
+	static const off_t hdr_off[] = { 12, 20, 25, 40, 56, 64 };
+	for (size_t i = 0; i < sizeof(hdr_off) / sizeof(hdr_off[0]); i++) {
+		snprintf(name, sizeof(name), "bad%d", k++);
+		copy_template("lua", name);
+		flip(tpath(name, SNAP_STATE_FILE), hdr_off[i], 0x10);
+		snprintf(what, sizeof(what), "header byte %lld flipped", (long long)hdr_off[i]);
+		damaged(name, what, "header");
+	}
+	/* the section table: a type, an offset, a hash */
+	static const off_t tab_off[] = { 0, 32 + 8, 5 * 32 + 24 };
+	for (size_t i = 0; i < sizeof(tab_off) / sizeof(tab_off[0]); i++) {
+		snprintf(name, sizeof(name), "bad%d", k++);
+		copy_template("lua", name);
+		flip(tpath(name, SNAP_STATE_FILE), (off_t)sizeof(h) + tab_off[i], 0x02);
+		snprintf(what, sizeof(what), "section table byte %lld flipped", (long long)tab_off[i]);
+		damaged(name, what, "table");
+	}
+	/* pages.idx: a counter in its header, and a page hash */
+	static const off_t idx_off[] = { 24, sizeof(struct snap_pages_header) + 8 * 300 + 3 };
+	for (size_t i = 0; i < sizeof(idx_off) / sizeof(idx_off[0]); i++) {
+		snprintf(name, sizeof(name), "bad%d", k++);
+		copy_template("lua", name);
+		flip(tpath(name, SNAP_PAGES_FILE), idx_off[i], 0x80);
+		snprintf(what, sizeof(what), "pages.idx byte %lld flipped", (long long)idx_off[i]);
+		damaged(name, what, SNAP_PAGES_FILE);
+	}
+	/* state.bin truncated: inside the last section, and inside the table */
+	static const off_t cut[] = { -1, sizeof(struct snap_header) + 40, 30 };
+	for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++) {
+		off_t len = cut[i] < 0 ? st.st_size - 4 : cut[i];
+		snprintf(name, sizeof(name), "bad%d", k++);
+		copy_template("lua", name);
+		cr_assert_eq(truncate(tpath(name, SNAP_STATE_FILE), len), 0);
+		snprintf(what, sizeof(what), "state.bin truncated to %lld bytes", (long long)len);
+		refused(name, what, "truncated", "outside");
+		cr_assert(strstr(R.err, "state.bin"), "%s: names the file: %s", what, R.err);
+	}
+	/* mem.img truncated: mapping it would SIGBUS the clone */
+	snprintf(name, sizeof(name), "bad%d", k++);
+	copy_template("lua", name);
+	cr_assert_eq(truncate(tpath(name, SNAP_MEM_FILE), (off_t)(h.mem_size / 2)), 0);
+	refused(name, "mem.img truncated", "shorter", NULL);
+	/* mem.img missing */
+	snprintf(name, sizeof(name), "bad%d", k++);
+	copy_template("lua", name);
+	cr_assert_eq(unlink(tpath(name, SNAP_MEM_FILE)), 0);
+	refused(name, "mem.img missing", SNAP_MEM_FILE, NULL);
+	/* a newer major format, with a correct header hash: the version check trips */
+	{
+		struct snap_header v2 = h;
+		snprintf(name, sizeof(name), "bad%d", k++);
+		copy_template("lua", name);
+		v2.major = 2;
+		v2.header_hash = 0;
+		v2.header_hash = XXH3_64bits(&v2, sizeof(v2));
+		patch_file(tpath(name, SNAP_STATE_FILE), &v2, sizeof(v2), 0);
+		refused(name, "format 2.x", "newer", NULL);
+		cr_assert_null(strstr(R.err, "damaged"), "the header is intact, it is newer: %s", R.err);
+	}
+	/* bad magic */
+	snprintf(name, sizeof(name), "bad%d", k++);
+	copy_template("lua", name);
+	patch_file(tpath(name, SNAP_STATE_FILE), "SNAPBOy", 7, 0);
+	refused(name, "bad magic", "magic", "not a snapbox template");
+
+	/* and the original is untouched by all this */
+	lua_clone_answers("lua", 12);
+}
+
+/* ---- 6. template verify -------------------------------------------------------- */
+
+/* index of the first page whose pages.idx hash is (non-)zero */
+static uint64_t find_page(const char *name, bool zero, uint64_t n_pages)
+{
+	uint64_t *hs = malloc(n_pages * 8);
+	uint64_t i;
+	read_file(tpath(name, SNAP_PAGES_FILE), hs, n_pages * 8, sizeof(struct snap_pages_header));
+	/* skip the low 2 MiB (kernel) so the page is the program's */
+	for (i = 512; i < n_pages && (hs[i] == 0) != zero; i++)
+		;
+	free(hs);
+	cr_assert_lt(i, n_pages, "no %s page in the template", zero ? "zero" : "non-zero");
+	return i;
+}
+
+Test(template, verify_finds_a_flipped_bit_in_memory)
+{
+	struct snap_header h;
+	char want[64];
+
+	create("lua", LUA);
+	tcmd("verify", "lua");
+	cr_assert_eq(R.status, 0, "intact template: %s", R.err);
+	cr_assert(strstr(R.out, "ok"), "out: %s", R.out);
+	read_file(tpath("lua", SNAP_STATE_FILE), &h, sizeof(h), 0);
+
+	for (int zero = 0; zero < 2; zero++) {
+		const char *name = zero ? "holey" : "flipped";
+		uint64_t page = find_page("lua", zero, h.mem_size / SNAP_PAGE);
+		copy_template("lua", name);
+		flip(tpath(name, SNAP_MEM_FILE), (off_t)(page * SNAP_PAGE + 777), 0x04);
+		tcmd("verify", name);
+		cr_assert_eq(R.status, 1, "bit flipped in %s page %" PRIu64 ": status %d, stderr: %s",
+			     zero ? "zero" : "data", page, R.status, R.err);
+		snprintf(want, sizeof(want), "page %" PRIu64 " ", page);
+		cr_assert(strstr(R.err, want), "the message names %s: %s", want, R.err);
+		cr_assert(strstr(R.err, "damaged"), "stderr: %s", R.err);
+	}
+	tcmd("verify", "lua");
+	cr_assert_eq(R.status, 0, "the original still verifies: %s", R.err);
+}
+
+/* ---- 7. ls, inspect, rm, --force, no template from an early exit ------------ */
+
+static char *ls_row(const char *name)
+{
+	static char row[512];
+	tcmd("ls", NULL);
+	cr_assert_eq(R.status, 0, "ls: %s", R.err);
+	for (char *l = R.out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		size_t n = strlen(name);
+		if (!strncmp(l, name, n) && (l[n] == ' ' || l[n] == '\t')) {
+			size_t len = strcspn(l, "\n");
+			snprintf(row, sizeof(row), "%.*s", (int)len, l);
+			return row;
+		}
+	}
+	return NULL;
+}
+
+static void inspect_id(const char *name, char id[33])
+{
+	tcmd("inspect", name);
+	cr_assert_eq(R.status, 0, "inspect: %s", R.err);
+	const char *l = strstr(R.out, "\nid ");
+	cr_assert_not_null(l, "no id line: %s", R.out);
+	cr_assert_eq(sscanf(l, " id %32s", id), 1);
+	cr_assert_eq(strlen(id), 32, "id %s", id);
+}
+
+static int has_entries(const char *path)
+{
+	char cmd[1200];
+	snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s')\"", path);
+	return system(cmd) != 0;
+}
+
+Test(template, ls_inspect_rm_force_and_early_exit)
+{
+	char id[33], id2[33], created[64], tmpdir[700];
+
+	create("lua", LUA);
+	cr_assert_eq(sscanf(R.out, "template lua: id %32s", created), 1, "out: %s", R.out);
+	inspect_id("lua", id);
+	cr_assert_str_eq(id, created, "create and inspect disagree on the id");
+	static const char *const secs[] = { "cpuid", "vcpu", "vm", "memmap", "serial", "hypercall" };
+	cr_assert(strstr(R.out, "sections"), "inspect: %s", R.out);
+	for (int i = 0; i < 6; i++) {
+		char w[32];
+		snprintf(w, sizeof(w), " %s ", secs[i]);
+		cr_assert(strstr(R.out, w), "inspect lists section %s: %s", secs[i], R.out);
+	}
+	char *row = ls_row("lua");
+	cr_assert_not_null(row, "ls does not list lua: %s", R.out);
+	char prefix[17];
+	snprintf(prefix, sizeof(prefix), "%.16s", id);
+	cr_assert(strstr(row, prefix), "ls row '%s' lacks id %s", row, prefix);
+
+	/* an existing name: refused without --force, replaced with it */
+	create_("lua", false, LUA);
+	cr_assert_eq(R.status, 125, "stderr: %s", R.err);
+	cr_assert(strstr(R.err, "already exists"), "stderr: %s", R.err);
+	inspect_id("lua", id2);
+	cr_assert_str_eq(id2, id, "a refused create changed the template");
+	create_("lua", true, LUA);
+	cr_assert_eq(R.status, 0, "--force: %s", R.err);
+	lua_clone_answers("lua", 20);
+
+	/* rm */
+	tcmd("rm", "lua");
+	cr_assert_eq(R.status, 0, "rm: %s", R.err);
+	cr_assert_null(ls_row("lua"), "still listed after rm: %s", R.out);
+	run_clone("lua", "{\"n\": 3}");
+	cr_assert_eq(R.status, 125);
+	cr_assert(strstr(R.err, "no template named"), "stderr: %s", R.err);
+	cr_assert_eq(R.out_len, 0);
+	tcmd("rm", "lua");
+	cr_assert_neq(R.status, 0, "removing a missing template succeeded");
+
+	/* a program that exits before its ready point leaves nothing behind */
+	create_("early", false, PROG("/bin/true"));
+	cr_assert_eq(R.status, 125, "stderr: %s", R.err);
+	cr_assert(strstr(R.err, "ready point"), "stderr: %s", R.err);
+	cr_assert_null(ls_row("early"), "listed: %s", R.out);
+	cr_assert_neq(access(tpath("early", NULL), F_OK), 0, "templates/early exists");
+	snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", STORE);
+	cr_assert_eq(has_entries(tmpdir), 0, "leftovers in %s", tmpdir);
+	tcmd("ls", NULL);
+	cr_assert_eq(strchr(R.out, '\n'), R.out + R.out_len - 1, "ls lists templates: %s", R.out);
+}
+
+/* ---- 8. a fault after the ready point --------------------------------------- */
+
+/* what readyfault prints when its set-up state is intact */
+static void readyfault_ok(char *out, size_t len)
+{
+	uint32_t sum = 0;
+	for (uint32_t i = 0; i < (1u << 18); i++)
+		sum += i * 2654435761u ^ i;
+	snprintf(out, len, "readyfault ok %08x\n", sum);
+}
+
+Test(template, clone_fault_is_reported_and_template_survives)
+{
+	struct tsum before;
+	char ok[64];
+
+	readyfault_ok(ok, sizeof(ok));
+
+	create("rf", PROG("/bin/readyfault"));
+	tsum("rf", &before);
+	run_clone("rf", "ok");
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_str_eq(R.out, ok, "stderr: %s", R.err);
+
+	run_clone("rf", "segv");
+	cr_assert_eq(R.status, 128 + 11, "stderr: %s", R.err);
+	cr_assert(strstr(R.err, "SIGSEGV"), "stderr: %s", R.err);
+	cr_assert(strstr(R.err, "0x10"), "names the address: %s", R.err);
+	cr_assert_null(strstr(R.out, "readyfault ok"), "survived the fault: %s", R.out);
+	run_clone("rf", "fpe");
+	cr_assert_eq(R.status, 128 + 8, "stderr: %s", R.err);
+	cr_assert(strstr(R.err, "SIGFPE"), "stderr: %s", R.err);
+
+	assert_unchanged("rf", &before);
+	run_clone("rf", "ok");
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_str_eq(R.out, ok, "the next clone after faults");
+	tcmd("verify", "rf");
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+}
