@@ -421,8 +421,8 @@ struct ck_clone {
  * run == false: stop after vm__create_clone() (an idle clone: its pending
  * stdin read still waits for a request).
  */
-static CK_UNUSED int ck_clone_once(const struct snapshot *snap, const char *req, struct ck_reaper *rp,
-				   bool run, struct vm **keep, struct ck_clone *c)
+static CK_UNUSED int ck_clone_impl(const struct snapshot *snap, const char *req, struct ck_reaper *rp,
+				   bool run, struct vm **keep, struct vm *shell, struct ck_clone *c)
 {
 	struct sb_err err = { "" };
 	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 };
@@ -449,16 +449,19 @@ static CK_UNUSED int ck_clone_once(const struct snapshot *snap, const char *req,
 	struct rusage ru0, ru1;
 	getrusage(RUSAGE_THREAD, &ru0);
 	double t0 = bench_now_us();
-	vm = calloc(1, sizeof(*vm));
+	vm = shell ? shell : calloc(1, sizeof(*vm));
 	if (!vm) {
 		ck_trace.on = false;
 		return -ENOMEM;
 	}
-	ret = vm__create_clone(vm, snap, &err);
+	/* with a pre-created shell (a pool), only memory + state are on the path */
+	ret = shell ? vm__clone_into(vm, snap, &err) : vm__create_clone(vm, snap, &err);
 	double t_clone = bench_now_us();
 	if (ret < 0) {
 		ck_trace.on = false;
 		fprintf(stderr, "vm__create_clone: %s\n", err.msg);
+		if (shell)
+			vm__destroy(vm);
 		free(vm);
 		goto out;
 	}
@@ -514,20 +517,19 @@ static CK_UNUSED int ck_clone_once(const struct snapshot *snap, const char *req,
 		const struct ck_ev *cvm = ck_trace_find(KVM_CREATE_VM);
 		const struct ck_ev *mem = ck_trace_find(KVM_SET_USER_MEMORY_REGION);
 		const struct ck_ev *vc = ck_trace_find(KVM_CREATE_VCPU);
-		const struct ck_ev *first_restore = NULL;
-		for (int i = 0; vc && i < ck_trace.n; i++)
-			if (ck_trace.ev[i].t0 > vc->t1) {
-				first_restore = &ck_trace.ev[i];
-				break;
-			}
-		if (ver && cvm && mem && vc && first_restore) {
+		/* durations of the ioctls themselves; "restore" is everything after
+		 * the last of them (mapping mem.img over the slot + state ioctls).
+		 * A pooled clone has none of the first three. */
+		double last = t0;
+		if (ver)
 			c->open_kvm = ver->t1 - t0;
-			c->map_mem = cvm->t0 - ver->t1;
-			c->create_vm = cvm->t1 - cvm->t0;
-			c->memslot = mem->t1 - cvm->t1;
-			c->vcpu = first_restore->t0 - mem->t1;
-			c->restore = t_clone - first_restore->t0;
-		}
+		if (cvm)
+			c->create_vm = cvm->t1 - cvm->t0, last = cvm->t1;
+		if (mem)
+			c->memslot = mem->t1 - mem->t0, last = mem->t1 > last ? mem->t1 : last;
+		if (vc)
+			c->vcpu = vc->t1 - vc->t0, last = vc->t1 > last ? vc->t1 : last;
+		c->restore = t_clone - last;
 	}
 	if (keep)
 		*keep = vm;
@@ -545,5 +547,18 @@ out:
 	if (pout[1] >= 0)
 		close(pout[1]);
 	return ret;
+}
+
+static CK_UNUSED int ck_clone_once(const struct snapshot *snap, const char *req, struct ck_reaper *rp,
+				   bool run, struct vm **keep, struct ck_clone *c)
+{
+	return ck_clone_impl(snap, req, rp, run, keep, NULL, c);
+}
+
+/* The same into a VM shell created beforehand (vm__create_shell), off the clock. */
+static CK_UNUSED int ck_clone_pooled(const struct snapshot *snap, const char *req, struct ck_reaper *rp,
+				     struct vm *shell, struct ck_clone *c)
+{
+	return ck_clone_impl(snap, req, rp, true, NULL, shell, c);
 }
 #endif

@@ -73,33 +73,53 @@ fail:
 	return ret;
 }
 
-int vm__create_clone(struct vm *vm, const struct snapshot *snap, struct sb_err *err)
+int vm__create_shell(struct vm *vm, uint64_t mem_size, struct sb_err *err)
 {
-	int ret, fd;
+	int ret;
 
 	vm__reset(vm);
 	ret = kvm__open(err);
 	if (ret < 0)
 		goto fail;
 	vm->kvm_fd = ret;
-	fd = snapshot__open_mem(snap, err);
-	if (fd < 0) {
-		ret = fd;
+	ret = ram__reserve(&vm->ram, mem_size, err);
+	if (ret < 0)
 		goto fail;
-	}
-	ret = ram__create_from_file(&vm->ram, fd, snap->hdr.mem_size, err);
-	if (ret < 0) {
-		close(fd);
-		goto fail;
-	}
 	ret = vm__create_on_ram(vm, err);
-	if (ret == 0)
-		ret = snapshot__restore(snap, vm, err);
 	if (ret < 0)
 		goto fail;
 	return 0;
 fail:
 	vm__destroy(vm);
+	return ret;
+}
+
+int vm__clone_into(struct vm *vm, const struct snapshot *snap, struct sb_err *err)
+{
+	int ret, fd;
+
+	if (vm->ram.size != snap->hdr.mem_size)
+		return err__set(err, -EINVAL, "VM shell has %llu MiB of RAM, the template %llu MiB",
+				(unsigned long long)(vm->ram.size >> 20),
+				(unsigned long long)(snap->hdr.mem_size >> 20));
+	fd = snapshot__open_mem(snap, err);
+	if (fd < 0)
+		return fd;
+	ret = ram__fill_from_file(&vm->ram, fd, err);
+	close(fd);
+	if (ret == 0)
+		ret = snapshot__restore(snap, vm, err);
+	return ret;
+}
+
+int vm__create_clone(struct vm *vm, const struct snapshot *snap, struct sb_err *err)
+{
+	int ret = vm__create_shell(vm, snap->hdr.mem_size, err);
+
+	if (ret == 0)
+		ret = vm__clone_into(vm, snap, err);
+	if (ret < 0)
+		vm__destroy(vm);
 	return ret;
 }
 

@@ -34,5 +34,16 @@ int vm__create(struct vm *vm, uint64_t mem_size, enum ram_backend backend, struc
  * devices restored from it. */
 struct snapshot;
 int vm__create_clone(struct vm *vm, const struct snapshot *snap, struct sb_err *err);
+
+/*
+ * The same in two steps, so that the first can run ahead of requests (a
+ * pool): a shell is a KVM VM with its vCPU and a memory slot over an
+ * address range reserved for mem_size bytes of RAM; cloning into it maps the
+ * template's mem.img over that range and restores the state, so no VM, vCPU
+ * or memory-slot ioctl is left on the request path.  On failure of
+ * vm__clone_into, vm__destroy() the shell.
+ */
+int vm__create_shell(struct vm *vm, uint64_t mem_size, struct sb_err *err);
+int vm__clone_into(struct vm *vm, const struct snapshot *snap, struct sb_err *err);
 void vm__destroy(struct vm *vm);
 #endif

@@ -122,6 +122,41 @@ int ram__create_from_file(struct guest_ram *ram, int fd, uint64_t size, struct s
 	return ram__create_fd(ram, RAM_FILE_PRIV, size, fd, err);
 }
 
+int ram__reserve(struct guest_ram *ram, uint64_t size, struct sb_err *err)
+{
+	void *p;
+
+	memset(ram, 0, sizeof(*ram));
+	ram->fd = -1;
+	p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return err__errno(err, "reserving %llu MiB for guest RAM",
+				  (unsigned long long)(size >> 20));
+	ram->host = p;
+	ram->size = size;
+	ram->backend = RAM_FILE_PRIV;
+	ram->ops = &ram_backends[RAM_FILE_PRIV];
+	return 0;
+}
+
+int ram__fill_from_file(struct guest_ram *ram, int fd, struct sb_err *err)
+{
+	struct stat sb;
+	void *p;
+
+	if (fstat(fd, &sb) < 0)
+		return err__errno(err, "fstat of the memory image");
+	if ((uint64_t)sb.st_size < ram->size)
+		return err__set(err, -EBADMSG,
+				"the memory image is %lld bytes, shorter than the %llu bytes of RAM it claims",
+				(long long)sb.st_size, (unsigned long long)ram->size);
+	p = mmap(ram->host, ram->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
+		 fd, 0);
+	if (p == MAP_FAILED)
+		return err__errno(err, "mmap (MAP_PRIVATE) of the memory image");
+	return 0;
+}
+
 void ram__destroy(struct guest_ram *ram)
 {
 	if (ram->ops)
