@@ -523,7 +523,12 @@ int cmd_run(int argc, char **argv, uint64_t t0)
 		ret = fail(&err, EXIT_SNAPBOX);
 	else if (err.msg[0])
 		fprintf(stderr, "snapbox: %s\n", err.msg);
-	vm__destroy(vm);
+	fflush(stdout);
+	fflush(stderr);
+	snapshot__close(snap);
+	free(snap);
+	vm__destroy_detached(vm); /* off the caller's path; vm is not freed */
+	return ret;
 out_snap:
 	snapshot__close(snap);
 out:

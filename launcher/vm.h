@@ -46,4 +46,12 @@ int vm__create_clone(struct vm *vm, const struct snapshot *snap, struct sb_err *
 int vm__create_shell(struct vm *vm, uint64_t mem_size, struct sb_err *err);
 int vm__clone_into(struct vm *vm, const struct snapshot *snap, struct sb_err *err);
 void vm__destroy(struct vm *vm);
+
+/*
+ * For a process about to exit (the CLI): tearing a VM down takes
+ * milliseconds, so leave it to a child sharing our memory and return at
+ * once; the caller of snapbox gets its answer and exit status sooner.  The
+ * vm must stay allocated (the process exits instead of freeing it).
+ */
+void vm__destroy_detached(struct vm *vm);
 #endif
