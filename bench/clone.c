@@ -27,19 +27,7 @@
 #define HANDLER "guest/rootfs/app/handler.lua"
 #define LUA "/usr/bin/lua5.4"
 
-static char store[PATH_MAX];
-
-static void cleanup(void)
-{
-	ck_rmtree(store);
-}
-
-static void on_signal(int sig)
-{
-	cleanup();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
+static char *const store = ck_tmpdir;
 
 int main(int argc, char **argv)
 {
@@ -60,11 +48,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	ck_raise_nofile();
-	if (!snap || ck_mktemp(store, "clone") < 0)
+	if (!snap || ck_tmpdir_create(NULL, "clone", NULL) < 0)
 		return 1;
-	atexit(cleanup);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
 
 	char *prog[] = { "/bin/lua", "/app/handler.lua", NULL };
 	const char *mem = getenv("BENCH_MEM"); /* e.g. 32M: guest RAM of the template */

@@ -19,7 +19,7 @@
 #define WANT "{\"n\": 30, \"fib\": 832040, \"prime\": 113}\n"
 #define MAXLAT 200000
 
-static char store[PATH_MAX];
+static char *const store = ck_tmpdir;
 static struct snapshot snap;
 static struct ck_reaper rp;
 static atomic_bool go, stop;
@@ -59,18 +59,6 @@ static void *work(void *p)
 	return NULL;
 }
 
-static void cleanup(void)
-{
-	ck_rmtree(store);
-}
-
-static void on_signal(int sig)
-{
-	cleanup();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
 int main(int argc, char **argv)
 {
 	double secs = argc > 1 ? atof(argv[1]) : 8;
@@ -88,11 +76,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	ck_raise_nofile();
-	if (ck_mktemp(store, "rate") < 0)
+	if (ck_tmpdir_create(NULL, "rate", NULL) < 0)
 		return 1;
-	atexit(cleanup);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
 	char *prog[] = { "/bin/lua", "/app/handler.lua", NULL };
 	printf("# clone rate: %d workers x {clone + Lua handler + response}, %d reaper threads, "
 	       "%.0f s, %ld cores\n", nw, nr, secs, sysconf(_SC_NPROCESSORS_ONLN));

@@ -112,14 +112,50 @@ static CK_UNUSED void ck_rmtree(const char *dir)
 		nftw(dir, ck_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* mkdtemp under /tmp; path in out[PATH_MAX]. */
-static CK_UNUSED int ck_mktemp(char *out, const char *tag)
+/* mkdtemp under base (default /tmp); path in out[PATH_MAX]. */
+static CK_UNUSED int ck_mktemp_in(char *out, const char *base, const char *tag)
 {
-	snprintf(out, PATH_MAX, "/tmp/sbbench-%s.XXXXXX", tag);
+	snprintf(out, PATH_MAX, "%s/sbbench-%s.XXXXXX", base && *base ? base : "/tmp", tag);
 	if (!mkdtemp(out)) {
 		fprintf(stderr, "mkdtemp %s: %s\n", out, strerror(errno));
 		return -errno;
 	}
+	return 0;
+}
+
+static CK_UNUSED int ck_mktemp(char *out, const char *tag)
+{
+	return ck_mktemp_in(out, NULL, tag);
+}
+
+/* The bench's temporary directory: removed at exit and on SIGINT/SIGTERM,
+ * after the optional extra clean-up (e.g. killing a peer process). */
+static char ck_tmpdir[PATH_MAX];
+static void (*ck_extra_cleanup)(void);
+
+static void ck_cleanup(void)
+{
+	if (ck_extra_cleanup)
+		ck_extra_cleanup();
+	ck_rmtree(ck_tmpdir);
+}
+
+static void ck_on_signal(int sig)
+{
+	ck_cleanup();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static CK_UNUSED int ck_tmpdir_create(const char *base, const char *tag, void (*extra)(void))
+{
+	int ret = ck_mktemp_in(ck_tmpdir, base, tag);
+	if (ret < 0)
+		return ret;
+	ck_extra_cleanup = extra;
+	atexit(ck_cleanup);
+	signal(SIGINT, ck_on_signal);
+	signal(SIGTERM, ck_on_signal);
 	return 0;
 }
 

@@ -27,7 +27,7 @@
 
 #define REQ "{\"n\": 30}"
 
-static char store[PATH_MAX];
+static char *const store = ck_tmpdir;
 
 #define MI_MAX 128
 struct meminfo {
@@ -91,18 +91,6 @@ static int mem_read(struct mem *m)
 		m->mi.kib[m->mi.n++] = atof(colon + 1);
 	}
 	return 0;
-}
-
-static void cleanup(void)
-{
-	ck_rmtree(store);
-}
-
-static void on_signal(int sig)
-{
-	cleanup();
-	signal(sig, SIG_DFL);
-	raise(sig);
 }
 
 static int measure(const struct snapshot *snap, struct ck_reaper *rp, int n, bool serve)
@@ -190,11 +178,8 @@ int main(int argc, char **argv)
 	ck_raise_nofile();
 	struct rlimit rl;
 	getrlimit(RLIMIT_NOFILE, &rl);
-	if (!snap || ck_mktemp(store, "density") < 0)
+	if (!snap || ck_tmpdir_create(NULL, "density", NULL) < 0)
 		return 1;
-	atexit(cleanup);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
 	char *prog[] = { "/bin/lua", "/app/handler.lua", NULL };
 	printf("# density: N concurrent clones of template 'h' (/bin/lua /app/handler.lua, 256 MiB) in "
 	       "one process; RLIMIT_NOFILE %llu\n", (unsigned long long)rl.rlim_cur);

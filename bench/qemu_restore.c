@@ -37,7 +37,8 @@
 #define INITRD "build/guest/rootfs.cpio"
 #define MAXRUNS 200
 
-static char tmp[PATH_MAX], ramf[PATH_MAX + 32], statef[PATH_MAX + 32], sock[PATH_MAX + 32];
+static char *const tmp = ck_tmpdir;
+static char ramf[PATH_MAX + 32], statef[PATH_MAX + 32], sock[PATH_MAX + 32];
 static char logf[PATH_MAX + 32], store[PATH_MAX + 32];
 static pid_t qpid = -1;
 
@@ -50,18 +51,6 @@ static void kill_qemu(void)
 	}
 }
 
-static void cleanup(void)
-{
-	kill_qemu();
-	ck_rmtree(tmp);
-}
-
-static void on_signal(int sig)
-{
-	cleanup();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
 
 static const char *qemu_bin(void)
 {
@@ -409,11 +398,8 @@ int main(int argc, char **argv)
 			INITRD);
 		return 1;
 	}
-	if (!snap || ck_mktemp(tmp, "qemu") < 0)
+	if (!snap || ck_tmpdir_create(NULL, "qemu", kill_qemu) < 0)
 		return 1;
-	atexit(cleanup);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
 	snprintf(ramf, sizeof(ramf), "%s/ram", tmp);
 	snprintf(statef, sizeof(statef), "%s/state", tmp);
 	snprintf(sock, sizeof(sock), "%s/qmp.sock", tmp);

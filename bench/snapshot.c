@@ -38,19 +38,8 @@ static const char touch_src[] =
 	"	return 0;\n"
 	"}\n";
 
-static char tmp[PATH_MAX], store[PATH_MAX + 16], rootfs[PATH_MAX + 16];
-
-static void cleanup(void)
-{
-	ck_rmtree(tmp);
-}
-
-static void on_signal(int sig)
-{
-	cleanup();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
+static char *const tmp = ck_tmpdir;
+static char store[PATH_MAX + 16], rootfs[PATH_MAX + 16];
 
 static double after(const char *s, const char *key)
 {
@@ -121,14 +110,8 @@ int main(int argc, char **argv)
 	if (mib < 0 || mib > 200)
 		mib = 64;
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	snprintf(tmp, sizeof(tmp), "%s/sbbench-snapshot.XXXXXX", base && *base ? base : "/tmp");
-	if (!mkdtemp(tmp)) {
-		fprintf(stderr, "mkdtemp %s: %s\n", tmp, strerror(errno));
+	if (ck_tmpdir_create(base, "snapshot", NULL) < 0)
 		return 1;
-	}
-	atexit(cleanup);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
 	snprintf(store, sizeof(store), "%s/store", tmp);
 	snprintf(rootfs, sizeof(rootfs), "%s/rootfs", tmp);
 	snprintf(src, sizeof(src), "%s/touch.c", tmp);

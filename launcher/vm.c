@@ -77,23 +77,7 @@ fail:
 
 int vm__create_shell(struct vm *vm, uint64_t mem_size, struct sb_err *err)
 {
-	int ret;
-
-	vm__reset(vm);
-	ret = kvm__open(err);
-	if (ret < 0)
-		goto fail;
-	vm->kvm_fd = ret;
-	ret = ram__reserve(&vm->ram, mem_size, err);
-	if (ret < 0)
-		goto fail;
-	ret = vm__create_on_ram(vm, err);
-	if (ret < 0)
-		goto fail;
-	return 0;
-fail:
-	vm__destroy(vm);
-	return ret;
+	return vm__create(vm, mem_size, RAM_RESERVED, err);
 }
 
 int vm__clone_into(struct vm *vm, const struct snapshot *snap, struct sb_err *err)

@@ -45,18 +45,17 @@ static int ram__map_memfd(struct guest_ram *ram, struct sb_err *err)
 	return 0;
 }
 
-/* A template's mem.img, copy-on-write: clones share its pages (the page
- * cache) and pay only for what they write.  ram->fd is the image on entry;
- * it is closed once mapped (the mapping keeps the file). */
-static int ram__map_file_priv(struct guest_ram *ram, struct sb_err *err)
+/* RAM_FILE_PRIV is a template's mem.img mapped copy-on-write: clones share
+ * its pages (the page cache) and pay only for what they write.  It is only
+ * ever made from a reserved range, by ram__fill_from_file(). */
+
+static int ram__map_reserved(struct guest_ram *ram, struct sb_err *err)
 {
-	void *p = mmap(NULL, ram->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
-		       ram->fd, 0);
+	void *p = mmap(NULL, ram->size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
 	if (p == MAP_FAILED)
-		return err__errno(err, "mmap (MAP_PRIVATE) of the memory image");
-	close(ram->fd);
-	ram->fd = -1;
+		return err__errno(err, "reserving %llu MiB for guest RAM",
+				  (unsigned long long)(ram->size >> 20));
 	ram->host = p;
 	return 0;
 }
@@ -74,17 +73,20 @@ static void ram__unmap_common(struct guest_ram *ram)
 static const struct ram_ops ram_backends[RAM_BACKEND_COUNT] = {
 	[RAM_ANON] = { "anonymous", ram__map_anon, ram__unmap_common },
 	[RAM_MEMFD] = { "memfd", ram__map_memfd, ram__unmap_common },
-	[RAM_FILE_PRIV] = { "file", ram__map_file_priv, ram__unmap_common },
+	[RAM_FILE_PRIV] = { "file", NULL, ram__unmap_common },
+	[RAM_RESERVED] = { "reserved", ram__map_reserved, ram__unmap_common },
 };
 
-static int ram__create_fd(struct guest_ram *ram, enum ram_backend backend, uint64_t size,
-			  int fd, struct sb_err *err)
+int ram__create(struct guest_ram *ram, enum ram_backend backend, uint64_t size,
+		struct sb_err *err)
 {
 	long page = sysconf(_SC_PAGESIZE);
 	int ret;
 
 	memset(ram, 0, sizeof(*ram));
-	ram->fd = fd;
+	ram->fd = -1;
+	if (backend == RAM_FILE_PRIV)
+		return err__set(err, -EINVAL, "the file backend is made by ram__fill_from_file()");
 	if ((unsigned)backend >= RAM_BACKEND_COUNT)
 		return err__set(err, -EINVAL, "unknown guest RAM backend %d", (int)backend);
 	if (size == 0 || size % (uint64_t)page)
@@ -101,49 +103,15 @@ static int ram__create_fd(struct guest_ram *ram, enum ram_backend backend, uint6
 	return ret;
 }
 
-int ram__create(struct guest_ram *ram, enum ram_backend backend, uint64_t size,
-		struct sb_err *err)
-{
-	if (backend == RAM_FILE_PRIV)
-		return err__set(err, -EINVAL, "the file backend needs ram__create_from_file()");
-	return ram__create_fd(ram, backend, size, -1, err);
-}
 
-int ram__create_from_file(struct guest_ram *ram, int fd, uint64_t size, struct sb_err *err)
-{
-	struct stat sb;
-
-	if (fstat(fd, &sb) < 0)
-		return err__errno(err, "fstat of the memory image");
-	if ((uint64_t)sb.st_size < size)
-		return err__set(err, -EBADMSG,
-				"the memory image is %lld bytes, shorter than the %llu bytes of RAM it claims",
-				(long long)sb.st_size, (unsigned long long)size);
-	return ram__create_fd(ram, RAM_FILE_PRIV, size, fd, err);
-}
-
-int ram__reserve(struct guest_ram *ram, uint64_t size, struct sb_err *err)
-{
-	void *p;
-
-	memset(ram, 0, sizeof(*ram));
-	ram->fd = -1;
-	p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
-		return err__errno(err, "reserving %llu MiB for guest RAM",
-				  (unsigned long long)(size >> 20));
-	ram->host = p;
-	ram->size = size;
-	ram->backend = RAM_FILE_PRIV;
-	ram->ops = &ram_backends[RAM_FILE_PRIV];
-	return 0;
-}
 
 int ram__fill_from_file(struct guest_ram *ram, int fd, struct sb_err *err)
 {
 	struct stat sb;
 	void *p;
 
+	if (ram->backend != RAM_RESERVED)
+		return err__set(err, -EINVAL, "guest RAM is not a reserved range");
 	if (fstat(fd, &sb) < 0)
 		return err__errno(err, "fstat of the memory image");
 	if ((uint64_t)sb.st_size < ram->size)
@@ -154,6 +122,8 @@ int ram__fill_from_file(struct guest_ram *ram, int fd, struct sb_err *err)
 		 fd, 0);
 	if (p == MAP_FAILED)
 		return err__errno(err, "mmap (MAP_PRIVATE) of the memory image");
+	ram->backend = RAM_FILE_PRIV;
+	ram->ops = &ram_backends[RAM_FILE_PRIV];
 	return 0;
 }
 

@@ -15,6 +15,8 @@ enum ram_backend {
 	RAM_ANON = 0,
 	RAM_MEMFD,
 	RAM_FILE_PRIV,
+	RAM_RESERVED,   /* address range only (PROT_NONE): a VM shell's, until
+	                   ram__fill_from_file() maps a template over it */
 	RAM_BACKEND_COUNT
 };
 
@@ -39,17 +41,12 @@ int ram__create(struct guest_ram *ram, enum ram_backend backend, uint64_t size,
 		struct sb_err *err);
 
 /* Unmap and close; safe on a zeroed or already destroyed ram. */
-/* RAM_FILE_PRIV: map fd (a template's mem.img) MAP_PRIVATE; takes the fd
- * (closed once mapped, or on failure by the caller).  Refuses a file
- * shorter than size. */
-int ram__create_from_file(struct guest_ram *ram, int fd, uint64_t size, struct sb_err *err);
 /*
- * Pools: reserve the address range of size bytes now (PROT_NONE, nothing
- * behind it) so KVM's memory slot can be registered ahead of any request;
- * later ram__fill_from_file() maps a template's mem.img MAP_PRIVATE over
- * it, in place (KVM looks addresses up when the guest faults).
+ * Pools: RAM_RESERVED reserves the address range (PROT_NONE, nothing behind
+ * it) so KVM's memory slot can be registered ahead of any request; later
+ * ram__fill_from_file() maps a template's mem.img MAP_PRIVATE over it, in
+ * place (KVM looks addresses up when the guest faults).
  */
-int ram__reserve(struct guest_ram *ram, uint64_t size, struct sb_err *err);
 int ram__fill_from_file(struct guest_ram *ram, int fd, struct sb_err *err);
 void ram__destroy(struct guest_ram *ram);
 

@@ -193,18 +193,24 @@ static int64_t user_path(uint64_t up, char *norm)
 	return normalize(raw, norm);
 }
 
+/* A user path: copied in, normalised into norm[PATH_MAX_K], looked up. */
+static int64_t lookup_user(uint64_t up, char *norm, struct fnode *n, uint32_t *ino)
+{
+	int64_t r = user_path(up, norm);
+	return r ? r : fs_lookup(norm, n, ino);
+}
+
 static int64_t sys_open(uint64_t up, uint64_t flags)
 {
 	char norm[PATH_MAX_K];
 	struct fnode n;
 	uint32_t ino;
-	int64_t r = user_path(up, norm);
+	int64_t r = lookup_user(up, norm, &n, &ino);
 	int fd;
+	if (r == -ENOENT && (flags & 0100)) /* O_CREAT */
+		return -EROFS;
 	if (r)
 		return r;
-	r = fs_lookup(norm, &n, &ino);
-	if (r)
-		return (flags & 0100) ? -EROFS : r; /* O_CREAT */
 	if ((flags & 3) != 0 || (flags & 01000)) { /* write access or O_TRUNC */
 		enum fd_type t = dev_type(norm);
 		if (t != FD_NULL && t != FD_ZERO && t != FD_RANDOM)
@@ -414,13 +420,8 @@ static int64_t sys_fstatat(int64_t dirfd, uint64_t up, uint64_t stp, uint64_t fl
 	}
 	if (dirfd != AT_FDCWD && up && user_ok(up, 1) && *(const char *)up != '/')
 		return -ENOSYS; /* relative to a directory fd: not needed so far */
-	r = user_path(up, norm);
-	if (r)
-		return r;
-	r = fs_lookup(norm, &n, &ino);
-	if (r)
-		return r;
-	return fill_stat(&n, ino, stp);
+	r = lookup_user(up, norm, &n, &ino);
+	return r ? r : fill_stat(&n, ino, stp);
 }
 
 static int64_t sys_lseek(uint64_t fd, int64_t off, uint64_t whence)
@@ -557,10 +558,7 @@ static int64_t sys_access(uint64_t up, uint64_t mode)
 	char norm[PATH_MAX_K];
 	struct fnode n;
 	uint32_t ino;
-	int64_t r = user_path(up, norm);
-	if (r)
-		return r;
-	r = fs_lookup(norm, &n, &ino);
+	int64_t r = lookup_user(up, norm, &n, &ino);
 	if (r)
 		return r;
 	if (mode & 2) /* W_OK */
@@ -586,10 +584,8 @@ static int64_t sys_chdir(uint64_t up)
 	char norm[PATH_MAX_K];
 	struct fnode n;
 	uint32_t ino;
-	int64_t r = user_path(up, norm);
+	int64_t r = lookup_user(up, norm, &n, &ino);
 	if (r)
-		return r;
-	if ((r = fs_lookup(norm, &n, &ino)))
 		return r;
 	if ((n.mode & S_IFMT) != S_IFDIR)
 		return -ENOTDIR;
@@ -602,10 +598,8 @@ static int64_t sys_readlink(uint64_t up, uint64_t buf, uint64_t size)
 	char norm[PATH_MAX_K];
 	struct fnode n;
 	uint32_t ino;
-	int64_t r = user_path(up, norm);
+	int64_t r = lookup_user(up, norm, &n, &ino);
 	if (r)
-		return r;
-	if ((r = fs_lookup(norm, &n, &ino)))
 		return r;
 	if ((n.mode & S_IFMT) != S_IFLNK)
 		return -EINVAL;
