@@ -9,6 +9,7 @@
  * paths here are kept short.
  */
 #include "snapbox_abi.h"
+#include "scframe.h"
 
 #define MSR_EFER 0xc0000080
 #define CR0_PE 0x1
@@ -170,22 +171,7 @@ exc6:
 	jne 2f
 	push %rcx                   /* user return address */
 	push %r11                   /* user RFLAGS */
-	push %r9
-	push %r8
-	push %r10
-	push %rdx
-	push %rsi
-	push %rdi
-	push %rax                   /* struct sc_frame: nr, a0..a5 */
-	mov %rsp, %rdi
-	call syscall_dispatch       /* returns the result in %rax */
-	add $8, %rsp
-	pop %rdi
-	pop %rsi
-	pop %rdx
-	pop %r10
-	pop %r8
-	pop %r9
+	SC_FRAME_CALL
 	pop %r11
 	pop %rcx
 	mov %rcx, 0(%rsp)           /* RIP <- return address */

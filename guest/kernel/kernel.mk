@@ -16,7 +16,7 @@ $(KERNEL_OUT)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(KERNEL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(KERNEL_OUT)/%.o: %.S guest/include/snapbox_abi.h
+$(KERNEL_OUT)/%.o: %.S guest/include/snapbox_abi.h $(KERNEL_DIR)/scframe.h
 	@mkdir -p $(dir $@)
 	$(CC) $(KERNEL_CFLAGS) -c $< -o $@
 

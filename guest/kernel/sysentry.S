@@ -7,6 +7,8 @@
  * the C dispatcher natively, restore everything the Linux syscall ABI
  * preserves, and jump back.  Single-threaded guest: one stack suffices.
  */
+#include "scframe.h"
+
 	.text
 	.globl sys_entry_user
 sys_entry_user:
@@ -15,22 +17,7 @@ sys_entry_user:
 	push %rcx                   /* return address */
 	push %r11                   /* RFLAGS */
 	sub $8, %rsp                /* keep the call 16-byte aligned */
-	push %r9
-	push %r8
-	push %r10
-	push %rdx
-	push %rsi
-	push %rdi
-	push %rax                   /* struct sc_frame: nr, a0..a5 */
-	mov %rsp, %rdi
-	call syscall_dispatch
-	add $8, %rsp
-	pop %rdi
-	pop %rsi
-	pop %rdx
-	pop %r10
-	pop %r8
-	pop %r9
+	SC_FRAME_CALL
 	add $8, %rsp
 	mov (%rsp), %r11
 	popfq                       /* the program's flags (IF/IOPL unchanged) */
