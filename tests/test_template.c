@@ -699,3 +699,49 @@ Test(template, clone_fault_is_reported_and_template_survives)
 	tcmd("verify", "rf");
 	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
 }
+
+/* ---- 9. a template from a CPU with features this host lacks ------------------ */
+
+Test(template, cpuid_the_host_cannot_provide_is_refused)
+{
+	struct snap_header h;
+	struct snap_section t[SNAP_MAX_SECTIONS];
+	const char *st;
+	int found = 0;
+
+	create("lua", LUA);
+	copy_template("lua", "cpu");
+	st = tpath("cpu", SNAP_STATE_FILE);
+	read_file(st, &h, sizeof(h), 0);
+	cr_assert_leq(h.n_sections, SNAP_MAX_SECTIONS);
+	read_file(st, t, h.n_sections * sizeof(t[0]), sizeof(h));
+	for (uint32_t i = 0; i < h.n_sections; i++) {
+		if (t[i].type != SNAP_SEC_CPUID)
+			continue;
+		uint8_t *sec = malloc(t[i].length);
+		struct snap_cpuid c;
+		read_file(st, sec, t[i].length, (off_t)t[i].offset);
+		memcpy(&c, sec, sizeof(c));
+		struct kvm_cpuid_entry2 *e = (struct kvm_cpuid_entry2 *)(sec + sizeof(c));
+		for (uint32_t j = 0; j < c.nent; j++) {
+			if (e[j].function == 7 && e[j].index == 0) {
+				e[j].ebx = 0xffffffff; /* every structured extended feature */
+				found = 1;
+			}
+		}
+		/* re-sign everything, so that only the CPUID check can refuse it */
+		h.cpuid_hash = XXH3_64bits(e, c.nent * sizeof(*e));
+		t[i].hash = XXH3_64bits(sec, t[i].length);
+		patch_file(st, sec, t[i].length, (off_t)t[i].offset);
+		free(sec);
+	}
+	cr_assert(found, "the template has no CPUID leaf 7");
+	h.table_hash = XXH3_64bits(t, h.n_sections * sizeof(t[0]));
+	h.header_hash = 0;
+	h.header_hash = XXH3_64bits(&h, sizeof(h));
+	patch_file(st, t, h.n_sections * sizeof(t[0]), sizeof(h));
+	patch_file(st, &h, sizeof(h), 0);
+	refused("cpu", "CPUID leaf 7 with every feature", "CPU features", NULL);
+	cr_assert_null(strstr(R.err, "damaged"), "the file is intact: %s", R.err);
+	lua_clone_answers("lua", 3);
+}
