@@ -109,6 +109,7 @@ int vm__create_clone(struct vm *vm, const struct snapshot *snap, struct sb_err *
 	return ret;
 }
 
+#if !defined(__SANITIZE_ADDRESS__)
 static int vm__reaper(void *arg)
 {
 	/* our copies of the caller's stdio must not hold its pipes open */
@@ -118,19 +119,24 @@ static int vm__reaper(void *arg)
 	vm__destroy(arg);
 	_exit(0);
 }
+#endif
 
 void vm__destroy_detached(struct vm *vm)
 {
 #if defined(__SANITIZE_ADDRESS__)
 	vm__destroy(vm); /* sanitizers do not follow raw clone(2) children */
+	free(vm);
 #else
 	size_t stack = 64 << 10;
 	char *st = malloc(stack);
 
 	/* CLONE_VM: the child shares our address space, so our exit does not
 	 * tear down the guest's mappings either; it does all of it and exits. */
-	if (!st || clone(vm__reaper, st + stack, CLONE_VM, vm) < 0)
+	if (!st || clone(vm__reaper, st + stack, CLONE_VM, vm) < 0) {
 		vm__destroy(vm);
+		free(vm);
+		free(st);
+	}
 #endif
 }
 

@@ -50,8 +50,9 @@ void vm__destroy(struct vm *vm);
 /*
  * For a process about to exit (the CLI): tearing a VM down takes
  * milliseconds, so leave it to a child sharing our memory and return at
- * once; the caller of snapbox gets its answer and exit status sooner.  The
- * vm must stay allocated (the process exits instead of freeing it).
+ * once; the caller of snapbox gets its answer and exit status sooner.  Takes
+ * the heap-allocated vm: freed here when torn down synchronously, left to
+ * the process's exit otherwise (the child still uses it).
  */
 void vm__destroy_detached(struct vm *vm);
 #endif

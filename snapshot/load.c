@@ -36,6 +36,16 @@ const char *snapshot__section_name(uint32_t type)
 	return "unknown";
 }
 
+/* Reserved fields must be zero, so that a later minor version can use them. */
+static int all_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return 0;
+	return 1;
+}
+
 static int parse_header(const uint8_t *buf, size_t len, struct snap_header *h, struct sb_err *err)
 {
 	struct snap_header tmp;
@@ -68,6 +78,8 @@ static int parse_header(const uint8_t *buf, size_t len, struct snap_header *h, s
 				(unsigned long long)h->mem_size);
 	if (h->n_sections == 0 || h->n_sections > SNAP_MAX_SECTIONS)
 		return err__set(err, -EBADMSG, "state.bin: %u sections", h->n_sections);
+	if (!all_zero(h->reserved, sizeof(h->reserved)))
+		return err__set(err, -EBADMSG, "state.bin: reserved header bytes are not zero");
 	return 0;
 }
 
@@ -104,6 +116,8 @@ static int parse_cpuid(const uint8_t *p, size_t len, struct snapshot *s, struct 
 	if (len < sizeof(c))
 		return err__set(err, -EBADMSG, "cpuid section is truncated");
 	memcpy(&c, p, sizeof(c));
+	if (c.reserved)
+		return err__set(err, -EBADMSG, "cpuid section: reserved field is not zero");
 	if (c.nent == 0 || c.nent > SNAP_CPUID_MAX ||
 	    len != sizeof(c) + (size_t)c.nent * sizeof(struct kvm_cpuid_entry2))
 		return err__set(err, -EBADMSG, "cpuid section: %u entries in %zu bytes", c.nent, len);
@@ -133,6 +147,8 @@ static int check_cross(const struct snapshot *s, struct sb_err *err)
 	const struct snap_memslot *m = &s->memmap.slots[0];
 	struct guest_ram ram = { .size = s->hdr.mem_size };
 
+	if (s->vm.reserved || s->memmap.reserved || s->hc.reserved)
+		return err__set(err, -EBADMSG, "state.bin: a reserved field is not zero");
 	if (s->vm.n_vcpus != 1)
 		return err__set(err, -EBADMSG, "vm section: %u vCPUs (snapbox runs 1)", s->vm.n_vcpus);
 	if (s->memmap.n_slots != 1 || m->gpa != 0 || m->size != s->hdr.mem_size || m->file_offset)

@@ -27,6 +27,17 @@ for t in "$BUILD"/tests/test_*; do
 	run_suite "$(basename "$t")" "$t" SNAPBOX_BIN="$BUILD/snapbox"
 done
 
+echo "== fuzz-regress: the state.bin reader over tests/fuzz/corpus (libFuzzer, ASan, UBSan)"
+ncorp=$(ls tests/fuzz/corpus | wc -l)
+if make -s BUILD="$BUILD" fuzz-regress >"$BUILD/fuzz-regress.log" 2>&1; then
+	echo "$ncorp corpus inputs parsed without a crash or a broken invariant"
+	pass=$((pass + ncorp))
+else
+	tail -n 30 "$BUILD/fuzz-regress.log"
+	echo "fuzz-regress FAILED (log: $BUILD/fuzz-regress.log)"
+	fail=$((fail + 1)); status=1
+fi
+
 echo "== building the ASan/UBSan host side in $ASAN_BUILD"
 if make -s BUILD=$ASAN_BUILD \
 	EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \

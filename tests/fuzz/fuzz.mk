@@ -1,0 +1,58 @@
+# libFuzzer harness for the template state-file reader (snapshot/load.c:
+# snapshot__parse_state).  Included by the top-level Makefile.
+#
+#   make fuzz           build $(BUILD)/fuzz/fuzz_state, fuzz for FUZZ_SECONDS over
+#                       a copy of tests/fuzz/corpus (new inputs and crashes stay
+#                       under $(BUILD)/fuzz/)
+#   make fuzz-regress   run every file of tests/fuzz/corpus once (no fuzzing)
+#   make fuzz-merge     add the inputs of the last `make fuzz` that reach new
+#                       edges to tests/fuzz/corpus (libFuzzer -merge=1; hit
+#                       counts are ignored, -use_counters=0, to keep it small)
+#
+# Needs clang + compiler-rt (tests/fuzz/deps.sh installs them when root).
+
+BUILD        ?= build
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_MAX_LEN ?= 16384
+FUZZ_ARGS    ?=
+FUZZ_OUT     := $(BUILD)/fuzz
+FUZZ_BIN     := $(FUZZ_OUT)/fuzz_state
+FUZZ_CORPUS  := tests/fuzz/corpus
+FUZZ_WORK    := $(FUZZ_OUT)/corpus
+FUZZ_CFLAGS  := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-g -O1 -std=gnu11 -Wall -Wextra -Wno-gnu-variable-sized-type-not-at-end \
+	-D_GNU_SOURCE -Iguest/include -Iguest/lib -I. $(FUZZ_EXTRA_CFLAGS)
+FUZZ_LDLIBS  := -lxxhash
+# The reader and what it links against (hypercall.c pulls timeout.c and
+# syscall_names.c; load.c pulls image.c and kvm.c).
+FUZZ_SRCS    := tests/fuzz/fuzz_state.c snapshot/load.c snapshot/vcpu_state.c \
+	snapshot/image.c launcher/err.c launcher/kvm.c launcher/hypercall.c \
+	launcher/timeout.c launcher/syscall_names.c memory/ram.c
+FUZZ_OBJS    := $(patsubst %.c,$(FUZZ_OUT)/obj/%.o,$(FUZZ_SRCS))
+FUZZ_RUNARGS := -max_len=$(FUZZ_MAX_LEN) -timeout=10 -dict=tests/fuzz/state.dict \
+	-artifact_prefix=$(FUZZ_OUT)/artifacts/ -print_final_stats=1
+
+.PHONY: fuzz fuzz-regress fuzz-merge fuzz-deps
+fuzz-deps:
+	@sh tests/fuzz/deps.sh $(FUZZ_CC)
+
+$(FUZZ_OUT)/obj/%.o: %.c | fuzz-deps
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_BIN): $(FUZZ_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $^ -o $@ $(FUZZ_LDLIBS)
+
+-include $(FUZZ_OBJS:.o=.d)
+
+fuzz: fuzz-deps $(FUZZ_BIN)
+	@mkdir -p $(FUZZ_WORK) $(FUZZ_OUT)/artifacts
+	cp -n $(FUZZ_CORPUS)/* $(FUZZ_WORK)/
+	$(FUZZ_BIN) $(FUZZ_RUNARGS) -max_total_time=$(FUZZ_SECONDS) $(FUZZ_ARGS) $(FUZZ_WORK)
+
+fuzz-regress: fuzz-deps $(FUZZ_BIN)
+	$(FUZZ_BIN) $(FUZZ_CORPUS)/*
+
+fuzz-merge: fuzz-deps $(FUZZ_BIN)
+	$(FUZZ_BIN) -merge=1 -use_counters=0 -max_len=$(FUZZ_MAX_LEN) $(FUZZ_CORPUS) $(FUZZ_WORK)
