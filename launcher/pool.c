@@ -1,0 +1,760 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Sandboxes in worker processes (see pool.h).
+ *
+ *   service ──(zygote socket)── zygote ──fork──> worker (VM shell) ...
+ *      └──────────(worker socket, passed by the zygote)───┘
+ *
+ * Messages are fixed-size structs on SOCK_SEQPACKET sockets; file
+ * descriptors travel with SCM_RIGHTS.  A worker serves one sandbox and
+ * exits; the zygote reaps it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <stdarg.h>
+
+#include "launcher/pool.h"
+#include "launcher/vm.h"
+#include "snapshot/snapshot.h"
+
+#define MAX_WORKERS 1024
+#define DEFAULT_MAX_OUTPUT (16ULL << 20)
+#define READY_WAIT_MS 10000
+#define TAKE_WAIT_S 30       /* a request waits this long for a free worker */
+
+enum msg_type { MSG_SPAWN = 1, MSG_SPAWNED, MSG_READY, MSG_ERROR, MSG_JOB, MSG_RESULT };
+
+struct msg_spawn {           /* service -> zygote */
+	uint32_t type;
+	uint32_t pad;
+	uint64_t mem_size;
+};
+
+struct msg_spawned {         /* zygote -> service, + SCM_RIGHTS(worker socket) */
+	uint32_t type;
+	int32_t pid;             /* or -errno */
+};
+
+struct msg_status {          /* worker -> service: READY or ERROR */
+	uint32_t type;
+	uint32_t pad;
+	char message[256];
+};
+
+struct msg_job {             /* service -> worker, + SCM_RIGHTS(stdin, stdout, stderr) */
+	uint32_t type;
+	uint32_t pad;
+	uint64_t id;
+	uint64_t timeout_ns;
+	char name[72];
+	char tdir[4096];
+};
+
+struct msg_result {          /* worker -> service */
+	uint32_t type;
+	int32_t status;          /* >= 0: exit status; < 0: -errno before running */
+	uint32_t timed_out;
+	uint32_t pad;
+	double clone_us, run_us;
+	char message[512];
+};
+
+enum worker_state { W_FREE = 0, W_STARTING, W_READY, W_BUSY };
+
+struct worker {
+	enum worker_state state;
+	pid_t pid;
+	int sock;
+	uint64_t mem_size;
+	uint64_t id;             /* sandbox, when busy */
+	char name[72];
+	double t_start;          /* CLOCK_MONOTONIC us, when busy */
+	bool killed;
+};
+
+struct pool {
+	struct pool_opts o;
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	int zsock;               /* to the zygote (service side) */
+	pid_t zpid;
+	pthread_t refill;
+	bool stopping;
+	struct worker w[MAX_WORKERS];
+	uint64_t sizes[8];       /* RAM sizes to keep ready workers for */
+	unsigned n_sizes;
+	unsigned live;
+	uint64_t next_id;
+	struct pool_stats st;
+};
+
+static double now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static void pool__log(struct pool *p, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void pool__log(struct pool *p, int level, const char *fmt, ...)
+{
+	char line[600];
+	va_list ap;
+	int n;
+
+	if (p->o.log_fd < 0 || level > p->o.log_level)
+		return;
+	n = snprintf(line, sizeof(line), "snapbox serve: ");
+	va_start(ap, fmt);
+	n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	if (write(p->o.log_fd, line, (size_t)n) < 0)
+		return;
+}
+
+/* ---- messages with descriptors -------------------------------------------- */
+
+static int msg_send(int sock, const void *m, size_t len, const int *fds, int nfds)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+	struct iovec iov = { (void *)m, len };
+	struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (nfds) {
+		memset(cbuf, 0, sizeof(cbuf));
+		h.msg_control = cbuf;
+		h.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&h);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+	}
+	for (;;) {
+		ssize_t n = sendmsg(sock, &h, MSG_NOSIGNAL);
+		if (n == (ssize_t)len)
+			return 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n < 0 ? -errno : -EIO;
+	}
+}
+
+/* Receive exactly one message of len bytes (and up to maxfds descriptors). */
+static int msg_recv(int sock, void *m, size_t len, int *fds, int maxfds)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+	struct iovec iov = { m, len };
+	struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf) };
+	ssize_t n;
+	int got = 0;
+
+	do
+		n = recvmsg(sock, &h, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&h); n >= 0 && c; c = CMSG_NXTHDR(&h, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (int i = 0; i < k; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (got < maxfds)
+				fds[got++] = fd;
+			else
+				close(fd);
+		}
+	}
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return -ECONNRESET;
+	if ((size_t)n != len || (h.msg_flags & MSG_TRUNC)) {
+		for (int i = 0; i < got; i++)
+			close(fds[i]);
+		return -EBADMSG;
+	}
+	return got;
+}
+
+/* ---- the worker: one sandbox, in its own process ------------------------- */
+
+static void worker__run_job(struct vm *vm, const struct msg_job *job, const int *fds, int sock)
+{
+	struct msg_result r = { .type = MSG_RESULT };
+	struct sb_err err = { "" };
+	struct snapshot *snap = malloc(sizeof(*snap));
+	double t0 = now_us(), t1;
+	int ret = snap ? snapshot__load(job->tdir, snap, &err) : -ENOMEM;
+
+	if (ret == 0)
+		ret = vm__clone_into(vm, snap, &err);
+	t1 = now_us();
+	r.clone_us = t1 - t0;
+	if (ret == 0) {
+		vm->hc.stdin_fd = fds[0];
+		vm->hc.stdout_fd = fds[1];
+		vm->hc.stderr_fd = fds[2];
+		vm->hc.trace_fd = fds[2];
+		vm->hc.program = job->name;
+		ret = timeout__start(&vm->timeout, job->timeout_ns, &err);
+		if (ret == 0)
+			ret = hypercall__complete_pending(&vm->hc, &err);
+		if (ret == -ETIMEDOUT) {
+			ret = 124;
+			err__set(&err, 0, "timed out reading the request");
+		} else if (ret == HC_CONTINUE) {
+			ret = vcpu__run(&vm->vcpu, &err);
+		}
+		timeout__stop(&vm->timeout);
+		r.run_us = now_us() - t1;
+		r.timed_out = ret == 124;
+	}
+	r.status = ret;
+	snprintf(r.message, sizeof(r.message), "%s", err.msg);
+	/* the answer first: EOF on the output pipes, then the result */
+	close(fds[0]);
+	close(fds[1]);
+	close(fds[2]);
+	msg_send(sock, &r, sizeof(r), NULL, 0);
+}
+
+static void worker__main(int sock, uint64_t mem_size)
+{
+	struct msg_status st = { .type = MSG_READY };
+	struct sb_err err = { "" };
+	struct vm *vm = calloc(1, sizeof(*vm));
+	struct msg_job *job = calloc(1, sizeof(*job));
+	int fds[3], n;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (!vm || !job || vm__create_shell(vm, mem_size, &err) < 0) {
+		st.type = MSG_ERROR;
+		snprintf(st.message, sizeof(st.message), "%s", err.msg[0] ? err.msg : "out of memory");
+		msg_send(sock, &st, sizeof(st), NULL, 0);
+		_exit(1);
+	}
+	if (msg_send(sock, &st, sizeof(st), NULL, 0) < 0)
+		_exit(1);
+	n = msg_recv(sock, job, sizeof(*job), fds, 3);
+	if (n == 3 && job->type == MSG_JOB) {
+		job->tdir[sizeof(job->tdir) - 1] = 0;
+		job->name[sizeof(job->name) - 1] = 0;
+		worker__run_job(vm, job, fds, sock);
+	}
+	_exit(0); /* the VM goes with the process */
+}
+
+/* ---- the zygote: forks workers, reaps them ------------------------------- */
+
+static void zygote__main(int sock)
+{
+	struct msg_spawn req;
+
+	/* nothing of the service's but our socket */
+	if (sock != 3) {
+		dup2(sock, 3);
+		sock = 3;
+	}
+	close_range(4, ~0U, 0);
+	/* a process group of its own: the zygote and its workers, nothing else,
+	 * so that ending them all (kill(0)) never reaches the service */
+	setpgid(0, 0);
+	signal(SIGCHLD, SIG_DFL);
+	for (;;) {
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		struct pollfd pf = { sock, POLLIN, 0 };
+		if (poll(&pf, 1, 200) <= 0)
+			continue;
+		if (msg_recv(sock, &req, sizeof(req), NULL, 0) < 0 || req.type != MSG_SPAWN)
+			break; /* the service is gone */
+		int pair[2];
+		struct msg_spawned rep = { .type = MSG_SPAWNED };
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
+			rep.pid = -errno;
+			msg_send(sock, &rep, sizeof(rep), NULL, 0);
+			continue;
+		}
+		pid_t pid = fork();
+		if (pid == 0) {
+			close(sock);
+			close(pair[0]);
+			worker__main(pair[1], req.mem_size);
+		}
+		rep.pid = pid < 0 ? -errno : pid;
+		close(pair[1]);
+		msg_send(sock, &rep, sizeof(rep), pid < 0 ? NULL : &pair[0], pid < 0 ? 0 : 1);
+		close(pair[0]);
+	}
+	/* service gone: end every sandbox */
+	signal(SIGTERM, SIG_IGN);
+	kill(0, SIGKILL);
+	_exit(0);
+}
+
+/* ---- the service side ----------------------------------------------------- */
+
+/* Ask the zygote for a worker of mem_size and wait until its VM shell is
+ * ready.  Called from the refill thread only (the zygote socket has one
+ * writer).  Lock not held. */
+static int pool__spawn(struct pool *p, struct worker *w)
+{
+	struct msg_spawn req = { .type = MSG_SPAWN, .mem_size = w->mem_size };
+	struct msg_spawned rep;
+	struct msg_status st;
+	int fd = -1, ret = msg_send(p->zsock, &req, sizeof(req), NULL, 0);
+
+	if (ret == 0)
+		ret = msg_recv(p->zsock, &rep, sizeof(rep), &fd, 1);
+	if (ret < 0)
+		return ret;
+	if (rep.pid < 0 || ret != 1) {
+		if (fd >= 0)
+			close(fd);
+		return rep.pid < 0 ? rep.pid : -EIO;
+	}
+	struct pollfd pf = { fd, POLLIN, 0 };
+	if (poll(&pf, 1, READY_WAIT_MS) != 1 || msg_recv(fd, &st, sizeof(st), NULL, 0) < 0 ||
+	    st.type != MSG_READY) {
+		st.message[sizeof(st.message) - 1] = 0;
+		pool__log(p, 0, "worker %d failed to start: %s", rep.pid,
+			  st.type == MSG_ERROR ? st.message : "no answer");
+		kill(rep.pid, SIGKILL);
+		close(fd);
+		return -EIO;
+	}
+	w->pid = rep.pid;
+	w->sock = fd;
+	return 0;
+}
+
+static unsigned pool__count(struct pool *p, uint64_t size, enum worker_state s)
+{
+	unsigned n = 0;
+	for (int i = 0; i < MAX_WORKERS; i++)
+		n += p->w[i].state == s && p->w[i].mem_size == size;
+	return n;
+}
+
+static struct worker *pool__free_slot(struct pool *p)
+{
+	for (int i = 0; i < MAX_WORKERS; i++)
+		if (p->w[i].state == W_FREE)
+			return &p->w[i];
+	return NULL;
+}
+
+static void *pool__refill(void *arg)
+{
+	struct pool *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->stopping) {
+		struct worker *w = NULL;
+		for (unsigned i = 0; i < p->n_sizes && !w; i++) {
+			uint64_t sz = p->sizes[i];
+			if (pool__count(p, sz, W_READY) + pool__count(p, sz, W_STARTING) <
+			    p->o.ready_per_size && (w = pool__free_slot(p))) {
+				w->state = W_STARTING;
+				w->mem_size = sz;
+			}
+		}
+		if (!w) {
+			pthread_cond_wait(&p->changed, &p->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&p->lock);
+		int ret = pool__spawn(p, w);
+		pthread_mutex_lock(&p->lock);
+		if (ret < 0) {
+			w->state = W_FREE;
+			if (ret == -ECONNRESET || ret == -EPIPE)
+				break; /* the zygote is gone */
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1; /* do not spin on a broken host */
+			pthread_cond_timedwait(&p->changed, &p->lock, &ts);
+		} else {
+			w->state = W_READY;
+			p->st.ready++;
+		}
+		pthread_cond_broadcast(&p->changed);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+int pool__create(struct pool **out, const struct pool_opts *o, struct sb_err *err)
+{
+	struct pool *p = calloc(1, sizeof(*p));
+	int pair[2];
+
+	if (!p)
+		return err__set(err, -ENOMEM, "out of memory");
+	p->o = *o;
+	if (!p->o.ready_per_size)
+		p->o.ready_per_size = 2;
+	if (!p->o.max_live)
+		p->o.max_live = 64;
+	if (p->o.max_live > MAX_WORKERS / 2)
+		p->o.max_live = MAX_WORKERS / 2;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
+		free(p);
+		return err__errno(err, "socketpair");
+	}
+	p->zpid = fork();
+	if (p->zpid < 0) {
+		close(pair[0]);
+		close(pair[1]);
+		free(p);
+		return err__errno(err, "fork of the zygote");
+	}
+	if (p->zpid == 0) {
+		close(pair[0]);
+		zygote__main(pair[1]);
+	}
+	close(pair[1]);
+	p->zsock = pair[0];
+	p->next_id = 1;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->changed, NULL);
+	p->sizes[p->n_sizes++] = 256ULL << 20; /* the default template size */
+	if (pthread_create(&p->refill, NULL, pool__refill, p) != 0) {
+		close(p->zsock);
+		waitpid(p->zpid, NULL, 0);
+		free(p);
+		return err__set(err, -EAGAIN, "cannot start the pool thread");
+	}
+	*out = p;
+	return 0;
+}
+
+/* Take a ready worker of mem_size (waiting for one), as sandbox `id`. */
+static struct worker *pool__take(struct pool *p, uint64_t mem_size, const char *name,
+				 uint64_t *id)
+{
+	struct worker *w = NULL;
+	bool known = false;
+
+	pthread_mutex_lock(&p->lock);
+	for (unsigned i = 0; i < p->n_sizes; i++)
+		known |= p->sizes[i] == mem_size;
+	if (!known && p->n_sizes < sizeof(p->sizes) / sizeof(p->sizes[0]))
+		p->sizes[p->n_sizes++] = mem_size;
+	pthread_cond_broadcast(&p->changed);
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += TAKE_WAIT_S;
+	while (!p->stopping) {
+		if (p->live < p->o.max_live) {
+			for (int i = 0; i < MAX_WORKERS && !w; i++)
+				if (p->w[i].state == W_READY && p->w[i].mem_size == mem_size)
+					w = &p->w[i];
+			if (w)
+				break;
+		}
+		if (pthread_cond_timedwait(&p->changed, &p->lock, &deadline) == ETIMEDOUT)
+			break;
+	}
+	if (w) {
+		w->state = W_BUSY;
+		w->id = *id = p->next_id++;
+		w->killed = false;
+		w->t_start = now_us();
+		snprintf(w->name, sizeof(w->name), "%s", name);
+		p->st.ready--;
+		p->live++;
+		p->st.started++;
+		pthread_cond_broadcast(&p->changed); /* the refill thread makes another */
+	}
+	pthread_mutex_unlock(&p->lock);
+	return w;
+}
+
+static int append(char **buf, size_t *len, const char *d, size_t n)
+{
+	char *nb = realloc(*buf, *len + n + 1);
+	if (!nb)
+		return -ENOMEM;
+	memcpy(nb + *len, d, n);
+	*len += n;
+	nb[*len] = 0;
+	*buf = nb;
+	return 0;
+}
+
+/* Collect stdout/stderr until EOF and the worker's result. */
+static void pool__collect(struct pool *p, struct worker *w, int out_r, int err_r,
+			  const struct sandbox_limits *lim, struct sandbox_result *res,
+			  struct msg_result *r)
+{
+	uint64_t max = lim->max_output ? lim->max_output : DEFAULT_MAX_OUTPUT;
+	double deadline = lim->timeout_ns ? now_us() + lim->timeout_ns / 1e3 + 5e6 : 0;
+	struct pollfd pf[3] = { { out_r, POLLIN, 0 }, { err_r, POLLIN, 0 }, { w->sock, POLLIN, 0 } };
+	bool have_result = false;
+	char buf[65536];
+
+	while (pf[0].fd >= 0 || pf[1].fd >= 0 || !have_result) {
+		int ms = deadline ? (int)((deadline - now_us()) / 1e3) : 1000;
+		if (deadline && ms <= 0) {
+			kill(w->pid, SIGKILL); /* the worker missed its own deadline */
+			deadline = 0;
+		}
+		if (poll(pf, 3, ms > 0 ? ms : 0) < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < 2; i++) {
+			if (pf[i].fd < 0 || !pf[i].revents)
+				continue;
+			ssize_t n = read(pf[i].fd, buf, sizeof(buf));
+			if (n <= 0) {
+				pf[i].fd = -1;
+				continue;
+			}
+			if (res->out_len + res->err_len + (size_t)n > max) {
+				if (!res->output_limited)
+					kill(w->pid, SIGKILL);
+				res->output_limited = true;
+				continue;
+			}
+			if (i == 0)
+				append(&res->out, &res->out_len, buf, (size_t)n);
+			else
+				append(&res->err, &res->err_len, buf, (size_t)n);
+		}
+		if (!have_result && pf[2].revents) {
+			have_result = true;
+			pf[2].fd = -1;
+			if (msg_recv(w->sock, r, sizeof(*r), NULL, 0) < 0 || r->type != MSG_RESULT) {
+				r->type = 0; /* the worker died: killed, or crashed */
+			}
+		}
+	}
+	(void)p;
+}
+
+int pool__run(struct pool *p, const char *name, const char *tdir, const void *in, size_t in_len,
+	      const struct sandbox_limits *lim, struct sandbox_result *res, struct sb_err *err)
+{
+	struct snapshot *snap = malloc(sizeof(*snap));
+	struct msg_job *job = calloc(1, sizeof(*job));
+	struct msg_result r = { 0 };
+	double t0 = now_us(), t1;
+	int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, in_fd = -1, ret;
+	struct worker *w = NULL;
+	uint64_t mem_size;
+
+	memset(res, 0, sizeof(*res));
+	if (!snap || !job) {
+		ret = err__set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	/* the template must load here, or nothing runs */
+	ret = snapshot__load(tdir, snap, err);
+	if (ret < 0)
+		goto out;
+	mem_size = snap->hdr.mem_size;
+	snapshot__close(snap);
+	in_fd = memfd_create("snapbox-request", MFD_CLOEXEC);
+	if (in_fd < 0 || (in_len && write(in_fd, in, in_len) != (ssize_t)in_len) ||
+	    lseek(in_fd, 0, SEEK_SET) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		ret = err__errno(err, "setting up the sandbox's stdio");
+		goto out;
+	}
+	w = pool__take(p, mem_size, name, &res->id);
+	if (!w) {
+		ret = p->stopping ? err__set(err, -ESHUTDOWN, "the service is stopping")
+				  : err__set(err, -EAGAIN, "no sandbox worker became free within %d s",
+					     TAKE_WAIT_S);
+		goto out;
+	}
+	t1 = now_us();
+	res->wait_us = t1 - t0;
+	pool__log(p, 1, "sandbox %llu: template %s, worker pid %d", (unsigned long long)res->id, name,
+		  w->pid);
+	*job = (struct msg_job){ .type = MSG_JOB, .id = res->id,
+				 .timeout_ns = lim->timeout_ns };
+	snprintf(job->name, sizeof(job->name), "%s", name);
+	snprintf(job->tdir, sizeof(job->tdir), "%s", tdir);
+	int fds[3] = { in_fd, out[1], errp[1] };
+	ret = msg_send(w->sock, job, sizeof(*job), fds, 3);
+	close(out[1]);
+	close(errp[1]);
+	out[1] = errp[1] = -1;
+	if (ret < 0) {
+		err__set(err, ret, "handing the request to its worker: %s", strerror(-ret));
+	} else {
+		pool__collect(p, w, out[0], errp[0], lim, res, &r);
+	}
+	res->total_us = now_us() - t0;
+	pthread_mutex_lock(&p->lock);
+	res->killed = w->killed;
+	if (r.type == MSG_RESULT && r.status >= 0 && !res->output_limited) {
+		res->status = r.status;
+		res->timed_out = r.timed_out;
+		res->clone_us = r.clone_us;
+		res->run_us = r.run_us;
+		r.message[sizeof(r.message) - 1] = 0;
+		snprintf(res->message, sizeof(res->message), "%s", r.message);
+		p->st.finished++;
+	} else if (r.type == MSG_RESULT && r.status < 0) {
+		res->status = 125;
+		r.message[sizeof(r.message) - 1] = 0;
+		snprintf(res->message, sizeof(res->message), "%s", r.message);
+		p->st.failed++;
+	} else {
+		res->status = 128 + SIGKILL;
+		snprintf(res->message, sizeof(res->message), "%s",
+			 res->killed ? "killed" : res->output_limited ? "stopped: output over the limit"
+								   : "the sandbox's worker died");
+		p->st.failed += !res->killed;
+	}
+	p->st.killed += res->killed;
+	p->st.timed_out += res->timed_out;
+	{
+		static const double le[11] = { 250, 500, 1000, 2000, 4000, 8000, 16000, 32000,
+					       64000, 128000, 256000 };
+		for (int i = 0; i < 11; i++)
+			p->st.latency_buckets[i] += res->total_us <= le[i];
+		p->st.latency_buckets[11]++;
+		p->st.latency_sum_us += res->total_us;
+	}
+	close(w->sock);
+	w->state = W_FREE;
+	p->live--;
+	pthread_cond_broadcast(&p->changed);
+	pthread_mutex_unlock(&p->lock);
+	pool__log(p, 1, "sandbox %llu: %s %d in %.1f ms%s%s", (unsigned long long)res->id,
+		  res->timed_out ? "timed out, status" : "exit", res->status, res->total_us / 1e3,
+		  res->message[0] ? ": " : "", res->message);
+	ret = 0;
+	if (!res->out)
+		append(&res->out, &res->out_len, "", 0);
+	if (!res->err)
+		append(&res->err, &res->err_len, "", 0);
+out:
+	for (int i = 0; i < 2; i++) {
+		if (out[i] >= 0)
+			close(out[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+	}
+	if (in_fd >= 0)
+		close(in_fd);
+	free(job);
+	free(snap);
+	return ret;
+}
+
+void sandbox_result__free(struct sandbox_result *r)
+{
+	free(r->out);
+	free(r->err);
+	r->out = r->err = NULL;
+}
+
+int pool__kill(struct pool *p, uint64_t id)
+{
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&p->lock);
+	for (int i = 0; i < MAX_WORKERS; i++) {
+		struct worker *w = &p->w[i];
+		if (w->state == W_BUSY && w->id == id) {
+			w->killed = true;
+			kill(w->pid, SIGKILL);
+			ret = 0;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (ret == 0)
+		pool__log(p, 1, "sandbox %llu: killed on request", (unsigned long long)id);
+	return ret;
+}
+
+static uint64_t rss_of(pid_t pid)
+{
+	char path[64], line[256];
+	unsigned long long kb = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb * 1024;
+}
+
+int pool__list(struct pool *p, struct sandbox_info **out, size_t *n)
+{
+	struct sandbox_info *v = calloc(MAX_WORKERS, sizeof(*v));
+	double now = now_us();
+
+	*n = 0;
+	*out = v;
+	if (!v)
+		return -ENOMEM;
+	pthread_mutex_lock(&p->lock);
+	for (int i = 0; i < MAX_WORKERS; i++) {
+		struct worker *w = &p->w[i];
+		if (w->state != W_BUSY)
+			continue;
+		struct sandbox_info *s = &v[(*n)++];
+		s->id = w->id;
+		s->pid = w->pid;
+		snprintf(s->template_name, sizeof(s->template_name), "%s", w->name);
+		snprintf(s->state, sizeof(s->state), "running");
+		s->age_ms = (now - w->t_start) / 1e3;
+	}
+	pthread_mutex_unlock(&p->lock);
+	for (size_t i = 0; i < *n; i++)
+		v[i].rss_bytes = rss_of(v[i].pid);
+	return 0;
+}
+
+void pool__stats(struct pool *p, struct pool_stats *s)
+{
+	pthread_mutex_lock(&p->lock);
+	*s = p->st;
+	s->live = p->live;
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pool__destroy(struct pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->stopping = true;
+	pthread_cond_broadcast(&p->changed);
+	pthread_mutex_unlock(&p->lock);
+	shutdown(p->zsock, SHUT_RDWR); /* the zygote ends every worker */
+	pthread_join(p->refill, NULL);
+	close(p->zsock);
+	waitpid(p->zpid, NULL, 0);
+	for (int i = 0; i < MAX_WORKERS; i++)
+		if (p->w[i].state == W_READY || p->w[i].state == W_BUSY)
+			close(p->w[i].sock);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->changed);
+	free(p);
+}

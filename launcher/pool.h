@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Sandboxes for the launcher service (`snapbox serve`).
+ *
+ * Isolation does not depend on the service's goodwill: every sandbox's vCPU
+ * runs in a process of its own (a worker), which exits when the sandbox
+ * ends, so its memory and file descriptors go with it.  Workers are forked
+ * by a single-threaded "zygote" process that the service starts before it
+ * makes any thread; each worker creates its VM shell (KVM VM, vCPU, memory
+ * slot over reserved RAM) as soon as it is born, and waits.  The pool keeps
+ * a few such ready workers per RAM size and refills in the background, so a
+ * request only maps the template and restores state (see vm__clone_into).
+ *
+ * All functions are thread-safe unless noted.
+ */
+#ifndef SB_POOL_H
+#define SB_POOL_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "launcher/err.h"
+
+struct pool;
+
+struct pool_opts {
+	unsigned ready_per_size;   /* ready workers kept per RAM size (default 2) */
+	unsigned max_live;         /* sandboxes at once (default 64); more wait */
+	int log_fd;                /* lifecycle log lines, -1: none */
+	int log_level;             /* 0 error, 1 info, 2 debug */
+};
+
+struct sandbox_limits {
+	uint64_t timeout_ns;       /* wall clock; 0: none */
+	uint64_t max_output;       /* bytes of stdout + stderr; over it the
+	                              sandbox is stopped (0: 16 MiB) */
+};
+
+struct sandbox_result {
+	int status;                /* as `snapbox run`: program's, 124 timeout,
+	                              125 snapbox error, 128+N killed by signal N */
+	bool timed_out;
+	bool killed;               /* by pool__kill() */
+	bool output_limited;       /* stopped for exceeding max_output */
+	char message[512];         /* snapbox's own one-line message, or "" */
+	char *out;                 /* stdout (malloc'd, NUL-terminated) */
+	size_t out_len;
+	char *err;                 /* stderr */
+	size_t err_len;
+	uint64_t id;               /* sandbox id */
+	double wait_us;            /* for a free worker */
+	double clone_us;           /* template mapped + state restored */
+	double run_us;             /* resume to exit */
+	double total_us;
+};
+
+/* Sandbox as `ps` shows it. */
+struct sandbox_info {
+	uint64_t id;
+	pid_t pid;
+	char template_name[72];
+	char state[16];            /* "starting", "running" */
+	double age_ms;
+	uint64_t rss_bytes;        /* of its worker process */
+};
+
+struct pool_stats {
+	uint64_t started, finished, failed, killed, timed_out;
+	unsigned live;             /* sandboxes running now */
+	unsigned ready;            /* idle ready workers */
+	uint64_t latency_buckets[12]; /* request -> response, us: <=250, 500, 1000,
+	                                 2000, 4000, 8000, 16000, 32000, 64000,
+	                                 128000, 256000, +Inf (cumulative counts) */
+	double latency_sum_us;
+};
+
+/*
+ * Start the zygote.  Must be called before the process creates any thread
+ * (it forks).  Returns 0 or -errno with a message.
+ */
+int pool__create(struct pool **p, const struct pool_opts *o, struct sb_err *err);
+
+/*
+ * Clone a sandbox from the template in directory tdir (named name, for
+ * logs and ps), give it `in` as stdin (then EOF), run it to its end within
+ * the limits, and collect its output.  Blocks the calling thread.  Returns
+ * 0 (the sandbox ran: see res->status) or -errno with a message, nothing
+ * having run: the template could not be loaded (-ENOENT, -EBADMSG, ...),
+ * no worker became free within 30 s (-EAGAIN), the service is stopping.
+ */
+int pool__run(struct pool *p, const char *name, const char *tdir, const void *in, size_t in_len,
+	      const struct sandbox_limits *lim, struct sandbox_result *res, struct sb_err *err);
+void sandbox_result__free(struct sandbox_result *r);
+
+/* Kill sandbox id: 0, or -ENOENT if no such live sandbox. */
+int pool__kill(struct pool *p, uint64_t id);
+
+/* Live sandboxes: *out malloc'd array of *n (free()). */
+int pool__list(struct pool *p, struct sandbox_info **out, size_t *n);
+
+void pool__stats(struct pool *p, struct pool_stats *s);
+
+/* Stop every sandbox and the zygote; frees p. */
+void pool__destroy(struct pool *p);
+#endif

@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: MIT */
+/* The sandbox pool behind `snapbox serve`: worker processes, real guests. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "launcher/pool.h"
+#include "run.h"
+
+static char *STORE;
+static struct pool *P;
+static struct run_result R;
+
+static void fini(void)
+{
+	char cmd[512];
+	if (P)
+		pool__destroy(P);
+	P = NULL;
+	run_result_free(&R);
+	if (STORE) {
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", STORE);
+		if (system(cmd)) {
+		}
+		free(STORE);
+	}
+	STORE = NULL;
+}
+
+TestSuite(pool, .fini = fini, .timeout = 120);
+
+/* template NAME from PROGRAM..., then a pool (started before any thread) */
+static void setup(const char *name, const char *const *prog)
+{
+	const char *argv[16] = { "snapbox", "template", "create", name, "--store", NULL };
+	int n = 5;
+	struct pool_opts o = { .ready_per_size = 2, .max_live = 64, .log_fd = -1 };
+	struct sb_err err = { "" };
+
+	require_kvm();
+	if (!STORE)
+		STORE = make_tempdir();
+	argv[n++] = STORE;
+	argv[n++] = "--";
+	for (int i = 0; prog[i]; i++)
+		argv[n++] = prog[i];
+	argv[n] = NULL;
+	run_result_free(&R);
+	cr_assert_eq(run_snapbox(argv, NULL, 0, 60, &R), 0);
+	cr_assert_eq(R.status, 0, "template create %s: %s", name, R.err);
+	if (!P)
+		cr_assert_eq(pool__create(&P, &o, &err), 0, "pool__create: %s", err.msg);
+}
+
+static char *tdir(const char *name)
+{
+	static char d[4096];
+	snprintf(d, sizeof(d), "%s/templates/%s", STORE, name);
+	return d;
+}
+
+static void lua_expected(int n, char *out, size_t len)
+{
+	long long a = 0, b = 1;
+	int primes = 0, c = 1, p = 0;
+	for (int i = 0; i < n; i++) {
+		long long t = a + b;
+		a = b;
+		b = t;
+	}
+	while (primes < n) {
+		c++;
+		int ok = 1;
+		for (int d = 2; d * d <= c; d++)
+			if (c % d == 0) {
+				ok = 0;
+				break;
+			}
+		if (ok)
+			primes++, p = c;
+	}
+	snprintf(out, len, "{\"n\": %d, \"fib\": %lld, \"prime\": %d}\n", n, a, p);
+}
+
+static const char *const LUA[] = { "/bin/lua", "/app/handler.lua", NULL };
+
+static void run_lua(int n, struct sandbox_result *res)
+{
+	char req[64];
+	struct sandbox_limits lim = { .timeout_ns = 30000000000ULL };
+	struct sb_err err = { "" };
+	snprintf(req, sizeof(req), "{\"n\": %d}", n);
+	cr_assert_eq(pool__run(P, "lua", tdir("lua"), req, strlen(req), &lim, res, &err), 0,
+		     "pool__run: %s", err.msg);
+}
+
+Test(pool, answers_requests_in_worker_processes)
+{
+	struct sandbox_result res;
+	char want[128];
+
+	setup("lua", LUA);
+	for (int n = 1; n <= 20; n++) {
+		run_lua(n, &res);
+		lua_expected(n, want, sizeof(want));
+		cr_assert_eq(res.status, 0, "n=%d: %s / %s", n, res.message, res.err);
+		cr_assert_str_eq(res.out, want);
+		cr_assert(!res.timed_out && !res.killed && !res.output_limited);
+		cr_assert_gt(res.clone_us, 0);
+		sandbox_result__free(&res);
+	}
+	struct pool_stats st;
+	pool__stats(P, &st);
+	cr_assert_eq(st.started, 20);
+	cr_assert_eq(st.finished, 20);
+	cr_assert_eq(st.live, 0);
+	cr_assert_eq(st.latency_buckets[11], 20);
+}
+
+struct conc {
+	int n;
+	struct sandbox_result res;
+};
+
+static void *conc_run(void *arg)
+{
+	struct conc *c = arg;
+	char req[64];
+	struct sandbox_limits lim = { .timeout_ns = 60000000000ULL };
+	struct sb_err err = { "" };
+	snprintf(req, sizeof(req), "{\"n\": %d}", c->n);
+	if (pool__run(P, "lua", tdir("lua"), req, strlen(req), &lim, &c->res, &err) < 0)
+		c->res.status = -1;
+	return NULL;
+}
+
+Test(pool, thirty_two_at_once_each_with_its_own_answer)
+{
+	struct conc c[32];
+	pthread_t t[32];
+	char want[128];
+
+	setup("lua", LUA);
+	for (int i = 0; i < 32; i++) {
+		c[i].n = 40 + i;
+		cr_assert_eq(pthread_create(&t[i], NULL, conc_run, &c[i]), 0);
+	}
+	for (int i = 0; i < 32; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < 32; i++) {
+		lua_expected(c[i].n, want, sizeof(want));
+		cr_assert_eq(c[i].res.status, 0, "run %d: %s", i, c[i].res.message);
+		cr_assert_str_eq(c[i].res.out, want, "run %d", i);
+		sandbox_result__free(&c[i].res);
+	}
+}
+
+static const char *const LOOP[] = { "/bin/lua", "-e", "io.read('a') while true do end", NULL };
+
+Test(pool, a_looping_sandbox_times_out_and_the_pool_goes_on)
+{
+	struct sandbox_limits lim = { .timeout_ns = 1000000000ULL };
+	struct sandbox_result res;
+	struct sb_err err = { "" };
+
+	setup("loop", LOOP);
+	setup("lua", LUA);
+	cr_assert_eq(pool__run(P, "loop", tdir("loop"), "x", 1, &lim, &res, &err), 0, "%s", err.msg);
+	cr_assert(res.timed_out, "status %d: %s", res.status, res.message);
+	cr_assert_eq(res.status, 124);
+	cr_assert_lt(res.total_us, 5e6);
+	sandbox_result__free(&res);
+	run_lua(7, &res);
+	cr_assert_str_eq(res.out, "{\"n\": 7, \"fib\": 13, \"prime\": 17}\n");
+	sandbox_result__free(&res);
+}
+
+static void *loop_run(void *arg)
+{
+	struct sandbox_result *res = arg;
+	struct sandbox_limits lim = { .timeout_ns = 60000000000ULL };
+	struct sb_err err = { "" };
+	if (pool__run(P, "loop", tdir("loop"), "x", 1, &lim, res, &err) < 0)
+		res->status = -1;
+	return NULL;
+}
+
+Test(pool, kill_stops_a_live_sandbox)
+{
+	struct sandbox_result res = { 0 };
+	struct sandbox_info *v = NULL;
+	size_t n = 0;
+	pthread_t t;
+
+	setup("loop", LOOP);
+	cr_assert_eq(pthread_create(&t, NULL, loop_run, &res), 0);
+	for (int i = 0; i < 500 && n == 0; i++) {
+		free(v);
+		pool__list(P, &v, &n);
+		if (!n)
+			usleep(10000);
+	}
+	cr_assert_eq(n, 1, "the running sandbox is listed");
+	cr_assert_str_eq(v[0].template_name, "loop");
+	cr_assert_gt(v[0].pid, 0);
+	cr_assert_gt(v[0].rss_bytes, 0);
+	cr_assert_eq(pool__kill(P, v[0].id), 0);
+	cr_assert_eq(pool__kill(P, v[0].id + 1000), -ENOENT);
+	pthread_join(t, NULL);
+	cr_assert(res.killed, "status %d: %s", res.status, res.message);
+	cr_assert_eq(res.status, 128 + 9);
+	free(v);
+	sandbox_result__free(&res);
+	pool__list(P, &v, &n);
+	cr_assert_eq(n, 0);
+	free(v);
+}
+
+static const char *const FLOOD[] = {
+	"/bin/lua", "-e", "io.read('a') local s = ('x'):rep(65536) while true do io.write(s) end", NULL
+};
+
+Test(pool, output_over_the_limit_stops_the_sandbox)
+{
+	struct sandbox_limits lim = { .timeout_ns = 30000000000ULL, .max_output = 1 << 20 };
+	struct sandbox_result res;
+	struct sb_err err = { "" };
+
+	setup("flood", FLOOD);
+	cr_assert_eq(pool__run(P, "flood", tdir("flood"), "x", 1, &lim, &res, &err), 0);
+	cr_assert(res.output_limited, "status %d: %s", res.status, res.message);
+	cr_assert_leq(res.out_len + res.err_len, 1 << 20);
+	cr_assert_neq(res.status, 0);
+	sandbox_result__free(&res);
+}
+
+Test(pool, a_missing_template_runs_nothing)
+{
+	struct sandbox_limits lim = { 0 };
+	struct sandbox_result res;
+	struct sb_err err = { "" };
+
+	setup("lua", LUA);
+	cr_assert_eq(pool__run(P, "nope", tdir("nope"), "x", 1, &lim, &res, &err), -ENOENT);
+	cr_assert(strstr(err.msg, "nope") || strstr(err.msg, "No such"), "%s", err.msg);
+	struct pool_stats st;
+	pool__stats(P, &st);
+	cr_assert_eq(st.started, 0);
+}
+
+static int count_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	while (d && readdir(d))
+		n++;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static long rss_kb(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+/* The pool at rest: its ready workers (and their sockets) all made. */
+static void wait_ready(unsigned want)
+{
+	struct pool_stats st;
+	for (int i = 0; i < 1000; i++) {
+		pool__stats(P, &st);
+		if (st.ready == want && st.live == 0)
+			break;
+		usleep(5000);
+	}
+	usleep(20000); /* a spawn in flight holds a socket too */
+	pool__stats(P, &st);
+	cr_assert_eq(st.ready, want, "pool not at rest: %u ready", st.ready);
+}
+
+Test(pool, many_sandboxes_leave_fds_and_memory_flat)
+{
+	struct sandbox_result res;
+
+	setup("lua", LUA);
+	for (int i = 0; i < 50; i++) { /* warm up allocations */
+		run_lua(3, &res);
+		sandbox_result__free(&res);
+	}
+	wait_ready(2);
+	int fds0 = count_fds();
+	long rss0 = rss_kb();
+	for (int i = 0; i < 1000; i++) {
+		run_lua(5, &res);
+		cr_assert_eq(res.status, 0, "run %d: %s", i, res.message);
+		sandbox_result__free(&res);
+	}
+	wait_ready(2);
+	cr_assert_eq(count_fds(), fds0, "file descriptors leak");
+	cr_assert_lt(rss_kb() - rss0, 4096, "RSS grew from %ld to %ld KiB", rss0, rss_kb());
+}
