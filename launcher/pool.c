@@ -71,6 +71,7 @@ struct msg_result {          /* worker -> service */
 };
 
 enum worker_state { W_FREE = 0, W_STARTING, W_READY, W_BUSY };
+struct sandbox;
 
 struct worker {
 	enum worker_state state;
@@ -91,6 +92,7 @@ struct pool {
 	pid_t zpid;
 	pthread_t refill;
 	bool stopping;
+	struct sandbox *live_list;   /* long-lived sandboxes (pool__start) */
 	struct worker w[MAX_WORKERS];
 	uint64_t sizes[8];       /* RAM sizes to keep ready workers for */
 	unsigned n_sizes;
@@ -501,21 +503,103 @@ static int append(char **buf, size_t *len, const char *d, size_t n)
 	return 0;
 }
 
-/* Collect stdout/stderr until EOF and the worker's result. */
-static void pool__collect(struct pool *p, struct worker *w, int out_r, int err_r,
-			  const struct sandbox_limits *lim, struct sandbox_result *res,
-			  struct msg_result *r)
+/*
+ * One sandbox as the service sees it.  A run (pool__run) lives on the
+ * caller's stack; a long-lived one (pool__start) on p->live_list, with a
+ * thread collecting its output until it ends.
+ */
+struct sandbox {
+	struct pool *p;
+	struct worker *w;
+	uint64_t id;
+	int stdin_w;             /* long-lived: the write end of its stdin, or -1 */
+	int out_r, err_r;
+	struct sandbox_limits lim;
+	char name[72];
+	struct sandbox_result res; /* output grows here, under p->lock */
+	struct msg_result r;
+	double t0;
+	bool done;
+	pthread_mutex_t in_lock; /* long-lived: one stdin writer at a time */
+	pthread_t thread;
+	struct sandbox *next;
+};
+
+/* Load the template, take a worker, hand it the job with stdin_fd. */
+static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, const char *tdir,
+			  int stdin_fd, struct sb_err *err)
 {
-	uint64_t max = lim->max_output ? lim->max_output : DEFAULT_MAX_OUTPUT;
-	double deadline = lim->timeout_ns ? now_us() + lim->timeout_ns / 1e3 + 5e6 : 0;
-	struct pollfd pf[3] = { { out_r, POLLIN, 0 }, { err_r, POLLIN, 0 }, { w->sock, POLLIN, 0 } };
+	struct snapshot *snap = malloc(sizeof(*snap));
+	struct msg_job *job = calloc(1, sizeof(*job));
+	int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, ret;
+	uint64_t mem_size = 0;
+
+	sb->p = p;
+	sb->out_r = sb->err_r = -1;
+	snprintf(sb->name, sizeof(sb->name), "%s", name);
+	if (!snap || !job) {
+		ret = err__set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	/* the template must load here, or nothing runs */
+	ret = snapshot__load(tdir, snap, err);
+	if (ret < 0)
+		goto out;
+	mem_size = snap->hdr.mem_size;
+	snapshot__close(snap);
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		ret = err__errno(err, "pipe for the sandbox's output");
+		goto out;
+	}
+	sb->w = pool__take(p, mem_size, name, &sb->id);
+	if (!sb->w) {
+		ret = p->stopping ? err__set(err, -ESHUTDOWN, "the service is stopping")
+				  : err__set(err, -EAGAIN, "no sandbox worker became free within %d s",
+					     TAKE_WAIT_S);
+		goto out;
+	}
+	sb->res.id = sb->id;
+	sb->res.wait_us = now_us() - sb->t0;
+	pool__log(p, 1, "sandbox %llu: template %s, worker pid %d", (unsigned long long)sb->id, name,
+		  sb->w->pid);
+	*job = (struct msg_job){ .type = MSG_JOB, .id = sb->id, .timeout_ns = sb->lim.timeout_ns };
+	snprintf(job->name, sizeof(job->name), "%s", name);
+	snprintf(job->tdir, sizeof(job->tdir), "%s", tdir);
+	int fds[3] = { stdin_fd, out[1], errp[1] };
+	ret = msg_send(sb->w->sock, job, sizeof(*job), fds, 3);
+	if (ret < 0)
+		err__set(err, ret, "handing the request to its worker: %s", strerror(-ret));
+	sb->out_r = out[0];
+	sb->err_r = errp[0];
+	out[0] = errp[0] = -1;
+	ret = 0; /* a worker was taken: sandbox__finish() settles it either way */
+out:
+	for (int i = 0; i < 2; i++) {
+		if (out[i] >= 0)
+			close(out[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+	}
+	free(job);
+	free(snap);
+	return ret;
+}
+
+/* Collect stdout/stderr until EOF, and the worker's result. */
+static void sandbox__collect(struct sandbox *sb)
+{
+	struct pool *p = sb->p;
+	uint64_t max = sb->lim.max_output ? sb->lim.max_output : DEFAULT_MAX_OUTPUT;
+	double deadline = sb->lim.timeout_ns ? now_us() + sb->lim.timeout_ns / 1e3 + 5e6 : 0;
+	struct pollfd pf[3] = { { sb->out_r, POLLIN, 0 }, { sb->err_r, POLLIN, 0 },
+				{ sb->w->sock, POLLIN, 0 } };
 	bool have_result = false;
 	char buf[65536];
 
 	while (pf[0].fd >= 0 || pf[1].fd >= 0 || !have_result) {
 		int ms = deadline ? (int)((deadline - now_us()) / 1e3) : 1000;
 		if (deadline && ms <= 0) {
-			kill(w->pid, SIGKILL); /* the worker missed its own deadline */
+			kill(sb->w->pid, SIGKILL); /* the worker missed its own deadline */
 			deadline = 0;
 		}
 		if (poll(pf, 3, ms > 0 ? ms : 0) < 0 && errno != EINTR)
@@ -528,96 +612,51 @@ static void pool__collect(struct pool *p, struct worker *w, int out_r, int err_r
 				pf[i].fd = -1;
 				continue;
 			}
-			if (res->out_len + res->err_len + (size_t)n > max) {
-				if (!res->output_limited)
-					kill(w->pid, SIGKILL);
-				res->output_limited = true;
-				continue;
+			pthread_mutex_lock(&p->lock);
+			if (sb->res.out_len + sb->res.err_len + (size_t)n > max) {
+				if (!sb->res.output_limited)
+					kill(sb->w->pid, SIGKILL);
+				sb->res.output_limited = true;
+			} else if (i == 0) {
+				append(&sb->res.out, &sb->res.out_len, buf, (size_t)n);
+			} else {
+				append(&sb->res.err, &sb->res.err_len, buf, (size_t)n);
 			}
-			if (i == 0)
-				append(&res->out, &res->out_len, buf, (size_t)n);
-			else
-				append(&res->err, &res->err_len, buf, (size_t)n);
+			pthread_mutex_unlock(&p->lock);
 		}
 		if (!have_result && pf[2].revents) {
 			have_result = true;
 			pf[2].fd = -1;
-			if (msg_recv(w->sock, r, sizeof(*r), NULL, 0) < 0 || r->type != MSG_RESULT) {
-				r->type = 0; /* the worker died: killed, or crashed */
-			}
+			if (msg_recv(sb->w->sock, &sb->r, sizeof(sb->r), NULL, 0) < 0 ||
+			    sb->r.type != MSG_RESULT)
+				sb->r.type = 0; /* the worker died: killed, or crashed */
 		}
 	}
-	(void)p;
 }
 
-int pool__run(struct pool *p, const char *name, const char *tdir, const void *in, size_t in_len,
-	      const struct sandbox_limits *lim, struct sandbox_result *res, struct sb_err *err)
+/* The sandbox has ended: its result, the statistics, the worker's slot. */
+static void sandbox__finish(struct sandbox *sb)
 {
-	struct snapshot *snap = malloc(sizeof(*snap));
-	struct msg_job *job = calloc(1, sizeof(*job));
-	struct msg_result r = { 0 };
-	double t0 = now_us(), t1;
-	int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, in_fd = -1, ret;
-	struct worker *w = NULL;
-	uint64_t mem_size;
+	static const double le[11] = { 250, 500, 1000, 2000, 4000, 8000, 16000, 32000,
+				       64000, 128000, 256000 };
+	struct pool *p = sb->p;
+	struct sandbox_result *res = &sb->res;
+	struct msg_result *r = &sb->r;
 
-	memset(res, 0, sizeof(*res));
-	if (!snap || !job) {
-		ret = err__set(err, -ENOMEM, "out of memory");
-		goto out;
-	}
-	/* the template must load here, or nothing runs */
-	ret = snapshot__load(tdir, snap, err);
-	if (ret < 0)
-		goto out;
-	mem_size = snap->hdr.mem_size;
-	snapshot__close(snap);
-	in_fd = memfd_create("snapbox-request", MFD_CLOEXEC);
-	if (in_fd < 0 || (in_len && write(in_fd, in, in_len) != (ssize_t)in_len) ||
-	    lseek(in_fd, 0, SEEK_SET) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-		ret = err__errno(err, "setting up the sandbox's stdio");
-		goto out;
-	}
-	w = pool__take(p, mem_size, name, &res->id);
-	if (!w) {
-		ret = p->stopping ? err__set(err, -ESHUTDOWN, "the service is stopping")
-				  : err__set(err, -EAGAIN, "no sandbox worker became free within %d s",
-					     TAKE_WAIT_S);
-		goto out;
-	}
-	t1 = now_us();
-	res->wait_us = t1 - t0;
-	pool__log(p, 1, "sandbox %llu: template %s, worker pid %d", (unsigned long long)res->id, name,
-		  w->pid);
-	*job = (struct msg_job){ .type = MSG_JOB, .id = res->id,
-				 .timeout_ns = lim->timeout_ns };
-	snprintf(job->name, sizeof(job->name), "%s", name);
-	snprintf(job->tdir, sizeof(job->tdir), "%s", tdir);
-	int fds[3] = { in_fd, out[1], errp[1] };
-	ret = msg_send(w->sock, job, sizeof(*job), fds, 3);
-	close(out[1]);
-	close(errp[1]);
-	out[1] = errp[1] = -1;
-	if (ret < 0) {
-		err__set(err, ret, "handing the request to its worker: %s", strerror(-ret));
-	} else {
-		pool__collect(p, w, out[0], errp[0], lim, res, &r);
-	}
-	res->total_us = now_us() - t0;
 	pthread_mutex_lock(&p->lock);
-	res->killed = w->killed;
-	if (r.type == MSG_RESULT && r.status >= 0 && !res->output_limited) {
-		res->status = r.status;
-		res->timed_out = r.timed_out;
-		res->clone_us = r.clone_us;
-		res->run_us = r.run_us;
-		r.message[sizeof(r.message) - 1] = 0;
-		snprintf(res->message, sizeof(res->message), "%s", r.message);
+	res->total_us = now_us() - sb->t0;
+	res->killed = sb->w->killed;
+	r->message[sizeof(r->message) - 1] = 0;
+	if (r->type == MSG_RESULT && r->status >= 0 && !res->output_limited) {
+		res->status = r->status;
+		res->timed_out = r->timed_out;
+		res->clone_us = r->clone_us;
+		res->run_us = r->run_us;
+		snprintf(res->message, sizeof(res->message), "%s", r->message);
 		p->st.finished++;
-	} else if (r.type == MSG_RESULT && r.status < 0) {
+	} else if (r->type == MSG_RESULT && r->status < 0) {
 		res->status = 125;
-		r.message[sizeof(r.message) - 1] = 0;
-		snprintf(res->message, sizeof(res->message), "%s", r.message);
+		snprintf(res->message, sizeof(res->message), "%s", r->message);
 		p->st.failed++;
 	} else {
 		res->status = 128 + SIGKILL;
@@ -628,39 +667,220 @@ int pool__run(struct pool *p, const char *name, const char *tdir, const void *in
 	}
 	p->st.killed += res->killed;
 	p->st.timed_out += res->timed_out;
-	{
-		static const double le[11] = { 250, 500, 1000, 2000, 4000, 8000, 16000, 32000,
-					       64000, 128000, 256000 };
-		for (int i = 0; i < 11; i++)
-			p->st.latency_buckets[i] += res->total_us <= le[i];
-		p->st.latency_buckets[11]++;
-		p->st.latency_sum_us += res->total_us;
-	}
-	close(w->sock);
-	w->state = W_FREE;
-	p->live--;
-	pthread_cond_broadcast(&p->changed);
-	pthread_mutex_unlock(&p->lock);
-	pool__log(p, 1, "sandbox %llu: %s %d in %.1f ms%s%s", (unsigned long long)res->id,
-		  res->timed_out ? "timed out, status" : "exit", res->status, res->total_us / 1e3,
-		  res->message[0] ? ": " : "", res->message);
-	ret = 0;
+	for (int i = 0; i < 11; i++)
+		p->st.latency_buckets[i] += res->total_us <= le[i];
+	p->st.latency_buckets[11]++;
+	p->st.latency_sum_us += res->total_us;
 	if (!res->out)
 		append(&res->out, &res->out_len, "", 0);
 	if (!res->err)
 		append(&res->err, &res->err_len, "", 0);
-out:
-	for (int i = 0; i < 2; i++) {
-		if (out[i] >= 0)
-			close(out[i]);
-		if (errp[i] >= 0)
-			close(errp[i]);
+	close(sb->w->sock);
+	sb->w->state = W_FREE;
+	sb->w = NULL;
+	p->live--;
+	sb->done = true;
+	pthread_cond_broadcast(&p->changed);
+	pthread_mutex_unlock(&p->lock);
+	if (sb->out_r >= 0)
+		close(sb->out_r);
+	if (sb->err_r >= 0)
+		close(sb->err_r);
+	sb->out_r = sb->err_r = -1;
+	pool__log(p, 1, "sandbox %llu: %s %d in %.1f ms%s%s", (unsigned long long)res->id,
+		  res->timed_out ? "timed out, status" : "exit", res->status, res->total_us / 1e3,
+		  res->message[0] ? ": " : "", res->message);
+}
+
+int pool__run(struct pool *p, const char *name, const char *tdir, const void *in, size_t in_len,
+	      const struct sandbox_limits *lim, struct sandbox_result *res, struct sb_err *err)
+{
+	struct sandbox sb = { .lim = *lim, .t0 = now_us(), .stdin_w = -1 };
+	int in_fd = memfd_create("snapbox-request", MFD_CLOEXEC), ret;
+
+	memset(res, 0, sizeof(*res));
+	if (in_fd < 0 || (in_len && write(in_fd, in, in_len) != (ssize_t)in_len) ||
+	    lseek(in_fd, 0, SEEK_SET) < 0) {
+		ret = err__errno(err, "the request's memfd");
+		if (in_fd >= 0)
+			close(in_fd);
+		return ret;
 	}
-	if (in_fd >= 0)
-		close(in_fd);
-	free(job);
-	free(snap);
+	ret = sandbox__begin(p, &sb, name, tdir, in_fd, err);
+	close(in_fd);
+	if (ret < 0)
+		return ret;
+	sandbox__collect(&sb);
+	sandbox__finish(&sb);
+	*res = sb.res;
+	return 0;
+}
+
+/* ---- long-lived sandboxes -------------------------------------------------- */
+
+static void *sandbox__thread(void *arg)
+{
+	struct sandbox *sb = arg;
+	sandbox__collect(sb);
+	sandbox__finish(sb);
+	return NULL;
+}
+
+static struct sandbox *pool__find(struct pool *p, uint64_t id)
+{
+	for (struct sandbox *sb = p->live_list; sb; sb = sb->next)
+		if (sb->id == id)
+			return sb;
+	return NULL;
+}
+
+int pool__start(struct pool *p, const char *name, const char *tdir,
+		const struct sandbox_limits *lim, uint64_t *id, struct sb_err *err)
+{
+	struct sandbox *sb = calloc(1, sizeof(*sb));
+	int in[2], ret;
+
+	if (!sb)
+		return err__set(err, -ENOMEM, "out of memory");
+	if (pipe2(in, O_CLOEXEC) < 0) {
+		free(sb);
+		return err__errno(err, "pipe for the sandbox's stdin");
+	}
+	sb->lim = *lim;
+	sb->t0 = now_us();
+	pthread_mutex_init(&sb->in_lock, NULL);
+	ret = sandbox__begin(p, sb, name, tdir, in[0], err);
+	close(in[0]);
+	if (ret < 0) {
+		close(in[1]);
+		free(sb);
+		return ret;
+	}
+	sb->stdin_w = in[1];
+	pthread_mutex_lock(&p->lock);
+	sb->next = p->live_list;
+	p->live_list = sb;
+	pthread_mutex_unlock(&p->lock);
+	if (pthread_create(&sb->thread, NULL, sandbox__thread, sb) != 0) {
+		/* cannot watch it: end it here, and keep it listed as ended */
+		kill(sb->w->pid, SIGKILL);
+		sandbox__collect(sb);
+		sandbox__finish(sb);
+		sb->thread = 0;
+	}
+	*id = sb->id;
+	return 0;
+}
+
+int pool__write_stdin(struct pool *p, uint64_t id, const void *buf, size_t len, bool eof)
+{
+	struct sandbox *sb;
+	int fd, ret = 0;
+
+	pthread_mutex_lock(&p->lock);
+	sb = pool__find(p, id);
+	pthread_mutex_unlock(&p->lock);
+	if (!sb)
+		return -ENOENT;
+	pthread_mutex_lock(&sb->in_lock);
+	fd = sb->stdin_w;
+	for (size_t done = 0; fd >= 0 && done < len;) {
+		ssize_t n = write(fd, (const char *)buf + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (fd < 0)
+		ret = -EPIPE;
+	if (eof && fd >= 0) {
+		close(fd);
+		sb->stdin_w = -1;
+	}
+	pthread_mutex_unlock(&sb->in_lock);
 	return ret;
+}
+
+int pool__read(struct pool *p, uint64_t id, size_t out_off, size_t err_off,
+	       struct sandbox_output *o)
+{
+	struct sandbox *sb;
+	int ret = 0;
+
+	memset(o, 0, sizeof(*o));
+	pthread_mutex_lock(&p->lock);
+	sb = pool__find(p, id);
+	if (!sb) {
+		ret = -ENOENT;
+		goto out;
+	}
+	o->done = sb->done;
+	o->out_total = sb->res.out_len;
+	o->err_total = sb->res.err_len;
+	if (out_off < sb->res.out_len) {
+		o->out_len = sb->res.out_len - out_off;
+		o->out = malloc(o->out_len + 1);
+		if (o->out)
+			memcpy(o->out, sb->res.out + out_off, o->out_len), o->out[o->out_len] = 0;
+	}
+	if (err_off < sb->res.err_len) {
+		o->err_len = sb->res.err_len - err_off;
+		o->err = malloc(o->err_len + 1);
+		if (o->err)
+			memcpy(o->err, sb->res.err + err_off, o->err_len), o->err[o->err_len] = 0;
+	}
+	if (sb->done) {
+		o->result = sb->res;
+		o->result.out = o->result.err = NULL;
+	}
+	o->result.id = sb->id;
+out:
+	pthread_mutex_unlock(&p->lock);
+	return ret;
+}
+
+void sandbox_output__free(struct sandbox_output *o)
+{
+	free(o->out);
+	free(o->err);
+	o->out = o->err = NULL;
+}
+
+static void sandbox__free(struct sandbox *sb)
+{
+	if (sb->thread)
+		pthread_join(sb->thread, NULL);
+	if (sb->stdin_w >= 0)
+		close(sb->stdin_w);
+	sandbox_result__free(&sb->res);
+	pthread_mutex_destroy(&sb->in_lock);
+	free(sb);
+}
+
+int pool__release(struct pool *p, uint64_t id)
+{
+	struct sandbox **pp, *sb = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	for (pp = &p->live_list; *pp; pp = &(*pp)->next) {
+		if ((*pp)->id == id) {
+			sb = *pp;
+			*pp = sb->next;
+			break;
+		}
+	}
+	if (sb && !sb->done && sb->w) {
+		sb->w->killed = true;
+		kill(sb->w->pid, SIGKILL);
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (!sb)
+		return -ENOENT;
+	sandbox__free(sb);
+	return 0;
 }
 
 void sandbox_result__free(struct sandbox_result *r)
@@ -727,9 +947,19 @@ int pool__list(struct pool *p, struct sandbox_info **out, size_t *n)
 		snprintf(s->state, sizeof(s->state), "running");
 		s->age_ms = (now - w->t_start) / 1e3;
 	}
+	/* long-lived sandboxes that have ended stay until released */
+	for (struct sandbox *sb = p->live_list; sb && *n < MAX_WORKERS; sb = sb->next) {
+		if (!sb->done)
+			continue;
+		struct sandbox_info *s = &v[(*n)++];
+		s->id = sb->id;
+		snprintf(s->template_name, sizeof(s->template_name), "%s", sb->name);
+		snprintf(s->state, sizeof(s->state), "exited %d", sb->res.status);
+		s->age_ms = (now - sb->t0) / 1e3;
+	}
 	pthread_mutex_unlock(&p->lock);
 	for (size_t i = 0; i < *n; i++)
-		v[i].rss_bytes = rss_of(v[i].pid);
+		v[i].rss_bytes = v[i].pid ? rss_of(v[i].pid) : 0;
 	return 0;
 }
 
@@ -743,6 +973,14 @@ void pool__stats(struct pool *p, struct pool_stats *s)
 
 void pool__destroy(struct pool *p)
 {
+	for (;;) {
+		pthread_mutex_lock(&p->lock);
+		uint64_t id = p->live_list ? p->live_list->id : 0;
+		pthread_mutex_unlock(&p->lock);
+		if (!id)
+			break;
+		pool__release(p, id);
+	}
 	pthread_mutex_lock(&p->lock);
 	p->stopping = true;
 	pthread_cond_broadcast(&p->changed);

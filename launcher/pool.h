@@ -60,7 +60,8 @@ struct sandbox_info {
 	uint64_t id;
 	pid_t pid;
 	char template_name[72];
-	char state[16];            /* "starting", "running" */
+	char state[16];            /* "running", or "exited N" (long-lived, not
+	                              yet released; pid 0) */
 	double age_ms;
 	uint64_t rss_bytes;        /* of its worker process */
 };
@@ -92,6 +93,27 @@ int pool__create(struct pool **p, const struct pool_opts *o, struct sb_err *err)
 int pool__run(struct pool *p, const char *name, const char *tdir, const void *in, size_t in_len,
 	      const struct sandbox_limits *lim, struct sandbox_result *res, struct sb_err *err);
 void sandbox_result__free(struct sandbox_result *r);
+
+/*
+ * Long-lived sandboxes: start a clone whose stdin stays open; write to it
+ * (eof closes it), read its output so far (from offsets, so a client can
+ * poll), and release it (killing it if it still runs).  A finished one
+ * stays readable until released.
+ */
+struct sandbox_output {
+	bool done;                 /* it has ended: result is set */
+	struct sandbox_result result; /* out/err fields unused */
+	char *out, *err;           /* bytes from the offsets on (malloc'd) */
+	size_t out_len, err_len;
+	size_t out_total, err_total;
+};
+int pool__start(struct pool *p, const char *name, const char *tdir,
+		const struct sandbox_limits *lim, uint64_t *id, struct sb_err *err);
+int pool__write_stdin(struct pool *p, uint64_t id, const void *buf, size_t len, bool eof);
+int pool__read(struct pool *p, uint64_t id, size_t out_off, size_t err_off,
+	       struct sandbox_output *o);
+void sandbox_output__free(struct sandbox_output *o);
+int pool__release(struct pool *p, uint64_t id);
 
 /* Kill sandbox id: 0, or -ENOENT if no such live sandbox. */
 int pool__kill(struct pool *p, uint64_t id);

@@ -88,6 +88,7 @@ static void lua_expected(int n, char *out, size_t len)
 }
 
 static const char *const LUA[] = { "/bin/lua", "/app/handler.lua", NULL };
+static const char *const PROG_CAT[] = { "/bin/cat", NULL };
 
 static void run_lua(int n, struct sandbox_result *res)
 {
@@ -312,4 +313,92 @@ Test(pool, many_sandboxes_leave_fds_and_memory_flat)
 	wait_ready(2);
 	cr_assert_eq(count_fds(), fds0, "file descriptors leak");
 	cr_assert_lt(rss_kb() - rss0, 4096, "RSS grew from %ld to %ld KiB", rss0, rss_kb());
+}
+
+/* Poll a long-lived sandbox until its stdout has `want` (or it ends). */
+static void wait_output(uint64_t id, const char *want, struct sandbox_output *o)
+{
+	for (int i = 0; i < 1000; i++) {
+		cr_assert_eq(pool__read(P, id, 0, 0, o), 0);
+		if ((o->out && strstr(o->out, want)) || o->done)
+			return;
+		sandbox_output__free(o);
+		usleep(5000);
+	}
+	cr_assert_fail("no '%s' from sandbox %llu", want, (unsigned long long)id);
+}
+
+Test(pool, a_long_lived_sandbox_takes_stdin_in_pieces)
+{
+	struct sandbox_limits lim = { .timeout_ns = 30000000000ULL };
+	struct sandbox_output o;
+	struct sb_err err = { "" };
+	uint64_t id;
+
+	setup("cat", PROG_CAT);
+	cr_assert_eq(pool__start(P, "cat", tdir("cat"), &lim, &id, &err), 0, "%s", err.msg);
+	cr_assert_eq(pool__write_stdin(P, id, "hello ", 6, false), 0);
+	wait_output(id, "hello ", &o);
+	cr_assert(!o.done, "cat ended before its stdin was closed");
+	sandbox_output__free(&o);
+	cr_assert_eq(pool__write_stdin(P, id, "world\n", 6, true), 0);
+	cr_assert_eq(pool__write_stdin(P, id, "more", 4, false), -EPIPE, "stdin is closed");
+	for (int i = 0; i < 1000; i++) {
+		cr_assert_eq(pool__read(P, id, 0, 0, &o), 0);
+		if (o.done)
+			break;
+		sandbox_output__free(&o);
+		usleep(5000);
+	}
+	cr_assert(o.done);
+	cr_assert_str_eq(o.out, "hello world\n");
+	cr_assert_eq(o.result.status, 0, "%s", o.result.message);
+	sandbox_output__free(&o);
+	struct sandbox_info *v;
+	size_t n;
+	pool__list(P, &v, &n);
+	cr_assert_eq(n, 1, "an ended, unreleased sandbox is still listed");
+	cr_assert_str_eq(v[0].state, "exited 0");
+	free(v);
+	/* reading from an offset returns only what is new */
+	cr_assert_eq(pool__read(P, id, 6, 0, &o), 0);
+	cr_assert_str_eq(o.out, "world\n");
+	cr_assert_eq(o.out_total, 12);
+	sandbox_output__free(&o);
+	cr_assert_eq(pool__release(P, id), 0);
+	cr_assert_eq(pool__read(P, id, 0, 0, &o), -ENOENT);
+	cr_assert_eq(pool__release(P, id), -ENOENT);
+}
+
+Test(pool, releasing_a_running_sandbox_kills_it)
+{
+	struct sandbox_limits lim = { 0 };
+	struct sb_err err = { "" };
+	struct sandbox_info *v;
+	size_t n;
+	uint64_t id;
+
+	setup("cat", PROG_CAT);
+	cr_assert_eq(pool__start(P, "cat", tdir("cat"), &lim, &id, &err), 0, "%s", err.msg);
+	pool__list(P, &v, &n);
+	cr_assert_eq(n, 1);
+	pid_t pid = v[0].pid;
+	free(v);
+	cr_assert_eq(pool__release(P, id), 0);
+	pool__list(P, &v, &n);
+	cr_assert_eq(n, 0, "still listed after release");
+	free(v);
+	usleep(200000);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	FILE *f = fopen(path, "r");
+	int gone = !f;
+	if (f) { /* a zombie awaiting the zygote's reaping counts as gone */
+		char line[128];
+		while (fgets(line, sizeof(line), f))
+			if (!strncmp(line, "State:", 6))
+				gone = strchr(line, 'Z') != NULL;
+		fclose(f);
+	}
+	cr_assert(gone, "worker %d still alive", pid);
 }
