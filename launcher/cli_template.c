@@ -14,6 +14,7 @@
 
 #include "launcher/cli.h"
 #include "launcher/kvm.h"
+#include "launcher/progress.h"
 #include "launcher/vm.h"
 #include "snapbox_abi.h"
 #include "snapshot/snapshot.h"
@@ -169,8 +170,15 @@ static int template_create(struct boot_opts *o, struct boot_prep *p)
 	if (ret == 0)
 		ret = timeout__start(&vm->timeout, o->timeout_ns ? o->timeout_ns : DEFAULT_CREATE_TIMEOUT_NS,
 				     &err);
-	if (ret == 0)
+	if (ret == 0) {
+		struct progress pg;
+		char what[300];
+		snprintf(what, sizeof(what), "template %s: booting %s, waiting for its ready point",
+			 o->name, o->argv[0]);
+		progress__start(&pg, 2, what);
 		ret = vcpu__run(&vm->vcpu, &err);
+		progress__stop(&pg);
+	}
 	timeout__stop(&vm->timeout);
 	if (ret == VCPU_READY) {
 		double boot_ms = (double)(now_ns() - t0) / 1e6;
