@@ -6,7 +6,7 @@ BUILD   ?= build
 CC      ?= gcc
 HOST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
 	-Iguest/include -Iguest/lib -I. $(EXTRA_CFLAGS)
-HOST_LDLIBS := -lxxhash -llz4 -luring -lpthread $(EXTRA_LDLIBS)
+HOST_LDLIBS := -lxxhash -llz4 -luring -lmicrohttpd -ljansson -lpthread $(EXTRA_LDLIBS)
 
 GUEST_LIB_SRCS := guest/lib/elf64.c guest/lib/cpio.c guest/lib/pagetable.c
 HOST_SRCS := $(filter-out launcher/main.c,$(wildcard launcher/*.c memory/*.c devices/*.c snapshot/*.c)) \

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "launcher/cli.h"
+#include "launcher/client.h"
 #include "launcher/kvm.h"
 #include "launcher/progress.h"
 #include "launcher/vm.h"
@@ -226,6 +227,7 @@ out:
 struct small_opts {
 	const char *store;
 	const char *name;
+	const char *server;     /* run --server SOCKET: through `snapbox serve` */
 	uint64_t timeout_ns;
 	bool stats;
 };
@@ -236,6 +238,7 @@ static int parse_small(int argc, char **argv, struct small_opts *o, bool run, co
 		{ "store", required_argument, NULL, 's' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "stats", no_argument, NULL, 'S' },
+		{ "server", required_argument, NULL, 'X' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -255,6 +258,8 @@ static int parse_small(int argc, char **argv, struct small_opts *o, bool run, co
 			o->timeout_ns = (uint64_t)(v * 1e9);
 		} else if (run && c == 'S') {
 			o->stats = true;
+		} else if (run && c == 'X') {
+			o->server = optarg;
 		} else if (c == ':') {
 			return usage_error("option %s needs an argument", argv[optind - 1]);
 		} else {
@@ -489,6 +494,10 @@ int cmd_run(int argc, char **argv, uint64_t t0)
 
 	if (ret >= 0)
 		return ret;
+	if (o.server && (o.store || o.stats))
+		return usage_error("run --server: --store and --stats are the service's business%s", "");
+	if (o.server)
+		return cmd_run_remote(client__socket_path(o.server), o.name, o.timeout_ns);
 	snap = malloc(sizeof(*snap));
 	vm = calloc(1, sizeof(*vm));
 	if (!snap || !vm) {

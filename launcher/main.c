@@ -18,12 +18,19 @@
 #include "snapbox_abi.h"
 
 #include "launcher/cli.h"
+#include "launcher/client.h"
+#include "launcher/serve.h"
 
 static const char usage_text[] =
 	"usage: snapbox boot [OPTIONS] -- PROGRAM [ARGS...]\n"
 	"       snapbox template create NAME [OPTIONS] [--store DIR] [--force] -- PROGRAM [ARGS...]\n"
 	"       snapbox template ls|inspect|verify|rm [NAME] [--store DIR]\n"
 	"       snapbox run [--store DIR] [--timeout S] [--stats] TEMPLATE < request\n"
+	"       snapbox run --server SOCKET [--timeout S] TEMPLATE < request\n"
+	"       snapbox serve --socket PATH [--store DIR] [--pool N] [--max-live N]\n"
+	"                     [--log-level error|info|debug]\n"
+	"       snapbox ps [--server SOCKET]\n"
+	"       snapbox kill [--server SOCKET] ID\n"
 	"       snapbox --help | --version\n"
 	"\n"
 	"Boot a microVM that runs one static x86-64 Linux program from the root\n"
@@ -45,6 +52,12 @@ static const char usage_text[] =
 	"$XDG_DATA_HOME/snapbox, or /var/lib/snapbox).  run clones a sandbox from a\n"
 	"template (a NAME, or a path to a template directory), hands it our stdin as\n"
 	"its request and resumes it.\n"
+	"\n"
+	"serve runs the launcher service in the foreground: an HTTP/1.1 + JSON API\n"
+	"on a Unix socket (docs/API.md) that clones sandboxes in worker processes,\n"
+	"keeping --pool ready workers per RAM size (default 2) and at most\n"
+	"--max-live sandboxes at once (default 64).  run --server, ps and kill talk\n"
+	"to it (SOCKET: --server, else $SNAPBOX_SOCKET, else /run/snapbox.sock).\n"
 	"\n"
 	"exit status: the program's; 124 timeout; 125 snapbox or VM error;\n"
 	"127 program cannot be executed; 128+N program killed by signal N.\n";
@@ -370,6 +383,75 @@ out:
 	return ret;
 }
 
+/* ---- serve ---------------------------------------------------------------- */
+
+static int parse_count(const char *opt, const char *s, unsigned max, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v < 1 || v > max) {
+		fprintf(stderr, "snapbox: %s %s: expected a number from 1 to %u (see 'snapbox --help')\n",
+			opt, s, max);
+		return EXIT_USAGE;
+	}
+	*out = (unsigned)v;
+	return -1;
+}
+
+static int parse_serve_opts(int argc, char **argv, struct serve_opts *o)
+{
+	static const struct option lo[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "store", required_argument, NULL, 'S' },
+		{ "pool", required_argument, NULL, 'p' },
+		{ "max-live", required_argument, NULL, 'm' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, ret = -1;
+
+	*o = (struct serve_opts){ NULL, NULL, 2, 64, SERVE_LOG_INFO };
+	optind = 1;
+	opterr = 0;
+	while (ret < 0 && (c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
+		if (c == 's')
+			o->socket_path = optarg;
+		else if (c == 'S')
+			o->store = optarg;
+		else if (c == 'p')
+			ret = parse_count("--pool", optarg, 64, &o->pool);
+		else if (c == 'm')
+			ret = parse_count("--max-live", optarg, 512, &o->max_live);
+		else if (c == 'l' && (o->log_level = serve__parse_log_level(optarg)) < 0)
+			ret = usage_error("--log-level %s: expected error, info or debug", optarg);
+		else if (c == ':')
+			ret = usage_error("option %s needs an argument", argv[optind - 1]);
+		else if (c == '?')
+			ret = usage_error("unknown option %s", argv[optind - 1]);
+	}
+	if (ret < 0 && optind < argc)
+		ret = usage_error("serve: unexpected argument %s", argv[optind]);
+	if (ret < 0 && !o->socket_path)
+		ret = usage_error("serve: --socket PATH is required%s", "");
+	return ret;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+	struct sb_err err = { "" };
+	struct serve_opts o;
+	int ret = parse_serve_opts(argc, argv, &o);
+
+	if (ret >= 0)
+		return ret;
+	if (serve__run(&o, &err) < 0)
+		return fail(&err, EXIT_SNAPBOX);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t t0 = now_ns();
@@ -391,6 +473,12 @@ int main(int argc, char **argv)
 		return cmd_template(argc - 1, argv + 1);
 	if (strcmp(argv[1], "run") == 0)
 		return cmd_run(argc - 1, argv + 1, t0);
+	if (strcmp(argv[1], "serve") == 0)
+		return cmd_serve(argc - 1, argv + 1);
+	if (strcmp(argv[1], "ps") == 0)
+		return cmd_ps(argc - 1, argv + 1);
+	if (strcmp(argv[1], "kill") == 0)
+		return cmd_kill(argc - 1, argv + 1);
 	if (argv[1][0] == '-')
 		return usage_error("unknown option %s", argv[1]);
 	return usage_error("unknown command %s", argv[1]);

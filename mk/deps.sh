@@ -3,7 +3,8 @@
 # Idempotent and quiet when everything is there.
 set -e
 PKGS="gcc make musl-tools liburing-dev libxxhash-dev liblz4-dev libcriterion-dev
-      pkg-config cpio dpkg-dev qemu-system-x86 lua5.4 clang libclang-rt-dev file"
+      pkg-config cpio dpkg-dev qemu-system-x86 lua5.4 clang libclang-rt-dev file
+      libmicrohttpd-dev libjansson-dev curl"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -1,0 +1,554 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The launcher service end to end: each test starts its own `snapbox serve`
+ * on a temporary socket and store, talks HTTP to it (launcher/client.c, or
+ * raw bytes for the malformed cases) and stops it with SIGTERM.  Templates
+ * are made with the CLI (`snapbox template create --store`), real guests:
+ * /bin/lua /app/handler.lua, and a Lua loop that never ends.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "launcher/client.h"
+#include "run.h"
+
+extern char **environ;
+
+static char *STORE;
+static char SOCK[512];
+static pid_t DAEMON = -1;
+static struct run_result R;
+
+#define ARGS(...) ((const char *const[]){ "snapbox", __VA_ARGS__, NULL })
+#define SOAK_RUNS 2000
+
+/* ---- the daemon --------------------------------------------------------------- */
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* One request; the answer's status (or -errno if there was none). */
+static int req(const char *method, const char *target, const char *body, struct http_response *r)
+{
+	struct sb_err err = { "" };
+	int ret = client__request(SOCK, method, target, body, body ? strlen(body) : 0, 64 << 20, 60, r,
+				  &err);
+	return ret < 0 ? ret : r->status;
+}
+
+/* The answer's JSON (asserting it parses). */
+static json_t *req_json(const char *method, const char *target, const char *body, int want)
+{
+	struct http_response r;
+	json_error_t jerr;
+	int st = req(method, target, body, &r);
+	cr_assert_eq(st, want, "%s %s: status %d (want %d): %s", method, target, st, want,
+		     st > 0 ? r.body : strerror(-st));
+	json_t *j = json_loadb(r.body, r.len, 0, &jerr);
+	cr_assert(j, "%s %s: not JSON (%s): %s", method, target, jerr.text, r.body);
+	http_response__free(&r);
+	return j;
+}
+
+static void daemon_start(void)
+{
+	char log[600];
+	posix_spawn_file_actions_t fa;
+	const char *av[] = { snapbox_bin(), "serve", "--socket", SOCK, "--store", STORE,
+			     "--log-level", "error", NULL };
+
+	snprintf(log, sizeof(log), "%s/serve.log", STORE);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	cr_assert_eq(posix_spawn(&DAEMON, av[0], &fa, NULL, (char *const *)av, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	for (double t0 = now_s(); now_s() - t0 < 15; usleep(20000)) {
+		struct http_response r;
+		int st = req("GET", "/v1/health", NULL, &r);
+		if (st > 0)
+			http_response__free(&r);
+		if (st == 200)
+			return;
+		cr_assert_eq(waitpid(DAEMON, NULL, WNOHANG), 0, "snapbox serve exited; see %s", log);
+	}
+	cr_assert_fail("snapbox serve did not answer /v1/health within 15 s");
+}
+
+/* SIGTERM, and the exit status (-1: had to be killed). */
+static int daemon_stop(void)
+{
+	int st;
+
+	if (DAEMON <= 0)
+		return 0;
+	kill(DAEMON, SIGTERM);
+	for (double t0 = now_s(); now_s() - t0 < 20; usleep(20000)) {
+		if (waitpid(DAEMON, &st, WNOHANG) == DAEMON) {
+			DAEMON = -1;
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
+	}
+	kill(DAEMON, SIGKILL);
+	waitpid(DAEMON, NULL, 0);
+	DAEMON = -1;
+	return -1;
+}
+
+static void init(void)
+{
+	require_kvm();
+	STORE = make_tempdir();
+	cr_assert(STORE);
+	snprintf(SOCK, sizeof(SOCK), "%s/snapbox.sock", STORE);
+	daemon_start();
+}
+
+static void fini(void)
+{
+	char cmd[600];
+
+	daemon_stop();
+	run_result_free(&R);
+	if (STORE) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", STORE);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", STORE);
+		free(STORE);
+		STORE = NULL;
+	}
+}
+
+TestSuite(serve, .init = init, .fini = fini, .timeout = 120);
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static void sb(const char *const *argv, const char *in, double limit)
+{
+	run_result_free(&R);
+	cr_assert_eq(run_snapbox(argv, in, in ? strlen(in) : 0, limit, &R), 0);
+	cr_assert(!R.timed_out && !R.signaled, "snapbox hung or died; stderr: %s", R.err);
+}
+
+static void create(const char *name, const char *const *prog)
+{
+	const char *av[16] = { "snapbox", "template", "create", name, "--store", STORE, "--" };
+	int n = 7;
+	for (int i = 0; prog[i]; i++)
+		av[n++] = prog[i];
+	av[n] = NULL;
+	sb(av, NULL, 60);
+	cr_assert_eq(R.status, 0, "template create %s: %s", name, R.err);
+}
+
+#define LUA ((const char *const[]){ "/bin/lua", "/app/handler.lua", NULL })
+#define LOOP ((const char *const[]){ "/bin/lua", "-e", "io.read(\"a\") while true do end", NULL })
+
+static void lua_answer(int n, char *out, size_t len)
+{
+	static int primes[1001];
+	char fib[32] = "null", prime[32] = "null";
+
+	if (!primes[1])
+		for (int c = 2, k = 0; k < 1000; c++) {
+			int is = 1;
+			for (int d = 2; d * d <= c; d++)
+				if (c % d == 0) {
+					is = 0;
+					break;
+				}
+			if (is)
+				primes[++k] = c;
+		}
+	if (n >= 0 && n <= 92) {
+		uint64_t a = 0, b = 1;
+		for (int i = 0; i < n; i++) {
+			uint64_t t = a + b;
+			a = b;
+			b = t;
+		}
+		snprintf(fib, sizeof(fib), "%" PRIu64, a);
+	}
+	if (n >= 1 && n <= 1000)
+		snprintf(prime, sizeof(prime), "%d", primes[n]);
+	snprintf(out, len, "{\"n\": %d, \"fib\": %s, \"prime\": %s}\n", n, fib, prime);
+}
+
+/* POST run for {"n": n}; asserts the handler's answer; returns the sandbox id. */
+static json_int_t lua_run(const char *name, int n)
+{
+	char body[64], want[128];
+	json_t *j;
+	snprintf(body, sizeof(body), "{\"n\": %d}", n);
+	lua_answer(n, want, sizeof(want));
+	char target[128];
+	snprintf(target, sizeof(target), "/v1/templates/%s/run", name);
+	j = req_json("POST", target, body, 200);
+	cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 0);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "stdout")), want, "n=%d", n);
+	json_int_t id = json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	return id;
+}
+
+/* Raw bytes in (then our write side shut), the answer's status: 0 if the
+ * service closed the connection without one. */
+static int raw(const void *bytes, size_t len)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = 10 };
+	char buf[256] = "";
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0), st = 0;
+	ssize_t n;
+
+	strcpy(sa.sun_path, SOCK);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cr_assert_eq(write(fd, bytes, len), (ssize_t)len);
+	shutdown(fd, SHUT_WR);
+	n = read(fd, buf, sizeof(buf) - 1);
+	cr_assert_geq(n, 0, "no answer and no close within 10 s: %s", strerror(errno));
+	close(fd);
+	if (n > 0 && sscanf(buf, "HTTP/1.%*d %d", &st) != 1)
+		cr_assert_fail("not an HTTP answer: %.60s", buf);
+	return st;
+}
+
+static void assert_healthy(void)
+{
+	json_t *j = req_json("GET", "/v1/health", NULL, 200);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "ok");
+	json_decref(j);
+}
+
+/* ---- tests ---------------------------------------------------------------------------- */
+
+Test(serve, run_returns_the_handlers_answer)
+{
+	json_t *j, *t;
+
+	create("lua", LUA);
+	lua_run("lua", 30);
+	j = req_json("GET", "/v1/templates", NULL, 200);
+	t = json_array_get(json_object_get(j, "templates"), 0);
+	cr_assert_str_eq(json_string_value(json_object_get(t, "name")), "lua");
+	cr_assert_eq(strlen(json_string_value(json_object_get(t, "id"))), 32);
+	cr_assert_eq(json_integer_value(json_object_get(t, "mem_bytes")), 256 << 20);
+	json_decref(j);
+	j = req_json("GET", "/v1/templates/lua", NULL, 200);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "format")), "1.0");
+	cr_assert_gt(json_array_size(json_object_get(j, "sections")), 3);
+	cr_assert(json_object_get(json_object_get(j, "vcpu"), "rip"));
+	json_decref(j);
+	/* the handler refuses garbage: its own status and answer */
+	j = req_json("POST", "/v1/templates/lua/run", "garbage", 200);
+	cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 1);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "stdout")), "{\"error\": \"bad request\"}\n");
+	json_decref(j);
+	/* metrics count it */
+	struct http_response r;
+	cr_assert_eq(req("GET", "/metrics", NULL, &r), 200);
+	cr_assert(strstr(r.body, "snapbox_clones_finished_total 2\n"), "%s", r.body);
+	cr_assert(strstr(r.body, "snapbox_clone_latency_seconds_count 2\n"), "%s", r.body);
+	http_response__free(&r);
+}
+
+struct worker_arg {
+	int n;
+	json_int_t id;
+};
+
+static void *concurrent_run(void *p)
+{
+	struct worker_arg *a = p;
+	a->id = lua_run("lua", a->n);
+	return NULL;
+}
+
+Test(serve, thirty_two_concurrent_runs)
+{
+	enum { N = 32 };
+	pthread_t th[N];
+	struct worker_arg a[N];
+
+	create("lua", LUA);
+	for (int i = 0; i < N; i++) {
+		a[i] = (struct worker_arg){ 10 + 2 * i, 0 };
+		cr_assert_eq(pthread_create(&th[i], NULL, concurrent_run, &a[i]), 0);
+	}
+	for (int i = 0; i < N; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < N; i++)
+		for (int k = i + 1; k < N; k++)
+			cr_assert_neq(a[i].id, a[k].id, "runs %d and %d share sandbox id %lld", i, k,
+				      (long long)a[i].id);
+}
+
+Test(serve, looping_guest_stopped_by_timeout)
+{
+	json_t *j;
+
+	create("loop", LOOP);
+	create("lua", LUA);
+	double t0 = now_s();
+	j = req_json("POST", "/v1/templates/loop/run?timeout=1", "x", 200);
+	cr_assert_lt(now_s() - t0, 10);
+	cr_assert(json_is_true(json_object_get(j, "timed_out")));
+	cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 124);
+	json_decref(j);
+	assert_healthy();
+	lua_run("lua", 12);
+}
+
+static void *looping_run(void *p)
+{
+	json_t **out = p;
+	*out = req_json("POST", "/v1/templates/loop/run?timeout=60", "x", 200);
+	return NULL;
+}
+
+Test(serve, kill_a_running_sandbox)
+{
+	pthread_t th;
+	json_t *res = NULL, *j;
+	json_int_t id = 0;
+	char target[64];
+
+	create("loop", LOOP);
+	cr_assert_eq(pthread_create(&th, NULL, looping_run, &res), 0);
+	for (double t0 = now_s(); !id && now_s() - t0 < 10; usleep(20000)) {
+		j = req_json("GET", "/v1/sandboxes", NULL, 200);
+		json_t *s = json_array_get(json_object_get(j, "sandboxes"), 0);
+		if (s) {
+			cr_assert_str_eq(json_string_value(json_object_get(s, "template")), "loop");
+			cr_assert_gt(json_integer_value(json_object_get(s, "pid")), 0);
+			id = json_integer_value(json_object_get(s, "id"));
+		}
+		json_decref(j);
+	}
+	cr_assert_gt(id, 0, "the looping sandbox never showed in GET /v1/sandboxes");
+	snprintf(target, sizeof(target), "/v1/sandboxes/%lld", (long long)id);
+	struct http_response r;
+	cr_assert_eq(req("DELETE", target, NULL, &r), 204);
+	http_response__free(&r);
+	pthread_join(th, NULL);
+	cr_assert(json_is_true(json_object_get(res, "killed")));
+	cr_assert_eq(json_integer_value(json_object_get(res, "id")), id);
+	json_decref(res);
+	j = req_json("DELETE", target, NULL, 404);
+	json_decref(j);
+	/* `snapbox ps` talks to it too */
+	sb(ARGS("ps", "--server", SOCK), NULL, 30);
+	cr_assert_eq(R.status, 0, "ps: %s", R.err);
+	cr_assert(!strncmp(R.out, "ID ", 3), "ps: %s", R.out);
+}
+
+Test(serve, malformed_http_gets_4xx_or_a_closed_connection)
+{
+	static const char bin[] = "\x00\x01\xff\xfe garbage \x16\x03\x01\r\n\r\n";
+	int st;
+
+#define RAW(lit) raw(lit, sizeof(lit) - 1)
+	st = RAW("hello world\r\n\r\n");
+	cr_assert(st >= 400 && st < 500, "status %d", st);
+	st = RAW("GET /v1/health HTTP/1.1\r\nno colon here\r\n\r\n");
+	cr_assert_eq(st, 400);
+	st = RAW("POST /v1/templates/x/run HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n");
+	cr_assert_eq(st, 400);
+	st = RAW("POST /v1/templates/x/run HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n");
+	cr_assert_eq(st, 413);
+	/* bytes that are no request line at all: libmicrohttpd just closes */
+	st = raw(bin, sizeof(bin) - 1);
+	cr_assert(st == 0 || (st >= 400 && st < 500), "status %d", st);
+	st = RAW("\x16\x03\x01\x02\x00\x01");
+	cr_assert(st == 0 || (st >= 400 && st < 500), "status %d", st);
+	assert_healthy();
+}
+
+Test(serve, malformed_json_and_bad_values_get_400)
+{
+	json_t *j = req_json("POST", "/v1/templates/x", "{\"program\": [\"/bin/lua\",", 400);
+	const char *e = json_string_value(json_object_get(j, "error"));
+	cr_assert(e && !strncmp(e, "line 1 column ", 14), "error: %s", e);
+	json_decref(j);
+	static const char *const bad[] = {
+		"[]", "{}", "{\"program\": 5}", "{\"program\": []}", "{\"program\": [\"\"]}",
+		"{\"program\": [\"/bin/lua\"], \"mem\": \"12Q\"}",
+		"{\"program\": [\"/bin/lua\"], \"timeout\": -1}",
+		"{\"program\": [\"/bin/lua\"], \"env\": [\"NOEQUALS\"]}",
+		"{\"program\": [\"/bin/lua\"], \"rootfs\": \"relative\"}",
+		"{\"program\": [\"/bin/lua\"], \"force\": 1}",
+		"{\"program\": [\"/bin/lua\"], \"bogus\": 1}",
+		"{\"program\": [\"/bin/lua\"], \"program\": [\"/bin/lua\"]}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = req_json("POST", "/v1/templates/x", bad[i], 400);
+		cr_assert(json_string_value(json_object_get(j, "error")), "%s", bad[i]);
+		json_decref(j);
+	}
+	json_decref(req_json("POST", "/v1/templates/x/run?timeout=0", "", 400));
+	json_decref(req_json("POST", "/v1/templates/x/run?timeout=abc", "", 400));
+	json_decref(req_json("POST", "/v1/templates/x/run?max_output=-1", "", 400));
+	json_decref(req_json("POST", "/v1/templates/x/run?what=1", "", 400));
+	json_decref(req_json("GET", "/v1/templates/..", NULL, 400));
+	json_decref(req_json("DELETE", "/v1/sandboxes/abc", NULL, 400));
+}
+
+Test(serve, unknown_things_get_404_and_wrong_methods_405)
+{
+	json_decref(req_json("POST", "/v1/templates/nope/run", "{}", 404));
+	json_decref(req_json("GET", "/v1/templates/nope", NULL, 404));
+	json_decref(req_json("DELETE", "/v1/templates/nope", NULL, 404));
+	json_decref(req_json("DELETE", "/v1/sandboxes/12345", NULL, 404));
+	json_decref(req_json("GET", "/v2/anything", NULL, 404));
+	json_decref(req_json("GET", "/v1/templates/a/b/c", NULL, 404));
+	json_decref(req_json("PUT", "/v1/templates/x", "", 405));
+	json_decref(req_json("POST", "/v1/health", "", 405));
+}
+
+Test(serve, templates_created_and_removed_through_the_api)
+{
+	const char *body = "{\"program\": [\"/bin/lua\", \"/app/handler.lua\"], \"mem\": \"64M\", "
+			   "\"env\": [\"GREETING=hi\"], \"timeout\": 60}";
+	json_t *j = req_json("POST", "/v1/templates/api-lua", body, 201);
+	cr_assert_eq(json_integer_value(json_object_get(j, "mem_bytes")), 64 << 20);
+	json_decref(j);
+	lua_run("api-lua", 20);
+	json_decref(req_json("POST", "/v1/templates/api-lua", body, 409));
+	j = req_json("POST", "/v1/templates/api-lua",
+		     "{\"program\": [\"/bin/lua\", \"/app/handler.lua\"], \"force\": true}", 201);
+	cr_assert_eq(json_integer_value(json_object_get(j, "mem_bytes")), 256 << 20);
+	json_decref(j);
+	/* a program that cannot run: the child's one-line message */
+	j = req_json("POST", "/v1/templates/broken", "{\"program\": [\"/bin/no-such-program\"]}", 422);
+	cr_assert(strstr(json_string_value(json_object_get(j, "error")), "no-such-program"), "%s",
+		  json_string_value(json_object_get(j, "error")));
+	json_decref(j);
+	struct http_response r;
+	cr_assert_eq(req("DELETE", "/v1/templates/api-lua", NULL, &r), 204);
+	http_response__free(&r);
+	json_decref(req_json("DELETE", "/v1/templates/api-lua", NULL, 404));
+	json_decref(req_json("POST", "/v1/templates/api-lua/run", "{}", 404));
+}
+
+Test(serve, restart_keeps_templates)
+{
+	create("lua", LUA);
+	lua_run("lua", 5);
+	cr_assert_eq(daemon_stop(), 0, "serve exit status on SIGTERM");
+	struct stat sb;
+	cr_assert_neq(stat(SOCK, &sb), 0, "the socket file outlived the service");
+	daemon_start();
+	json_t *j = req_json("GET", "/v1/templates", NULL, 200);
+	cr_assert_eq(json_array_size(json_object_get(j, "templates")), 1);
+	json_decref(j);
+	lua_run("lua", 6);
+}
+
+Test(serve, cli_run_through_the_service)
+{
+	char want[128];
+
+	create("lua", LUA);
+	lua_answer(25, want, sizeof(want));
+	sb(ARGS("run", "--server", SOCK, "--timeout", "30", "lua"), "{\"n\": 25}", 60);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_str_eq(R.out, want);
+	sb(ARGS("run", "--server", SOCK, "lua"), "garbage", 60);
+	cr_assert_eq(R.status, 1, "the program's own status; stderr: %s", R.err);
+	sb(ARGS("run", "--server", SOCK, "nope"), "", 60);
+	cr_assert_eq(R.status, 125);
+	cr_assert_str_eq(R.err, "snapbox: no template named nope\n");
+	char gone[600];
+	snprintf(gone, sizeof(gone), "%s/nothing.sock", STORE);
+	sb(ARGS("run", "--server", gone, "lua"), "", 60);
+	cr_assert_eq(R.status, 125);
+	cr_assert(strstr(R.err, "snapbox: cannot reach the snapbox service at "), "%s", R.err);
+	sb(ARGS("ps", "--server", SOCK), NULL, 30);
+	cr_assert_eq(R.status, 0, "ps: %s", R.err);
+}
+
+/* ---- no leak over many runs --------------------------------------------------------------- */
+
+static int count_fds(pid_t pid)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "ls /proc/%d/fd | wc -l", (int)pid);
+	FILE *f = popen(cmd, "r");
+	int n = -1;
+	cr_assert(f);
+	cr_assert_eq(fscanf(f, "%d", &n), 1);
+	pclose(f);
+	return n;
+}
+
+static long rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	cr_assert(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* Wait until the pool is idle and refilled, so that counts compare. */
+static void settle(void)
+{
+	for (double t0 = now_s(); now_s() - t0 < 10; usleep(20000)) {
+		json_t *j = req_json("GET", "/v1/health", NULL, 200);
+		bool idle = json_integer_value(json_object_get(j, "live")) == 0 &&
+			    json_integer_value(json_object_get(j, "ready")) == 2;
+		json_decref(j);
+		if (idle) {
+			usleep(100000); /* the health request's connection ends */
+			return;
+		}
+	}
+	cr_assert_fail("the pool did not settle within 10 s");
+}
+
+Test(serve, many_sequential_runs_leave_fds_and_rss_flat, .timeout = 240)
+{
+	create("lua", LUA);
+	for (int i = 0; i < 50; i++) /* warm up: allocator arenas, libmicrohttpd */
+		lua_run("lua", i % 90);
+	settle();
+	int fd0 = count_fds(DAEMON);
+	long rss0 = rss_kb(DAEMON);
+	double t0 = now_s();
+	for (int i = 0; i < SOAK_RUNS; i++)
+		lua_run("lua", i % 90);
+	double secs = now_s() - t0;
+	settle();
+	int fd1 = count_fds(DAEMON);
+	long rss1 = rss_kb(DAEMON);
+	cr_log_info("%d runs in %.1f s; fds %d -> %d; VmRSS %ld -> %ld kB", SOAK_RUNS, secs, fd0, fd1,
+		    rss0, rss1);
+	cr_assert_eq(fd1, fd0, "the service's open fds went from %d to %d", fd0, fd1);
+	cr_assert_lt(rss1 - rss0, 8 << 10, "VmRSS grew from %ld to %ld kB", rss0, rss1);
+}
