@@ -279,6 +279,9 @@ static void zygote__main(int sock)
 	/* a process group of its own: the zygote and its workers, nothing else,
 	 * so that ending them all (kill(0)) never reaches the service */
 	setpgid(0, 0);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL); /* not the service's blocked set */
 	signal(SIGCHLD, SIG_DFL);
 	for (;;) {
 		while (waitpid(-1, NULL, WNOHANG) > 0)

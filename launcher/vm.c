@@ -131,7 +131,12 @@ void vm__destroy_detached(struct vm *vm)
 	char *st = malloc(stack);
 
 	/* CLONE_VM: the child shares our address space, so our exit does not
-	 * tear down the guest's mappings either; it does all of it and exits. */
+	 * tear down the guest's mappings either; it does all of it and exits.
+	 * It must not touch the heap (malloc does not expect another process
+	 * in it while our exit runs destructors), so free what needs freeing
+	 * here first; the rest is closing descriptors and unmapping. */
+	free(vm->vcpu.cpuid);
+	vm->vcpu.cpuid = NULL;
 	if (!st || clone(vm__reaper, st + stack, CLONE_VM, vm) < 0) {
 		vm__destroy(vm);
 		free(vm);
