@@ -1061,10 +1061,134 @@ static int api__sandbox_kill(struct call *c)
 
 	if (parse__u64(c->arg, 1, INT64_MAX, &id) < 0)
 		return reply__error(c->r, MHD_HTTP_BAD_REQUEST, "sandbox id %.32s: expected a number", c->arg);
-	if (pool__kill(c->s->pool, id) < 0)
+	/* a long-lived sandbox is released (killed if it runs); a run is killed */
+	if (pool__release(c->s->pool, id) < 0 && pool__kill(c->s->pool, id) < 0)
 		return reply__error(c->r, MHD_HTTP_NOT_FOUND, "no live sandbox %llu", (unsigned long long)id);
 	serve__log(c->s, SERVE_LOG_DEBUG, "sandbox %llu killed on request", (unsigned long long)id);
 	return reply__empty(c->r, MHD_HTTP_NO_CONTENT);
+}
+
+/* ---- long-lived sandboxes ---------------------------------------------------------------------- */
+
+static int sandbox__id(struct call *c, uint64_t *id)
+{
+	if (parse__u64(c->arg, 1, INT64_MAX, id) < 0)
+		return reply__error(c->r, MHD_HTTP_BAD_REQUEST, "sandbox id %.32s: expected a number", c->arg);
+	return 0;
+}
+
+/* POST /v1/sandboxes {"template": NAME, "timeout": S, "max_output": N} */
+static int api__sandbox_start(struct call *c)
+{
+	struct sandbox_limits lim = { 0, RUN_DEFAULT_MAX_OUTPUT };
+	struct sb_err err = { "" };
+	json_error_t je;
+	json_t *body, *v;
+	const char *name;
+	char dir[PATH_MAX];
+	uint64_t id;
+	int ret;
+
+	body = json_loadb(c->rq->body ? c->rq->body : "", c->rq->len, JSON_REJECT_DUPLICATES, &je);
+	if (!body)
+		return reply__error(c->r, MHD_HTTP_BAD_REQUEST, "line %d column %d: %s", je.line,
+				    je.column, je.text);
+	name = json_string_value(json_object_get(body, "template"));
+	if (!json_is_object(body) || !name || store__check_name(name, &err) < 0) {
+		json_decref(body);
+		return reply__error(c->r, MHD_HTTP_BAD_REQUEST, "%s",
+				    err.msg[0] ? err.msg : "expected {\"template\": NAME, ...}");
+	}
+	v = json_object_get(body, "timeout");
+	if (v && (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 86400)) {
+		json_decref(body);
+		return reply__error(c->r, MHD_HTTP_BAD_REQUEST, "timeout: expected 0..86400 seconds");
+	}
+	if (v)
+		lim.timeout_ns = (uint64_t)(json_number_value(v) * 1e9);
+	v = json_object_get(body, "max_output");
+	if (v && (!json_is_integer(v) || json_integer_value(v) < 1)) {
+		json_decref(body);
+		return reply__error(c->r, MHD_HTTP_BAD_REQUEST, "max_output: expected a positive integer");
+	}
+	if (v)
+		lim.max_output = (uint64_t)json_integer_value(v);
+	if (store__path(&c->s->store, name, dir, sizeof(dir), &err) < 0) {
+		json_decref(body);
+		return reply__error(c->r, MHD_HTTP_BAD_REQUEST, "%s", err.msg);
+	}
+	if (serve__enter(c->s) < 0) {
+		json_decref(body);
+		return reply__error(c->r, MHD_HTTP_SERVICE_UNAVAILABLE, "the service is stopping");
+	}
+	ret = pool__start(c->s->pool, name, dir, &lim, &id, &err);
+	serve__leave(c->s);
+	c->arg = name; /* for run__error's messages */
+	if (ret < 0) {
+		ret = run__error(c, ret, &err);
+		json_decref(body);
+		return ret;
+	}
+	json_decref(body);
+	return reply__json(c->r, MHD_HTTP_CREATED, json_pack("{s:I}", "id", (json_int_t)id));
+}
+
+/* POST /v1/sandboxes/{id}/stdin[?eof=1]: the body is appended to its stdin */
+static int api__sandbox_stdin(struct call *c)
+{
+	const char *eof = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "eof");
+	uint64_t id;
+	int ret = sandbox__id(c, &id);
+
+	if (ret)
+		return ret;
+	if (eof && strcmp(eof, "0") && strcmp(eof, "1"))
+		return reply__error(c->r, MHD_HTTP_BAD_REQUEST, "eof: expected 0 or 1");
+	ret = pool__write_stdin(c->s->pool, id, c->rq->body, c->rq->len, eof && !strcmp(eof, "1"));
+	if (ret == -ENOENT)
+		return reply__error(c->r, MHD_HTTP_NOT_FOUND, "no long-lived sandbox %llu",
+				    (unsigned long long)id);
+	if (ret == -EPIPE)
+		return reply__error(c->r, MHD_HTTP_CONFLICT, "sandbox %llu: stdin is closed, or it has ended",
+				    (unsigned long long)id);
+	if (ret < 0)
+		return reply__error(c->r, MHD_HTTP_INTERNAL_SERVER_ERROR, "stdin: %s", strerror(-ret));
+	return reply__empty(c->r, MHD_HTTP_NO_CONTENT);
+}
+
+/* GET /v1/sandboxes/{id}[?stdout_offset=N&stderr_offset=N]: status and output */
+static int api__sandbox_get(struct call *c)
+{
+	const char *oo = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "stdout_offset");
+	const char *eo = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, "stderr_offset");
+	uint64_t id, out_off = 0, err_off = 0;
+	struct sandbox_output o;
+	json_t *j;
+	int ret = sandbox__id(c, &id);
+
+	if (ret)
+		return ret;
+	if ((oo && parse__u64(oo, 0, INT64_MAX, &out_off) < 0) ||
+	    (eo && parse__u64(eo, 0, INT64_MAX, &err_off) < 0))
+		return reply__error(c->r, MHD_HTTP_BAD_REQUEST, "offsets: expected byte counts");
+	if (pool__read(c->s->pool, id, out_off, err_off, &o) < 0)
+		return reply__error(c->r, MHD_HTTP_NOT_FOUND, "no long-lived sandbox %llu",
+				    (unsigned long long)id);
+	j = json_pack("{s:I, s:s, s:I, s:I}", "id", (json_int_t)id, "state",
+		      o.done ? "exited" : "running", "stdout_total", (json_int_t)o.out_total,
+		      "stderr_total", (json_int_t)o.err_total);
+	if (j && (json__set_bytes(j, "stdout", o.out ? o.out : "", o.out_len) < 0 ||
+		  json__set_bytes(j, "stderr", o.err ? o.err : "", o.err_len) < 0))
+		json_decref(j), j = NULL;
+	if (j && o.done) {
+		json_object_set_new(j, "exit_code", json_integer(o.result.status));
+		json_object_set_new(j, "timed_out", json_boolean(o.result.timed_out));
+		json_object_set_new(j, "killed", json_boolean(o.result.killed));
+		json_object_set_new(j, "output_limited", json_boolean(o.result.output_limited));
+		json_object_set_new(j, "message", json__text(o.result.message));
+	}
+	sandbox_output__free(&o);
+	return reply__json(c->r, MHD_HTTP_OK, j);
 }
 
 static int api__health(struct call *c)
@@ -1125,25 +1249,30 @@ static int api__metrics(struct call *c)
 
 /* ---- routing ------------------------------------------------------------------------------ */
 
-enum route_kind { R_EXACT, R_ARG, R_ARG_RUN };
+enum route_kind { R_EXACT, R_ARG };
 
+/* R_ARG: path, then one segment (the {name} or {id}), then suffix ("" or "/run") */
 struct route {
 	const char *method;
 	const char *path;
 	enum route_kind kind;
 	int (*fn)(struct call *c);
+	const char *suffix;
 };
 
 static const struct route routes[] = {
-	{ "GET", "/v1/health", R_EXACT, api__health },
-	{ "GET", "/metrics", R_EXACT, api__metrics },
-	{ "GET", "/v1/templates", R_EXACT, api__templates },
-	{ "GET", "/v1/templates/", R_ARG, api__template_get },
-	{ "POST", "/v1/templates/", R_ARG, api__template_create },
-	{ "DELETE", "/v1/templates/", R_ARG, api__template_delete },
-	{ "POST", "/v1/templates/", R_ARG_RUN, api__run },
-	{ "GET", "/v1/sandboxes", R_EXACT, api__sandboxes },
-	{ "DELETE", "/v1/sandboxes/", R_ARG, api__sandbox_kill },
+	{ "GET", "/v1/health", R_EXACT, api__health, "" },
+	{ "GET", "/metrics", R_EXACT, api__metrics, "" },
+	{ "GET", "/v1/templates", R_EXACT, api__templates, "" },
+	{ "GET", "/v1/templates/", R_ARG, api__template_get, "" },
+	{ "POST", "/v1/templates/", R_ARG, api__template_create, "" },
+	{ "DELETE", "/v1/templates/", R_ARG, api__template_delete, "" },
+	{ "POST", "/v1/templates/", R_ARG, api__run, "/run" },
+	{ "GET", "/v1/sandboxes", R_EXACT, api__sandboxes, "" },
+	{ "POST", "/v1/sandboxes", R_EXACT, api__sandbox_start, "" },
+	{ "GET", "/v1/sandboxes/", R_ARG, api__sandbox_get, "" },
+	{ "POST", "/v1/sandboxes/", R_ARG, api__sandbox_stdin, "/stdin" },
+	{ "DELETE", "/v1/sandboxes/", R_ARG, api__sandbox_kill, "" },
 };
 
 /* Does url have route rt's shape?  The path segment goes to arg[len]. */
@@ -1160,7 +1289,7 @@ static bool route__match(const struct route *rt, const char *url, char *arg, siz
 	n = strcspn(rest, "/");
 	if (n == 0 || n >= len)
 		return false;
-	if (rt->kind == R_ARG ? rest[n] != 0 : strcmp(rest + n, "/run") != 0)
+	if (strcmp(rest + n, rt->suffix) != 0)
 		return false;
 	memcpy(arg, rest, n);
 	arg[n] = 0;

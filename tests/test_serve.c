@@ -36,7 +36,7 @@ static pid_t DAEMON = -1;
 static struct run_result R;
 
 #define ARGS(...) ((const char *const[]){ "snapbox", __VA_ARGS__, NULL })
-#define SOAK_RUNS 2000
+#define SOAK_RUNS 10000
 
 /* ---- the daemon --------------------------------------------------------------- */
 
@@ -551,4 +551,73 @@ Test(serve, many_sequential_runs_leave_fds_and_rss_flat, .timeout = 240)
 		    rss0, rss1);
 	cr_assert_eq(fd1, fd0, "the service's open fds went from %d to %d", fd0, fd1);
 	cr_assert_lt(rss1 - rss0, 8 << 10, "VmRSS grew from %ld to %ld kB", rss0, rss1);
+}
+
+/* ---- long-lived sandboxes: start, write stdin in pieces, read, release ------- */
+
+static json_t *sandbox_state(json_int_t id, const char *query)
+{
+	char target[128];
+	snprintf(target, sizeof(target), "/v1/sandboxes/%lld%s", (long long)id, query);
+	return req_json("GET", target, NULL, 200);
+}
+
+Test(serve, long_lived_sandbox_over_the_api)
+{
+	struct http_response r;
+	char target[128];
+	json_t *j;
+
+	create("cat", ((const char *const[]){ "/bin/cat", NULL }));
+	j = req_json("POST", "/v1/sandboxes", "{\"template\": \"cat\", \"timeout\": 60}", 201);
+	json_int_t id = json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	cr_assert_gt(id, 0);
+	snprintf(target, sizeof(target), "/v1/sandboxes/%lld/stdin", (long long)id);
+	cr_assert_eq(req("POST", target, "hello ", &r), 204, "%s", r.body);
+	http_response__free(&r);
+	/* its output arrives while it runs */
+	const char *out = "";
+	for (int i = 0; i < 400; i++) {
+		j = sandbox_state(id, "");
+		out = json_string_value(json_object_get(j, "stdout"));
+		if (out && !strcmp(out, "hello "))
+			break;
+		json_decref(j);
+		j = NULL;
+		usleep(5000);
+	}
+	cr_assert_not_null(j, "no output from the long-lived sandbox");
+	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "running");
+	json_decref(j);
+	snprintf(target, sizeof(target), "/v1/sandboxes/%lld/stdin?eof=1", (long long)id);
+	cr_assert_eq(req("POST", target, "world", &r), 204, "%s", r.body);
+	http_response__free(&r);
+	for (int i = 0; i < 400; i++) {
+		j = sandbox_state(id, "?stdout_offset=6");
+		if (!strcmp(json_string_value(json_object_get(j, "state")), "exited"))
+			break;
+		json_decref(j);
+		j = NULL;
+		usleep(5000);
+	}
+	cr_assert_not_null(j, "cat did not end after its stdin was closed");
+	cr_assert_str_eq(json_string_value(json_object_get(j, "stdout")), "world");
+	cr_assert_eq(json_integer_value(json_object_get(j, "stdout_total")), 11);
+	cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 0);
+	json_decref(j);
+	/* stdin after EOF: 409; release: 204, then it is gone */
+	snprintf(target, sizeof(target), "/v1/sandboxes/%lld/stdin", (long long)id);
+	cr_assert_eq(req("POST", target, "more", &r), 409, "%s", r.body);
+	http_response__free(&r);
+	snprintf(target, sizeof(target), "/v1/sandboxes/%lld", (long long)id);
+	cr_assert_eq(req("DELETE", target, NULL, &r), 204);
+	http_response__free(&r);
+	cr_assert_eq(req("GET", target, NULL, &r), 404);
+	http_response__free(&r);
+	cr_assert_eq(req("POST", "/v1/sandboxes", "{\"template\": \"nope\"}", &r), 404, "%s", r.body);
+	http_response__free(&r);
+	cr_assert_eq(req("POST", "/v1/sandboxes", "{\"tmpl\": 1}", &r), 400, "%s", r.body);
+	http_response__free(&r);
+	assert_healthy();
 }
