@@ -32,6 +32,7 @@
 #define DEFAULT_MAX_OUTPUT (16ULL << 20)
 #define READY_WAIT_MS 10000
 #define TAKE_WAIT_S 30       /* a request waits this long for a free worker */
+#define REFILL_THREADS 2     /* workers being started at once */
 
 enum msg_type { MSG_SPAWN = 1, MSG_SPAWNED, MSG_READY, MSG_ERROR, MSG_JOB, MSG_RESULT };
 
@@ -89,8 +90,10 @@ struct pool {
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
 	int zsock;               /* to the zygote (service side) */
+	pthread_mutex_t zlock;   /* one request/answer exchange with it at a time */
 	pid_t zpid;
-	pthread_t refill;
+	pthread_t refill[REFILL_THREADS];
+	unsigned n_refill;
 	bool stopping;
 	struct sandbox *live_list;   /* long-lived sandboxes (pool__start) */
 	struct worker w[MAX_WORKERS];
@@ -318,17 +321,19 @@ static void zygote__main(int sock)
 /* ---- the service side ----------------------------------------------------- */
 
 /* Ask the zygote for a worker of mem_size and wait until its VM shell is
- * ready.  Called from the refill thread only (the zygote socket has one
- * writer).  Lock not held. */
+ * ready (several refill threads may wait at once).  p->lock not held. */
 static int pool__spawn(struct pool *p, struct worker *w)
 {
 	struct msg_spawn req = { .type = MSG_SPAWN, .mem_size = w->mem_size };
 	struct msg_spawned rep;
 	struct msg_status st;
-	int fd = -1, ret = msg_send(p->zsock, &req, sizeof(req), NULL, 0);
+	int fd = -1, ret;
 
+	pthread_mutex_lock(&p->zlock);
+	ret = msg_send(p->zsock, &req, sizeof(req), NULL, 0);
 	if (ret == 0)
 		ret = msg_recv(p->zsock, &rep, sizeof(rep), &fd, 1);
+	pthread_mutex_unlock(&p->zlock);
 	if (ret < 0)
 		return ret;
 	if (rep.pid < 0 || ret != 1) {
@@ -440,13 +445,17 @@ int pool__create(struct pool **out, const struct pool_opts *o, struct sb_err *er
 	p->zsock = pair[0];
 	p->next_id = 1;
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_init(&p->zlock, NULL);
 	pthread_cond_init(&p->changed, NULL);
 	p->sizes[p->n_sizes++] = 256ULL << 20; /* the default template size */
-	if (pthread_create(&p->refill, NULL, pool__refill, p) != 0) {
+	for (int i = 0; i < REFILL_THREADS; i++)
+		if (pthread_create(&p->refill[p->n_refill], NULL, pool__refill, p) == 0)
+			p->n_refill++;
+	if (!p->n_refill) {
 		close(p->zsock);
 		waitpid(p->zpid, NULL, 0);
 		free(p);
-		return err__set(err, -EAGAIN, "cannot start the pool thread");
+		return err__set(err, -EAGAIN, "cannot start the pool threads");
 	}
 	*out = p;
 	return 0;
@@ -989,13 +998,15 @@ void pool__destroy(struct pool *p)
 	pthread_cond_broadcast(&p->changed);
 	pthread_mutex_unlock(&p->lock);
 	shutdown(p->zsock, SHUT_RDWR); /* the zygote ends every worker */
-	pthread_join(p->refill, NULL);
+	for (unsigned i = 0; i < p->n_refill; i++)
+		pthread_join(p->refill[i], NULL);
 	close(p->zsock);
 	waitpid(p->zpid, NULL, 0);
 	for (int i = 0; i < MAX_WORKERS; i++)
 		if (p->w[i].state == W_READY || p->w[i].state == W_BUSY)
 			close(p->w[i].sock);
 	pthread_mutex_destroy(&p->lock);
+	pthread_mutex_destroy(&p->zlock);
 	pthread_cond_destroy(&p->changed);
 	free(p);
 }
