@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +34,7 @@
 #define READY_WAIT_MS 10000
 #define TAKE_WAIT_S 30       /* a request waits this long for a free worker */
 #define REFILL_THREADS 2     /* workers being started at once */
+#define TCACHE_SIZE 16       /* templates kept loaded by the service */
 
 enum msg_type { MSG_SPAWN = 1, MSG_SPAWNED, MSG_READY, MSG_ERROR, MSG_JOB, MSG_RESULT };
 
@@ -53,13 +55,14 @@ struct msg_status {          /* worker -> service: READY or ERROR */
 	char message[256];
 };
 
-struct msg_job {             /* service -> worker, + SCM_RIGHTS(stdin, stdout, stderr) */
+struct msg_job {             /* service -> worker, + SCM_RIGHTS(stdin, stdout, stderr,
+				the template's directory) */
 	uint32_t type;
 	uint32_t pad;
 	uint64_t id;
 	uint64_t timeout_ns;
 	char name[72];
-	char tdir[4096];
+	struct snapshot snap;    /* loaded and checked by the service; dirfd is fds[3] */
 };
 
 struct msg_result {          /* worker -> service */
@@ -96,6 +99,17 @@ struct pool {
 	unsigned n_refill;
 	bool stopping;
 	struct sandbox *live_list;   /* long-lived sandboxes (pool__start) */
+	struct tcache {
+		char dir[4096];
+		dev_t dev;
+		ino_t ino;
+		struct timespec mtime;
+		off_t size;
+		uint64_t used;       /* LRU tick */
+		struct snapshot snap;  /* loaded and checked; snap.dirfd open */
+	} *tcache;                   /* TCACHE_SIZE entries, under tlock */
+	pthread_mutex_t tlock;
+	uint64_t ttick;
 	struct worker w[MAX_WORKERS];
 	uint64_t sizes[8];       /* RAM sizes to keep ready workers for */
 	unsigned n_sizes;
@@ -201,16 +215,15 @@ static int msg_recv(int sock, void *m, size_t len, int *fds, int maxfds)
 
 /* ---- the worker: one sandbox, in its own process ------------------------- */
 
-static void worker__run_job(struct vm *vm, const struct msg_job *job, const int *fds, int sock)
+static void worker__run_job(struct vm *vm, struct msg_job *job, const int *fds, int sock)
 {
 	struct msg_result r = { .type = MSG_RESULT };
 	struct sb_err err = { "" };
-	struct snapshot *snap = malloc(sizeof(*snap));
 	double t0 = now_us(), t1;
-	int ret = snap ? snapshot__load(job->tdir, snap, &err) : -ENOMEM;
+	int ret;
 
-	if (ret == 0)
-		ret = vm__clone_into(vm, snap, &err);
+	job->snap.dirfd = fds[3];
+	ret = vm__clone_into(vm, &job->snap, &err);
 	t1 = now_us();
 	r.clone_us = t1 - t0;
 	if (ret == 0) {
@@ -247,7 +260,7 @@ static void worker__main(int sock, uint64_t mem_size)
 	struct sb_err err = { "" };
 	struct vm *vm = calloc(1, sizeof(*vm));
 	struct msg_job *job = calloc(1, sizeof(*job));
-	int fds[3], n;
+	int fds[4], n;
 
 	signal(SIGPIPE, SIG_IGN);
 	if (!vm || !job || vm__create_shell(vm, mem_size, &err) < 0) {
@@ -258,9 +271,8 @@ static void worker__main(int sock, uint64_t mem_size)
 	}
 	if (msg_send(sock, &st, sizeof(st), NULL, 0) < 0)
 		_exit(1);
-	n = msg_recv(sock, job, sizeof(*job), fds, 3);
-	if (n == 3 && job->type == MSG_JOB) {
-		job->tdir[sizeof(job->tdir) - 1] = 0;
+	n = msg_recv(sock, job, sizeof(*job), fds, 4);
+	if (n == 4 && job->type == MSG_JOB) {
 		job->name[sizeof(job->name) - 1] = 0;
 		worker__run_job(vm, job, fds, sock);
 	}
@@ -417,8 +429,10 @@ int pool__create(struct pool **out, const struct pool_opts *o, struct sb_err *er
 	struct pool *p = calloc(1, sizeof(*p));
 	int pair[2];
 
-	if (!p)
+	if (!p || !(p->tcache = calloc(TCACHE_SIZE, sizeof(*p->tcache)))) {
+		free(p);
 		return err__set(err, -ENOMEM, "out of memory");
+	}
 	p->o = *o;
 	if (!p->o.ready_per_size)
 		p->o.ready_per_size = 2;
@@ -427,6 +441,7 @@ int pool__create(struct pool **out, const struct pool_opts *o, struct sb_err *er
 	if (p->o.max_live > MAX_WORKERS / 2)
 		p->o.max_live = MAX_WORKERS / 2;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
+		free(p->tcache);
 		free(p);
 		return err__errno(err, "socketpair");
 	}
@@ -434,6 +449,7 @@ int pool__create(struct pool **out, const struct pool_opts *o, struct sb_err *er
 	if (p->zpid < 0) {
 		close(pair[0]);
 		close(pair[1]);
+		free(p->tcache);
 		free(p);
 		return err__errno(err, "fork of the zygote");
 	}
@@ -446,6 +462,9 @@ int pool__create(struct pool **out, const struct pool_opts *o, struct sb_err *er
 	p->next_id = 1;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_mutex_init(&p->zlock, NULL);
+	pthread_mutex_init(&p->tlock, NULL);
+	for (int i = 0; i < TCACHE_SIZE; i++)
+		p->tcache[i].snap.dirfd = -1;
 	pthread_cond_init(&p->changed, NULL);
 	p->sizes[p->n_sizes++] = 256ULL << 20; /* the default template size */
 	for (int i = 0; i < REFILL_THREADS; i++)
@@ -454,6 +473,7 @@ int pool__create(struct pool **out, const struct pool_opts *o, struct sb_err *er
 	if (!p->n_refill) {
 		close(p->zsock);
 		waitpid(p->zpid, NULL, 0);
+		free(p->tcache);
 		free(p);
 		return err__set(err, -EAGAIN, "cannot start the pool threads");
 	}
@@ -538,10 +558,63 @@ struct sandbox {
 };
 
 /* Load the template, take a worker, hand it the job with stdin_fd. */
+/*
+ * The template in tdir, loaded and checked, into *snap with a dirfd of its
+ * own (the caller closes it).  Kept loaded while its state.bin is the same
+ * file (a replaced template is a new one) -- the service checks a template
+ * once, not on every request.
+ */
+static int pool__template(struct pool *p, const char *tdir, struct snapshot *snap,
+			  struct sb_err *err)
+{
+	char path[4200];
+	struct stat sb;
+	struct tcache *e = NULL, *lru = NULL;
+	int ret = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", tdir, SNAP_STATE_FILE);
+	if (stat(path, &sb) < 0)
+		return err__errno(err, "template %s", tdir);
+	pthread_mutex_lock(&p->tlock);
+	for (int i = 0; i < TCACHE_SIZE && !e; i++) {
+		struct tcache *c = &p->tcache[i];
+		if (c->snap.dirfd >= 0 && !strcmp(c->dir, tdir) && c->dev == sb.st_dev &&
+		    c->ino == sb.st_ino && c->size == sb.st_size &&
+		    c->mtime.tv_sec == sb.st_mtim.tv_sec && c->mtime.tv_nsec == sb.st_mtim.tv_nsec)
+			e = c;
+		if (!lru || c->used < lru->used)
+			lru = c;
+	}
+	if (!e) {
+		e = lru;
+		if (e->snap.dirfd >= 0)
+			snapshot__close(&e->snap);
+		ret = snapshot__load(tdir, &e->snap, err);
+		if (ret < 0) {
+			e->snap.dirfd = -1;
+			e->dir[0] = 0;
+		} else {
+			snprintf(e->dir, sizeof(e->dir), "%s", tdir);
+			e->dev = sb.st_dev;
+			e->ino = sb.st_ino;
+			e->size = sb.st_size;
+			e->mtime = sb.st_mtim;
+		}
+	}
+	if (ret == 0) {
+		e->used = ++p->ttick;
+		*snap = e->snap;
+		snap->dirfd = fcntl(e->snap.dirfd, F_DUPFD_CLOEXEC, 0);
+		if (snap->dirfd < 0)
+			ret = err__errno(err, "dup of the template's directory");
+	}
+	pthread_mutex_unlock(&p->tlock);
+	return ret;
+}
+
 static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, const char *tdir,
 			  int stdin_fd, struct sb_err *err)
 {
-	struct snapshot *snap = malloc(sizeof(*snap));
 	struct msg_job *job = calloc(1, sizeof(*job));
 	int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, ret;
 	uint64_t mem_size = 0;
@@ -549,16 +622,16 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 	sb->p = p;
 	sb->out_r = sb->err_r = -1;
 	snprintf(sb->name, sizeof(sb->name), "%s", name);
-	if (!snap || !job) {
+	if (!job) {
 		ret = err__set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
 	/* the template must load here, or nothing runs */
-	ret = snapshot__load(tdir, snap, err);
+	job->snap.dirfd = -1;
+	ret = pool__template(p, tdir, &job->snap, err);
 	if (ret < 0)
 		goto out;
-	mem_size = snap->hdr.mem_size;
-	snapshot__close(snap);
+	mem_size = job->snap.hdr.mem_size;
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		ret = err__errno(err, "pipe for the sandbox's output");
 		goto out;
@@ -574,11 +647,12 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 	sb->res.wait_us = now_us() - sb->t0;
 	pool__log(p, 1, "sandbox %llu: template %s, worker pid %d", (unsigned long long)sb->id, name,
 		  sb->w->pid);
-	*job = (struct msg_job){ .type = MSG_JOB, .id = sb->id, .timeout_ns = sb->lim.timeout_ns };
+	job->type = MSG_JOB;
+	job->id = sb->id;
+	job->timeout_ns = sb->lim.timeout_ns;
 	snprintf(job->name, sizeof(job->name), "%s", name);
-	snprintf(job->tdir, sizeof(job->tdir), "%s", tdir);
-	int fds[3] = { stdin_fd, out[1], errp[1] };
-	ret = msg_send(sb->w->sock, job, sizeof(*job), fds, 3);
+	int fds[4] = { stdin_fd, out[1], errp[1], job->snap.dirfd };
+	ret = msg_send(sb->w->sock, job, sizeof(*job), fds, 4);
 	if (ret < 0)
 		err__set(err, ret, "handing the request to its worker: %s", strerror(-ret));
 	sb->out_r = out[0];
@@ -592,8 +666,9 @@ out:
 		if (errp[i] >= 0)
 			close(errp[i]);
 	}
+	if (job && job->snap.dirfd >= 0)
+		close(job->snap.dirfd);
 	free(job);
-	free(snap);
 	return ret;
 }
 
@@ -1005,8 +1080,13 @@ void pool__destroy(struct pool *p)
 	for (int i = 0; i < MAX_WORKERS; i++)
 		if (p->w[i].state == W_READY || p->w[i].state == W_BUSY)
 			close(p->w[i].sock);
+	for (int i = 0; p->tcache && i < TCACHE_SIZE; i++)
+		if (p->tcache[i].snap.dirfd >= 0)
+			snapshot__close(&p->tcache[i].snap);
+	free(p->tcache);
 	pthread_mutex_destroy(&p->lock);
 	pthread_mutex_destroy(&p->zlock);
+	pthread_mutex_destroy(&p->tlock);
 	pthread_cond_destroy(&p->changed);
 	free(p);
 }

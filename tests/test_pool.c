@@ -402,3 +402,39 @@ Test(pool, releasing_a_running_sandbox_kills_it)
 	}
 	cr_assert(gone, "worker %d still alive", pid);
 }
+
+/* The service keeps templates loaded; a replaced one must be seen at once. */
+static void create_force(const char *name, const char *const *prog)
+{
+	const char *argv[16] = { "snapbox", "template", "create", name, "--force", "--store", STORE, "--" };
+	int n = 8;
+	for (int i = 0; prog[i]; i++)
+		argv[n++] = prog[i];
+	argv[n] = NULL;
+	run_result_free(&R);
+	cr_assert_eq(run_snapbox(argv, NULL, 0, 60, &R), 0);
+	cr_assert_eq(R.status, 0, "template create --force %s: %s", name, R.err);
+}
+
+Test(pool, a_replaced_template_is_not_served_from_the_cache)
+{
+	static const char *const ONE[] = { "/bin/lua", "-e", "io.read('a') print('one')", NULL };
+	static const char *const TWO[] = { "/bin/lua", "-e", "io.read('a') print('two')", NULL };
+	struct sandbox_limits lim = { .timeout_ns = 30000000000ULL };
+	struct sandbox_result res;
+	struct sb_err err = { "" };
+
+	setup("swap", ONE);
+	cr_assert_eq(pool__run(P, "swap", tdir("swap"), "x", 1, &lim, &res, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(res.out, "one\n");
+	sandbox_result__free(&res);
+	create_force("swap", TWO);
+	cr_assert_eq(pool__run(P, "swap", tdir("swap"), "x", 1, &lim, &res, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(res.out, "two\n", "served the replaced template");
+	sandbox_result__free(&res);
+	/* and a removed one is refused, not run from the cache */
+	char cmd[4200];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tdir("swap"));
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(pool__run(P, "swap", tdir("swap"), "x", 1, &lim, &res, &err), -ENOENT);
+}
