@@ -33,4 +33,7 @@ void require_kvm(void);
 /* Make a fresh temporary directory; returns a malloc'd path. */
 char *make_tempdir(void);
 int write_file(const char *dir, const char *name, const void *data, size_t len, int mode);
+/* What guest/rootfs/app/handler.lua answers to {"n": n}, computed here:
+ * {"n": N, "fib": F, "prime": P}\n (null where out of range). */
+void lua_answer(int n, char *out, size_t len);
 #endif
