@@ -218,3 +218,29 @@ void lua_answer(int n, char *out, size_t len)
 		snprintf(prime, sizeof(prime), "%d", primes[n]);
 	snprintf(out, len, "{\"n\": %d, \"fib\": %s, \"prime\": %s}\n", n, fib, prime);
 }
+
+uint8_t *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	cr_assert_not_null(f, "cannot open %s (run make first)", path);
+	fseek(f, 0, SEEK_END);
+	*len = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	uint8_t *b = malloc(*len ? *len : 1);
+	cr_assert_eq(fread(b, 1, *len, f), *len);
+	fclose(f);
+	return b;
+}
+
+void remove_tempdir(char **dir)
+{
+	char cmd[4200];
+
+	if (!*dir)
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", *dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", *dir);
+	free(*dir);
+	*dir = NULL;
+}

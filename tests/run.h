@@ -3,6 +3,7 @@
 #ifndef TESTS_RUN_H
 #define TESTS_RUN_H
 #include <stddef.h>
+#include <stdint.h>
 
 struct run_result {
 	int status;      /* exit status, or 128 + signal if snapbox itself died */
@@ -36,4 +37,10 @@ int write_file(const char *dir, const char *name, const void *data, size_t len, 
 /* What guest/rootfs/app/handler.lua answers to {"n": n}, computed here:
  * {"n": N, "fib": F, "prime": P}\n (null where out of range). */
 void lua_answer(int n, char *out, size_t len);
+
+/* A whole file, malloc'd (asserting it can be read). */
+uint8_t *slurp(const char *path, size_t *len);
+
+/* rm -rf *dir, free it, NULL it (test clean-up; tolerates NULL). */
+void remove_tempdir(char **dir);
 #endif

@@ -1,23 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* The newc cpio reader (the guest's root file system). */
 #include <criterion/criterion.h>
+#include "run.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cpio.h"
 
-static uint8_t *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	cr_assert_not_null(f, "cannot open %s (run make first)", path);
-	fseek(f, 0, SEEK_END);
-	*len = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	uint8_t *b = malloc(*len);
-	cr_assert_eq(fread(b, 1, *len, f), *len);
-	fclose(f);
-	return b;
-}
 
 Test(cpio, reads_the_built_rootfs)
 {

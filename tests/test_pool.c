@@ -18,18 +18,11 @@ static struct run_result R;
 
 static void fini(void)
 {
-	char cmd[512];
 	if (P)
 		pool__destroy(P);
 	P = NULL;
 	run_result_free(&R);
-	if (STORE) {
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", STORE);
-		if (system(cmd)) {
-		}
-		free(STORE);
-	}
-	STORE = NULL;
+	remove_tempdir(&STORE);
 }
 
 TestSuite(pool, .fini = fini, .timeout = 120);

@@ -39,15 +39,8 @@ static void init(void)
 
 static void fini(void)
 {
-	char cmd[600];
 	run_result_free(&R);
-	if (STORE) {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", STORE);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", STORE);
-		free(STORE);
-		STORE = NULL;
-	}
+	remove_tempdir(&STORE);
 }
 
 TestSuite(template, .init = init, .fini = fini, .timeout = 120);
