@@ -254,7 +254,7 @@ Test(template, sixteen_concurrent_clones)
 	}
 	/* all 16 run at once; reap them within 90 s */
 	int status[N], left = N;
-	time_t deadline = time(NULL) + 90;
+	time_t deadline = time(NULL) + (time_t)test_time(90);
 	for (int i = 0; i < N; i++)
 		status[i] = -1;
 	while (left && time(NULL) < deadline) {
