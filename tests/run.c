@@ -261,3 +261,38 @@ void remove_tempdir(char **dir)
 	free(*dir);
 	*dir = NULL;
 }
+
+const char *expected_syscall_path(const char **why)
+{
+	static const char *const known[] = { "user", "ud-kernel", "ud-user" };
+	const char *env = getenv("SNAPBOX_EXPECT_SYSCALL_PATH");
+
+	if (env && *env) {
+		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			if (!strcmp(env, known[i])) {
+				*why = "SNAPBOX_EXPECT_SYSCALL_PATH";
+				return known[i];
+			}
+		cr_assert_fail("SNAPBOX_EXPECT_SYSCALL_PATH=%s: expected user, ud-kernel or ud-user", env);
+	}
+	if (access("/sys/module/kvm_pvm", F_OK) == 0) {
+		*why = "kvm_pvm is loaded";
+		return "user";
+	}
+	*why = "no kvm_pvm: a VMX/SVM host";
+	return "ud-kernel";
+}
+
+const char *syscall_path_after(const char *s, const char *key)
+{
+	static char tok[32];
+	const char *p = strstr(s, key);
+	size_t n = 0;
+
+	if (!p)
+		return NULL;
+	for (p += strlen(key); n + 1 < sizeof(tok) && ((*p >= 'a' && *p <= 'z') || *p == '-'); p++)
+		tok[n++] = *p;
+	tok[n] = 0;
+	return tok;
+}

@@ -56,4 +56,18 @@ uint8_t *slurp(const char *path, size_t *len);
 
 /* rm -rf *dir, free it, NULL it (test clean-up; tolerates NULL). */
 void remove_tempdir(char **dir);
+
+/*
+ * The system-call path the guest must report on this host, as snapbox
+ * names it ("user", "ud-kernel", "ud-user"): $SNAPBOX_EXPECT_SYSCALL_PATH
+ * if set (so that a harness can insist, e.g. that an emulated VMX/SVM host
+ * takes "ud-kernel"), else "user" where the kvm_pvm module is loaded and
+ * "ud-kernel" elsewhere (kvm_intel, kvm_amd).  An unknown value in the
+ * variable fails the test.  *why says where the expectation comes from.
+ */
+const char *expected_syscall_path(const char **why);
+
+/* The path token ([a-z-]+) right after the first `key` in s, in a static
+ * buffer; NULL if key is absent. */
+const char *syscall_path_after(const char *s, const char *key);
 #endif
