@@ -24,7 +24,7 @@ trap 'rm -rf "$LOGS"' EXIT
 
 # Under emulation everything is ~20-100x slower: fewer soak runs, more
 # patient waits (tests/run.h: test_count, test_time); the same assertions.
-EMU_ENV="SNAPBOX_TIME_SCALE=20 SNAPBOX_SOAK_RUNS=500 SNAPBOX_EXPECT_SYSCALL_PATH=ud-kernel"
+EMU_ENV="SNAPBOX_TIME_SCALE=20 SNAPBOX_SOAK_RUNS=500 SNAPBOX_POOL_RUNS=250 SNAPBOX_SEQ_CLONES=30 SNAPBOX_EXPECT_SYSCALL_PATH=ud-kernel"
 ASAN_ENV="ASAN_OPTIONS=exitcode=99:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=98"
 
 kvm_usable() { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
@@ -51,8 +51,11 @@ tally() {
 # run_native LABEL BIN ENV...: a suite on this machine
 run_native() {
 	label=$1; bin=$2; shift 2
+	t0=$(date +%s)
 	env "$@" "$bin" --jobs 2 --short-filename --color=never >"$LOGS/log" 2>&1
-	tally "$label" "$LOGS/log" $?
+	rc=$?
+	echo "(natively: $(($(date +%s) - t0)) s)" >> "$LOGS/log"
+	tally "$label" "$LOGS/log" $rc
 }
 
 # A lane runs its emulated suites one after the other, each in a fresh
