@@ -95,3 +95,30 @@ Test(kvmhost, a_crashed_machine_is_reported_with_252)
 	cr_assert_eq(st, 252, "status %d: %s", st, out);
 	cr_assert(strstr(out, "without an exit status"), "%s", out);
 }
+
+/* CI clones the project anywhere, /tmp included (which the emulated machine
+ * mounts a tmpfs of its own on): the work tree must still be the shared one. */
+Test(kvmhost, a_work_tree_under_tmp_is_shared_too)
+{
+	char here[1024], line[8192], out[4096];
+	char *dir = make_tempdir();
+	cr_assert_not_null(dir);
+	cr_assert_not_null(getcwd(here, sizeof(here)));
+	snprintf(line, sizeof(line),
+		 "cd %s && KVMHOST_LABEL=tmp KVMHOST_DIR=%s/build/kvmhost %s/tests/kvmhost/run "
+		 "sh -c 'pwd; echo from-inside > made-inside' 2>&1 </dev/null",
+		 dir, here, here);
+	FILE *p = popen(line, "r");
+	cr_assert_not_null(p);
+	size_t n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	int st = pclose(p);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st, out);
+	cr_assert(strstr(out, dir), "not run in %s: %s", dir, out);
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/made-inside", dir);
+	uint8_t *f = slurp(path, &n);
+	cr_assert(n == 12 && !memcmp(f, "from-inside\n", 12));
+	free(f);
+	remove_tempdir(&dir);
+}
