@@ -20,6 +20,18 @@
 
 TestSuite(kvmhost, .timeout = 300);
 
+/* A shell command line's exit status, its output in out. */
+static int sh(const char *line, char *out, size_t len)
+{
+	FILE *p = popen(line, "r");
+	cr_assert_not_null(p, "popen: %s", strerror(errno));
+	size_t n = fread(out, 1, len - 1, p);
+	out[n] = 0;
+	int st = pclose(p);
+	cr_assert(WIFEXITED(st), "%s died: %#x", line, st);
+	return WEXITSTATUS(st);
+}
+
 /* Run tests/kvmhost/run with a shell command; its exit status, output in out. */
 static int kvmhost(const char *timeout, const char *label, const char *cmd, char *out, size_t len)
 {
@@ -27,13 +39,7 @@ static int kvmhost(const char *timeout, const char *label, const char *cmd, char
 	snprintf(line, sizeof(line),
 		 "KVMHOST_LABEL=%s tests/kvmhost/run %s%s sh -c '%s' 2>&1 </dev/null", label,
 		 timeout ? "--timeout " : "", timeout ? timeout : "", cmd);
-	FILE *p = popen(line, "r");
-	cr_assert_not_null(p, "popen: %s", strerror(errno));
-	size_t n = fread(out, 1, len - 1, p);
-	out[n] = 0;
-	int st = pclose(p);
-	cr_assert(WIFEXITED(st), "tests/kvmhost/run died: %#x", st);
-	return WEXITSTATUS(st);
+	return sh(line, out, len);
 }
 
 Test(kvmhost, has_a_kvm_with_svm_and_passes_status_and_environment)
@@ -108,14 +114,11 @@ Test(kvmhost, a_work_tree_under_tmp_is_shared_too)
 		 "cd %s && KVMHOST_LABEL=tmp KVMHOST_DIR=%s/build/kvmhost %s/tests/kvmhost/run "
 		 "sh -c 'pwd; echo from-inside > made-inside' 2>&1 </dev/null",
 		 dir, here, here);
-	FILE *p = popen(line, "r");
-	cr_assert_not_null(p);
-	size_t n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = 0;
-	int st = pclose(p);
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st, out);
+	int st = sh(line, out, sizeof(out));
+	cr_assert_eq(st, 0, "status %d: %s", st, out);
 	cr_assert(strstr(out, dir), "not run in %s: %s", dir, out);
 	char path[4200];
+	size_t n;
 	snprintf(path, sizeof(path), "%s/made-inside", dir);
 	uint8_t *f = slurp(path, &n);
 	cr_assert(n == 12 && !memcmp(f, "from-inside\n", 12));
