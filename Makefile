@@ -40,6 +40,12 @@ include guest/rootfs/rootfs.mk
 -include bench/bench.mk
 -include tests/fuzz/fuzz.mk
 
+# Nothing compiles before mk/deps.sh has installed what it needs: under -j,
+# `all: deps ...` alone lets make start the objects alongside it.  Order-only
+# (deps is phony: a normal prerequisite would rebuild everything each time).
+$(HOST_OBJS) $(BUILD)/host/launcher/main.o $(KERNEL_OBJS) $(LUA_SRCDIR) $(LUA_MULTIARCH_H) \
+	$(ROOTFS_EXAMPLE_UNSTRIPPED) $(TEST_BINS) $(BENCH_BINS): | deps
+
 # The README's main command: build, then answer a request in a sandbox.
 DEMO_STORE := $(BUILD)/store
 demo: all
