@@ -32,8 +32,8 @@
 #include <unistd.h>
 
 #include "bench/common.h"
-#include "launcher/kvm.h"
-#include "launcher/vm.h"
+#include "backend/kvm/kvm.h"
+#include "backend/kvm/vm.h"
 #include "snapshot/snapshot.h"
 
 #define CK_UNUSED __attribute__((unused))

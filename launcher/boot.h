@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "elf64.h"
-#include "launcher/err.h"
+#include "common/err.h"
 #include "memory/ram.h"
 
 #define BOOT_STACK_RESERVE (8ULL << 20) /* the program's stack */

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "launcher/boot.h"
-#include "launcher/err.h"
+#include "common/err.h"
 #include "launcher/rootfs.h"
 
 #define SNAPBOX_VERSION "0.1.0"

@@ -14,9 +14,9 @@
 
 #include "launcher/cli.h"
 #include "launcher/client.h"
-#include "launcher/kvm.h"
+#include "backend/kvm/kvm.h"
 #include "launcher/progress.h"
-#include "launcher/vm.h"
+#include "backend/kvm/vm.h"
 #include "snapbox_abi.h"
 #include "snapshot/snapshot.h"
 #include "snapshot/store.h"

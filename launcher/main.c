@@ -12,9 +12,9 @@
 #include <time.h>
 
 #include "launcher/boot.h"
-#include "launcher/file.h"
+#include "common/file.h"
 #include "launcher/rootfs.h"
-#include "launcher/vm.h"
+#include "backend/kvm/vm.h"
 #include "snapbox_abi.h"
 
 #include "launcher/cli.h"

@@ -26,7 +26,7 @@
 #include <stdarg.h>
 
 #include "launcher/pool.h"
-#include "launcher/vm.h"
+#include "backend/kvm/vm.h"
 #include "snapshot/snapshot.h"
 
 #define MAX_WORKERS 1024

@@ -55,7 +55,7 @@ enum snap_section_type {
 	SNAP_SEC_VM = 3,        /* struct snap_vm */
 	SNAP_SEC_MEMMAP = 4,    /* struct snap_memmap */
 	SNAP_SEC_SERIAL = 5,    /* struct serial_state (devices/serial.h) */
-	SNAP_SEC_HYPERCALL = 6, /* struct hc_state (launcher/hypercall.h) */
+	SNAP_SEC_HYPERCALL = 6, /* struct hc_state (devices/hypercall.h) */
 	SNAP_SEC_TYPE_MAX
 };
 

@@ -14,12 +14,12 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "launcher/kvm.h"
-#include "launcher/vm.h"
+#include "backend/kvm/kvm.h"
+#include "backend/kvm/vm.h"
 #include "sbtypes.h"
 #include "snapbox_abi.h"
 #include "snapshot/snapshot.h"
-#include "snapshot/vcpu_state.h"
+#include "backend/kvm/vcpu_state.h"
 
 #define STATE_MAX (4U << 20)
 

@@ -8,11 +8,11 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "launcher/kvm.h"
-#include "launcher/vm.h"
+#include "backend/kvm/kvm.h"
+#include "backend/kvm/vm.h"
 #include "snapbox_abi.h"
 #include "snapshot/snapshot.h"
-#include "snapshot/vcpu_state.h"
+#include "backend/kvm/vcpu_state.h"
 
 struct state_buf {
 	uint8_t *p;

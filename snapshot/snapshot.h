@@ -7,8 +7,8 @@
 #include <stdint.h>
 
 #include "devices/serial.h"
-#include "launcher/err.h"
-#include "launcher/hypercall.h"
+#include "common/err.h"
+#include "devices/hypercall.h"
 #include "snapshot/format.h"
 #include "snapshot/image.h"
 

@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "launcher/err.h"
-#include "launcher/timeout.h"
+#include "common/err.h"
+#include "common/timeout.h"
 #include "memory/ram.h"
 #include "snapbox_abi.h"
 

@@ -5,8 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "launcher/kvm.h"
-#include "launcher/vm.h"
+#include "backend/kvm/kvm.h"
+#include "backend/kvm/vm.h"
 #include "snapshot/snapshot.h"
 #include "snapbox_abi.h"
 

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <linux/kvm.h>
 
-#include "launcher/err.h"
+#include "common/err.h"
 
 #define KVM_EXPECTED_API_VERSION 12
 

@@ -2,8 +2,8 @@
 /* The vCPU and CPUID sections: KVM vCPU state <-> struct snap_vcpu. */
 #ifndef SNAP_VCPU_STATE_H
 #define SNAP_VCPU_STATE_H
-#include "launcher/err.h"
-#include "launcher/vcpu.h"
+#include "common/err.h"
+#include "backend/kvm/vcpu.h"
 #include "snapshot/format.h"
 
 /* Read everything a clone needs from a stopped vCPU (no I/O exit pending). */

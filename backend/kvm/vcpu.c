@@ -7,9 +7,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "launcher/kvm.h"
-#include "launcher/vcpu.h"
-#include "launcher/vm.h"
+#include "backend/kvm/kvm.h"
+#include "backend/kvm/vcpu.h"
+#include "backend/kvm/vm.h"
 #include "snapbox_abi.h"
 
 #define CR0_PE (1ULL << 0)

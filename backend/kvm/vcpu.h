@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <linux/kvm.h>
 
-#include "launcher/err.h"
+#include "common/err.h"
 
 struct vm;
 

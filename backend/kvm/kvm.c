@@ -6,7 +6,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "launcher/kvm.h"
+#include "backend/kvm/kvm.h"
 
 int kvm__ioctl_raw(int fd, unsigned long req, void *arg)
 {

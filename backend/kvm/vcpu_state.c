@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "launcher/kvm.h"
-#include "launcher/vm.h"
-#include "snapshot/vcpu_state.h"
+#include "backend/kvm/kvm.h"
+#include "backend/kvm/vm.h"
+#include "backend/kvm/vcpu_state.h"
 
 /* The MSRs a clone needs; KVM_GET_MSRS stops at the first it lacks, so the
  * ones every host has come first. */

@@ -10,8 +10,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "launcher/hypercall.h"
-#include "launcher/syscall_names.h"
+#include "devices/hypercall.h"
+#include "common/syscall_names.h"
 
 #define PANIC_MSG_MAX 1024
 

@@ -5,10 +5,10 @@
 #include <stdint.h>
 
 #include "devices/serial.h"
-#include "launcher/err.h"
-#include "launcher/hypercall.h"
-#include "launcher/timeout.h"
-#include "launcher/vcpu.h"
+#include "common/err.h"
+#include "devices/hypercall.h"
+#include "common/timeout.h"
+#include "backend/kvm/vcpu.h"
 #include "memory/ram.h"
 
 struct vm {
