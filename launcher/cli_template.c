@@ -14,9 +14,8 @@
 
 #include "launcher/cli.h"
 #include "launcher/client.h"
-#include "backend/kvm/kvm.h"
+#include "backend/backend.h"
 #include "launcher/progress.h"
-#include "backend/kvm/vm.h"
 #include "snapbox_abi.h"
 #include "snapshot/snapshot.h"
 #include "snapshot/store.h"
@@ -93,8 +92,8 @@ static int write_manifest(int dirfd, const struct boot_opts *o, const char *id,
 	return 0;
 }
 
-/* Save the VM (at its ready point) as template o->name. */
-static int template_save(struct vm *vm, const struct boot_opts *o, const struct store *st,
+/* Save the sandbox (at its ready point) as template o->name. */
+static int template_save(struct machine *m, const struct boot_opts *o, const struct store *st,
 			 double boot_ms, struct sb_err *err)
 {
 	char tmp[PATH_MAX], id[33];
@@ -111,17 +110,17 @@ static int template_save(struct vm *vm, const struct boot_opts *o, const struct 
 		ret = err__errno(err, "%s", tmp);
 		goto out;
 	}
-	ret = snapshot__save(vm, dirfd, id, &ist, err);
+	ret = snapshot__save(m, dirfd, id, &ist, err);
 	snap_ms = (double)(now_ns() - t0) / 1e6;
 	if (ret == 0)
-		ret = write_manifest(dirfd, o, id, &ist, vm->ram.size, boot_ms, snap_ms, err);
+		ret = write_manifest(dirfd, o, id, &ist, m->ram.size, boot_ms, snap_ms, err);
 	if (ret == 0)
 		fsync(dirfd);
 	close(dirfd);
 	if (ret == 0)
 		ret = store__commit(st, o->name, tmp, o->force, err);
 	if (ret == 0) {
-		double ram_mb = (double)vm->ram.size / (1 << 20);
+		double ram_mb = (double)m->ram.size / (1 << 20);
 		printf("template %s: id %s\n", o->name, id);
 		printf("  RAM %.0f MiB: %llu pages, %llu zero, %llu unique, %llu duplicate; %.1f MiB stored\n",
 		       ram_mb, (unsigned long long)ist.n_pages, (unsigned long long)ist.zero_pages,
@@ -142,34 +141,33 @@ static int template_create(struct boot_opts *o, struct boot_prep *p)
 {
 	struct sb_err err = { "" };
 	struct store st;
-	struct vm *vm;
+	const struct backend *be = backend__find("kvm");
+	struct machine *m;
 	uint64_t entry, t0 = now_ns();
 	char path[PATH_MAX];
-	struct stat sb;
+	struct stat stbuf;
 	int ret;
 
 	if (store__open(&st, o->store, &err) < 0)
 		return fail(&err, EXIT_SNAPBOX);
 	if (store__path(&st, o->name, path, sizeof(path), &err) < 0 || strchr(o->name, '/'))
 		return usage_error("%s", err.msg[0] ? err.msg : "a template name may not contain '/'");
-	if (!o->force && stat(path, &sb) == 0) {
+	if (!o->force && stat(path, &stbuf) == 0) {
 		err__set(&err, -EEXIST, "template %s already exists (use --force to replace it)", o->name);
 		return fail(&err, EXIT_SNAPBOX);
 	}
-	vm = calloc(1, sizeof(*vm));
-	if (!vm)
-		return EXIT_SNAPBOX;
-	ret = vm__create(vm, p->bp.mem_size, RAM_ANON, &err);
-	if (ret == 0) {
-		vm->hc.program = o->argv[0];
-		vm->hc.ready_mode = true;
-		vm->hc.stdin_fd = -1;
-		ret = boot__setup(&vm->ram, &p->bp, &entry, &err);
-	}
+	m = machine__new(be, p->bp.mem_size, RAM_ANON, &err);
+	if (!m)
+		return fail(&err, EXIT_SNAPBOX);
+	m->hc.program = o->argv[0];
+	m->hc.ready_mode = true;
+	m->hc.stdin_fd = -1;
+	p->bp.flags |= m->boot_flags;
+	ret = boot__setup(&m->ram, &p->bp, &entry, &err);
 	if (ret == 0)
-		ret = vcpu__setup_long_mode(&vm->vcpu, entry, SB_BOOTINFO_GPA, &err);
+		ret = be->boot(m, entry, SB_BOOTINFO_GPA, &err);
 	if (ret == 0)
-		ret = timeout__start(&vm->timeout, o->timeout_ns ? o->timeout_ns : DEFAULT_CREATE_TIMEOUT_NS,
+		ret = timeout__start(&m->timeout, o->timeout_ns ? o->timeout_ns : DEFAULT_CREATE_TIMEOUT_NS,
 				     &err);
 	if (ret == 0) {
 		struct progress pg;
@@ -177,15 +175,13 @@ static int template_create(struct boot_opts *o, struct boot_prep *p)
 		snprintf(what, sizeof(what), "template %s: booting %s, waiting for its ready point",
 			 o->name, o->argv[0]);
 		progress__start(&pg, 2, what);
-		ret = vcpu__run(&vm->vcpu, &err);
+		ret = be->run(m, &err);
 		progress__stop(&pg);
 	}
-	timeout__stop(&vm->timeout);
-	if (ret == VCPU_READY) {
+	timeout__stop(&m->timeout);
+	if (ret == MACHINE_READY) {
 		double boot_ms = (double)(now_ns() - t0) / 1e6;
-		ret = vcpu__complete_exit(&vm->vcpu, &err);
-		if (ret == 0)
-			ret = template_save(vm, o, &st, boot_ms, &err);
+		ret = template_save(m, o, &st, boot_ms, &err);
 		ret = ret < 0 ? fail(&err, EXIT_SNAPBOX) : 0;
 	} else if (ret < 0) {
 		ret = fail(&err, EXIT_SNAPBOX);
@@ -196,8 +192,7 @@ static int template_create(struct boot_opts *o, struct boot_prep *p)
 			"of stdin); no template written\n", o->argv[0], ret);
 		ret = EXIT_SNAPBOX;
 	}
-	vm__destroy(vm);
-	free(vm);
+	machine__free(m);
 	return ret;
 }
 
@@ -487,10 +482,11 @@ int cmd_run(int argc, char **argv, uint64_t t0)
 	struct sb_err err = { "" };
 	struct small_opts o;
 	struct snapshot *snap = NULL;
-	struct vm *vm = NULL;
+	const struct backend *be = backend__find("kvm");
+	struct machine *m = NULL;
 	char dir[PATH_MAX];
 	uint64_t t_loaded = 0, t_restored = 0, t_end;
-	int ret = parse_small(argc, argv, &o, true, "run"), kfd;
+	int ret = parse_small(argc, argv, &o, true, "run");
 
 	if (ret >= 0)
 		return ret;
@@ -499,36 +495,31 @@ int cmd_run(int argc, char **argv, uint64_t t0)
 	if (o.server)
 		return cmd_run_remote(client__socket_path(o.server), o.name, o.timeout_ns);
 	snap = malloc(sizeof(*snap));
-	vm = calloc(1, sizeof(*vm));
-	if (!snap || !vm) {
+	if (!snap) {
 		ret = EXIT_SNAPBOX;
 		goto out;
 	}
 	ret = load_template(&o, snap, dir, sizeof(dir), &err);
-	if (ret == 0) {
-		kfd = kvm__open(&err);
-		ret = kfd < 0 ? kfd : snapshot__check_cpuid(snap, kfd, &err);
-		if (kfd >= 0)
-			close(kfd);
-	}
-	t_loaded = now_ns();
 	if (ret == 0)
-		ret = vm__create_clone(vm, snap, &err);
+		ret = be->check(snap, &err);
+	t_loaded = now_ns();
+	if (ret == 0 && !(m = machine__new_clone(be, snap, &err)))
+		ret = -1;
 	if (ret < 0) {
 		ret = fail(&err, EXIT_SNAPBOX);
 		goto out_snap;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	vm->hc.program = o.name;
+	m->hc.program = o.name;
 	t_restored = now_ns();
-	ret = timeout__start(&vm->timeout, o.timeout_ns, &err);
+	ret = timeout__start(&m->timeout, o.timeout_ns, &err);
 	if (ret == 0)
-		ret = hypercall__complete_pending(&vm->hc, &err);
+		ret = hypercall__complete_pending(&m->hc, &err);
 	if (ret == -ETIMEDOUT)
 		ret = 124, err__set(&err, 0, "timed out reading the request");
 	else if (ret == HC_CONTINUE)
-		ret = vcpu__run(&vm->vcpu, &err);
-	timeout__stop(&vm->timeout);
+		ret = be->run(m, &err);
+	timeout__stop(&m->timeout);
 	t_end = now_ns();
 	if (o.stats)
 		fprintf(stderr, "stats: load_us=%llu clone_us=%llu run_us=%llu total_us=%llu\n",
@@ -544,12 +535,11 @@ int cmd_run(int argc, char **argv, uint64_t t0)
 	fflush(stderr);
 	snapshot__close(snap);
 	free(snap);
-	vm__destroy_detached(vm); /* off the caller's path; vm is not freed */
+	be->destroy_detached(m); /* off the caller's path */
 	return ret;
 out_snap:
 	snapshot__close(snap);
 out:
-	free(vm);
 	free(snap);
 	return ret;
 }

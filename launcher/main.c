@@ -14,7 +14,7 @@
 #include "launcher/boot.h"
 #include "common/file.h"
 #include "launcher/rootfs.h"
-#include "backend/kvm/vm.h"
+#include "backend/backend.h"
 #include "snapbox_abi.h"
 
 #include "launcher/cli.h"
@@ -284,39 +284,35 @@ static void print_stats(uint64_t t0, uint64_t t_vm, const struct hc_ctx *hc, uin
 		(unsigned long long)(t_end - t0) / 1000);
 }
 
-static int run_vm(struct boot_opts *o, const struct boot_params *bp, uint64_t t0)
+static int run_vm(struct boot_opts *o, struct boot_params *bp, uint64_t t0)
 {
+	const struct backend *be = backend__find("kvm");
 	struct sb_err err = { "" };
-	struct vm *vm;
+	struct machine *m;
 	uint64_t entry, t_vm;
 	int ret;
 
-	vm = calloc(1, sizeof(*vm));
-	if (!vm) {
-		fprintf(stderr, "snapbox: out of memory\n");
-		return EXIT_SNAPBOX;
-	}
-	ret = vm__create(vm, bp->mem_size, RAM_ANON, &err);
+	m = machine__new(be, bp->mem_size, RAM_ANON, &err);
 	t_vm = now_ns();
-	if (ret == 0) {
-		vm->hc.program = o->argv[0];
-		ret = boot__setup(&vm->ram, bp, &entry, &err);
-	}
+	if (!m)
+		return fail(&err, EXIT_SNAPBOX);
+	m->hc.program = o->argv[0];
+	bp->flags |= m->boot_flags;
+	ret = boot__setup(&m->ram, bp, &entry, &err);
 	if (ret == 0)
-		ret = vcpu__setup_long_mode(&vm->vcpu, entry, SB_BOOTINFO_GPA, &err);
+		ret = be->boot(m, entry, SB_BOOTINFO_GPA, &err);
 	if (ret == 0)
-		ret = timeout__start(&vm->timeout, o->timeout_ns, &err);
+		ret = timeout__start(&m->timeout, o->timeout_ns, &err);
 	if (ret == 0)
-		ret = vcpu__run(&vm->vcpu, &err);
-	timeout__stop(&vm->timeout);
+		ret = be->run(m, &err);
+	timeout__stop(&m->timeout);
 	if (o->stats)
-		print_stats(t0, t_vm, &vm->hc, now_ns());
+		print_stats(t0, t_vm, &m->hc, now_ns());
 	if (ret < 0)
 		ret = fail(&err, EXIT_SNAPBOX);
 	else if (err.msg[0])
 		fprintf(stderr, "snapbox: %s\n", err.msg);
-	vm__destroy(vm);
-	free(vm);
+	machine__free(m);
 	return ret;
 }
 

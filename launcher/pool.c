@@ -26,7 +26,7 @@
 #include <stdarg.h>
 
 #include "launcher/pool.h"
-#include "backend/kvm/vm.h"
+#include "backend/backend.h"
 #include "snapshot/snapshot.h"
 
 #define MAX_WORKERS 1024
@@ -215,7 +215,7 @@ static int msg_recv(int sock, void *m, size_t len, int *fds, int maxfds)
 
 /* ---- the worker: one sandbox, in its own process ------------------------- */
 
-static void worker__run_job(struct vm *vm, struct msg_job *job, const int *fds, int sock)
+static void worker__run_job(struct machine *m, struct msg_job *job, const int *fds, int sock)
 {
 	struct msg_result r = { .type = MSG_RESULT };
 	struct sb_err err = { "" };
@@ -223,25 +223,25 @@ static void worker__run_job(struct vm *vm, struct msg_job *job, const int *fds, 
 	int ret;
 
 	job->snap.dirfd = fds[3];
-	ret = vm__clone_into(vm, &job->snap, &err);
+	ret = m->be->clone_into(m, &job->snap, &err);
 	t1 = now_us();
 	r.clone_us = t1 - t0;
 	if (ret == 0) {
-		vm->hc.stdin_fd = fds[0];
-		vm->hc.stdout_fd = fds[1];
-		vm->hc.stderr_fd = fds[2];
-		vm->hc.trace_fd = fds[2];
-		vm->hc.program = job->name;
-		ret = timeout__start(&vm->timeout, job->timeout_ns, &err);
+		m->hc.stdin_fd = fds[0];
+		m->hc.stdout_fd = fds[1];
+		m->hc.stderr_fd = fds[2];
+		m->hc.trace_fd = fds[2];
+		m->hc.program = job->name;
+		ret = timeout__start(&m->timeout, job->timeout_ns, &err);
 		if (ret == 0)
-			ret = hypercall__complete_pending(&vm->hc, &err);
+			ret = hypercall__complete_pending(&m->hc, &err);
 		if (ret == -ETIMEDOUT) {
 			ret = 124;
 			err__set(&err, 0, "timed out reading the request");
 		} else if (ret == HC_CONTINUE) {
-			ret = vcpu__run(&vm->vcpu, &err);
+			ret = m->be->run(m, &err);
 		}
-		timeout__stop(&vm->timeout);
+		timeout__stop(&m->timeout);
 		r.run_us = now_us() - t1;
 		r.timed_out = ret == 124;
 	}
@@ -258,12 +258,14 @@ static void worker__main(int sock, uint64_t mem_size)
 {
 	struct msg_status st = { .type = MSG_READY };
 	struct sb_err err = { "" };
-	struct vm *vm = calloc(1, sizeof(*vm));
 	struct msg_job *job = calloc(1, sizeof(*job));
+	struct machine *m = NULL;
 	int fds[4], n;
 
 	signal(SIGPIPE, SIG_IGN);
-	if (!vm || !job || vm__create_shell(vm, mem_size, &err) < 0) {
+	if (job)
+		m = machine__new(backend__find("kvm"), mem_size, RAM_RESERVED, &err);
+	if (!m) {
 		st.type = MSG_ERROR;
 		snprintf(st.message, sizeof(st.message), "%s", err.msg[0] ? err.msg : "out of memory");
 		msg_send(sock, &st, sizeof(st), NULL, 0);
@@ -274,7 +276,7 @@ static void worker__main(int sock, uint64_t mem_size)
 	n = msg_recv(sock, job, sizeof(*job), fds, 4);
 	if (n == 4 && job->type == MSG_JOB) {
 		job->name[sizeof(job->name) - 1] = 0;
-		worker__run_job(vm, job, fds, sock);
+		worker__run_job(m, job, fds, sock);
 	}
 	_exit(0); /* the VM goes with the process */
 }

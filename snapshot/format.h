@@ -80,6 +80,7 @@ _Static_assert(sizeof(struct kvm_cpuid_entry2) == 40, "kvm_cpuid_entry2 size");
 
 #define SNAP_VCPU_VERSION 1
 #define SNAP_MSRS_MAX 24
+#define SNAP_MSRS_REQUIRED 4 /* a template has at least these (EFER, STAR, LSTAR, FS_BASE ...) */
 #define SNAP_VCPU_HAS_XCRS  (1u << 0)
 #define SNAP_VCPU_HAS_XSAVE (1u << 1)
 struct snap_msr {

@@ -14,12 +14,9 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "backend/kvm/kvm.h"
-#include "backend/kvm/vm.h"
 #include "sbtypes.h"
 #include "snapbox_abi.h"
 #include "snapshot/snapshot.h"
-#include "backend/kvm/vcpu_state.h"
 
 #define STATE_MAX (4U << 20)
 
@@ -128,12 +125,29 @@ static int parse_cpuid(const uint8_t *p, size_t len, struct snapshot *s, struct 
 	return 0;
 }
 
+/* Check a saved snap_vcpu before use: counts within bounds, sane mode. */
+static int validate_vcpu(const struct snap_vcpu *s, struct sb_err *err)
+{
+	if (s->n_msrs < SNAP_MSRS_REQUIRED || s->n_msrs > SNAP_MSRS_MAX)
+		return err__set(err, -EINVAL, "vCPU section: %u MSRs (expected %d..%d)", s->n_msrs,
+				SNAP_MSRS_REQUIRED, SNAP_MSRS_MAX);
+	if (s->flags & ~(SNAP_VCPU_HAS_XCRS | SNAP_VCPU_HAS_XSAVE))
+		return err__set(err, -EINVAL, "vCPU section: unknown flags 0x%x", s->flags);
+	if ((s->flags & SNAP_VCPU_HAS_XCRS) && s->xcrs.nr_xcrs > KVM_MAX_XCRS)
+		return err__set(err, -EINVAL, "vCPU section: %u XCRs", s->xcrs.nr_xcrs);
+	if (!(s->sregs.efer & (1ULL << 10)) || !(s->sregs.cr0 & (1ULL << 31)))
+		return err__set(err, -EINVAL, "vCPU section: the vCPU was not in 64-bit long mode");
+	if (s->mp_state.mp_state > KVM_MP_STATE_AP_RESET_HOLD)
+		return err__set(err, -EINVAL, "vCPU section: bad mp_state %u", s->mp_state.mp_state);
+	return 0;
+}
+
 static int take_section(const struct snap_section *sec, const uint8_t *p, struct snapshot *s,
 			struct sb_err *err)
 {
 	switch (sec->type) {
 	case SNAP_SEC_CPUID: return parse_cpuid(p, sec->length, s, err);
-	case SNAP_SEC_VCPU: memcpy(&s->vcpu, p, sizeof(s->vcpu)); return snap_vcpu__validate(&s->vcpu, err);
+	case SNAP_SEC_VCPU: memcpy(&s->vcpu, p, sizeof(s->vcpu)); return validate_vcpu(&s->vcpu, err);
 	case SNAP_SEC_VM: memcpy(&s->vm, p, sizeof(s->vm)); break;
 	case SNAP_SEC_MEMMAP: memcpy(&s->memmap, p, sizeof(s->memmap)); break;
 	case SNAP_SEC_SERIAL: memcpy(&s->serial, p, sizeof(s->serial)); break;
@@ -145,7 +159,6 @@ static int take_section(const struct snap_section *sec, const uint8_t *p, struct
 static int check_cross(const struct snapshot *s, struct sb_err *err)
 {
 	const struct snap_memslot *m = &s->memmap.slots[0];
-	struct guest_ram ram = { .size = s->hdr.mem_size };
 
 	if (s->vm.reserved || s->memmap.reserved || s->hc.reserved)
 		return err__set(err, -EBADMSG, "state.bin: a reserved field is not zero");
@@ -154,9 +167,8 @@ static int check_cross(const struct snapshot *s, struct sb_err *err)
 	if (s->memmap.n_slots != 1 || m->gpa != 0 || m->size != s->hdr.mem_size || m->file_offset)
 		return err__set(err, -EBADMSG, "memmap section does not describe one slot of %llu bytes",
 				(unsigned long long)s->hdr.mem_size);
-	/* the pending read lies in RAM: checked against a RAM of that size */
-	ram.host = (void *)(uintptr_t)4096; /* any non-NULL base: only bounds are checked */
-	return hypercall__validate_state(&s->hc, &ram, err);
+	/* the pending read lies in RAM */
+	return hypercall__validate_state(&s->hc, s->hdr.mem_size, err);
 }
 
 int snapshot__parse_state(const uint8_t *buf, size_t len, struct snapshot *s, struct sb_err *err)
@@ -291,59 +303,4 @@ int snapshot__open_mem(const struct snapshot *s, struct sb_err *err)
 {
 	int fd = openat(s->dirfd, SNAP_MEM_FILE, O_RDONLY | O_CLOEXEC);
 	return fd < 0 ? err__errno(err, "%s", SNAP_MEM_FILE) : fd;
-}
-
-/* Leaves and registers whose feature bits a template may rely on. */
-static const struct { uint32_t fn, idx; int reg; const char *name; } cpuid_features[] = {
-	{ 1, 0, 2, "1.ecx" }, { 1, 0, 3, "1.edx" },
-	{ 7, 0, 1, "7.ebx" }, { 7, 0, 2, "7.ecx" }, { 7, 0, 3, "7.edx" },
-	{ 0x80000001, 0, 2, "80000001.ecx" }, { 0x80000001, 0, 3, "80000001.edx" },
-};
-
-static uint32_t cpuid_reg(const struct kvm_cpuid_entry2 *e, int reg)
-{
-	return reg == 0 ? e->eax : reg == 1 ? e->ebx : reg == 2 ? e->ecx : e->edx;
-}
-
-static const struct kvm_cpuid_entry2 *find_leaf(const struct kvm_cpuid_entry2 *e, uint32_t n,
-						uint32_t fn, uint32_t idx)
-{
-	for (uint32_t i = 0; i < n; i++)
-		if (e[i].function == fn && e[i].index == idx)
-			return &e[i];
-	return NULL;
-}
-
-int snapshot__check_cpuid(const struct snapshot *s, int kvm_fd, struct sb_err *err)
-{
-	struct kvm_cpuid2 *host;
-	int ret = kvm__supported_cpuid(kvm_fd, &host, err);
-
-	if (ret < 0)
-		return ret;
-	for (size_t i = 0; i < sizeof(cpuid_features) / sizeof(cpuid_features[0]) && !ret; i++) {
-		const struct kvm_cpuid_entry2 *t = find_leaf(s->cpuid, s->nent, cpuid_features[i].fn,
-							     cpuid_features[i].idx);
-		const struct kvm_cpuid_entry2 *h = find_leaf(host->entries, host->nent,
-							     cpuid_features[i].fn, cpuid_features[i].idx);
-		uint32_t need = t ? cpuid_reg(t, cpuid_features[i].reg) : 0;
-		uint32_t have = h ? cpuid_reg(h, cpuid_features[i].reg) : 0;
-		if (need & ~have)
-			ret = err__set(err, -EOPNOTSUPP,
-				       "template needs CPU features this host cannot provide (CPUID %s bits 0x%08x)",
-				       cpuid_features[i].name, need & ~have);
-	}
-	free(host);
-	return ret;
-}
-
-int snapshot__restore(const struct snapshot *s, struct vm *vm, struct sb_err *err)
-{
-	int ret = snap_vcpu__restore(&vm->vcpu, s->cpuid, s->nent, &s->vcpu, err);
-
-	if (ret < 0)
-		return ret;
-	vm->serial.st = s->serial;
-	vm->hc.st = s->hc;
-	return 0;
 }

@@ -16,7 +16,4 @@ int snap_vcpu__save(struct vcpu *vcpu, struct snap_vcpu *s, struct sb_err *err);
  */
 int snap_vcpu__restore(struct vcpu *vcpu, const struct kvm_cpuid_entry2 *cpuid, uint32_t nent,
 		       const struct snap_vcpu *s, struct sb_err *err);
-
-/* Check a saved snap_vcpu before use: counts within bounds, sane mode. */
-int snap_vcpu__validate(const struct snap_vcpu *s, struct sb_err *err);
 #endif
