@@ -188,19 +188,27 @@ int parse_boot_opts(struct boot_opts *o, int argc, char **argv, enum boot_mode m
 	o->env[o->n_env++] = home_env;
 	optind = 1;
 	opterr = 0;
-	if (mode == MODE_TEMPLATE) {
-		if (argc < 2 || argv[1][0] == '-')
-			return usage_error("template create: no name given (snapbox template create NAME [OPTIONS] -- PROGRAM [ARGS...])%s", "");
-		o->name = argv[1];
-		argv++;
-		argc--;
-	}
-	while ((c = getopt_long(argc, argv, "+:", boot_longopts, NULL)) != -1) {
-		int ret = boot_option(o, c, optarg, argv[optind - 1], mode);
+	/* template create: options anywhere before the program ("-": the name
+	 * comes back as c == 1, in order); the first word after it, or after
+	 * "--", starts the program, whose own options are its business */
+	while ((c = getopt_long(argc, argv, mode == MODE_TEMPLATE ? "-:" : "+:", boot_longopts,
+				NULL)) != -1) {
+		int ret;
 
+		if (c == 1 && !o->name) {
+			o->name = optarg;
+			continue;
+		}
+		if (c == 1) {
+			optind--;
+			break;
+		}
+		ret = boot_option(o, c, optarg, argv[optind - 1], mode);
 		if (ret >= 0)
 			return ret;
 	}
+	if (mode == MODE_TEMPLATE && !o->name)
+		return usage_error("template create: no name given (snapbox template create NAME [OPTIONS] -- PROGRAM [ARGS...])%s", "");
 	if (optind >= argc)
 		return usage_error("boot: no program given (snapbox boot [OPTIONS] -- PROGRAM [ARGS...])%s", "");
 	o->argv = argv + optind;

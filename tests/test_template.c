@@ -622,6 +622,39 @@ Test(template, ls_inspect_rm_force_and_early_exit)
 	cr_assert_eq(strchr(R.out, '\n'), R.out + R.out_len - 1, "ls lists templates: %s", R.out);
 }
 
+/* Options anywhere before the program, as for run/inspect/verify; the
+ * program's own options are its own. */
+Test(template, create_takes_options_before_and_after_the_name)
+{
+	char out[128];
+
+	sb(ARGS("template", "create", "--store", STORE, "--mem", "64M", "before", "--",
+		"/bin/lua", "/app/handler.lua"), NULL, 60);
+	cr_assert_eq(R.status, 0, "options before the name: status %d, stderr: %s", R.status, R.err);
+	cr_assert(strstr(R.out, "template before: id "), "out: %s", R.out);
+	lua_answer(5, out, sizeof(out));
+	run_clone("before", "{\"n\": 5}");
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_str_eq(R.out, out);
+
+	/* options on both sides, no "--": the first word after the name is the
+	 * program, and what follows it (-e ...) is the program's */
+	sb(ARGS("template", "create", "--mem", "64M", "both", "--store", STORE,
+		"/bin/lua", "-e", "io.read(); print('late')"), NULL, 60);
+	cr_assert_eq(R.status, 0, "status %d, stderr: %s", R.status, R.err);
+	run_clone("both", "x\n");
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_str_eq(R.out, "late\n");
+
+	/* still an error: no name at all, or no program */
+	sb(ARGS("template", "create", "--store", STORE, "--", "/bin/true"), NULL, 60);
+	cr_assert_eq(R.status, 2, "status %d", R.status);
+	cr_assert(strstr(R.err, "no name given"), "stderr: %s", R.err);
+	sb(ARGS("template", "create", "--store", STORE, "noprog"), NULL, 60);
+	cr_assert_eq(R.status, 2, "status %d", R.status);
+	cr_assert(strstr(R.err, "no program given"), "stderr: %s", R.err);
+}
+
 /* ---- 8. a fault after the ready point --------------------------------------- */
 
 /* what readyfault prints when its set-up state is intact */
