@@ -23,6 +23,7 @@ static const char *const hc_names[SB_HC_COUNT] = {
 	[SB_HC_MEMCPY] = "MEMCPY", [SB_HC_MEMSET] = "MEMSET",
 	[SB_HC_TRACE] = "TRACE",   [SB_HC_PANIC] = "PANIC",
 	[SB_HC_USER_START] = "USER_START", [SB_HC_SLEEP] = "SLEEP",
+	[SB_HC_SET_FS] = "SET_FS", [SB_HC_SYSCALL_PATH] = "SYSCALL_PATH",
 };
 
 void hypercall__init(struct hc_ctx *hc, struct guest_mem *mem, struct timeout *timeout,
@@ -731,6 +732,53 @@ static int hc__set_base(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_
 	return HC_CONTINUE;
 }
 
+/* ---- SYSCALL_PATH ------------------------------------------------------- */
+
+const char *hypercall__syscall_path_token(uint32_t path)
+{
+	switch (path) {
+	case 0: return "none";
+	case SB_SYSCALL_PATH_USER: return "user";
+	case SB_SYSCALL_PATH_UD_KERNEL: return "ud-kernel";
+	case SB_SYSCALL_PATH_UD_USER: return "ud-user";
+	}
+	return "?";
+}
+
+const char *hypercall__syscall_path_text(uint32_t path)
+{
+	switch (path) {
+	case 0: return "not reported";
+	case SB_SYSCALL_PATH_USER: return "user-mode syscall layer (kvm_pvm)";
+	case SB_SYSCALL_PATH_UD_KERNEL: return "ud2 -> #UD in kernel mode (VMX/SVM)";
+	case SB_SYSCALL_PATH_UD_USER: return "ud2 -> #UD from user mode (kvm_pvm, kernel path)";
+	}
+	return "unknown";
+}
+
+/*
+ * The guest kernel reports once per boot, at the program's first system
+ * call.  The MMIO page is user-accessible, so the program itself could
+ * report first: the value is informational (shown, saved in templates),
+ * never acted on.  A second, different report ends the VM.
+ */
+static int hc__syscall_path(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
+{
+	struct sb_hc_syscall_path p;
+	int ret = hc__arg_in(hc, nr, gpa, &p, sizeof(p), err);
+
+	if (ret < 0)
+		return ret;
+	if (p.path == 0 || p.path > SB_SYSCALL_PATH_MAX || p.reserved)
+		return err__set(err, -EINVAL, "guest reported an unknown system-call path %u", p.path);
+	if (hc->st.syscall_path && hc->st.syscall_path != p.path)
+		return err__set(err, -EINVAL, "guest reported system-call path %s after %s",
+				hypercall__syscall_path_token(p.path),
+				hypercall__syscall_path_token(hc->st.syscall_path));
+	hc->st.syscall_path = p.path;
+	return HC_CONTINUE;
+}
+
 int hypercall__handle(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
 {
 	if (nr < SB_HC_COUNT)
@@ -758,6 +806,7 @@ int hypercall__handle(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_er
 	case SB_HC_USER_START: return hc__user_start(hc, nr, gpa, err);
 	case SB_HC_SLEEP: return hc__sleep(hc, nr, gpa, err);
 	case SB_HC_SET_FS: return hc__set_base(hc, nr, gpa, err);
+	case SB_HC_SYSCALL_PATH: return hc__syscall_path(hc, nr, gpa, err);
 	}
 	return err__set(err, -EINVAL, "guest made unknown hypercall %u", nr);
 }
@@ -771,8 +820,17 @@ int hypercall__complete_pending(struct hc_ctx *hc, struct sb_err *err)
 	return hc__io(hc, SB_HC_READ, hc->st.pending_read_gpa, err);
 }
 
-int hypercall__validate_state(const struct hc_state *st, uint64_t ram_size, struct sb_err *err)
+int hypercall__validate_state(const struct hc_state *st, uint32_t version, uint64_t ram_size,
+			      struct sb_err *err)
 {
+	if (version < HC_STATE_VERSION_MIN || version > HC_STATE_VERSION)
+		return err__set(err, -EPROTONOSUPPORT, "hypercall section: version %u (reads %u to %u)",
+				version, HC_STATE_VERSION_MIN, HC_STATE_VERSION);
+	if (version < 2 && st->syscall_path)
+		return err__set(err, -EBADMSG, "hypercall section: reserved field is not zero");
+	if (st->syscall_path > SB_SYSCALL_PATH_MAX)
+		return err__set(err, -EBADMSG, "hypercall section: unknown system-call path %u",
+				st->syscall_path);
 	if (st->flags & ~HC_STATE_PENDING_READ)
 		return err__set(err, -EINVAL, "hypercall section: unknown flags 0x%x", st->flags);
 	if ((st->flags & HC_STATE_PENDING_READ) &&

@@ -27,14 +27,17 @@
 /*
  * What of the hypercall device a template keeps (section HYPERCALL): the
  * stdin read the program was making at its ready point, which the host
- * performs for each clone with that clone's request.
+ * performs for each clone with that clone's request; and the system-call
+ * path the guest reported (version 2; in version 1 that field was reserved,
+ * always 0, which reads as "not reported").
  */
-#define HC_STATE_VERSION 1
+#define HC_STATE_VERSION 2
+#define HC_STATE_VERSION_MIN 1 /* still loaded */
 #define HC_STATE_PENDING_READ (1u << 0)
 struct hc_state {
 	uint64_t pending_read_gpa; /* struct sb_hc_io of the pending READ */
 	uint32_t flags;            /* HC_STATE_* */
-	uint32_t reserved;
+	uint32_t syscall_path;     /* enum sb_syscall_path, 0: not reported */
 };
 _Static_assert(sizeof(struct hc_state) == 16, "hc_state size");
 
@@ -83,6 +86,13 @@ int hypercall__handle(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_er
  * from hc->stdin_fd, before the guest resumes.  HC_CONTINUE or -errno. */
 int hypercall__complete_pending(struct hc_ctx *hc, struct sb_err *err);
 
-/* Check a saved struct hc_state against guest RAM of ram_size bytes. */
-int hypercall__validate_state(const struct hc_state *st, uint64_t ram_size, struct sb_err *err);
+/* Check a saved struct hc_state (of section version `version`) against
+ * guest RAM of ram_size bytes before use. */
+int hypercall__validate_state(const struct hc_state *st, uint32_t version, uint64_t ram_size,
+			      struct sb_err *err);
+
+/* A system-call path (enum sb_syscall_path, 0 = not reported): a short
+ * token ("user", "ud-kernel", "ud-user", "none") and a description. */
+const char *hypercall__syscall_path_token(uint32_t path);
+const char *hypercall__syscall_path_text(uint32_t path);
 #endif

@@ -52,8 +52,8 @@ static void json_strv(FILE *f, char *const *v, unsigned n)
 }
 
 static int write_manifest(int dirfd, const struct boot_opts *o, const char *id,
-			  const struct snap_image_stats *st, uint64_t mem, double boot_ms,
-			  double snap_ms, struct sb_err *err)
+			  const struct snap_image_stats *st, uint64_t mem, uint32_t syscall_path,
+			  double boot_ms, double snap_ms, struct sb_err *err)
 {
 	int fd = openat(dirfd, SNAP_MANIFEST_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 	char created[64];
@@ -83,6 +83,8 @@ static int write_manifest(int dirfd, const struct boot_opts *o, const char *id,
 	fprintf(f, "  \"pages\": {\"total\": %llu, \"zero\": %llu, \"unique\": %llu, \"dup\": %llu},\n",
 		(unsigned long long)st->n_pages, (unsigned long long)st->zero_pages,
 		(unsigned long long)st->unique_pages, (unsigned long long)st->dup_pages);
+	fprintf(f, "  \"syscall_path\": \"%s\",\n",
+		hypercall__syscall_path_token(syscall_path));
 	fprintf(f, "  \"boot_to_ready_ms\": %.3f,\n  \"snapshot_ms\": %.3f\n}\n", boot_ms, snap_ms);
 	if (fflush(f) != 0 || fdatasync(fd) < 0) {
 		fclose(f);
@@ -113,7 +115,8 @@ static int template_save(struct machine *m, const struct boot_opts *o, const str
 	ret = snapshot__save(m, dirfd, id, &ist, err);
 	snap_ms = (double)(now_ns() - t0) / 1e6;
 	if (ret == 0)
-		ret = write_manifest(dirfd, o, id, &ist, m->ram.size, boot_ms, snap_ms, err);
+		ret = write_manifest(dirfd, o, id, &ist, m->ram.size, m->hc.st.syscall_path,
+				     boot_ms, snap_ms, err);
 	if (ret == 0)
 		fsync(dirfd);
 	close(dirfd);
@@ -390,6 +393,12 @@ static int template_inspect(const struct small_opts *o)
 	       v->n_msrs, v->mp_state.mp_state,
 	       v->flags & SNAP_VCPU_HAS_XSAVE ? "xsave" : "fpu (no xsave)");
 	printf("cpuid      %u entries, hash %016llx\n", s->nent, (unsigned long long)s->hdr.cpuid_hash);
+	if (s->hc.syscall_path)
+		printf("syscalls   %s: %s\n", hypercall__syscall_path_token(s->hc.syscall_path),
+		       hypercall__syscall_path_text(s->hc.syscall_path));
+	else
+		printf("syscalls   path not reported%s\n",
+		       s->hc_version < 2 ? " (template made before guest ABI 3)" : "");
 	if (s->hc.flags & HC_STATE_PENDING_READ)
 		printf("ready      stdin read pending (request struct at gpa 0x%llx)\n",
 		       (unsigned long long)s->hc.pending_read_gpa);
@@ -521,12 +530,17 @@ int cmd_run(int argc, char **argv, uint64_t t0)
 		ret = be->run(m, &err);
 	timeout__stop(&m->timeout);
 	t_end = now_ns();
-	if (o.stats)
+	if (o.stats) {
 		fprintf(stderr, "stats: load_us=%llu clone_us=%llu run_us=%llu total_us=%llu\n",
 			(unsigned long long)(t_loaded - t0) / 1000,
 			(unsigned long long)(t_restored - t_loaded) / 1000,
 			(unsigned long long)(t_end - t_restored) / 1000,
 			(unsigned long long)(t_end - t0) / 1000);
+		/* the guest reports once per boot: a clone shows its template's */
+		fprintf(stderr, "stats: syscall_path=%s: %s, observed when the template was created\n",
+			hypercall__syscall_path_token(m->hc.st.syscall_path),
+			hypercall__syscall_path_text(m->hc.st.syscall_path));
+	}
 	if (ret < 0)
 		ret = fail(&err, EXIT_SNAPBOX);
 	else if (err.msg[0])

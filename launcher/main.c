@@ -290,6 +290,10 @@ static void print_stats(uint64_t t0, uint64_t t_vm, const struct hc_ctx *hc, uin
 	fprintf(stderr, "stats: create_vm_us=%llu boot_to_user_us=%lld total_us=%llu\n",
 		(unsigned long long)(t_vm - t0) / 1000, to_user,
 		(unsigned long long)(t_end - t0) / 1000);
+	fprintf(stderr, "stats: syscall_path=%s: %s\n",
+		hypercall__syscall_path_token(hc->st.syscall_path),
+		hc->st.syscall_path ? hypercall__syscall_path_text(hc->st.syscall_path)
+				    : "the program made no system call");
 }
 
 static int run_vm(struct boot_opts *o, struct boot_params *bp, uint64_t t0)

@@ -516,6 +516,8 @@ static int template__details(const struct snapshot *snap, json_t *j)
 	snprintf(format, sizeof(format), "%u.%u", snap->hdr.major, snap->hdr.minor);
 	return json_object_set_new(j, "format", json_string(format)) |
 	       json_object_set_new(j, "abi", json_integer(snap->hdr.abi_version)) |
+	       json_object_set_new(j, "syscall_path",
+			json_string(hypercall__syscall_path_token(snap->hc.syscall_path))) |
 	       json_object_set_new(j, "pages", json_pack("{s:I, s:I, s:I, s:I}",
 			"total", (json_int_t)snap->pages.n_pages, "zero", (json_int_t)snap->pages.zero_pages,
 			"unique", (json_int_t)snap->pages.unique_pages, "dup", (json_int_t)snap->pages.dup_pages)) |

@@ -4,7 +4,7 @@
 set -e
 PKGS="gcc make musl-tools liburing-dev libxxhash-dev liblz4-dev libcriterion-dev
       pkg-config cpio dpkg-dev qemu-system-x86 lua5.4 clang libclang-rt-dev file
-      libmicrohttpd-dev libjansson-dev curl"
+      libmicrohttpd-dev libjansson-dev curl busybox-static xz-utils binutils"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

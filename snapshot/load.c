@@ -66,10 +66,10 @@ static int parse_header(const uint8_t *buf, size_t len, struct snap_header *h, s
 	if (h->arch != SNAP_ARCH_X86_64)
 		return err__set(err, -EPROTONOSUPPORT, "template is for architecture %u, not x86-64",
 				h->arch);
-	if (h->abi_version != SB_ABI_VERSION)
+	if (h->abi_version < SB_ABI_VERSION_MIN || h->abi_version > SB_ABI_VERSION)
 		return err__set(err, -EPROTONOSUPPORT,
-				"template's guest kernel speaks ABI %u, this snapbox speaks %u",
-				h->abi_version, SB_ABI_VERSION);
+				"template's guest kernel speaks ABI %u, this snapbox speaks %u to %u",
+				h->abi_version, SB_ABI_VERSION_MIN, SB_ABI_VERSION);
 	if (h->mem_size < SB_MIN_MEM || h->mem_size > SB_MAX_MEM || h->mem_size % SB_PAGE_2M)
 		return err__set(err, -EBADMSG, "state.bin: bad RAM size %llu",
 				(unsigned long long)h->mem_size);
@@ -104,6 +104,12 @@ static uint32_t section_version(uint32_t type)
 	case SNAP_SEC_HYPERCALL: return HC_STATE_VERSION;
 	}
 	return 0;
+}
+
+/* Oldest version of a section this reader still takes. */
+static uint32_t section_min_version(uint32_t type)
+{
+	return type == SNAP_SEC_HYPERCALL ? HC_STATE_VERSION_MIN : section_version(type);
 }
 
 static int parse_cpuid(const uint8_t *p, size_t len, struct snapshot *s, struct sb_err *err)
@@ -151,7 +157,10 @@ static int take_section(const struct snap_section *sec, const uint8_t *p, struct
 	case SNAP_SEC_VM: memcpy(&s->vm, p, sizeof(s->vm)); break;
 	case SNAP_SEC_MEMMAP: memcpy(&s->memmap, p, sizeof(s->memmap)); break;
 	case SNAP_SEC_SERIAL: memcpy(&s->serial, p, sizeof(s->serial)); break;
-	case SNAP_SEC_HYPERCALL: memcpy(&s->hc, p, sizeof(s->hc)); break;
+	case SNAP_SEC_HYPERCALL:
+		memcpy(&s->hc, p, sizeof(s->hc));
+		s->hc_version = sec->version;
+		break;
 	}
 	return 0;
 }
@@ -160,7 +169,7 @@ static int check_cross(const struct snapshot *s, struct sb_err *err)
 {
 	const struct snap_memslot *m = &s->memmap.slots[0];
 
-	if (s->vm.reserved || s->memmap.reserved || s->hc.reserved)
+	if (s->vm.reserved || s->memmap.reserved)
 		return err__set(err, -EBADMSG, "state.bin: a reserved field is not zero");
 	if (s->vm.n_vcpus != 1)
 		return err__set(err, -EBADMSG, "vm section: %u vCPUs (snapbox runs 1)", s->vm.n_vcpus);
@@ -168,7 +177,7 @@ static int check_cross(const struct snapshot *s, struct sb_err *err)
 		return err__set(err, -EBADMSG, "memmap section does not describe one slot of %llu bytes",
 				(unsigned long long)s->hdr.mem_size);
 	/* the pending read lies in RAM */
-	return hypercall__validate_state(&s->hc, s->hdr.mem_size, err);
+	return hypercall__validate_state(&s->hc, s->hc_version, s->hdr.mem_size, err);
 }
 
 int snapshot__parse_state(const uint8_t *buf, size_t len, struct snapshot *s, struct sb_err *err)
@@ -199,7 +208,8 @@ int snapshot__parse_state(const uint8_t *buf, size_t len, struct snapshot *s, st
 		if (!sb_range_in(sec->offset, sec->length, sizeof(s->hdr) + tlen, len) ||
 		    sec->length > SNAP_MAX_SECTION_LEN)
 			return err__set(err, -EBADMSG, "state.bin: section %s lies outside the file", name);
-		if (sec->version != section_version(sec->type))
+		if (sec->version < section_min_version(sec->type) ||
+		    sec->version > section_version(sec->type))
 			return err__set(err, -EPROTONOSUPPORT, "state.bin: section %s version %u (reads %u)",
 					name, sec->version, section_version(sec->type));
 		want = section_size(sec->type);

@@ -27,6 +27,7 @@ struct snapshot {
 	struct snap_memmap memmap;
 	struct serial_state serial;
 	struct hc_state hc;
+	uint32_t hc_version;    /* its section's version (1: no syscall_path) */
 	char id[33];            /* xxh3-128 of state.bin (which covers pages.idx) */
 	uint64_t state_bytes;
 };

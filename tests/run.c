@@ -32,7 +32,23 @@ void require_kvm(void)
 	cr_skip_test("/dev/kvm is not usable");
 }
 
-static double now(void)
+long test_count(const char *env, long native)
+{
+	const char *v = getenv(env);
+	char *end;
+	long n = v && *v ? strtol(v, &end, 10) : 0;
+	return v && *v && !*end && n > 0 ? n : native;
+}
+
+double test_time(double secs)
+{
+	const char *v = getenv("SNAPBOX_TIME_SCALE");
+	char *end;
+	double k = v && *v ? strtod(v, &end) : 1;
+	return v && *v && !*end && k >= 1 ? secs * k : secs;
+}
+
+double test_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -80,7 +96,8 @@ int run_snapbox(const char *const *argv, const char *in, size_t in_len, double l
 	posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
 	posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
-	double t0 = now();
+	double t0 = test_now();
+	limit_s = test_time(limit_s);
 	rc = posix_spawn(&pid, av[0], &fa, NULL, (char *const *)av, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	free(av);
@@ -105,7 +122,7 @@ int run_snapbox(const char *const *argv, const char *in, size_t in_len, double l
 	while (open_fds) {
 		struct pollfd p[3] = { { pout[0], POLLIN, 0 }, { perr[0], POLLIN, 0 },
 				       { pin[1], POLLOUT, 0 } };
-		double left = limit_s - (now() - t0);
+		double left = limit_s - (test_now() - t0);
 		if (left <= 0) {
 			kill(pid, SIGKILL);
 			r->timed_out = 1;
@@ -153,7 +170,7 @@ int run_snapbox(const char *const *argv, const char *in, size_t in_len, double l
 		close(perr[0]);
 	int st;
 	waitpid(pid, &st, 0);
-	r->secs = now() - t0;
+	r->secs = test_now() - t0;
 	if (WIFEXITED(st)) {
 		r->status = WEXITSTATUS(st);
 	} else {
@@ -243,4 +260,39 @@ void remove_tempdir(char **dir)
 		fprintf(stderr, "could not remove %s\n", *dir);
 	free(*dir);
 	*dir = NULL;
+}
+
+const char *expected_syscall_path(const char **why)
+{
+	static const char *const known[] = { "user", "ud-kernel", "ud-user" };
+	const char *env = getenv("SNAPBOX_EXPECT_SYSCALL_PATH");
+
+	if (env && *env) {
+		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			if (!strcmp(env, known[i])) {
+				*why = "SNAPBOX_EXPECT_SYSCALL_PATH";
+				return known[i];
+			}
+		cr_assert_fail("SNAPBOX_EXPECT_SYSCALL_PATH=%s: expected user, ud-kernel or ud-user", env);
+	}
+	if (access("/sys/module/kvm_pvm", F_OK) == 0) {
+		*why = "kvm_pvm is loaded";
+		return "user";
+	}
+	*why = "no kvm_pvm: a VMX/SVM host";
+	return "ud-kernel";
+}
+
+const char *syscall_path_after(const char *s, const char *key)
+{
+	static char tok[32];
+	const char *p = strstr(s, key);
+	size_t n = 0;
+
+	if (!p)
+		return NULL;
+	for (p += strlen(key); n + 1 < sizeof(tok) && ((*p >= 'a' && *p <= 'z') || *p == '-'); p++)
+		tok[n++] = *p;
+	tok[n] = 0;
+	return tok;
 }

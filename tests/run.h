@@ -31,6 +31,19 @@ void run_result_free(struct run_result *r);
 /* Fail the whole test run (not skip) when /dev/kvm is missing under CI. */
 void require_kvm(void);
 
+/*
+ * Inside the emulated KVM host (tests/kvmhost) everything runs ~20-100x
+ * slower, so soak and load tests take their counts, and waits their time
+ * limits, from the environment (tests/run_all.sh sets them there):
+ * test_count("SNAPBOX_SOAK_RUNS", 10000) is $SNAPBOX_SOAK_RUNS if set (> 0),
+ * else 10000; test_time(s) is s * $SNAPBOX_TIME_SCALE (default 1).  What a
+ * test asserts stays the same; only how often and how patiently.
+ */
+long test_count(const char *env, long native);
+double test_time(double secs);
+/* CLOCK_MONOTONIC in seconds. */
+double test_now(void);
+
 /* Make a fresh temporary directory; returns a malloc'd path. */
 char *make_tempdir(void);
 int write_file(const char *dir, const char *name, const void *data, size_t len, int mode);
@@ -43,4 +56,18 @@ uint8_t *slurp(const char *path, size_t *len);
 
 /* rm -rf *dir, free it, NULL it (test clean-up; tolerates NULL). */
 void remove_tempdir(char **dir);
+
+/*
+ * The system-call path the guest must report on this host, as snapbox
+ * names it ("user", "ud-kernel", "ud-user"): $SNAPBOX_EXPECT_SYSCALL_PATH
+ * if set (so that a harness can insist, e.g. that an emulated VMX/SVM host
+ * takes "ud-kernel"), else "user" where the kvm_pvm module is loaded and
+ * "ud-kernel" elsewhere (kvm_intel, kvm_amd).  An unknown value in the
+ * variable fails the test.  *why says where the expectation comes from.
+ */
+const char *expected_syscall_path(const char **why);
+
+/* The path token ([a-z-]+) right after the first `key` in s, in a static
+ * buffer; NULL if key is absent. */
+const char *syscall_path_after(const char *s, const char *key);
 #endif

@@ -2,30 +2,125 @@
 # Run every Criterion suite against build/snapbox, then the end-to-end
 # suites again against an ASan/UBSan build of the host side.  Ends with one
 # plain "N passed, N failed" line over everything.
+#
+# Suites that need KVM run natively where /dev/kvm is usable and inside the
+# emulated KVM host (tests/kvmhost: QEMU TCG with AMD SVM) where it is not,
+# two emulated machines at a time (one per core).  SNAPBOX_TEST_KVM picks:
+#   auto (default)  native if /dev/kvm is usable, else emulated; on a KVM
+#                   machine test_boot also runs once in the emulated host, so
+#                   that the VMX/SVM syscall path and the harness stay tested
+#   native          KVM suites natively only (fails without /dev/kvm)
+#   emulated        every KVM suite in the emulated host, even where
+#                   /dev/kvm exists (to check that path before submitting)
+# Nothing that needs KVM is ever skipped.
 set -u
 BUILD=${1:-build}
 ASAN_BUILD=build-asan
+KVM_SUITES="test_boot test_template test_pool test_serve"
+ASAN_SUITES="test_boot test_template"
 pass=0; fail=0; status=0
+LOGS=$(mktemp -d)
+trap 'rm -rf "$LOGS"' EXIT
 
-run_suite() { # label, binary, env...
-	label=$1; bin=$2; shift 2
-	log=$(mktemp)
-	echo "== $label"
-	env "$@" "$bin" --jobs 2 --short-filename >"$log" 2>&1
-	rc=$?
-	cat "$log"
-	line=$(grep -a 'Synthesis:' "$log" | tail -n 1)
+# Under emulation everything is ~20-100x slower: fewer soak runs, more
+# patient waits (tests/run.h: test_count, test_time); the same assertions.
+EMU_ENV="SNAPBOX_TIME_SCALE=20 SNAPBOX_SOAK_RUNS=500 SNAPBOX_POOL_RUNS=250 SNAPBOX_SEQ_CLONES=30 SNAPBOX_EXPECT_SYSCALL_PATH=ud-kernel"
+ASAN_ENV="ASAN_OPTIONS=exitcode=99:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=98"
+
+kvm_usable() { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
+mode=${SNAPBOX_TEST_KVM:-auto}
+case $mode in
+auto) if kvm_usable; then mode=native; smoke=1; else mode=emulated; smoke=0; fi ;;
+native) smoke=0 ;;
+emulated) smoke=0 ;;
+*) echo "SNAPBOX_TEST_KVM must be auto, native or emulated, not '$mode'" >&2; exit 2 ;;
+esac
+
+# tally LABEL LOG RC: print a suite's log and count its Synthesis line
+tally() {
+	echo "== $1"
+	cat "$2"
+	line=$(grep -a 'Synthesis:' "$2" | tail -n 1 | sed 's/\x1b\[[0-9;]*m//g')
 	t=$(echo "$line" | sed -n 's/.*Tested: \([0-9]*\).*/\1/p')
 	p=$(echo "$line" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p')
 	[ -n "$t" ] || { t=1; p=0; }
 	pass=$((pass + p)); fail=$((fail + t - p))
-	[ $rc -eq 0 ] && [ "$t" = "$p" ] || status=1
-	rm -f "$log"
+	[ "$3" -eq 0 ] && [ "$t" = "$p" ] || status=1
 }
 
+# run_native LABEL BIN ENV...: a suite on this machine
+run_native() {
+	label=$1; bin=$2; shift 2
+	t0=$(date +%s)
+	env "$@" "$bin" --jobs 2 --short-filename --color=never >"$LOGS/log" 2>&1
+	rc=$?
+	echo "(natively: $(($(date +%s) - t0)) s)" >> "$LOGS/log"
+	tally "$label" "$LOGS/log" $rc
+}
+
+# A lane runs its emulated suites one after the other, each in a fresh
+# emulated machine; two lanes run at once.  Lines: LABEL|BIN|ENV...
+lane() {
+	n=0
+	while IFS='|' read -r label bin envs; do
+		n=$((n + 1)); f=$LOGS/$1.$n
+		echo "$label" > "$f.label"
+		t0=$(date +%s)
+		KVMHOST_LABEL=$(basename "$bin")-$1 tests/kvmhost/run env $envs "$bin" \
+			--jobs 2 --short-filename --color=never >"$f.log" 2>&1
+		echo $? > "$f.rc"
+		echo "(emulated KVM host: $(($(date +%s) - t0)) s)" >> "$f.log"
+	done
+}
+
+asan_build() {
+	make -s BUILD=$ASAN_BUILD \
+		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+		EXTRA_LDLIBS="-fsanitize=address,undefined" $ASAN_BUILD/snapbox >/dev/null &&
+		mkdir -p $ASAN_BUILD && ln -sfn "$(cd "$BUILD" && pwd)/guest" $ASAN_BUILD/guest
+}
+
+echo "== building the ASan/UBSan host side in $ASAN_BUILD"
+asan_ok=1
+asan_build || { echo "ASan build failed"; fail=$((fail + 1)); status=1; asan_ok=0; }
+
+# Start the emulated lanes first: they take longest.
+emu_suites=""
+[ $mode = emulated ] && emu_suites=$KVM_SUITES
+[ $smoke = 1 ] && emu_suites="test_boot"
+if [ -n "$emu_suites" ]; then
+	echo "== KVM suites in the emulated KVM host (QEMU TCG, AMD SVM): $emu_suites"
+	tests/kvmhost/prepare || { echo "cannot prepare the emulated KVM host"; exit 1; }
+	: > "$LOGS/laneA"; : > "$LOGS/laneB"
+	i=0
+	# longest first, alternating lanes
+	for s in test_template test_serve test_pool test_boot; do
+		case " $emu_suites " in *" $s "*) ;; *) continue ;; esac
+		echo "$s (emulated KVM host)|$BUILD/tests/$s|SNAPBOX_BIN=$BUILD/snapbox $EMU_ENV" >> "$LOGS/lane$([ $((i % 2)) = 0 ] && echo A || echo B)"
+		i=$((i + 1))
+	done
+	if [ $mode = emulated ] && [ $asan_ok = 1 ]; then
+		for s in $ASAN_SUITES; do
+			echo "$s (ASan/UBSan snapbox, emulated KVM host)|$BUILD/tests/$s|SNAPBOX_BIN=$ASAN_BUILD/snapbox $EMU_ENV $ASAN_ENV" >> "$LOGS/lane$([ $((i % 2)) = 0 ] && echo A || echo B)"
+			i=$((i + 1))
+		done
+	fi
+	lane laneA < "$LOGS/laneA" & pidA=$!
+	lane laneB < "$LOGS/laneB" & pidB=$!
+fi
+
 for t in "$BUILD"/tests/test_*; do
-	run_suite "$(basename "$t")" "$t" SNAPBOX_BIN="$BUILD/snapbox"
+	s=$(basename "$t")
+	case " $KVM_SUITES " in
+	*" $s "*) [ $mode = native ] || continue ;;
+	esac
+	run_native "$s" "$t" SNAPBOX_BIN="$BUILD/snapbox"
 done
+if [ $mode = native ] && [ $asan_ok = 1 ]; then
+	for s in $ASAN_SUITES; do
+		run_native "$s (ASan/UBSan snapbox)" "$BUILD/tests/$s" SNAPBOX_BIN="$ASAN_BUILD/snapbox" $ASAN_ENV
+	done
+fi
 
 echo "== fuzz-regress: the state.bin reader over tests/fuzz/corpus (libFuzzer, ASan, UBSan)"
 ncorp=$(ls tests/fuzz/corpus | wc -l)
@@ -38,19 +133,16 @@ else
 	fail=$((fail + 1)); status=1
 fi
 
-echo "== building the ASan/UBSan host side in $ASAN_BUILD"
-if make -s BUILD=$ASAN_BUILD \
-	EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	EXTRA_LDLIBS="-fsanitize=address,undefined" $ASAN_BUILD/snapbox >/dev/null; then
-	mkdir -p $ASAN_BUILD
-	ln -sfn "$(cd "$BUILD" && pwd)/guest" $ASAN_BUILD/guest
-	for t in "$BUILD"/tests/test_boot "$BUILD"/tests/test_template; do
-		[ -x "$t" ] || continue
-		run_suite "$(basename "$t") (ASan/UBSan snapbox)" "$t" SNAPBOX_BIN="$ASAN_BUILD/snapbox" \
-			ASAN_OPTIONS=exitcode=99:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=98
+if [ -n "$emu_suites" ]; then
+	wait $pidA $pidB
+	for f in $(ls "$LOGS" | sed -n 's/^\(lane[AB]\.[0-9]*\)\.label$/\1/p' | sort); do
+		rc=$(cat "$LOGS/$f.rc" 2>/dev/null || echo 1)
+		case $rc in
+		252) echo "(the emulated KVM host crashed: see build/kvmhost/console-*.log)" >> "$LOGS/$f.log" ;;
+		253) echo "(the emulated KVM host hung: see build/kvmhost/console-*.log)" >> "$LOGS/$f.log" ;;
+		esac
+		tally "$(cat "$LOGS/$f.label")" "$LOGS/$f.log" "$rc"
 	done
-else
-	echo "ASan build failed"; fail=$((fail + 1)); status=1
 fi
 echo "$pass passed, $fail failed"
 exit $status

@@ -171,11 +171,9 @@ Test(pool, kill_stops_a_live_sandbox)
 
 	setup("loop", LOOP);
 	cr_assert_eq(pthread_create(&t, NULL, loop_run, &res), 0);
-	for (int i = 0; i < 500 && n == 0; i++) {
+	for (double t0 = test_now(); n == 0 && test_now() - t0 < test_time(5); usleep(10000)) {
 		free(v);
 		pool__list(P, &v, &n);
-		if (!n)
-			usleep(10000);
 	}
 	cr_assert_eq(n, 1, "the running sandbox is listed");
 	cr_assert_str_eq(v[0].template_name, "loop");
@@ -253,11 +251,10 @@ static long rss_kb(void)
 static void wait_ready(unsigned want)
 {
 	struct pool_stats st;
-	for (int i = 0; i < 1000; i++) {
+	for (double t0 = test_now(); test_now() - t0 < test_time(5); usleep(5000)) {
 		pool__stats(P, &st);
 		if (st.ready == want && st.live == 0)
 			break;
-		usleep(5000);
 	}
 	usleep(20000); /* a spawn in flight holds a socket too */
 	pool__stats(P, &st);
@@ -276,9 +273,9 @@ Test(pool, many_sandboxes_leave_fds_and_memory_flat)
 	wait_ready(2);
 	int fds0 = count_fds();
 	long rss0 = rss_kb();
-	for (int i = 0; i < 1000; i++) {
+	for (long i = 0, runs = test_count("SNAPBOX_POOL_RUNS", 1000); i < runs; i++) {
 		run_lua(5, &res);
-		cr_assert_eq(res.status, 0, "run %d: %s", i, res.message);
+		cr_assert_eq(res.status, 0, "run %ld: %s", i, res.message);
 		sandbox_result__free(&res);
 	}
 	wait_ready(2);
@@ -289,12 +286,11 @@ Test(pool, many_sandboxes_leave_fds_and_memory_flat)
 /* Poll a long-lived sandbox until its stdout has `want` (or it ends). */
 static void wait_output(uint64_t id, const char *want, struct sandbox_output *o)
 {
-	for (int i = 0; i < 1000; i++) {
+	for (double t0 = test_now(); test_now() - t0 < test_time(5); usleep(5000)) {
 		cr_assert_eq(pool__read(P, id, 0, 0, o), 0);
 		if ((o->out && strstr(o->out, want)) || o->done)
 			return;
 		sandbox_output__free(o);
-		usleep(5000);
 	}
 	cr_assert_fail("no '%s' from sandbox %llu", want, (unsigned long long)id);
 }
@@ -314,12 +310,11 @@ Test(pool, a_long_lived_sandbox_takes_stdin_in_pieces)
 	sandbox_output__free(&o);
 	cr_assert_eq(pool__write_stdin(P, id, "world\n", 6, true), 0);
 	cr_assert_eq(pool__write_stdin(P, id, "more", 4, false), -EPIPE, "stdin is closed");
-	for (int i = 0; i < 1000; i++) {
+	for (double t0 = test_now(); test_now() - t0 < test_time(5); usleep(5000)) {
 		cr_assert_eq(pool__read(P, id, 0, 0, &o), 0);
 		if (o.done)
 			break;
 		sandbox_output__free(&o);
-		usleep(5000);
 	}
 	cr_assert(o.done);
 	cr_assert_str_eq(o.out, "hello world\n");
@@ -359,17 +354,19 @@ Test(pool, releasing_a_running_sandbox_kills_it)
 	pool__list(P, &v, &n);
 	cr_assert_eq(n, 0, "still listed after release");
 	free(v);
-	usleep(200000);
 	char path[64];
+	int gone = 0;
 	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	FILE *f = fopen(path, "r");
-	int gone = !f;
-	if (f) { /* a zombie awaiting the zygote's reaping counts as gone */
-		char line[128];
-		while (fgets(line, sizeof(line), f))
-			if (!strncmp(line, "State:", 6))
-				gone = strchr(line, 'Z') != NULL;
-		fclose(f);
+	for (double t0 = test_now(); !gone && test_now() - t0 < test_time(2); usleep(20000)) {
+		FILE *f = fopen(path, "r");
+		gone = !f;
+		if (f) { /* a zombie awaiting the zygote's reaping counts as gone */
+			char line[128];
+			while (fgets(line, sizeof(line), f))
+				if (!strncmp(line, "State:", 6))
+					gone = strchr(line, 'Z') != NULL;
+			fclose(f);
+		}
 	}
 	cr_assert(gone, "worker %d still alive", pid);
 }

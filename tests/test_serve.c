@@ -36,16 +36,8 @@ static pid_t DAEMON = -1;
 static struct run_result R;
 
 #define ARGS(...) ((const char *const[]){ "snapbox", __VA_ARGS__, NULL })
-#define SOAK_RUNS 10000
 
 /* ---- the daemon --------------------------------------------------------------- */
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* One request; the answer's status (or -errno if there was none). */
 static int req(const char *method, const char *target, const char *body, struct http_response *r)
@@ -83,7 +75,7 @@ static void daemon_start(void)
 	posix_spawn_file_actions_addopen(&fa, 2, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 	cr_assert_eq(posix_spawn(&DAEMON, av[0], &fa, NULL, (char *const *)av, environ), 0);
 	posix_spawn_file_actions_destroy(&fa);
-	for (double t0 = now_s(); now_s() - t0 < 15; usleep(20000)) {
+	for (double t0 = test_now(); test_now() - t0 < test_time(15); usleep(20000)) {
 		struct http_response r;
 		int st = req("GET", "/v1/health", NULL, &r);
 		if (st > 0)
@@ -103,7 +95,7 @@ static int daemon_stop(void)
 	if (DAEMON <= 0)
 		return 0;
 	kill(DAEMON, SIGTERM);
-	for (double t0 = now_s(); now_s() - t0 < 20; usleep(20000)) {
+	for (double t0 = test_now(); test_now() - t0 < test_time(20); usleep(20000)) {
 		if (waitpid(DAEMON, &st, WNOHANG) == DAEMON) {
 			DAEMON = -1;
 			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -274,9 +266,9 @@ Test(serve, looping_guest_stopped_by_timeout)
 
 	create("loop", LOOP);
 	create("lua", LUA);
-	double t0 = now_s();
+	double t0 = test_now();
 	j = req_json("POST", "/v1/templates/loop/run?timeout=1", "x", 200);
-	cr_assert_lt(now_s() - t0, 10);
+	cr_assert_lt(test_now() - t0, test_time(10));
 	cr_assert(json_is_true(json_object_get(j, "timed_out")));
 	cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 124);
 	json_decref(j);
@@ -300,7 +292,7 @@ Test(serve, kill_a_running_sandbox)
 
 	create("loop", LOOP);
 	cr_assert_eq(pthread_create(&th, NULL, looping_run, &res), 0);
-	for (double t0 = now_s(); !id && now_s() - t0 < 10; usleep(20000)) {
+	for (double t0 = test_now(); !id && test_now() - t0 < test_time(10); usleep(20000)) {
 		j = req_json("GET", "/v1/sandboxes", NULL, 200);
 		json_t *s = json_array_get(json_object_get(j, "sandboxes"), 0);
 		if (s) {
@@ -483,7 +475,7 @@ static long rss_kb(pid_t pid)
 /* Wait until the pool is idle and refilled, so that counts compare. */
 static void settle(void)
 {
-	for (double t0 = now_s(); now_s() - t0 < 10; usleep(20000)) {
+	for (double t0 = test_now(); test_now() - t0 < test_time(10); usleep(20000)) {
 		json_t *j = req_json("GET", "/v1/health", NULL, 200);
 		bool idle = json_integer_value(json_object_get(j, "live")) == 0 &&
 			    json_integer_value(json_object_get(j, "ready")) == 2;
@@ -504,14 +496,15 @@ Test(serve, many_sequential_runs_leave_fds_and_rss_flat, .timeout = 240)
 	settle();
 	int fd0 = count_fds(DAEMON);
 	long rss0 = rss_kb(DAEMON);
-	double t0 = now_s();
-	for (int i = 0; i < SOAK_RUNS; i++)
+	const long runs = test_count("SNAPBOX_SOAK_RUNS", 10000);
+	double t0 = test_now();
+	for (long i = 0; i < runs; i++)
 		lua_run("lua", i % 90);
-	double secs = now_s() - t0;
+	double secs = test_now() - t0;
 	settle();
 	int fd1 = count_fds(DAEMON);
 	long rss1 = rss_kb(DAEMON);
-	cr_log_info("%d runs in %.1f s; fds %d -> %d; VmRSS %ld -> %ld kB", SOAK_RUNS, secs, fd0, fd1,
+	cr_log_info("%ld runs in %.1f s; fds %d -> %d; VmRSS %ld -> %ld kB", runs, secs, fd0, fd1,
 		    rss0, rss1);
 	cr_assert_eq(fd1, fd0, "the service's open fds went from %d to %d", fd0, fd1);
 	cr_assert_lt(rss1 - rss0, 8 << 10, "VmRSS grew from %ld to %ld kB", rss0, rss1);
@@ -542,14 +535,13 @@ Test(serve, long_lived_sandbox_over_the_api)
 	http_response__free(&r);
 	/* its output arrives while it runs */
 	const char *out = "";
-	for (int i = 0; i < 400; i++) {
+	for (double t0 = test_now(); test_now() - t0 < test_time(2); usleep(5000)) {
 		j = sandbox_state(id, "");
 		out = json_string_value(json_object_get(j, "stdout"));
 		if (out && !strcmp(out, "hello "))
 			break;
 		json_decref(j);
 		j = NULL;
-		usleep(5000);
 	}
 	cr_assert_not_null(j, "no output from the long-lived sandbox");
 	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "running");
@@ -557,13 +549,12 @@ Test(serve, long_lived_sandbox_over_the_api)
 	snprintf(target, sizeof(target), "/v1/sandboxes/%lld/stdin?eof=1", (long long)id);
 	cr_assert_eq(req("POST", target, "world", &r), 204, "%s", r.body);
 	http_response__free(&r);
-	for (int i = 0; i < 400; i++) {
+	for (double t0 = test_now(); test_now() - t0 < test_time(2); usleep(5000)) {
 		j = sandbox_state(id, "?stdout_offset=6");
 		if (!strcmp(json_string_value(json_object_get(j, "state")), "exited"))
 			break;
 		json_decref(j);
 		j = NULL;
-		usleep(5000);
 	}
 	cr_assert_not_null(j, "cat did not end after its stdin was closed");
 	cr_assert_str_eq(json_string_value(json_object_get(j, "stdout")), "world");

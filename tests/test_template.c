@@ -24,7 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
+#include "devices/hypercall.h"
 #include "run.h"
+#include "snapbox_abi.h"
 #include "snapshot/format.h"
 
 extern char **environ;
@@ -211,14 +213,14 @@ static void lua_clone_answers(const char *name, int n)
 	cr_assert_str_eq(R.out, want, "n=%d, stderr: %s", n, R.err);
 }
 
-/* ---- 1. Lua template, 100 sequential clones ------------------------------- */
+/* ---- 1. Lua template, 100 sequential clones (SNAPBOX_SEQ_CLONES) ---------- */
 
-Test(template, lua_template_and_100_sequential_clones)
+Test(template, lua_template_and_sequential_clones)
 {
 	create("lua", LUA);
 	cr_assert(strstr(R.out, "template lua: id "), "create says what it made: %s", R.out);
-	for (int n = 0; n < 100; n++)
-		lua_clone_answers("lua", n);
+	for (long n = 0, runs = test_count("SNAPBOX_SEQ_CLONES", 100); n < runs; n++)
+		lua_clone_answers("lua", (int)(n % 100));
 	/* a request the handler refuses: its own exit status and answer */
 	run_clone("lua", "garbage");
 	cr_assert_eq(R.status, 1, "stderr: %s", R.err);
@@ -254,7 +256,7 @@ Test(template, sixteen_concurrent_clones)
 	}
 	/* all 16 run at once; reap them within 90 s */
 	int status[N], left = N;
-	time_t deadline = time(NULL) + 90;
+	time_t deadline = time(NULL) + (time_t)test_time(90);
 	for (int i = 0; i < N; i++)
 		status[i] = -1;
 	while (left && time(NULL) < deadline) {
@@ -739,5 +741,102 @@ Test(template, cpuid_the_host_cannot_provide_is_refused)
 	patch_file(st, &h, sizeof(h), 0);
 	refused("cpu", "CPUID leaf 7 with every feature", "CPU features", NULL);
 	cr_assert_null(strstr(R.err, "damaged"), "the file is intact: %s", R.err);
+	lua_clone_answers("lua", 3);
+}
+
+/* ---- 10. the guest's system-call path, saved with the template ------------- */
+
+Test(template, inspect_shows_the_syscall_path_saved_at_create)
+{
+	const char *why, *want = expected_syscall_path(&why), *got;
+	char line[64];
+	uint8_t *json;
+	size_t jlen;
+
+	create("lua", LUA);
+	tcmd("inspect", "lua");
+	cr_assert_eq(R.status, 0, "inspect: %s", R.err);
+	got = syscall_path_after(R.out, "\nsyscalls   ");
+	cr_assert_not_null(got, "inspect has no syscalls line: %s", R.out);
+	cr_assert_str_eq(got, want, "inspect: path %s, expected %s (%s): %s", got, want, why, R.out);
+
+	json = slurp(tpath("lua", SNAP_MANIFEST_FILE), &jlen);
+	snprintf(line, sizeof(line), "\"syscall_path\": \"%s\"", want);
+	cr_assert(memmem(json, jlen, line, strlen(line)), "template.json lacks %s: %.*s", line,
+		  (int)jlen, (const char *)json);
+	free(json);
+
+	/* a clone shows the template's path (it does not boot, so it does not report) */
+	sb(ARGS("run", "--stats", "--store", STORE, "lua"), "{\"n\": 4}", 90);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	got = syscall_path_after(R.err, "stats: syscall_path=");
+	cr_assert(got && !strcmp(got, want), "run --stats: %s", R.err);
+}
+
+/* Rewrite a copy's guest ABI, hypercall section version and syscall path,
+ * with every hash made right again: what an older snapbox would have saved. */
+static void restamp(const char *name, uint32_t abi, uint32_t hc_version, uint32_t path)
+{
+	const char *st = tpath(name, SNAP_STATE_FILE);
+	struct snap_section t[SNAP_MAX_SECTIONS];
+	struct snap_header h;
+	struct hc_state hc;
+	int found = 0;
+
+	read_file(st, &h, sizeof(h), 0);
+	cr_assert_leq(h.n_sections, SNAP_MAX_SECTIONS);
+	read_file(st, t, h.n_sections * sizeof(t[0]), sizeof(h));
+	for (uint32_t i = 0; i < h.n_sections; i++) {
+		if (t[i].type != SNAP_SEC_HYPERCALL)
+			continue;
+		cr_assert_eq(t[i].length, sizeof(hc));
+		read_file(st, &hc, sizeof(hc), (off_t)t[i].offset);
+		hc.syscall_path = path;
+		t[i].version = hc_version;
+		t[i].hash = XXH3_64bits(&hc, sizeof(hc));
+		patch_file(st, &hc, sizeof(hc), (off_t)t[i].offset);
+		found = 1;
+	}
+	cr_assert(found, "no hypercall section");
+	h.abi_version = abi;
+	h.table_hash = XXH3_64bits(t, h.n_sections * sizeof(t[0]));
+	h.header_hash = 0;
+	h.header_hash = XXH3_64bits(&h, sizeof(h));
+	patch_file(st, t, h.n_sections * sizeof(t[0]), sizeof(h));
+	patch_file(st, &h, sizeof(h), 0);
+}
+
+Test(template, templates_from_guest_abi_2_still_run)
+{
+	create("lua", LUA);
+
+	/* ABI 2, hypercall section 1 (no path): runs, the path reads "none" */
+	copy_template("lua", "abi2");
+	restamp("abi2", 2, 1, 0);
+	lua_clone_answers("abi2", 9);
+	tcmd("inspect", "abi2");
+	cr_assert_eq(R.status, 0, "inspect: %s", R.err);
+	cr_assert(strstr(R.out, "guest ABI 2"), "inspect: %s", R.out);
+	cr_assert(strstr(R.out, "syscalls   path not reported (template made before guest ABI 3)"),
+		  "inspect: %s", R.out);
+
+	/* ...but its reserved field must still be zero */
+	copy_template("lua", "v1path");
+	restamp("v1path", 2, 1, SB_SYSCALL_PATH_UD_KERNEL);
+	refused("v1path", "hypercall section 1 with a path", "reserved", NULL);
+
+	/* a path this snapbox does not know */
+	copy_template("lua", "badpath");
+	restamp("badpath", SB_ABI_VERSION, HC_STATE_VERSION, SB_SYSCALL_PATH_MAX + 1);
+	refused("badpath", "unknown syscall path", "system-call path", NULL);
+
+	/* a newer guest ABI, and one older than the oldest still served */
+	copy_template("lua", "abi4");
+	restamp("abi4", SB_ABI_VERSION + 1, HC_STATE_VERSION, SB_SYSCALL_PATH_USER);
+	refused("abi4", "guest ABI 4", "speaks ABI 4", NULL);
+	copy_template("lua", "abi1");
+	restamp("abi1", SB_ABI_VERSION_MIN - 1, 1, 0);
+	refused("abi1", "guest ABI 1", "speaks ABI 1", NULL);
+
 	lua_clone_answers("lua", 3);
 }

@@ -23,7 +23,9 @@
  * snapbox the syscall layer runs in user mode, in the "sys" region
  * [SB_SYS_BASE, SB_USER_LOAD): LSTAR points at its entry stub.  Elsewhere
  * (QEMU, VMX/SVM hosts) LSTAR points at a `ud2` page and the same C code
- * runs in kernel mode from the #UD handler.
+ * runs in kernel mode from the #UD handler.  The kernel observes which of
+ * these paths its first system call took and reports it once per boot
+ * (SB_HC_SYSCALL_PATH).
  */
 #ifndef SNAPBOX_ABI_H
 #define SNAPBOX_ABI_H
@@ -32,7 +34,13 @@
 #include <stdint.h>
 #endif
 
-#define SB_ABI_VERSION 2
+/*
+ * 3: SB_HC_SYSCALL_PATH.  A host speaking 3 still runs templates whose
+ * guest kernel speaks 2 (it serves every call of 2 unchanged); a guest
+ * kernel boots only on a host speaking its own version.
+ */
+#define SB_ABI_VERSION 3
+#define SB_ABI_VERSION_MIN 2 /* oldest guest ABI whose templates the host runs */
 
 /* ---- guest physical memory map ---------------------------------------- */
 #define SB_BOOTINFO_GPA   0x1000ULL  /* struct sb_boot_info (one page)        */
@@ -123,6 +131,7 @@ enum sb_hc {
 	SB_HC_USER_START = 11, /* struct sb_hc_user_start: about to enter user */
 	SB_HC_SLEEP      = 12, /* struct sb_hc_sleep: nanosleep                */
 	SB_HC_SET_FS     = 13, /* struct sb_hc_set_base: FS/GS base (user mode) */
+	SB_HC_SYSCALL_PATH = 14, /* struct sb_hc_syscall_path: once per boot  */
 	SB_HC_COUNT
 };
 #endif
@@ -249,6 +258,30 @@ struct sb_hc_set_base {
 	int64_t ret;           /* out: 0 or -errno                          */
 };
 _Static_assert(sizeof(struct sb_hc_set_base) == 24, "sb_hc_set_base size");
+#endif
+
+/*
+ * How the program's system calls reach the kernel's dispatcher, as the
+ * kernel observed it at the first one (ABI 3).  Reported once per boot;
+ * 0 in host state means "not reported".
+ */
+#ifndef __ASSEMBLER__
+enum sb_syscall_path {
+	SB_SYSCALL_PATH_USER      = 1, /* dispatcher ran at CPL3: the user-mode
+					  layer (kvm_pvm, SB_BOOT_USER_SYSCALLS) */
+	SB_SYSCALL_PATH_UD_KERNEL = 2, /* `syscall` entered CPL0, its `ud2` raised
+					  #UD in kernel mode: VMX/SVM semantics */
+	SB_SYSCALL_PATH_UD_USER   = 3, /* `syscall` stayed at CPL3, `ud2` raised
+					  #UD from user mode: kvm_pvm semantics
+					  without the user-mode layer */
+	SB_SYSCALL_PATH_MAX       = 3,
+};
+
+struct sb_hc_syscall_path {
+	uint32_t path;         /* enum sb_syscall_path                      */
+	uint32_t reserved;     /* 0                                         */
+};
+_Static_assert(sizeof(struct sb_hc_syscall_path) == 8, "sb_hc_syscall_path size");
 #endif
 
 /* Under QEMU (PVH boot) the kernel talks to the 8250 at COM1 and leaves

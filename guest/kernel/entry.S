@@ -163,7 +163,8 @@ EXC_ERR   21
  * mode on kvm_pvm and in kernel mode on VMX/SVM hosts; either way the
  * frame's RIP is the trampoline, %rcx holds the return address and %r11 the
  * user's RFLAGS.  Only the registers the syscall ABI preserves and C may
- * clobber are saved.
+ * clobber are saved.  struct sc_ud_frame (kernel.h) describes this stack as
+ * the dispatcher sees it (it reads the frame's CS once, to report the path).
  */
 	.globl exc6
 exc6:

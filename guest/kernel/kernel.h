@@ -49,7 +49,13 @@ struct kernel {
 	const struct sb_file_entry *files; /* host-built index, or NULL */
 	uint32_t files_count;
 	uint64_t mmio;          /* hypercall MMIO page (snapbox), 0: ports */
+	uint32_t sc_slow;       /* SC_SLOW_*: the dispatcher's rare work */
 };
+/* Nonzero K.sc_slow sends a system call through the slow dispatcher, so
+ * the common case tests one word (every kernel instruction is emulated on
+ * kvm_pvm). */
+#define SC_SLOW_TRACE       (1u << 0) /* --trace-syscalls: SB_HC_TRACE each */
+#define SC_SLOW_REPORT_PATH (1u << 1) /* first call: SB_HC_SYSCALL_PATH */
 extern struct kernel K;
 
 /* lib.c */
@@ -157,6 +163,16 @@ __attribute__((noreturn)) void halt_forever(void);
 struct sc_frame {
 	uint64_t nr, a[6];
 };
+/* What lies on the #UD IST stack when exc6 (entry.S) calls the dispatcher:
+ * the frame, the two registers exc6 saved, then the CPU's exception frame,
+ * which ends at ist_stack_top. */
+struct sc_ud_frame {
+	struct sc_frame sc;
+	uint64_t r11, rcx;
+	uint64_t rip, cs, rflags, rsp, ss;
+};
+_Static_assert(sizeof(struct sc_ud_frame) == 14 * 8, "sc_ud_frame layout");
+extern char ist_stack_top[];
 int64_t syscall_dispatch(struct sc_frame *f);
 
 /* trap.c */

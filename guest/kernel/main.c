@@ -30,6 +30,9 @@ static __attribute__((noreturn)) void kernel_start(int pt_ready)
 							    : SB_TRAMPOLINE_GPA);
 	/* the syscall trampoline: LSTAR points here; `ud2` traps into #UD */
 	*(volatile uint16_t *)SB_TRAMPOLINE_GPA = 0x0b0f;
+	/* QEMU (PVH) has no hypercall device to report the path to */
+	K.sc_slow = (K.flags & SB_BOOT_TRACE_SYSCALLS ? SC_SLOW_TRACE : 0) |
+		    (K.snapbox ? SC_SLOW_REPORT_PATH : 0);
 	fs_init();
 	exec_init_program();
 }

@@ -283,7 +283,8 @@ static int64_t unknown_syscall(uint64_t nr)
 	return -ENOSYS;
 }
 
-static int64_t do_syscall(const struct sc_frame *f)
+/* inlined into both dispatchers: the common path makes no extra call */
+static inline __attribute__((always_inline)) int64_t do_syscall(const struct sc_frame *f)
 {
 	const uint64_t *a = f->a;
 	int handled = 1;
@@ -347,10 +348,41 @@ static int64_t do_syscall(const struct sc_frame *f)
 	return unknown_syscall(f->nr);
 }
 
-int64_t syscall_dispatch(struct sc_frame *f)
+/*
+ * Which path brought this system call here, observed rather than assumed
+ * from the boot flags: in user mode, the user-mode layer; in kernel mode,
+ * the #UD handler, whose exception frame says whether the `ud2` ran in
+ * kernel mode (`syscall` switched to CPL0: VMX/SVM) or in user mode
+ * (kvm_pvm).  Nothing else calls the dispatcher in kernel mode.
+ */
+static void report_syscall_path(const struct sc_frame *f)
 {
+	const struct sc_ud_frame *u = (const struct sc_ud_frame *)f;
+	struct sb_hc_syscall_path p = { .path = SB_SYSCALL_PATH_USER };
+
+	if (!cpu_user_mode()) {
+		if ((uint64_t)(u + 1) != (uint64_t)ist_stack_top || u->rip != SB_TRAMPOLINE_GPA)
+			kpanic(SB_PANIC_KERNEL, "system call in kernel mode not from the #UD trampoline", 0);
+		p.path = (u->cs & 3) ? SB_SYSCALL_PATH_UD_USER : SB_SYSCALL_PATH_UD_KERNEL;
+	}
+	hypercall(SB_HC_SYSCALL_PATH, &p);
+}
+
+static __attribute__((noinline)) int64_t syscall_dispatch_slow(struct sc_frame *f)
+{
+	if (K.sc_slow & SC_SLOW_REPORT_PATH) {
+		K.sc_slow &= ~SC_SLOW_REPORT_PATH;
+		report_syscall_path(f);
+	}
 	int64_t r = do_syscall(f);
-	if (K.flags & SB_BOOT_TRACE_SYSCALLS)
+	if (K.sc_slow & SC_SLOW_TRACE)
 		trace(f, r);
 	return r;
+}
+
+int64_t syscall_dispatch(struct sc_frame *f)
+{
+	if (__builtin_expect(K.sc_slow != 0, 0))
+		return syscall_dispatch_slow(f);
+	return do_syscall(f);
 }

@@ -61,6 +61,10 @@ static void check_result(int ret, const struct sb_err *err)
 	CHECK(snap.vm.n_vcpus == 1);
 	CHECK(snap.memmap.n_slots == 1 && m->gpa == 0 && m->size == snap.hdr.mem_size);
 	CHECK(!(snap.hc.flags & ~HC_STATE_PENDING_READ));
+	CHECK(snap.hdr.abi_version >= SB_ABI_VERSION_MIN && snap.hdr.abi_version <= SB_ABI_VERSION);
+	CHECK(snap.hc_version >= HC_STATE_VERSION_MIN && snap.hc_version <= HC_STATE_VERSION);
+	CHECK(snap.hc.syscall_path <= SB_SYSCALL_PATH_MAX);
+	CHECK(snap.hc_version >= 2 || snap.hc.syscall_path == 0);
 	CHECK(!(snap.hc.flags & HC_STATE_PENDING_READ) ||
 	      sb_range_in(snap.hc.pending_read_gpa, sizeof(struct sb_hc_io), 0, snap.hdr.mem_size));
 }
