@@ -9,11 +9,12 @@ HOST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
 HOST_LDLIBS := -lxxhash -llz4 -luring -lmicrohttpd -ljansson -lpthread $(EXTRA_LDLIBS)
 
 GUEST_LIB_SRCS := guest/lib/elf64.c guest/lib/cpio.c guest/lib/pagetable.c
-HOST_SRCS := $(filter-out launcher/main.c,$(wildcard launcher/*.c memory/*.c devices/*.c snapshot/*.c)) \
+HOST_SRCS := $(filter-out launcher/main.c,$(wildcard launcher/*.c memory/*.c devices/*.c snapshot/*.c \
+	backend/proc/*.c)) \
 	$(GUEST_LIB_SRCS)
 
 .PHONY: all deps clean test asan bench demo
-all: deps $(BUILD)/snapbox $(BUILD)/guest/kernel.elf $(BUILD)/guest/rootfs.cpio
+all: deps $(BUILD)/snapbox $(BUILD)/guest/kernel.elf $(BUILD)/guest/rootfs.cpio $(BUILD)/guest/proc-stub
 
 deps:
 	@sh mk/deps.sh
@@ -36,6 +37,7 @@ $(BUILD)/snapbox: $(BUILD)/host/launcher/main.o $(BUILD)/libsnapbox.a
 
 include guest/kernel/kernel.mk
 include guest/rootfs/rootfs.mk
+include backend/proc/proc.mk
 -include tests/tests.mk
 -include bench/bench.mk
 -include tests/fuzz/fuzz.mk

@@ -20,6 +20,7 @@
 #include "launcher/cli.h"
 #include "launcher/client.h"
 #include "launcher/serve.h"
+#include "backend/proc/proc.h"
 
 static const char usage_text[] =
 	"usage: snapbox boot [OPTIONS] -- PROGRAM [ARGS...]\n"
@@ -46,6 +47,8 @@ static const char usage_text[] =
 	"  --env KEY=VAL       set a guest environment variable (repeatable;\n"
 	"                      defaults: PATH=/bin:/usr/bin HOME=/)\n"
 	"  --stats             print timings to stderr\n"
+	"  --backend kvm|proc  boot: run in a VM (default) or in a seccomp-confined\n"
+	"                      process (no /dev/kvm needed; prototype)\n"
 	"\n"
 	"template create boots PROGRAM and saves it at its ready point (its first\n"
 	"read of stdin) as template NAME in the store (--store, else $SNAPBOX_STORE,\n"
@@ -117,7 +120,7 @@ static int env_set(struct boot_opts *o, char *kv)
 }
 
 enum { OPT_MEM = 256, OPT_ROOTFS, OPT_TIMEOUT, OPT_TRACE, OPT_KERNEL, OPT_INITRD, OPT_ENV,
-       OPT_STATS, OPT_HELP, OPT_STORE, OPT_FORCE };
+       OPT_STATS, OPT_HELP, OPT_STORE, OPT_FORCE, OPT_BACKEND };
 
 static const struct option boot_longopts[] = {
 	{ "mem", required_argument, NULL, OPT_MEM },
@@ -131,6 +134,7 @@ static const struct option boot_longopts[] = {
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "store", required_argument, NULL, OPT_STORE },
 	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "backend", required_argument, NULL, OPT_BACKEND },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -143,6 +147,13 @@ static int boot_option(struct boot_opts *o, int c, char *arg, char *bad, enum bo
 		return usage_error("unknown option %s", bad);
 	switch (c) {
 	case OPT_STORE: o->store = arg; return -1;
+	case OPT_BACKEND:
+		if (mode != MODE_BOOT)
+			return usage_error("--backend: only snapbox boot has it so far%s", "");
+		if (strcmp(arg, "kvm") != 0 && strcmp(arg, "proc") != 0)
+			return usage_error("--backend %s: expected kvm or proc", arg);
+		o->backend = arg;
+		return -1;
 	case OPT_FORCE: o->force = true; return -1;
 	case OPT_MEM:
 		if (boot__parse_mem(arg, &o->mem, &err) < 0)
@@ -320,6 +331,38 @@ static int run_vm(struct boot_opts *o, const struct boot_params *bp, uint64_t t0
 	return ret;
 }
 
+/* The proc backend (backend/proc/): the same boot, in a sandbox process. */
+static int run_proc(struct boot_opts *o, const struct boot_params *bp, uint64_t t0)
+{
+	struct sb_err err = { "" };
+	struct proc_sandbox *sb = calloc(1, sizeof(*sb));
+	char stub[4096];
+	uint64_t t_vm;
+	int ret;
+
+	if (!sb) {
+		fprintf(stderr, "snapbox: out of memory\n");
+		return EXIT_SNAPBOX;
+	}
+	ret = proc__create(sb, bp->mem_size, o->argv[0], &err);
+	t_vm = now_ns();
+	if (ret == 0)
+		ret = file__exe_relative("guest/proc-stub", stub, sizeof(stub), &err);
+	if (ret == 0)
+		ret = proc__boot(sb, bp, stub, &err);
+	if (ret == 0)
+		ret = proc__run(sb, o->timeout_ns, &err);
+	if (o->stats)
+		print_stats(t0, t_vm, &sb->hc, now_ns());
+	if (ret < 0)
+		ret = fail(&err, EXIT_SNAPBOX);
+	else if (err.msg[0])
+		fprintf(stderr, "snapbox: %s\n", err.msg);
+	proc__destroy(sb);
+	free(sb);
+	return ret;
+}
+
 int prepare_boot(struct boot_opts *o, struct boot_prep *p)
 {
 	struct sb_err err = { "" };
@@ -374,7 +417,9 @@ static int cmd_boot(int argc, char **argv, uint64_t t0)
 	if (ret >= 0)
 		goto out;
 	ret = prepare_boot(o, p);
-	if (ret < 0)
+	if (ret < 0 && o->backend && strcmp(o->backend, "proc") == 0)
+		ret = run_proc(o, &p->bp, t0);
+	else if (ret < 0)
 		ret = run_vm(o, &p->bp, t0);
 	boot_prep__free(p);
 out:

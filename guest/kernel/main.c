@@ -24,6 +24,10 @@ static __attribute__((noreturn)) void kernel_start(int pt_ready)
 	if (K.mem_size > SB_MAX_MEM || K.mem_size < SB_MIN_MEM)
 		kpanic(SB_PANIC_KERNEL, "unsupported memory size", 0);
 	K.user_top = K.initrd_size ? ((uint64_t)K.initrd & ~(SB_PAGE_2M - 1)) : K.mem_size;
+	if (k_proc()) { /* a host process: no page tables, GDT, IDT or MSRs */
+		fs_init();
+		exec_init_program();
+	}
 	if (!pt_ready)
 		build_page_tables();
 	cpu_init((K.flags & SB_BOOT_USER_SYSCALLS) && K.mmio ? (uint64_t)sys_entry_user
