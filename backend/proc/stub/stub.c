@@ -149,6 +149,26 @@ extern __attribute__((noreturn)) void stub_enter_guest(uint64_t entry, uint64_t 
 
 /* ---- the handlers ------------------------------------------------------ */
 
+/* Tell the monitor as the guest kernel would (struct sb_hc_fault in guest
+ * RAM, a FAULT message), then end.  If this memory is not writable any more
+ * the nested fault kills the process, which the monitor reports as such. */
+static __attribute__((noreturn)) void report_fault(int sig, uint64_t vector, uint64_t err,
+						   uint64_t rip, uint64_t rsp, uint64_t addr)
+{
+	struct sb_hc_fault *f = (struct sb_hc_fault *)SB_PROC_FAULT_GPA;
+	struct sb_proc_msg m = { .nr = SB_HC_FAULT, .gpa = SB_PROC_FAULT_GPA };
+
+	f->vector = vector;
+	f->error_code = err;
+	f->rip = rip;
+	f->rsp = rsp;
+	f->cr2 = addr;
+	f->signal = (uint32_t)sig;
+	f->reserved = 0;
+	sysm(SYS_write, SB_PROC_CHAN_FD, &m, sizeof(m));
+	die(128 + sig);
+}
+
 /* A trapped `syscall`: continue in the guest's syscall layer as the CPU
  * would under kvm_pvm (LSTAR = sys_entry_user): RCX = return address,
  * R11 = RFLAGS, RAX = the call number, arguments where they were. */
@@ -159,31 +179,23 @@ static void on_sigsys(int sig, struct k_siginfo *si, struct k_ucontext *uc)
 	(void)sig;
 	if (si->code != SYS_SECCOMP)
 		return;
+	/* `int $0x80` (a 32-bit call): a #GP for the program, as on a host
+	 * without ia32 emulation; the 2-byte instruction is just before */
+	if (si->u.sys.arch != AUDIT_ARCH_X86_64)
+		report_fault(SIGSEGV, 13, 0, mc->rip - 2, mc->rsp, 0);
 	mc->rcx = mc->rip;
 	mc->r11 = mc->eflags;
 	mc->rax = (uint64_t)(int64_t)si->u.sys.syscall;
 	mc->rip = SB_SYS_ENTRY_GPA;
 }
 
-/* A fault in the program (or in the guest kernel's user-mode layer): tell
- * the monitor as the guest kernel would (struct sb_hc_fault in guest RAM,
- * a FAULT message), then end.  If this memory is not writable any more the
- * nested fault kills the process, which the monitor reports as such. */
+/* A fault in the program (or in the guest kernel's user-mode layer). */
 static void on_fault(int sig, struct k_siginfo *si, struct k_ucontext *uc)
 {
-	struct sb_hc_fault *f = (struct sb_hc_fault *)SB_PROC_FAULT_GPA;
-	struct sb_proc_msg m = { .nr = SB_HC_FAULT, .gpa = SB_PROC_FAULT_GPA };
 	struct k_sigcontext *mc = &uc->mc;
 
-	f->vector = mc->trapno;
-	f->error_code = mc->err;
-	f->rip = mc->rip;
-	f->rsp = mc->rsp;
-	f->cr2 = mc->trapno == 14 ? mc->cr2 : si->u.addr;
-	f->signal = (uint32_t)sig;
-	f->reserved = 0;
-	sysm(SYS_write, SB_PROC_CHAN_FD, &m, sizeof(m));
-	die(128 + sig);
+	report_fault(sig, mc->trapno, mc->err, mc->rip, mc->rsp,
+		     mc->trapno == 14 ? mc->cr2 : si->u.addr);
 }
 
 /* ---- setup ------------------------------------------------------------- */
@@ -280,7 +292,8 @@ static void handle(int sig, void *fn)
  *   arch_prctl(ARCH_SET_FS, _), rt_sigreturn, exit_group.
  * The magic only keeps the program's own calls (which lack it) going to
  * the guest kernel; it is no secret: whoever sends it reaches the monitor,
- * which trusts nothing it is sent.  A foreign architecture kills.
+ * which trusts nothing it is sent.  A foreign architecture (`int $0x80`)
+ * traps too, and the handler makes it a #GP for the program.
  */
 enum { L_NEXT, L_ALLOW, L_TRAP, L_KILL, L_RW, L_READ, L_WRITE, L_PRCTL, L_FD, L_NLABELS };
 
@@ -322,7 +335,7 @@ static void build_filter(struct fbuild *b)
 {
 	b->n = 0;
 	f_ld(b, offsetof(struct seccomp_data, arch));
-	f_jeq(b, AUDIT_ARCH_X86_64, L_NEXT, L_KILL);
+	f_jeq(b, AUDIT_ARCH_X86_64, L_NEXT, L_TRAP);
 	f_arg_eq(b, 3, SB_PROC_MAGIC, L_NEXT);
 	f_ld(b, offsetof(struct seccomp_data, nr));
 	f_jeq(b, SYS_rt_sigreturn, L_ALLOW, L_NEXT);
