@@ -44,7 +44,7 @@ if make -s BUILD=$ASAN_BUILD \
 	EXTRA_LDLIBS="-fsanitize=address,undefined" $ASAN_BUILD/snapbox >/dev/null; then
 	mkdir -p $ASAN_BUILD
 	ln -sfn "$(cd "$BUILD" && pwd)/guest" $ASAN_BUILD/guest
-	for t in "$BUILD"/tests/test_boot "$BUILD"/tests/test_template; do
+	for t in "$BUILD"/tests/test_boot "$BUILD"/tests/test_template "$BUILD"/tests/test_proc; do
 		[ -x "$t" ] || continue
 		run_suite "$(basename "$t") (ASan/UBSan snapbox)" "$t" SNAPBOX_BIN="$ASAN_BUILD/snapbox" \
 			ASAN_OPTIONS=exitcode=99:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=98
