@@ -126,7 +126,7 @@ Test(proc, trace_syscalls)
 	cr_assert(strstr(R.err, "[syscall] writev(1, "), "stderr: %s", R.err);
 }
 
-/* Sandbox processes whose snapbox is gone (reparented to init): leaks. */
+/* Live sandbox processes whose snapbox is gone (reparented to init): leaks. */
 static int orphaned_sandboxes(void)
 {
 	DIR *d = opendir("/proc");
@@ -146,9 +146,11 @@ static int orphaned_sandboxes(void)
 			continue;
 		if (fgets(buf, sizeof(buf), f)) {
 			char *c = strrchr(buf, ')');
+			char state = 0;
 			int ppid = 0;
-			if (strstr(buf, "(snapbox-sandbo") && c && sscanf(c + 2, "%*c %d", &ppid) == 1 &&
-			    ppid == 1)
+			/* comm is the stub's file name; a zombie is already dead */
+			if (strstr(buf, "(proc-stub)") && c && sscanf(c + 2, "%c %d", &state, &ppid) == 2 &&
+			    ppid == 1 && state != 'Z')
 				n++;
 		}
 		fclose(f);
@@ -199,6 +201,37 @@ Test(proc, hostile_endings_are_reported)
 	hostile("int80", 139, "SIGSEGV (general protection fault, #GP)");
 	hostile("flood", 125, "10000 unsupported system calls");
 	cr_assert_eq(orphaned_sandboxes(), 0, "a sandbox process outlived its snapbox");
+}
+
+/* A monitor killed outright takes its sandbox with it (PR_SET_PDEATHSIG). */
+Test(proc, sandbox_dies_with_its_monitor)
+{
+	char cmd[512];
+	int pid = 0;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd),
+		 "%s boot --backend proc -- /bin/spin & m=$!; sleep 0.5; pgrep -P $m; kill -9 $m",
+		 snapbox_bin());
+	f = popen(cmd, "r");
+	cr_assert(f);
+	cr_assert_eq(fscanf(f, "%d", &pid), 1, "no sandbox process under the monitor");
+	pclose(f);
+	for (int i = 0; i < 100; i++) {
+		char path[64], st[256] = "";
+		FILE *s;
+
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		s = fopen(path, "r");
+		if (!s || !fgets(st, sizeof(st), s) || strstr(st, ") Z ")) {
+			if (s)
+				fclose(s);
+			return;
+		}
+		fclose(s);
+		usleep(10000);
+	}
+	cr_assert_fail("sandbox %d still runs 1 s after its monitor was killed", pid);
 }
 
 /* Without /dev/kvm (hidden by an empty /dev in a mount namespace of our
