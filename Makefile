@@ -13,7 +13,7 @@ HOST_SRCS := $(filter-out launcher/main.c,$(wildcard launcher/*.c common/*.c mem
 	$(GUEST_LIB_SRCS)
 
 .PHONY: all deps clean test asan bench demo
-all: deps $(BUILD)/snapbox $(BUILD)/guest/kernel.elf $(BUILD)/guest/rootfs.cpio
+all: deps $(BUILD)/snapbox $(BUILD)/guest/kernel.elf $(BUILD)/guest/rootfs.cpio $(BUILD)/guest/proc-stub
 
 deps:
 	@sh mk/deps.sh
@@ -36,6 +36,7 @@ $(BUILD)/snapbox: $(BUILD)/host/launcher/main.o $(BUILD)/libsnapbox.a
 
 include guest/kernel/kernel.mk
 include guest/rootfs/rootfs.mk
+include backend/proc/proc.mk
 -include tests/tests.mk
 -include bench/bench.mk
 -include tests/fuzz/fuzz.mk
@@ -46,13 +47,10 @@ include guest/rootfs/rootfs.mk
 $(HOST_OBJS) $(BUILD)/host/launcher/main.o $(KERNEL_OBJS) $(LUA_SRCDIR) $(LUA_MULTIARCH_H) \
 	$(ROOTFS_EXAMPLE_UNSTRIPPED) $(TEST_BINS) $(BENCH_BINS): | deps
 
-# The README's main command: build, then answer a request in a sandbox.
-# Without /dev/kvm (until the proc backend lands) it runs in the emulated
-# KVM host of tests/kvmhost.
+# `make demo`: natively everywhere, with --backend auto (kvm where /dev/kvm is
+# usable, else the proc backend); SNAPBOX_DEMO_BACKEND=kvm|proc picks one.
 demo: all
-	@if [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then sh mk/demo.sh $(BUILD); else \
-		echo "snapbox: this machine has no /dev/kvm: running the demo in an emulated KVM host (tests/kvmhost, ~10 s)"; \
-		tests/kvmhost/run sh mk/demo.sh $(BUILD); fi
+	@sh mk/demo.sh $(BUILD) $(SNAPBOX_DEMO_BACKEND)
 
 clean:
 	rm -rf $(BUILD) build-asan

@@ -5,15 +5,38 @@
 
 #include "backend/backend.h"
 #include "backend/kvm/vm.h"
+#include "backend/proc/proc.h"
 #include "snapshot/snapshot.h"
 
-static const struct backend *const backends[] = { &kvm_backend };
+const struct backend *const backend__all[] = { &kvm_backend, &proc_backend, NULL };
 
 const struct backend *backend__find(const char *name)
 {
-	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
-		if (!strcmp(backends[i]->name, name))
-			return backends[i];
+	for (size_t i = 0; backend__all[i]; i++)
+		if (!strcmp(backend__all[i]->name, name))
+			return backend__all[i];
+	return NULL;
+}
+
+const struct backend *backend__pick(const char *name, struct sb_err *err)
+{
+	const struct backend *be;
+	char why[256];
+
+	if (!name || !strcmp(name, "auto"))
+		return kvm_backend.available(why, sizeof(why)) ? &kvm_backend : &proc_backend;
+	be = backend__find(name);
+	if (!be)
+		err__set(err, -EINVAL, "unknown backend '%s' (expected kvm, proc or auto)", name);
+	return be;
+}
+
+const struct backend *backend__of_snapshot(const struct snapshot *snap, struct sb_err *err)
+{
+	for (size_t i = 0; backend__all[i]; i++)
+		if (backend__all[i]->snap_backend == snap->hdr.backend)
+			return backend__all[i];
+	err__set(err, -EPROTONOSUPPORT, "template made by an unknown backend (%u)", snap->hdr.backend);
 	return NULL;
 }
 

@@ -49,6 +49,7 @@ struct machine {
 
 struct backend {
 	const char *name;
+	uint32_t snap_backend;    /* enum snap_backend: what its templates say */
 	size_t size;              /* of the backend's struct embedding struct machine */
 	/* Usable on this host?  Either way, why (for `snapbox info`). */
 	bool (*available)(char *why, size_t len);
@@ -72,8 +73,15 @@ struct backend {
 	void (*destroy_detached)(struct machine *m);
 };
 
-/* Backend by name ("kvm"); NULL if there is none of that name. */
+/* Backend by name ("kvm", "proc"); NULL if there is none of that name. */
 const struct backend *backend__find(const char *name);
+/* By name, where "auto" is kvm if usable here, else proc.  NULL with a
+ * message in err for an unknown name. */
+const struct backend *backend__pick(const char *name, struct sb_err *err);
+/* The backend that made a template (its state.bin header); NULL + err. */
+const struct backend *backend__of_snapshot(const struct snapshot *snap, struct sb_err *err);
+/* All backends, NULL-terminated (for `snapbox info`). */
+extern const struct backend *const backend__all[];
 
 /* Allocate (be->size bytes) and create a machine; NULL with err set. */
 struct machine *machine__new(const struct backend *be, uint64_t mem_size, enum ram_backend ram,

@@ -36,6 +36,7 @@ struct boot_opts {
 	const char *name;
 	const char *store;
 	bool force;
+	const char *backend;      /* "kvm", "proc", "auto" (NULL: auto) */
 };
 
 enum boot_mode { MODE_BOOT, MODE_TEMPLATE };

@@ -144,13 +144,15 @@ static int template_create(struct boot_opts *o, struct boot_prep *p)
 {
 	struct sb_err err = { "" };
 	struct store st;
-	const struct backend *be = backend__find("kvm");
+	const struct backend *be = backend__pick(o->backend, &err);
 	struct machine *m;
 	uint64_t entry, t0 = now_ns();
 	char path[PATH_MAX];
 	struct stat stbuf;
 	int ret;
 
+	if (!be)
+		return fail(&err, EXIT_USAGE);
 	if (store__open(&st, o->store, &err) < 0)
 		return fail(&err, EXIT_SNAPBOX);
 	if (store__path(&st, o->name, path, sizeof(path), &err) < 0 || strchr(o->name, '/'))
@@ -226,6 +228,7 @@ struct small_opts {
 	const char *store;
 	const char *name;
 	const char *server;     /* run --server SOCKET: through `snapbox serve` */
+	const char *backend;    /* run --backend: the one the caller expects */
 	uint64_t timeout_ns;
 	bool stats;
 };
@@ -237,6 +240,7 @@ static int parse_small(int argc, char **argv, struct small_opts *o, bool run, co
 		{ "timeout", required_argument, NULL, 't' },
 		{ "stats", no_argument, NULL, 'S' },
 		{ "server", required_argument, NULL, 'X' },
+		{ "backend", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -258,6 +262,10 @@ static int parse_small(int argc, char **argv, struct small_opts *o, bool run, co
 			o->stats = true;
 		} else if (run && c == 'X') {
 			o->server = optarg;
+		} else if (run && c == 'B') {
+			if (strcmp(optarg, "kvm") && strcmp(optarg, "proc") && strcmp(optarg, "auto"))
+				return usage_error("--backend %s: expected kvm, proc or auto", optarg);
+			o->backend = optarg;
 		} else if (c == ':') {
 			return usage_error("option %s needs an argument", argv[optind - 1]);
 		} else {
@@ -374,6 +382,7 @@ static int template_inspect(const struct small_opts *o)
 	printf("template   %s\n", o->name);
 	printf("directory  %s\n", dir);
 	printf("id         %s\n", s->id);
+	printf("backend    %s\n", snapshot__backend_name(s->hdr.backend));
 	printf("format     %u.%u, guest ABI %u, x86-64\n", s->hdr.major, s->hdr.minor,
 	       s->hdr.abi_version);
 	printf("RAM        %llu MiB: %llu pages, %llu zero, %llu unique, %llu duplicate\n",
@@ -384,6 +393,16 @@ static int template_inspect(const struct small_opts *o)
 	       (unsigned long long)file_blocks(s->dirfd, SNAP_MEM_FILE) / 1024,
 	       (unsigned long long)file_blocks(s->dirfd, SNAP_PAGES_FILE) / 1024,
 	       (unsigned long long)s->state_bytes);
+	if (s->hdr.backend == SNAP_BACKEND_PROC) {
+		const struct sb_proc_cpu *c = &s->proc.cpu;
+		printf("cpu        rip 0x%llx rsp 0x%llx rflags 0x%llx fs_base 0x%llx (user mode, "
+		       "a sandbox process)\n",
+		       (unsigned long long)c->gpr[SB_PROC_RIP], (unsigned long long)c->gpr[SB_PROC_RSP],
+		       (unsigned long long)c->gpr[17], (unsigned long long)c->fs_base);
+		printf("xsave      features 0x%llx, %u bytes\n", (unsigned long long)c->xfeatures,
+		       c->xstate_size);
+		goto path;
+	}
 	printf("vcpu 0     rip 0x%llx rsp 0x%llx rflags 0x%llx cr3 0x%llx efer 0x%llx\n",
 	       (unsigned long long)v->regs.rip, (unsigned long long)v->regs.rsp,
 	       (unsigned long long)v->regs.rflags, (unsigned long long)v->sregs.cr3,
@@ -393,6 +412,7 @@ static int template_inspect(const struct small_opts *o)
 	       v->n_msrs, v->mp_state.mp_state,
 	       v->flags & SNAP_VCPU_HAS_XSAVE ? "xsave" : "fpu (no xsave)");
 	printf("cpuid      %u entries, hash %016llx\n", s->nent, (unsigned long long)s->hdr.cpuid_hash);
+path:
 	if (s->hc.syscall_path)
 		printf("syscalls   %s: %s\n", hypercall__syscall_path_token(s->hc.syscall_path),
 		       hypercall__syscall_path_text(s->hc.syscall_path));
@@ -491,7 +511,7 @@ int cmd_run(int argc, char **argv, uint64_t t0)
 	struct sb_err err = { "" };
 	struct small_opts o;
 	struct snapshot *snap = NULL;
-	const struct backend *be = backend__find("kvm");
+	const struct backend *be = NULL;
 	struct machine *m = NULL;
 	char dir[PATH_MAX];
 	uint64_t t_loaded = 0, t_restored = 0, t_end;
@@ -509,6 +529,13 @@ int cmd_run(int argc, char **argv, uint64_t t0)
 		goto out;
 	}
 	ret = load_template(&o, snap, dir, sizeof(dir), &err);
+	/* the template's own backend; another one asked for is refused */
+	if (ret == 0 && !(be = backend__of_snapshot(snap, &err)))
+		ret = -EPROTONOSUPPORT;
+	if (ret == 0 && o.backend && strcmp(o.backend, "auto") && strcmp(o.backend, be->name))
+		ret = err__set(&err, -EPROTOTYPE,
+			       "template %s was made by the %s backend and runs only there, not on %s",
+			       o.name, be->name, o.backend);
 	if (ret == 0)
 		ret = be->check(snap, &err);
 	t_loaded = now_ns();

@@ -15,6 +15,7 @@
 #include "common/file.h"
 #include "launcher/rootfs.h"
 #include "backend/backend.h"
+#include "snapshot/format.h"
 #include "snapbox_abi.h"
 
 #include "launcher/cli.h"
@@ -25,7 +26,8 @@ static const char usage_text[] =
 	"usage: snapbox boot [OPTIONS] -- PROGRAM [ARGS...]\n"
 	"       snapbox template create NAME [OPTIONS] [--store DIR] [--force] -- PROGRAM [ARGS...]\n"
 	"       snapbox template ls|inspect|verify|rm [NAME] [--store DIR]\n"
-	"       snapbox run [--store DIR] [--timeout S] [--stats] TEMPLATE < request\n"
+	"       snapbox run [--store DIR] [--timeout S] [--stats] [--backend B] TEMPLATE < request\n"
+	"       snapbox info\n"
 	"       snapbox run --server SOCKET [--timeout S] TEMPLATE < request\n"
 	"       snapbox serve --socket PATH [--store DIR] [--pool N] [--max-live N]\n"
 	"                     [--log-level error|info|debug]\n"
@@ -46,6 +48,9 @@ static const char usage_text[] =
 	"  --env KEY=VAL       set a guest environment variable (repeatable;\n"
 	"                      defaults: PATH=/bin:/usr/bin HOME=/)\n"
 	"  --stats             print timings to stderr\n"
+	"  --backend B         boot, template create: kvm (a VM), proc (a seccomp-\n"
+	"                      confined process, no /dev/kvm needed) or auto (the\n"
+	"                      default: kvm if /dev/kvm is usable, else proc)\n"
 	"\n"
 	"template create boots PROGRAM and saves it at its ready point (its first\n"
 	"read of stdin) as template NAME in the store (--store, else $SNAPBOX_STORE,\n"
@@ -117,7 +122,7 @@ static int env_set(struct boot_opts *o, char *kv)
 }
 
 enum { OPT_MEM = 256, OPT_ROOTFS, OPT_TIMEOUT, OPT_TRACE, OPT_KERNEL, OPT_INITRD, OPT_ENV,
-       OPT_STATS, OPT_HELP, OPT_STORE, OPT_FORCE };
+       OPT_STATS, OPT_HELP, OPT_STORE, OPT_FORCE, OPT_BACKEND };
 
 static const struct option boot_longopts[] = {
 	{ "mem", required_argument, NULL, OPT_MEM },
@@ -131,6 +136,7 @@ static const struct option boot_longopts[] = {
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "store", required_argument, NULL, OPT_STORE },
 	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "backend", required_argument, NULL, OPT_BACKEND },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -143,6 +149,11 @@ static int boot_option(struct boot_opts *o, int c, char *arg, char *bad, enum bo
 		return usage_error("unknown option %s", bad);
 	switch (c) {
 	case OPT_STORE: o->store = arg; return -1;
+	case OPT_BACKEND:
+		if (strcmp(arg, "kvm") != 0 && strcmp(arg, "proc") != 0 && strcmp(arg, "auto") != 0)
+			return usage_error("--backend %s: expected kvm, proc or auto", arg);
+		o->backend = arg;
+		return -1;
 	case OPT_FORCE: o->force = true; return -1;
 	case OPT_MEM:
 		if (boot__parse_mem(arg, &o->mem, &err) < 0)
@@ -298,12 +309,14 @@ static void print_stats(uint64_t t0, uint64_t t_vm, const struct hc_ctx *hc, uin
 
 static int run_vm(struct boot_opts *o, struct boot_params *bp, uint64_t t0)
 {
-	const struct backend *be = backend__find("kvm");
 	struct sb_err err = { "" };
+	const struct backend *be = backend__pick(o->backend, &err);
 	struct machine *m;
 	uint64_t entry, t_vm;
 	int ret;
 
+	if (!be)
+		return fail(&err, EXIT_USAGE);
 	m = machine__new(be, bp->mem_size, RAM_ANON, &err);
 	t_vm = now_ns();
 	if (!m)
@@ -391,6 +404,30 @@ out:
 	return ret;
 }
 
+/* ---- info ------------------------------------------------------------------ */
+
+/* Which backends this host can use, and why (or why not). */
+static int cmd_info(int argc, char **argv)
+{
+	struct sb_err err = { "" };
+	const struct backend *def;
+
+	(void)argv;
+	if (argc > 2)
+		return usage_error("info takes no arguments%s", "");
+	printf("snapbox %s (guest ABI %d, template format %d.%d)\n", SNAPBOX_VERSION, SB_ABI_VERSION,
+	       SNAP_MAJOR, SNAP_MINOR);
+	for (size_t i = 0; backend__all[i]; i++) {
+		char why[512];
+		bool ok = backend__all[i]->available(why, sizeof(why));
+
+		printf("backend %-5s %s: %s\n", backend__all[i]->name, ok ? "usable" : "not usable", why);
+	}
+	def = backend__pick("auto", &err);
+	printf("default (--backend auto): %s\n", def ? def->name : "none");
+	return 0;
+}
+
 /* ---- serve ---------------------------------------------------------------- */
 
 static int parse_count(const char *opt, const char *s, unsigned max, unsigned *out)
@@ -471,6 +508,8 @@ int main(int argc, char **argv)
 		fputs(usage_text, stdout);
 		return 0;
 	}
+	if (strcmp(argv[1], "info") == 0)
+		return cmd_info(argc, argv);
 	if (strcmp(argv[1], "--version") == 0) {
 		printf("snapbox %s (guest ABI %d)\n", SNAPBOX_VERSION, SB_ABI_VERSION);
 		return 0;

@@ -25,4 +25,9 @@ struct guest_mem {
 
 /* Guest memory that is ram (mapped here; ram->host may change later). */
 void guest_mem__from_ram(struct guest_mem *m, struct guest_ram *ram);
+
+/* Guest memory of size bytes at the same addresses in process *pid (read
+ * when used: the pid may change), reached with process_vm_readv/writev:
+ * the process's own view, private copy-on-write pages included. */
+void guest_mem__from_process(struct guest_mem *m, uint64_t size, const int *pid);
 #endif

@@ -29,8 +29,28 @@ const char *snapshot__section_name(uint32_t type)
 	case SNAP_SEC_MEMMAP: return "memmap";
 	case SNAP_SEC_SERIAL: return "serial";
 	case SNAP_SEC_HYPERCALL: return "hypercall";
+	case SNAP_SEC_PROC_CPU: return "proc-cpu";
 	}
 	return "unknown";
+}
+
+const char *snapshot__backend_name(uint32_t backend)
+{
+	switch (backend) {
+	case SNAP_BACKEND_KVM: return "kvm";
+	case SNAP_BACKEND_PROC: return "proc";
+	}
+	return "unknown";
+}
+
+/* The sections a template of that backend has, no more, no fewer. */
+static uint32_t backend_sections(uint32_t backend)
+{
+	uint32_t common = 1u << SNAP_SEC_MEMMAP | 1u << SNAP_SEC_SERIAL | 1u << SNAP_SEC_HYPERCALL;
+
+	if (backend == SNAP_BACKEND_PROC)
+		return common | 1u << SNAP_SEC_PROC_CPU;
+	return common | 1u << SNAP_SEC_CPUID | 1u << SNAP_SEC_VCPU | 1u << SNAP_SEC_VM;
 }
 
 /* Reserved fields must be zero, so that a later minor version can use them. */
@@ -75,8 +95,14 @@ static int parse_header(const uint8_t *buf, size_t len, struct snap_header *h, s
 				(unsigned long long)h->mem_size);
 	if (h->n_sections == 0 || h->n_sections > SNAP_MAX_SECTIONS)
 		return err__set(err, -EBADMSG, "state.bin: %u sections", h->n_sections);
-	if (!all_zero(h->reserved, sizeof(h->reserved)))
+	if (!all_zero(h->reserved, sizeof(h->reserved)) || (h->minor < 1 && h->backend))
 		return err__set(err, -EBADMSG, "state.bin: reserved header bytes are not zero");
+	if (h->backend >= SNAP_BACKEND_COUNT)
+		return err__set(err, -EPROTONOSUPPORT, "template made by an unknown backend (%u)",
+				h->backend);
+	if (h->backend != SNAP_BACKEND_KVM && h->cpuid_hash)
+		return err__set(err, -EBADMSG, "state.bin: a %s template with a CPUID hash",
+				snapshot__backend_name(h->backend));
 	return 0;
 }
 
@@ -89,6 +115,7 @@ static size_t section_size(uint32_t type)
 	case SNAP_SEC_MEMMAP: return sizeof(struct snap_memmap);
 	case SNAP_SEC_SERIAL: return sizeof(struct serial_state);
 	case SNAP_SEC_HYPERCALL: return sizeof(struct hc_state);
+	case SNAP_SEC_PROC_CPU: return sizeof(struct snap_proc_cpu);
 	}
 	return 0;
 }
@@ -102,6 +129,7 @@ static uint32_t section_version(uint32_t type)
 	case SNAP_SEC_MEMMAP: return SNAP_MEMMAP_VERSION;
 	case SNAP_SEC_SERIAL: return SERIAL_STATE_VERSION;
 	case SNAP_SEC_HYPERCALL: return HC_STATE_VERSION;
+	case SNAP_SEC_PROC_CPU: return SNAP_PROC_CPU_VERSION;
 	}
 	return 0;
 }
@@ -148,6 +176,43 @@ static int validate_vcpu(const struct snap_vcpu *s, struct sb_err *err)
 	return 0;
 }
 
+/* Check a saved proc CPU before use: sane addresses, an XSAVE image that
+ * fits and carries its magic, a layout for each saved feature. */
+static int validate_proc_cpu(const struct snap_proc_cpu *p, uint64_t mem_size, struct sb_err *err)
+{
+	const struct sb_proc_cpu *c = &p->cpu;
+	uint32_t magic1, magic2;
+
+	if (c->reserved || !all_zero(c->pad, sizeof(c->pad)))
+		return err__set(err, -EBADMSG, "proc-cpu section: a reserved field is not zero");
+	if (c->gpr[SB_PROC_RIP] >= mem_size || c->gpr[SB_PROC_RSP] >= mem_size ||
+	    c->fs_base >= (1ULL << 47))
+		return err__set(err, -EINVAL, "proc-cpu section: rip/rsp/fs base outside the guest");
+	if (p->ro_lo > p->ro_hi || p->ro_hi > mem_size || p->ro_lo % SB_PAGE_2M ||
+	    p->ro_hi % SNAP_PAGE)
+		return err__set(err, -EINVAL, "proc-cpu section: bad read-only window");
+	if (c->xstate_size < 512 + 64 || c->xstate_size > SB_PROC_XSAVE_MAX - 4 ||
+	    (c->xfeatures & 3) != 3)
+		return err__set(err, -EINVAL, "proc-cpu section: bad XSAVE image (%u bytes, features 0x%llx)",
+				c->xstate_size, (unsigned long long)c->xfeatures);
+	memcpy(&magic1, c->xsave + 464, 4);
+	memcpy(&magic2, c->xsave + c->xstate_size, 4);
+	if (magic1 != 0x46505853U || magic2 != 0x46505845U)
+		return err__set(err, -EINVAL, "proc-cpu section: XSAVE image without its magic");
+	for (unsigned i = 0; i < 64; i++) {
+		const struct snap_xcomp *x = &p->xcomp[i];
+		bool saved = i >= 2 && (c->xfeatures >> i & 1);
+
+		if (!saved && (x->offset || x->size))
+			return err__set(err, -EINVAL, "proc-cpu section: layout of an unsaved feature %u", i);
+		if (saved && (x->size == 0 || x->offset < 576 ||
+			      (uint64_t)x->offset + x->size > c->xstate_size))
+			return err__set(err, -EINVAL, "proc-cpu section: XSAVE feature %u at %u+%u", i,
+					x->offset, x->size);
+	}
+	return 0;
+}
+
 static int take_section(const struct snap_section *sec, const uint8_t *p, struct snapshot *s,
 			struct sb_err *err)
 {
@@ -157,6 +222,9 @@ static int take_section(const struct snap_section *sec, const uint8_t *p, struct
 	case SNAP_SEC_VM: memcpy(&s->vm, p, sizeof(s->vm)); break;
 	case SNAP_SEC_MEMMAP: memcpy(&s->memmap, p, sizeof(s->memmap)); break;
 	case SNAP_SEC_SERIAL: memcpy(&s->serial, p, sizeof(s->serial)); break;
+	case SNAP_SEC_PROC_CPU:
+		memcpy(&s->proc, p, sizeof(s->proc));
+		return validate_proc_cpu(&s->proc, s->hdr.mem_size, err);
 	case SNAP_SEC_HYPERCALL:
 		memcpy(&s->hc, p, sizeof(s->hc));
 		s->hc_version = sec->version;
@@ -171,7 +239,7 @@ static int check_cross(const struct snapshot *s, struct sb_err *err)
 
 	if (s->vm.reserved || s->memmap.reserved)
 		return err__set(err, -EBADMSG, "state.bin: a reserved field is not zero");
-	if (s->vm.n_vcpus != 1)
+	if (s->hdr.backend == SNAP_BACKEND_KVM && s->vm.n_vcpus != 1)
 		return err__set(err, -EBADMSG, "vm section: %u vCPUs (snapbox runs 1)", s->vm.n_vcpus);
 	if (s->memmap.n_slots != 1 || m->gpa != 0 || m->size != s->hdr.mem_size || m->file_offset)
 		return err__set(err, -EBADMSG, "memmap section does not describe one slot of %llu bytes",
@@ -202,6 +270,9 @@ int snapshot__parse_state(const uint8_t *buf, size_t len, struct snapshot *s, st
 
 		if (sec->type == 0 || sec->type >= SNAP_SEC_TYPE_MAX)
 			return err__set(err, -EBADMSG, "state.bin: unknown section type %u", sec->type);
+		if (!(backend_sections(s->hdr.backend) & (1u << sec->type)))
+			return err__set(err, -EBADMSG, "state.bin: section %s in a %s template", name,
+					snapshot__backend_name(s->hdr.backend));
 		if (seen & (1u << sec->type))
 			return err__set(err, -EBADMSG, "state.bin: section %s appears twice", name);
 		seen |= 1u << sec->type;
@@ -224,7 +295,7 @@ int snapshot__parse_state(const uint8_t *buf, size_t len, struct snapshot *s, st
 			return ret;
 	}
 	for (uint32_t t = 1; t < SNAP_SEC_TYPE_MAX; t++)
-		if (!(seen & (1u << t)))
+		if ((backend_sections(s->hdr.backend) & (1u << t)) && !(seen & (1u << t)))
 			return err__set(err, -EBADMSG, "state.bin: section %s is missing",
 					snapshot__section_name(t));
 	return check_cross(s, err);

@@ -114,6 +114,7 @@ int snapshot__save(struct machine *m, int dirfd, char id[33], struct snap_image_
 	h.cpuid_hash = b.cpuid_hash;
 	h.pages_hash = pages_hash;
 	h.table_hash = XXH3_64bits(b.table, table_len);
+	h.backend = m->be->snap_backend;
 	h.header_hash = XXH3_64bits(&h, sizeof(h));
 	memcpy(b.p, &h, sizeof(h));
 

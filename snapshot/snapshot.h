@@ -26,6 +26,7 @@ struct snapshot {
 	struct snap_vm vm;
 	struct snap_memmap memmap;
 	struct serial_state serial;
+	struct snap_proc_cpu proc; /* proc backend */
 	struct hc_state hc;
 	uint32_t hc_version;    /* its section's version (1: no syscall_path) */
 	char id[33];            /* xxh3-128 of state.bin (which covers pages.idx) */
@@ -59,6 +60,9 @@ void snapshot__close(struct snapshot *s);
 
 /* Open mem.img read-only for mapping: fd or -errno. */
 int snapshot__open_mem(const struct snapshot *s, struct sb_err *err);
+
+/* "kvm" or "proc" (enum snap_backend), for messages and inspect. */
+const char *snapshot__backend_name(uint32_t backend);
 
 /* Name of a section type, for messages and `template inspect`. */
 const char *snapshot__section_name(uint32_t type);

@@ -18,6 +18,7 @@ BUILD=${1:-build}
 ASAN_BUILD=build-asan
 KVM_SUITES="test_boot test_template test_pool test_serve"
 ASAN_SUITES="test_boot test_template"
+ASAN_NATIVE_SUITES="test_proc"
 pass=0; fail=0; status=0
 LOGS=$(mktemp -d)
 trap 'rm -rf "$LOGS"' EXIT
@@ -118,6 +119,12 @@ for t in "$BUILD"/tests/test_*; do
 done
 if [ $mode = native ] && [ $asan_ok = 1 ]; then
 	for s in $ASAN_SUITES; do
+		run_native "$s (ASan/UBSan snapbox)" "$BUILD/tests/$s" SNAPBOX_BIN="$ASAN_BUILD/snapbox" $ASAN_ENV
+	done
+fi
+# suites that need no KVM: against the ASan/UBSan build everywhere
+if [ $asan_ok = 1 ]; then
+	for s in $ASAN_NATIVE_SUITES; do
 		run_native "$s (ASan/UBSan snapbox)" "$BUILD/tests/$s" SNAPBOX_BIN="$ASAN_BUILD/snapbox" $ASAN_ENV
 	done
 fi

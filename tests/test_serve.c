@@ -212,7 +212,7 @@ Test(serve, run_returns_the_handlers_answer)
 	cr_assert_eq(json_integer_value(json_object_get(t, "mem_bytes")), 256 << 20);
 	json_decref(j);
 	j = req_json("GET", "/v1/templates/lua", NULL, 200);
-	cr_assert_str_eq(json_string_value(json_object_get(j, "format")), "1.0");
+	cr_assert_str_eq(json_string_value(json_object_get(j, "format")), "1.1");
 	cr_assert_gt(json_array_size(json_object_get(j, "sections")), 3);
 	cr_assert(json_object_get(json_object_get(j, "vcpu"), "rip"));
 	json_decref(j);

@@ -92,6 +92,9 @@ int vm__clone_into(struct vm *vm, const struct snapshot *snap, struct sb_err *er
 {
 	int ret, fd;
 
+	if (snap->hdr.backend != SNAP_BACKEND_KVM)
+		return err__set(err, -EPROTOTYPE, "the template was made by the %s backend, not kvm",
+				snapshot__backend_name(snap->hdr.backend));
 	if (vm->m.ram.size != snap->hdr.mem_size)
 		return err__set(err, -EINVAL, "VM shell has %llu MiB of RAM, the template %llu MiB",
 				(unsigned long long)(vm->m.ram.size >> 20),
@@ -181,7 +184,10 @@ static bool kvm_be__available(char *why, size_t len)
 		return false;
 	}
 	close(fd);
-	snprintf(why, len, "%s", kvm__is_pvm() ? "kvm_pvm" : "hardware virtualization");
+	snprintf(why, len, "%s", kvm__is_pvm() ? "kvm_pvm (PVM, no hardware virtualization)"
+				 : access("/sys/module/kvm_intel", F_OK) == 0 ? "vmx (kvm_intel)"
+				 : access("/sys/module/kvm_amd", F_OK) == 0 ? "svm (kvm_amd)"
+				 : "hardware virtualization");
 	return true;
 }
 
@@ -266,6 +272,7 @@ static void kvm_be__destroy_detached(struct machine *m)
 
 const struct backend kvm_backend = {
 	.name = "kvm",
+	.snap_backend = SNAP_BACKEND_KVM,
 	.size = sizeof(struct vm),
 	.available = kvm_be__available,
 	.create = kvm_be__create,
