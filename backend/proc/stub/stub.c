@@ -185,6 +185,12 @@ static __attribute__((noreturn)) void report_fault(int sig, uint64_t vector, uin
 	f->signal = (uint32_t)sig;
 	f->reserved = 0;
 	sysm(SYS_write, SB_PROC_CHAN_FD, &m, sizeof(m));
+	/* stay until the monitor has read the report: a clone's RAM is private,
+	 * it reads it from this process (it kills us, or EOF) */
+	{
+		struct sb_proc_reply r;
+		sysm(SYS_read, SB_PROC_CHAN_FD, &r, sizeof(r));
+	}
 	die(128 + sig);
 }
 
