@@ -312,9 +312,9 @@ static int proc_be__clone_into(struct machine *m, const struct snapshot *snap, s
 		return err__set(err, -EINVAL, "sandbox shell has %llu MiB of RAM, the template %llu MiB",
 				(unsigned long long)(m->ram.size >> 20),
 				(unsigned long long)(snap->hdr.mem_size >> 20));
-	if (snap->hdr.backend != SNAP_BACKEND_PROC)
-		return err__set(err, -EPROTOTYPE, "the template was made by the %s backend, not proc",
-				snapshot__backend_name(snap->hdr.backend));
+	ret = proc_be__check(snap, err); /* the backend, XSAVE features: cheap (CPUID) */
+	if (ret < 0)
+		return ret;
 	fd = snapshot__open_mem(snap, err);
 	if (fd < 0)
 		return fd;
