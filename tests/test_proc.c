@@ -246,3 +246,17 @@ Test(proc, works_without_dev_kvm)
 	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
 	cr_assert_str_eq(R.out, "42\n");
 }
+
+/* `snapbox info`: both backends, usable or not and why, and what auto picks. */
+Test(proc, info_names_the_backends_and_the_default)
+{
+	boot(((const char *const[]){ "snapbox", "info", NULL }), NULL, 30);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert(strstr(R.out, "backend proc  usable: "), "out: %s", R.out);
+	cr_assert(strstr(R.out, "backend kvm   "), "out: %s", R.out);
+	if (access("/dev/kvm", R_OK | W_OK) == 0)
+		cr_assert(strstr(R.out, "default (--backend auto): kvm\n"), "out: %s", R.out);
+	else
+		cr_assert(strstr(R.out, "backend kvm   not usable: ") &&
+			  strstr(R.out, "default (--backend auto): proc\n"), "out: %s", R.out);
+}
