@@ -8,5 +8,9 @@ $(BENCH_OUT)/%: bench/%.c bench/common.c bench/common.h bench/clonekit.h $(BUILD
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) $< bench/common.c -o $@ $(BUILD)/libsnapbox.a $(HOST_LDLIBS)
 
+# Build without running (checks that the benchmarks still compile).
+.PHONY: bench-bins
+bench-bins: $(BENCH_BINS)
+
 bench: all $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done

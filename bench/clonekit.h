@@ -32,8 +32,8 @@
 #include <unistd.h>
 
 #include "bench/common.h"
-#include "launcher/kvm.h"
-#include "launcher/vm.h"
+#include "backend/kvm/kvm.h"
+#include "backend/kvm/vm.h"
 #include "snapshot/snapshot.h"
 
 #define CK_UNUSED __attribute__((unused))
@@ -301,7 +301,7 @@ static CK_UNUSED int ck_load(const char *store, const char *name, struct snapsho
 	ret = snapshot__load(dir, snap, &err);
 	if (ret == 0) {
 		kfd = kvm__open(&err);
-		ret = kfd < 0 ? kfd : snapshot__check_cpuid(snap, kfd, &err);
+		ret = kfd < 0 ? kfd : vm__check_cpuid(snap, kfd, &err);
 		if (kfd >= 0)
 			close(kfd);
 	}
@@ -502,10 +502,10 @@ static CK_UNUSED int ck_clone_impl(const struct snapshot *snap, const char *req,
 		goto out;
 	}
 	if (run) {
-		vm->hc.stdin_fd = pin[0];
-		vm->hc.stdout_fd = pout[1];
-		vm->hc.program = "bench";
-		ret = hypercall__complete_pending(&vm->hc, &err);
+		vm->m.hc.stdin_fd = pin[0];
+		vm->m.hc.stdout_fd = pout[1];
+		vm->m.hc.program = "bench";
+		ret = hypercall__complete_pending(&vm->m.hc, &err);
 		double t_pend = bench_now_us();
 		if (ret == HC_CONTINUE)
 			ret = vcpu__run(&vm->vcpu, &err);

@@ -349,13 +349,6 @@ static int boot__initrd(struct guest_ram *ram, const struct boot_params *p, uint
 	return 0;
 }
 
-/* On kvm_pvm `syscall` stays in user mode, so the guest can serve system
- * calls there (natively) instead of in emulated kernel mode. */
-bool boot__kvm_is_pvm(void)
-{
-	return access("/sys/module/kvm_pvm", F_OK) == 0;
-}
-
 int boot__setup(struct guest_ram *ram, const struct boot_params *p, uint64_t *entry,
 		struct sb_err *err)
 {
@@ -388,10 +381,8 @@ int boot__setup(struct guest_ram *ram, const struct boot_params *p, uint64_t *en
 	bi.args_size = args_size;
 	bi.argc = p->argc;
 	bi.envc = p->envc;
-	bi.flags = SB_BOOT_PT_READY | (p->flags & SB_BOOT_TRACE_SYSCALLS);
+	bi.flags = SB_BOOT_PT_READY | (p->flags & (SB_BOOT_TRACE_SYSCALLS | SB_BOOT_USER_SYSCALLS));
 	bi.mmio_gpa = ram->size; /* the hypercall page right after RAM */
-	if (boot__kvm_is_pvm())
-		bi.flags |= SB_BOOT_USER_SYSCALLS;
 	dst = ram__gpa_to_host(ram, SB_BOOTINFO_GPA, sizeof(bi));
 	if (!dst)
 		return err__set(err, -EINVAL, "guest RAM too small for the boot info");

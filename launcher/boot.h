@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "elf64.h"
-#include "launcher/err.h"
+#include "common/err.h"
 #include "memory/ram.h"
 
 #define BOOT_STACK_RESERVE (8ULL << 20) /* the program's stack */
@@ -28,7 +28,8 @@ struct boot_params {
 	unsigned argc;
 	char *const *envp;
 	unsigned envc;
-	uint32_t flags;           /* SB_BOOT_TRACE_SYSCALLS */
+	uint32_t flags;           /* SB_BOOT_TRACE_SYSCALLS; SB_BOOT_USER_SYSCALLS from the
+	                             backend (struct sandbox's boot_flags) */
 };
 
 /* Parse "512M", "1G", "268435456B", "256" (MiB); rounds up to 2 MiB. */
@@ -48,9 +49,6 @@ int boot__check_kernel(const struct boot_params *p, struct sb_elf_info *info,
  * (exit 127); -ENOMEM/-E2BIG: not enough room (exit 125).
  */
 int boot__check_program(const struct boot_params *p, struct sb_err *err);
-
-/* Is /dev/kvm kvm_pvm (guest `syscall` stays in user mode)? */
-bool boot__kvm_is_pvm(void);
 
 /* Lay the guest out in RAM; *entry = kernel entry point. */
 int boot__setup(struct guest_ram *ram, const struct boot_params *p, uint64_t *entry,

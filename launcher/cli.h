@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "launcher/boot.h"
-#include "launcher/err.h"
+#include "common/err.h"
 #include "launcher/rootfs.h"
 
 #define SNAPBOX_VERSION "0.1.0"
@@ -36,6 +36,7 @@ struct boot_opts {
 	const char *name;
 	const char *store;
 	bool force;
+	const char *backend;      /* "kvm", "proc", "auto" (NULL: auto) */
 };
 
 enum boot_mode { MODE_BOOT, MODE_TEMPLATE };

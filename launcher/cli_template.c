@@ -14,9 +14,8 @@
 
 #include "launcher/cli.h"
 #include "launcher/client.h"
-#include "launcher/kvm.h"
+#include "backend/backend.h"
 #include "launcher/progress.h"
-#include "launcher/vm.h"
 #include "snapbox_abi.h"
 #include "snapshot/snapshot.h"
 #include "snapshot/store.h"
@@ -95,8 +94,8 @@ static int write_manifest(int dirfd, const struct boot_opts *o, const char *id,
 	return 0;
 }
 
-/* Save the VM (at its ready point) as template o->name. */
-static int template_save(struct vm *vm, const struct boot_opts *o, const struct store *st,
+/* Save the sandbox (at its ready point) as template o->name. */
+static int template_save(struct machine *m, const struct boot_opts *o, const struct store *st,
 			 double boot_ms, struct sb_err *err)
 {
 	char tmp[PATH_MAX], id[33];
@@ -113,10 +112,10 @@ static int template_save(struct vm *vm, const struct boot_opts *o, const struct 
 		ret = err__errno(err, "%s", tmp);
 		goto out;
 	}
-	ret = snapshot__save(vm, dirfd, id, &ist, err);
+	ret = snapshot__save(m, dirfd, id, &ist, err);
 	snap_ms = (double)(now_ns() - t0) / 1e6;
 	if (ret == 0)
-		ret = write_manifest(dirfd, o, id, &ist, vm->ram.size, vm->hc.st.syscall_path,
+		ret = write_manifest(dirfd, o, id, &ist, m->ram.size, m->hc.st.syscall_path,
 				     boot_ms, snap_ms, err);
 	if (ret == 0)
 		fsync(dirfd);
@@ -124,7 +123,7 @@ static int template_save(struct vm *vm, const struct boot_opts *o, const struct 
 	if (ret == 0)
 		ret = store__commit(st, o->name, tmp, o->force, err);
 	if (ret == 0) {
-		double ram_mb = (double)vm->ram.size / (1 << 20);
+		double ram_mb = (double)m->ram.size / (1 << 20);
 		printf("template %s: id %s\n", o->name, id);
 		printf("  RAM %.0f MiB: %llu pages, %llu zero, %llu unique, %llu duplicate; %.1f MiB stored\n",
 		       ram_mb, (unsigned long long)ist.n_pages, (unsigned long long)ist.zero_pages,
@@ -145,34 +144,35 @@ static int template_create(struct boot_opts *o, struct boot_prep *p)
 {
 	struct sb_err err = { "" };
 	struct store st;
-	struct vm *vm;
+	const struct backend *be = backend__pick(o->backend, &err);
+	struct machine *m;
 	uint64_t entry, t0 = now_ns();
 	char path[PATH_MAX];
-	struct stat sb;
+	struct stat stbuf;
 	int ret;
 
+	if (!be)
+		return fail(&err, EXIT_USAGE);
 	if (store__open(&st, o->store, &err) < 0)
 		return fail(&err, EXIT_SNAPBOX);
 	if (store__path(&st, o->name, path, sizeof(path), &err) < 0 || strchr(o->name, '/'))
 		return usage_error("%s", err.msg[0] ? err.msg : "a template name may not contain '/'");
-	if (!o->force && stat(path, &sb) == 0) {
+	if (!o->force && stat(path, &stbuf) == 0) {
 		err__set(&err, -EEXIST, "template %s already exists (use --force to replace it)", o->name);
 		return fail(&err, EXIT_SNAPBOX);
 	}
-	vm = calloc(1, sizeof(*vm));
-	if (!vm)
-		return EXIT_SNAPBOX;
-	ret = vm__create(vm, p->bp.mem_size, RAM_ANON, &err);
-	if (ret == 0) {
-		vm->hc.program = o->argv[0];
-		vm->hc.ready_mode = true;
-		vm->hc.stdin_fd = -1;
-		ret = boot__setup(&vm->ram, &p->bp, &entry, &err);
-	}
+	m = machine__new(be, p->bp.mem_size, RAM_ANON, &err);
+	if (!m)
+		return fail(&err, EXIT_SNAPBOX);
+	m->hc.program = o->argv[0];
+	m->hc.ready_mode = true;
+	m->hc.stdin_fd = -1;
+	p->bp.flags |= m->boot_flags;
+	ret = boot__setup(&m->ram, &p->bp, &entry, &err);
 	if (ret == 0)
-		ret = vcpu__setup_long_mode(&vm->vcpu, entry, SB_BOOTINFO_GPA, &err);
+		ret = be->boot(m, entry, SB_BOOTINFO_GPA, &err);
 	if (ret == 0)
-		ret = timeout__start(&vm->timeout, o->timeout_ns ? o->timeout_ns : DEFAULT_CREATE_TIMEOUT_NS,
+		ret = timeout__start(&m->timeout, o->timeout_ns ? o->timeout_ns : DEFAULT_CREATE_TIMEOUT_NS,
 				     &err);
 	if (ret == 0) {
 		struct progress pg;
@@ -180,15 +180,13 @@ static int template_create(struct boot_opts *o, struct boot_prep *p)
 		snprintf(what, sizeof(what), "template %s: booting %s, waiting for its ready point",
 			 o->name, o->argv[0]);
 		progress__start(&pg, 2, what);
-		ret = vcpu__run(&vm->vcpu, &err);
+		ret = be->run(m, &err);
 		progress__stop(&pg);
 	}
-	timeout__stop(&vm->timeout);
-	if (ret == VCPU_READY) {
+	timeout__stop(&m->timeout);
+	if (ret == MACHINE_READY) {
 		double boot_ms = (double)(now_ns() - t0) / 1e6;
-		ret = vcpu__complete_exit(&vm->vcpu, &err);
-		if (ret == 0)
-			ret = template_save(vm, o, &st, boot_ms, &err);
+		ret = template_save(m, o, &st, boot_ms, &err);
 		ret = ret < 0 ? fail(&err, EXIT_SNAPBOX) : 0;
 	} else if (ret < 0) {
 		ret = fail(&err, EXIT_SNAPBOX);
@@ -199,8 +197,7 @@ static int template_create(struct boot_opts *o, struct boot_prep *p)
 			"of stdin); no template written\n", o->argv[0], ret);
 		ret = EXIT_SNAPBOX;
 	}
-	vm__destroy(vm);
-	free(vm);
+	machine__free(m);
 	return ret;
 }
 
@@ -231,6 +228,7 @@ struct small_opts {
 	const char *store;
 	const char *name;
 	const char *server;     /* run --server SOCKET: through `snapbox serve` */
+	const char *backend;    /* run --backend: the one the caller expects */
 	uint64_t timeout_ns;
 	bool stats;
 };
@@ -242,6 +240,7 @@ static int parse_small(int argc, char **argv, struct small_opts *o, bool run, co
 		{ "timeout", required_argument, NULL, 't' },
 		{ "stats", no_argument, NULL, 'S' },
 		{ "server", required_argument, NULL, 'X' },
+		{ "backend", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -263,6 +262,10 @@ static int parse_small(int argc, char **argv, struct small_opts *o, bool run, co
 			o->stats = true;
 		} else if (run && c == 'X') {
 			o->server = optarg;
+		} else if (run && c == 'B') {
+			if (strcmp(optarg, "kvm") && strcmp(optarg, "proc") && strcmp(optarg, "auto"))
+				return usage_error("--backend %s: expected kvm, proc or auto", optarg);
+			o->backend = optarg;
 		} else if (c == ':') {
 			return usage_error("option %s needs an argument", argv[optind - 1]);
 		} else {
@@ -379,6 +382,7 @@ static int template_inspect(const struct small_opts *o)
 	printf("template   %s\n", o->name);
 	printf("directory  %s\n", dir);
 	printf("id         %s\n", s->id);
+	printf("backend    %s\n", snapshot__backend_name(s->hdr.backend));
 	printf("format     %u.%u, guest ABI %u, x86-64\n", s->hdr.major, s->hdr.minor,
 	       s->hdr.abi_version);
 	printf("RAM        %llu MiB: %llu pages, %llu zero, %llu unique, %llu duplicate\n",
@@ -389,6 +393,16 @@ static int template_inspect(const struct small_opts *o)
 	       (unsigned long long)file_blocks(s->dirfd, SNAP_MEM_FILE) / 1024,
 	       (unsigned long long)file_blocks(s->dirfd, SNAP_PAGES_FILE) / 1024,
 	       (unsigned long long)s->state_bytes);
+	if (s->hdr.backend == SNAP_BACKEND_PROC) {
+		const struct sb_proc_cpu *c = &s->proc.cpu;
+		printf("cpu        rip 0x%llx rsp 0x%llx rflags 0x%llx fs_base 0x%llx (user mode, "
+		       "a sandbox process)\n",
+		       (unsigned long long)c->gpr[SB_PROC_RIP], (unsigned long long)c->gpr[SB_PROC_RSP],
+		       (unsigned long long)c->gpr[17], (unsigned long long)c->fs_base);
+		printf("xsave      features 0x%llx, %u bytes\n", (unsigned long long)c->xfeatures,
+		       c->xstate_size);
+		goto path;
+	}
 	printf("vcpu 0     rip 0x%llx rsp 0x%llx rflags 0x%llx cr3 0x%llx efer 0x%llx\n",
 	       (unsigned long long)v->regs.rip, (unsigned long long)v->regs.rsp,
 	       (unsigned long long)v->regs.rflags, (unsigned long long)v->sregs.cr3,
@@ -398,6 +412,7 @@ static int template_inspect(const struct small_opts *o)
 	       v->n_msrs, v->mp_state.mp_state,
 	       v->flags & SNAP_VCPU_HAS_XSAVE ? "xsave" : "fpu (no xsave)");
 	printf("cpuid      %u entries, hash %016llx\n", s->nent, (unsigned long long)s->hdr.cpuid_hash);
+path:
 	if (s->hc.syscall_path)
 		printf("syscalls   %s: %s\n", hypercall__syscall_path_token(s->hc.syscall_path),
 		       hypercall__syscall_path_text(s->hc.syscall_path));
@@ -496,10 +511,11 @@ int cmd_run(int argc, char **argv, uint64_t t0)
 	struct sb_err err = { "" };
 	struct small_opts o;
 	struct snapshot *snap = NULL;
-	struct vm *vm = NULL;
+	const struct backend *be = NULL;
+	struct machine *m = NULL;
 	char dir[PATH_MAX];
 	uint64_t t_loaded = 0, t_restored = 0, t_end;
-	int ret = parse_small(argc, argv, &o, true, "run"), kfd;
+	int ret = parse_small(argc, argv, &o, true, "run");
 
 	if (ret >= 0)
 		return ret;
@@ -508,36 +524,38 @@ int cmd_run(int argc, char **argv, uint64_t t0)
 	if (o.server)
 		return cmd_run_remote(client__socket_path(o.server), o.name, o.timeout_ns);
 	snap = malloc(sizeof(*snap));
-	vm = calloc(1, sizeof(*vm));
-	if (!snap || !vm) {
+	if (!snap) {
 		ret = EXIT_SNAPBOX;
 		goto out;
 	}
 	ret = load_template(&o, snap, dir, sizeof(dir), &err);
-	if (ret == 0) {
-		kfd = kvm__open(&err);
-		ret = kfd < 0 ? kfd : snapshot__check_cpuid(snap, kfd, &err);
-		if (kfd >= 0)
-			close(kfd);
-	}
-	t_loaded = now_ns();
+	/* the template's own backend; another one asked for is refused */
+	if (ret == 0 && !(be = backend__of_snapshot(snap, &err)))
+		ret = -EPROTONOSUPPORT;
+	if (ret == 0 && o.backend && strcmp(o.backend, "auto") && strcmp(o.backend, be->name))
+		ret = err__set(&err, -EPROTOTYPE,
+			       "template %s was made by the %s backend and runs only there, not on %s",
+			       o.name, be->name, o.backend);
 	if (ret == 0)
-		ret = vm__create_clone(vm, snap, &err);
+		ret = be->check(snap, &err);
+	t_loaded = now_ns();
+	if (ret == 0 && !(m = machine__new_clone(be, snap, &err)))
+		ret = -1;
 	if (ret < 0) {
 		ret = fail(&err, EXIT_SNAPBOX);
 		goto out_snap;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	vm->hc.program = o.name;
+	m->hc.program = o.name;
 	t_restored = now_ns();
-	ret = timeout__start(&vm->timeout, o.timeout_ns, &err);
+	ret = timeout__start(&m->timeout, o.timeout_ns, &err);
 	if (ret == 0)
-		ret = hypercall__complete_pending(&vm->hc, &err);
+		ret = hypercall__complete_pending(&m->hc, &err);
 	if (ret == -ETIMEDOUT)
 		ret = 124, err__set(&err, 0, "timed out reading the request");
 	else if (ret == HC_CONTINUE)
-		ret = vcpu__run(&vm->vcpu, &err);
-	timeout__stop(&vm->timeout);
+		ret = be->run(m, &err);
+	timeout__stop(&m->timeout);
 	t_end = now_ns();
 	if (o.stats) {
 		fprintf(stderr, "stats: load_us=%llu clone_us=%llu run_us=%llu total_us=%llu\n",
@@ -547,8 +565,8 @@ int cmd_run(int argc, char **argv, uint64_t t0)
 			(unsigned long long)(t_end - t0) / 1000);
 		/* the guest reports once per boot: a clone shows its template's */
 		fprintf(stderr, "stats: syscall_path=%s: %s, observed when the template was created\n",
-			hypercall__syscall_path_token(vm->hc.st.syscall_path),
-			hypercall__syscall_path_text(vm->hc.st.syscall_path));
+			hypercall__syscall_path_token(m->hc.st.syscall_path),
+			hypercall__syscall_path_text(m->hc.st.syscall_path));
 	}
 	if (ret < 0)
 		ret = fail(&err, EXIT_SNAPBOX);
@@ -558,12 +576,11 @@ int cmd_run(int argc, char **argv, uint64_t t0)
 	fflush(stderr);
 	snapshot__close(snap);
 	free(snap);
-	vm__destroy_detached(vm); /* off the caller's path; vm is not freed */
+	be->destroy_detached(m); /* off the caller's path */
 	return ret;
 out_snap:
 	snapshot__close(snap);
 out:
-	free(vm);
 	free(snap);
 	return ret;
 }

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "launcher/err.h"
+#include "common/err.h"
 
 #define CLIENT_MAX_HEADERS (64u << 10)
 #define CLIENT_MAX_BODY    (256ULL << 20)

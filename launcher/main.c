@@ -12,9 +12,10 @@
 #include <time.h>
 
 #include "launcher/boot.h"
-#include "launcher/file.h"
+#include "common/file.h"
 #include "launcher/rootfs.h"
-#include "launcher/vm.h"
+#include "backend/backend.h"
+#include "snapshot/format.h"
 #include "snapbox_abi.h"
 
 #include "launcher/cli.h"
@@ -25,7 +26,8 @@ static const char usage_text[] =
 	"usage: snapbox boot [OPTIONS] -- PROGRAM [ARGS...]\n"
 	"       snapbox template create NAME [OPTIONS] [--store DIR] [--force] -- PROGRAM [ARGS...]\n"
 	"       snapbox template ls|inspect|verify|rm [NAME] [--store DIR]\n"
-	"       snapbox run [--store DIR] [--timeout S] [--stats] TEMPLATE < request\n"
+	"       snapbox run [--store DIR] [--timeout S] [--stats] [--backend B] TEMPLATE < request\n"
+	"       snapbox info\n"
 	"       snapbox run --server SOCKET [--timeout S] TEMPLATE < request\n"
 	"       snapbox serve --socket PATH [--store DIR] [--pool N] [--max-live N]\n"
 	"                     [--log-level error|info|debug]\n"
@@ -46,6 +48,9 @@ static const char usage_text[] =
 	"  --env KEY=VAL       set a guest environment variable (repeatable;\n"
 	"                      defaults: PATH=/bin:/usr/bin HOME=/)\n"
 	"  --stats             print timings to stderr\n"
+	"  --backend B         boot, template create: kvm (a VM), proc (a seccomp-\n"
+	"                      confined process, no /dev/kvm needed) or auto (the\n"
+	"                      default: kvm if /dev/kvm is usable, else proc)\n"
 	"\n"
 	"template create boots PROGRAM and saves it at its ready point (its first\n"
 	"read of stdin) as template NAME in the store (--store, else $SNAPBOX_STORE,\n"
@@ -117,7 +122,7 @@ static int env_set(struct boot_opts *o, char *kv)
 }
 
 enum { OPT_MEM = 256, OPT_ROOTFS, OPT_TIMEOUT, OPT_TRACE, OPT_KERNEL, OPT_INITRD, OPT_ENV,
-       OPT_STATS, OPT_HELP, OPT_STORE, OPT_FORCE };
+       OPT_STATS, OPT_HELP, OPT_STORE, OPT_FORCE, OPT_BACKEND };
 
 static const struct option boot_longopts[] = {
 	{ "mem", required_argument, NULL, OPT_MEM },
@@ -131,6 +136,7 @@ static const struct option boot_longopts[] = {
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "store", required_argument, NULL, OPT_STORE },
 	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "backend", required_argument, NULL, OPT_BACKEND },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -143,6 +149,11 @@ static int boot_option(struct boot_opts *o, int c, char *arg, char *bad, enum bo
 		return usage_error("unknown option %s", bad);
 	switch (c) {
 	case OPT_STORE: o->store = arg; return -1;
+	case OPT_BACKEND:
+		if (strcmp(arg, "kvm") != 0 && strcmp(arg, "proc") != 0 && strcmp(arg, "auto") != 0)
+			return usage_error("--backend %s: expected kvm, proc or auto", arg);
+		o->backend = arg;
+		return -1;
 	case OPT_FORCE: o->force = true; return -1;
 	case OPT_MEM:
 		if (boot__parse_mem(arg, &o->mem, &err) < 0)
@@ -188,19 +199,27 @@ int parse_boot_opts(struct boot_opts *o, int argc, char **argv, enum boot_mode m
 	o->env[o->n_env++] = home_env;
 	optind = 1;
 	opterr = 0;
-	if (mode == MODE_TEMPLATE) {
-		if (argc < 2 || argv[1][0] == '-')
-			return usage_error("template create: no name given (snapbox template create NAME [OPTIONS] -- PROGRAM [ARGS...])%s", "");
-		o->name = argv[1];
-		argv++;
-		argc--;
-	}
-	while ((c = getopt_long(argc, argv, "+:", boot_longopts, NULL)) != -1) {
-		int ret = boot_option(o, c, optarg, argv[optind - 1], mode);
+	/* template create: options anywhere before the program ("-": the name
+	 * comes back as c == 1, in order); the first word after it, or after
+	 * "--", starts the program, whose own options are its business */
+	while ((c = getopt_long(argc, argv, mode == MODE_TEMPLATE ? "-:" : "+:", boot_longopts,
+				NULL)) != -1) {
+		int ret;
 
+		if (c == 1 && !o->name) {
+			o->name = optarg;
+			continue;
+		}
+		if (c == 1) {
+			optind--;
+			break;
+		}
+		ret = boot_option(o, c, optarg, argv[optind - 1], mode);
 		if (ret >= 0)
 			return ret;
 	}
+	if (mode == MODE_TEMPLATE && !o->name)
+		return usage_error("template create: no name given (snapbox template create NAME [OPTIONS] -- PROGRAM [ARGS...])%s", "");
 	if (optind >= argc)
 		return usage_error("boot: no program given (snapbox boot [OPTIONS] -- PROGRAM [ARGS...])%s", "");
 	o->argv = argv + optind;
@@ -288,39 +307,37 @@ static void print_stats(uint64_t t0, uint64_t t_vm, const struct hc_ctx *hc, uin
 				    : "the program made no system call");
 }
 
-static int run_vm(struct boot_opts *o, const struct boot_params *bp, uint64_t t0)
+static int run_vm(struct boot_opts *o, struct boot_params *bp, uint64_t t0)
 {
 	struct sb_err err = { "" };
-	struct vm *vm;
+	const struct backend *be = backend__pick(o->backend, &err);
+	struct machine *m;
 	uint64_t entry, t_vm;
 	int ret;
 
-	vm = calloc(1, sizeof(*vm));
-	if (!vm) {
-		fprintf(stderr, "snapbox: out of memory\n");
-		return EXIT_SNAPBOX;
-	}
-	ret = vm__create(vm, bp->mem_size, RAM_ANON, &err);
+	if (!be)
+		return fail(&err, EXIT_USAGE);
+	m = machine__new(be, bp->mem_size, RAM_ANON, &err);
 	t_vm = now_ns();
-	if (ret == 0) {
-		vm->hc.program = o->argv[0];
-		ret = boot__setup(&vm->ram, bp, &entry, &err);
-	}
+	if (!m)
+		return fail(&err, EXIT_SNAPBOX);
+	m->hc.program = o->argv[0];
+	bp->flags |= m->boot_flags;
+	ret = boot__setup(&m->ram, bp, &entry, &err);
 	if (ret == 0)
-		ret = vcpu__setup_long_mode(&vm->vcpu, entry, SB_BOOTINFO_GPA, &err);
+		ret = be->boot(m, entry, SB_BOOTINFO_GPA, &err);
 	if (ret == 0)
-		ret = timeout__start(&vm->timeout, o->timeout_ns, &err);
+		ret = timeout__start(&m->timeout, o->timeout_ns, &err);
 	if (ret == 0)
-		ret = vcpu__run(&vm->vcpu, &err);
-	timeout__stop(&vm->timeout);
+		ret = be->run(m, &err);
+	timeout__stop(&m->timeout);
 	if (o->stats)
-		print_stats(t0, t_vm, &vm->hc, now_ns());
+		print_stats(t0, t_vm, &m->hc, now_ns());
 	if (ret < 0)
 		ret = fail(&err, EXIT_SNAPBOX);
 	else if (err.msg[0])
 		fprintf(stderr, "snapbox: %s\n", err.msg);
-	vm__destroy(vm);
-	free(vm);
+	machine__free(m);
 	return ret;
 }
 
@@ -385,6 +402,30 @@ out:
 	free(p);
 	free(o);
 	return ret;
+}
+
+/* ---- info ------------------------------------------------------------------ */
+
+/* Which backends this host can use, and why (or why not). */
+static int cmd_info(int argc, char **argv)
+{
+	struct sb_err err = { "" };
+	const struct backend *def;
+
+	(void)argv;
+	if (argc > 2)
+		return usage_error("info takes no arguments%s", "");
+	printf("snapbox %s (guest ABI %d, template format %d.%d)\n", SNAPBOX_VERSION, SB_ABI_VERSION,
+	       SNAP_MAJOR, SNAP_MINOR);
+	for (size_t i = 0; backend__all[i]; i++) {
+		char why[512];
+		bool ok = backend__all[i]->available(why, sizeof(why));
+
+		printf("backend %-5s %s: %s\n", backend__all[i]->name, ok ? "usable" : "not usable", why);
+	}
+	def = backend__pick("auto", &err);
+	printf("default (--backend auto): %s\n", def ? def->name : "none");
+	return 0;
 }
 
 /* ---- serve ---------------------------------------------------------------- */
@@ -467,6 +508,8 @@ int main(int argc, char **argv)
 		fputs(usage_text, stdout);
 		return 0;
 	}
+	if (strcmp(argv[1], "info") == 0)
+		return cmd_info(argc, argv);
 	if (strcmp(argv[1], "--version") == 0) {
 		printf("snapbox %s (guest ABI %d)\n", SNAPBOX_VERSION, SB_ABI_VERSION);
 		return 0;

@@ -26,7 +26,7 @@
 #include <stdarg.h>
 
 #include "launcher/pool.h"
-#include "launcher/vm.h"
+#include "backend/backend.h"
 #include "snapshot/snapshot.h"
 
 #define MAX_WORKERS 1024
@@ -35,6 +35,32 @@
 #define TAKE_WAIT_S 30       /* a request waits this long for a free worker */
 #define REFILL_THREADS 2     /* workers being started at once */
 #define TCACHE_SIZE 16       /* templates kept loaded by the service */
+
+/*
+ * Workers are kept per kind: a RAM size (a multiple of 2 MiB) with the
+ * backend that runs it (enum snap_backend) in the low bits; workers of one
+ * kind are interchangeable.  The `mem_size` fields below hold kinds.
+ */
+#define KIND_BACKEND_MASK ((2ULL << 20) - 1)
+_Static_assert(SNAP_BACKEND_COUNT <= KIND_BACKEND_MASK, "backend fits in a kind");
+
+static uint64_t kind_of(uint64_t mem_size, uint32_t snap_backend)
+{
+	return mem_size | snap_backend;
+}
+
+static uint64_t kind_mem(uint64_t kind)
+{
+	return kind & ~KIND_BACKEND_MASK;
+}
+
+static const struct backend *kind_backend(uint64_t kind)
+{
+	for (size_t i = 0; backend__all[i]; i++)
+		if (backend__all[i]->snap_backend == (kind & KIND_BACKEND_MASK))
+			return backend__all[i];
+	return NULL;
+}
 
 enum msg_type { MSG_SPAWN = 1, MSG_SPAWNED, MSG_READY, MSG_ERROR, MSG_JOB, MSG_RESULT };
 
@@ -215,7 +241,7 @@ static int msg_recv(int sock, void *m, size_t len, int *fds, int maxfds)
 
 /* ---- the worker: one sandbox, in its own process ------------------------- */
 
-static void worker__run_job(struct vm *vm, struct msg_job *job, const int *fds, int sock)
+static void worker__run_job(struct machine *m, struct msg_job *job, const int *fds, int sock)
 {
 	struct msg_result r = { .type = MSG_RESULT };
 	struct sb_err err = { "" };
@@ -223,25 +249,25 @@ static void worker__run_job(struct vm *vm, struct msg_job *job, const int *fds, 
 	int ret;
 
 	job->snap.dirfd = fds[3];
-	ret = vm__clone_into(vm, &job->snap, &err);
+	ret = m->be->clone_into(m, &job->snap, &err);
 	t1 = now_us();
 	r.clone_us = t1 - t0;
 	if (ret == 0) {
-		vm->hc.stdin_fd = fds[0];
-		vm->hc.stdout_fd = fds[1];
-		vm->hc.stderr_fd = fds[2];
-		vm->hc.trace_fd = fds[2];
-		vm->hc.program = job->name;
-		ret = timeout__start(&vm->timeout, job->timeout_ns, &err);
+		m->hc.stdin_fd = fds[0];
+		m->hc.stdout_fd = fds[1];
+		m->hc.stderr_fd = fds[2];
+		m->hc.trace_fd = fds[2];
+		m->hc.program = job->name;
+		ret = timeout__start(&m->timeout, job->timeout_ns, &err);
 		if (ret == 0)
-			ret = hypercall__complete_pending(&vm->hc, &err);
+			ret = hypercall__complete_pending(&m->hc, &err);
 		if (ret == -ETIMEDOUT) {
 			ret = 124;
 			err__set(&err, 0, "timed out reading the request");
 		} else if (ret == HC_CONTINUE) {
-			ret = vcpu__run(&vm->vcpu, &err);
+			ret = m->be->run(m, &err);
 		}
-		timeout__stop(&vm->timeout);
+		timeout__stop(&m->timeout);
 		r.run_us = now_us() - t1;
 		r.timed_out = ret == 124;
 	}
@@ -254,16 +280,19 @@ static void worker__run_job(struct vm *vm, struct msg_job *job, const int *fds, 
 	msg_send(sock, &r, sizeof(r), NULL, 0);
 }
 
-static void worker__main(int sock, uint64_t mem_size)
+static void worker__main(int sock, uint64_t kind)
 {
+	const struct backend *be = kind_backend(kind);
 	struct msg_status st = { .type = MSG_READY };
 	struct sb_err err = { "" };
-	struct vm *vm = calloc(1, sizeof(*vm));
 	struct msg_job *job = calloc(1, sizeof(*job));
+	struct machine *m = NULL;
 	int fds[4], n;
 
 	signal(SIGPIPE, SIG_IGN);
-	if (!vm || !job || vm__create_shell(vm, mem_size, &err) < 0) {
+	if (job && be)
+		m = machine__new(be, kind_mem(kind), RAM_RESERVED, &err);
+	if (!m) {
 		st.type = MSG_ERROR;
 		snprintf(st.message, sizeof(st.message), "%s", err.msg[0] ? err.msg : "out of memory");
 		msg_send(sock, &st, sizeof(st), NULL, 0);
@@ -274,7 +303,7 @@ static void worker__main(int sock, uint64_t mem_size)
 	n = msg_recv(sock, job, sizeof(*job), fds, 4);
 	if (n == 4 && job->type == MSG_JOB) {
 		job->name[sizeof(job->name) - 1] = 0;
-		worker__run_job(vm, job, fds, sock);
+		worker__run_job(m, job, fds, sock);
 	}
 	_exit(0); /* the VM goes with the process */
 }
@@ -466,7 +495,12 @@ int pool__create(struct pool **out, const struct pool_opts *o, struct sb_err *er
 	for (int i = 0; i < TCACHE_SIZE; i++)
 		p->tcache[i].snap.dirfd = -1;
 	pthread_cond_init(&p->changed, NULL);
-	p->sizes[p->n_sizes++] = 256ULL << 20; /* the default template size */
+	{
+		/* the default template: 256 MiB, on the backend `auto` picks here */
+		struct sb_err e = { "" };
+		const struct backend *be = backend__pick("auto", &e);
+		p->sizes[p->n_sizes++] = kind_of(256ULL << 20, be ? be->snap_backend : 0);
+	}
 	for (int i = 0; i < REFILL_THREADS; i++)
 		if (pthread_create(&p->refill[p->n_refill], NULL, pool__refill, p) == 0)
 			p->n_refill++;
@@ -617,7 +651,7 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 {
 	struct msg_job *job = calloc(1, sizeof(*job));
 	int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, ret;
-	uint64_t mem_size = 0;
+	uint64_t kind = 0;
 
 	sb->p = p;
 	sb->out_r = sb->err_r = -1;
@@ -631,12 +665,12 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 	ret = pool__template(p, tdir, &job->snap, err);
 	if (ret < 0)
 		goto out;
-	mem_size = job->snap.hdr.mem_size;
+	kind = kind_of(job->snap.hdr.mem_size, job->snap.hdr.backend);
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		ret = err__errno(err, "pipe for the sandbox's output");
 		goto out;
 	}
-	sb->w = pool__take(p, mem_size, name, &sb->id);
+	sb->w = pool__take(p, kind, name, &sb->id);
 	if (!sb->w) {
 		ret = p->stopping ? err__set(err, -ESHUTDOWN, "the service is stopping")
 				  : err__set(err, -EAGAIN, "no sandbox worker became free within %d s",

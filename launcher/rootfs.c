@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "launcher/file.h"
+#include "common/file.h"
 #include "launcher/rootfs.h"
 
 #define ROOTFS_MAX_SIZE (4ULL << 30)

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "cpio.h"
-#include "launcher/err.h"
+#include "common/err.h"
 
 struct rootfs {
 	uint8_t *buf;

@@ -515,6 +515,7 @@ static int template__details(const struct snapshot *snap, json_t *j)
 
 	snprintf(format, sizeof(format), "%u.%u", snap->hdr.major, snap->hdr.minor);
 	return json_object_set_new(j, "format", json_string(format)) |
+	       json_object_set_new(j, "backend", json_string(snapshot__backend_name(snap->hdr.backend))) |
 	       json_object_set_new(j, "abi", json_integer(snap->hdr.abi_version)) |
 	       json_object_set_new(j, "syscall_path",
 			json_string(hypercall__syscall_path_token(snap->hc.syscall_path))) |

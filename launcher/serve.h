@@ -8,7 +8,7 @@
 #define SB_SERVE_H
 #include <stdint.h>
 
-#include "launcher/err.h"
+#include "common/err.h"
 
 #define SERVE_MAX_BODY       (8u << 20)   /* request bodies */
 #define SERVE_MAX_CONNS      256          /* concurrent connections */

@@ -9,7 +9,7 @@
 #define SB_RAM_H
 #include <stdint.h>
 
-#include "launcher/err.h"
+#include "common/err.h"
 
 enum ram_backend {
 	RAM_ANON = 0,

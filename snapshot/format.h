@@ -20,9 +20,11 @@
 #include <stdint.h>
 #include <linux/kvm.h>
 
+#include "backend/proc/proc_abi.h"
+
 #define SNAP_MAGIC      "SNAPBOX\0"
 #define SNAP_MAJOR      1
-#define SNAP_MINOR      0
+#define SNAP_MINOR      1 /* 1.1: the backend in the header, PROC_CPU section */
 #define SNAP_ARCH_X86_64 1
 #define SNAP_PAGE       4096ULL
 #define SNAP_MAX_MEM_PAGES ((64ULL << 30) / SNAP_PAGE)
@@ -45,9 +47,18 @@ struct snap_header {
 	uint64_t pages_hash;    /* xxh3 of pages.idx, the whole file */
 	uint64_t table_hash;    /* xxh3 of the section table */
 	uint64_t header_hash;   /* xxh3 of this header with header_hash = 0 */
-	uint8_t reserved[8];
+	uint32_t backend;       /* enum snap_backend (1.1; reserved, so kvm, in 1.0) */
+	uint8_t reserved[4];
 };
 _Static_assert(sizeof(struct snap_header) == 72, "snap_header size");
+
+/* Which backend made the template: the sections differ (kvm: CPUID, VCPU,
+ * VM; proc: PROC_CPU), and a template runs only on its own backend. */
+enum snap_backend {
+	SNAP_BACKEND_KVM = 0,
+	SNAP_BACKEND_PROC = 1,
+	SNAP_BACKEND_COUNT
+};
 
 enum snap_section_type {
 	SNAP_SEC_CPUID = 1,     /* struct snap_cpuid + entries */
@@ -55,7 +66,8 @@ enum snap_section_type {
 	SNAP_SEC_VM = 3,        /* struct snap_vm */
 	SNAP_SEC_MEMMAP = 4,    /* struct snap_memmap */
 	SNAP_SEC_SERIAL = 5,    /* struct serial_state (devices/serial.h) */
-	SNAP_SEC_HYPERCALL = 6, /* struct hc_state (launcher/hypercall.h) */
+	SNAP_SEC_HYPERCALL = 6, /* struct hc_state (devices/hypercall.h) */
+	SNAP_SEC_PROC_CPU = 7,  /* struct snap_proc_cpu (proc backend only) */
 	SNAP_SEC_TYPE_MAX
 };
 
@@ -80,6 +92,7 @@ _Static_assert(sizeof(struct kvm_cpuid_entry2) == 40, "kvm_cpuid_entry2 size");
 
 #define SNAP_VCPU_VERSION 1
 #define SNAP_MSRS_MAX 24
+#define SNAP_MSRS_REQUIRED 4 /* a template has at least these (EFER, STAR, LSTAR, FS_BASE ...) */
 #define SNAP_VCPU_HAS_XCRS  (1u << 0)
 #define SNAP_VCPU_HAS_XSAVE (1u << 1)
 struct snap_msr {
@@ -134,6 +147,26 @@ struct snap_memmap {
 	struct snap_memslot slots[SNAP_MEMMAP_MAX];
 };
 _Static_assert(sizeof(struct snap_memmap) == 8 + 24 * SNAP_MEMMAP_MAX, "snap_memmap size");
+
+/*
+ * The proc backend's CPU: the sandbox's user-mode registers at the ready
+ * point (as its signal frame had them: the guest kernel blocked in its
+ * channel read, about to restart it), FS base, the XSAVE image of its
+ * signal frame (FP_XSTATE_MAGIC1/2 included), the rootfs window the sandbox
+ * maps read-only, and the host's XSAVE layout (CPUID 0xD) of every saved
+ * feature: a clone host must offer the same features at the same offsets.
+ */
+#define SNAP_PROC_CPU_VERSION 1
+struct snap_xcomp {
+	uint32_t offset, size;          /* CPUID(0xD, i): EBX, EAX; 0 if not saved */
+};
+struct snap_proc_cpu {
+	struct sb_proc_cpu cpu;
+	uint64_t ro_lo, ro_hi;          /* read-only in the sandbox: [ro_lo, ro_hi) */
+	struct snap_xcomp xcomp[64];
+};
+_Static_assert(sizeof(struct sb_proc_cpu) == 4288, "sb_proc_cpu size");
+_Static_assert(sizeof(struct snap_proc_cpu) == 4816, "snap_proc_cpu size");
 
 /* ---- pages.idx ------------------------------------------------------------ */
 #define SNAP_PAGES_MAGIC "SBPAGES\0"

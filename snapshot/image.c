@@ -76,6 +76,30 @@ static void count_unique(const uint64_t *hashes, uint64_t n, struct snap_image_s
 	free(v);
 }
 
+/* The memfd's data pages (SEEK_DATA/SEEK_HOLE: swapped-out pages are data
+ * too, unlike mincore's view): 1 in data[] for each.  0 or -errno. */
+static int memfd_data(const struct guest_ram *ram, unsigned char *data, uint64_t n)
+{
+	off_t off = 0, end = (off_t)ram->size;
+
+	memset(data, 0, n);
+	while (off < end) {
+		off_t d = lseek(ram->fd, off, SEEK_DATA), h;
+
+		if (d < 0)
+			return errno == ENXIO ? 0 : -errno;
+		h = lseek(ram->fd, d, SEEK_HOLE);
+		if (h < 0)
+			return -errno;
+		if (h > end)
+			h = end;
+		for (uint64_t i = (uint64_t)d / SNAP_PAGE; i < ((uint64_t)h + SNAP_PAGE - 1) / SNAP_PAGE; i++)
+			data[i] = 1;
+		off = h;
+	}
+	return 0;
+}
+
 /* Scan RAM: hashes[] per page; writes non-zero runs to mem_fd. */
 static int image__scan_and_write(const struct guest_ram *ram, int mem_fd, uint64_t *hashes,
 				 struct snap_image_stats *st, struct sb_err *err)
@@ -88,9 +112,14 @@ static int image__scan_and_write(const struct guest_ram *ram, int mem_fd, uint64
 
 	if (!resident)
 		return err__set(err, -ENOMEM, "out of memory scanning guest RAM");
-	/* never-populated pages of anonymous RAM are zero: no need to read them */
-	if (ram->backend != RAM_ANON || mincore(ram->host, ram->size, resident) < 0)
+	/* never-populated pages of anonymous RAM are zero: no need to read them;
+	 * a memfd's holes neither (and reading them would allocate them) */
+	if (ram->backend == RAM_MEMFD) {
+		if (memfd_data(ram, resident, n) < 0)
+			memset(resident, 1, n);
+	} else if (ram->backend != RAM_ANON || mincore(ram->host, ram->size, resident) < 0) {
 		memset(resident, 1, n);
+	}
 	for (uint64_t i = 0; i <= n && ret == 0; i++) {
 		uint64_t h = 0;
 		if (i < n && (resident[i] & 1))

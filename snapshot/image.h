@@ -4,7 +4,7 @@
 #define SNAP_IMAGE_H
 #include <stdint.h>
 
-#include "launcher/err.h"
+#include "common/err.h"
 #include "memory/ram.h"
 #include "snapshot/format.h"
 

@@ -14,12 +14,9 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "launcher/kvm.h"
-#include "launcher/vm.h"
 #include "sbtypes.h"
 #include "snapbox_abi.h"
 #include "snapshot/snapshot.h"
-#include "snapshot/vcpu_state.h"
 
 #define STATE_MAX (4U << 20)
 
@@ -32,8 +29,28 @@ const char *snapshot__section_name(uint32_t type)
 	case SNAP_SEC_MEMMAP: return "memmap";
 	case SNAP_SEC_SERIAL: return "serial";
 	case SNAP_SEC_HYPERCALL: return "hypercall";
+	case SNAP_SEC_PROC_CPU: return "proc-cpu";
 	}
 	return "unknown";
+}
+
+const char *snapshot__backend_name(uint32_t backend)
+{
+	switch (backend) {
+	case SNAP_BACKEND_KVM: return "kvm";
+	case SNAP_BACKEND_PROC: return "proc";
+	}
+	return "unknown";
+}
+
+/* The sections a template of that backend has, no more, no fewer. */
+static uint32_t backend_sections(uint32_t backend)
+{
+	uint32_t common = 1u << SNAP_SEC_MEMMAP | 1u << SNAP_SEC_SERIAL | 1u << SNAP_SEC_HYPERCALL;
+
+	if (backend == SNAP_BACKEND_PROC)
+		return common | 1u << SNAP_SEC_PROC_CPU;
+	return common | 1u << SNAP_SEC_CPUID | 1u << SNAP_SEC_VCPU | 1u << SNAP_SEC_VM;
 }
 
 /* Reserved fields must be zero, so that a later minor version can use them. */
@@ -78,8 +95,14 @@ static int parse_header(const uint8_t *buf, size_t len, struct snap_header *h, s
 				(unsigned long long)h->mem_size);
 	if (h->n_sections == 0 || h->n_sections > SNAP_MAX_SECTIONS)
 		return err__set(err, -EBADMSG, "state.bin: %u sections", h->n_sections);
-	if (!all_zero(h->reserved, sizeof(h->reserved)))
+	if (!all_zero(h->reserved, sizeof(h->reserved)) || (h->minor < 1 && h->backend))
 		return err__set(err, -EBADMSG, "state.bin: reserved header bytes are not zero");
+	if (h->backend >= SNAP_BACKEND_COUNT)
+		return err__set(err, -EPROTONOSUPPORT, "template made by an unknown backend (%u)",
+				h->backend);
+	if (h->backend != SNAP_BACKEND_KVM && h->cpuid_hash)
+		return err__set(err, -EBADMSG, "state.bin: a %s template with a CPUID hash",
+				snapshot__backend_name(h->backend));
 	return 0;
 }
 
@@ -92,6 +115,7 @@ static size_t section_size(uint32_t type)
 	case SNAP_SEC_MEMMAP: return sizeof(struct snap_memmap);
 	case SNAP_SEC_SERIAL: return sizeof(struct serial_state);
 	case SNAP_SEC_HYPERCALL: return sizeof(struct hc_state);
+	case SNAP_SEC_PROC_CPU: return sizeof(struct snap_proc_cpu);
 	}
 	return 0;
 }
@@ -105,6 +129,7 @@ static uint32_t section_version(uint32_t type)
 	case SNAP_SEC_MEMMAP: return SNAP_MEMMAP_VERSION;
 	case SNAP_SEC_SERIAL: return SERIAL_STATE_VERSION;
 	case SNAP_SEC_HYPERCALL: return HC_STATE_VERSION;
+	case SNAP_SEC_PROC_CPU: return SNAP_PROC_CPU_VERSION;
 	}
 	return 0;
 }
@@ -134,15 +159,72 @@ static int parse_cpuid(const uint8_t *p, size_t len, struct snapshot *s, struct 
 	return 0;
 }
 
+/* Check a saved snap_vcpu before use: counts within bounds, sane mode. */
+static int validate_vcpu(const struct snap_vcpu *s, struct sb_err *err)
+{
+	if (s->n_msrs < SNAP_MSRS_REQUIRED || s->n_msrs > SNAP_MSRS_MAX)
+		return err__set(err, -EINVAL, "vCPU section: %u MSRs (expected %d..%d)", s->n_msrs,
+				SNAP_MSRS_REQUIRED, SNAP_MSRS_MAX);
+	if (s->flags & ~(SNAP_VCPU_HAS_XCRS | SNAP_VCPU_HAS_XSAVE))
+		return err__set(err, -EINVAL, "vCPU section: unknown flags 0x%x", s->flags);
+	if ((s->flags & SNAP_VCPU_HAS_XCRS) && s->xcrs.nr_xcrs > KVM_MAX_XCRS)
+		return err__set(err, -EINVAL, "vCPU section: %u XCRs", s->xcrs.nr_xcrs);
+	if (!(s->sregs.efer & (1ULL << 10)) || !(s->sregs.cr0 & (1ULL << 31)))
+		return err__set(err, -EINVAL, "vCPU section: the vCPU was not in 64-bit long mode");
+	if (s->mp_state.mp_state > KVM_MP_STATE_AP_RESET_HOLD)
+		return err__set(err, -EINVAL, "vCPU section: bad mp_state %u", s->mp_state.mp_state);
+	return 0;
+}
+
+/* Check a saved proc CPU before use: sane addresses, an XSAVE image that
+ * fits and carries its magic, a layout for each saved feature. */
+static int validate_proc_cpu(const struct snap_proc_cpu *p, uint64_t mem_size, struct sb_err *err)
+{
+	const struct sb_proc_cpu *c = &p->cpu;
+	uint32_t magic1, magic2;
+
+	if (c->reserved || !all_zero(c->pad, sizeof(c->pad)))
+		return err__set(err, -EBADMSG, "proc-cpu section: a reserved field is not zero");
+	if (c->gpr[SB_PROC_RIP] >= mem_size || c->gpr[SB_PROC_RSP] >= mem_size ||
+	    c->fs_base >= (1ULL << 47))
+		return err__set(err, -EINVAL, "proc-cpu section: rip/rsp/fs base outside the guest");
+	if (p->ro_lo > p->ro_hi || p->ro_hi > mem_size || p->ro_lo % SB_PAGE_2M ||
+	    p->ro_hi % SNAP_PAGE)
+		return err__set(err, -EINVAL, "proc-cpu section: bad read-only window");
+	if (c->xstate_size < 512 + 64 || c->xstate_size > SB_PROC_XSAVE_MAX - 4 ||
+	    (c->xfeatures & 3) != 3)
+		return err__set(err, -EINVAL, "proc-cpu section: bad XSAVE image (%u bytes, features 0x%llx)",
+				c->xstate_size, (unsigned long long)c->xfeatures);
+	memcpy(&magic1, c->xsave + 464, 4);
+	memcpy(&magic2, c->xsave + c->xstate_size, 4);
+	if (magic1 != 0x46505853U || magic2 != 0x46505845U)
+		return err__set(err, -EINVAL, "proc-cpu section: XSAVE image without its magic");
+	for (unsigned i = 0; i < 64; i++) {
+		const struct snap_xcomp *x = &p->xcomp[i];
+		bool saved = i >= 2 && (c->xfeatures >> i & 1);
+
+		if (!saved && (x->offset || x->size))
+			return err__set(err, -EINVAL, "proc-cpu section: layout of an unsaved feature %u", i);
+		if (saved && (x->size == 0 || x->offset < 576 ||
+			      (uint64_t)x->offset + x->size > c->xstate_size))
+			return err__set(err, -EINVAL, "proc-cpu section: XSAVE feature %u at %u+%u", i,
+					x->offset, x->size);
+	}
+	return 0;
+}
+
 static int take_section(const struct snap_section *sec, const uint8_t *p, struct snapshot *s,
 			struct sb_err *err)
 {
 	switch (sec->type) {
 	case SNAP_SEC_CPUID: return parse_cpuid(p, sec->length, s, err);
-	case SNAP_SEC_VCPU: memcpy(&s->vcpu, p, sizeof(s->vcpu)); return snap_vcpu__validate(&s->vcpu, err);
+	case SNAP_SEC_VCPU: memcpy(&s->vcpu, p, sizeof(s->vcpu)); return validate_vcpu(&s->vcpu, err);
 	case SNAP_SEC_VM: memcpy(&s->vm, p, sizeof(s->vm)); break;
 	case SNAP_SEC_MEMMAP: memcpy(&s->memmap, p, sizeof(s->memmap)); break;
 	case SNAP_SEC_SERIAL: memcpy(&s->serial, p, sizeof(s->serial)); break;
+	case SNAP_SEC_PROC_CPU:
+		memcpy(&s->proc, p, sizeof(s->proc));
+		return validate_proc_cpu(&s->proc, s->hdr.mem_size, err);
 	case SNAP_SEC_HYPERCALL:
 		memcpy(&s->hc, p, sizeof(s->hc));
 		s->hc_version = sec->version;
@@ -154,18 +236,16 @@ static int take_section(const struct snap_section *sec, const uint8_t *p, struct
 static int check_cross(const struct snapshot *s, struct sb_err *err)
 {
 	const struct snap_memslot *m = &s->memmap.slots[0];
-	struct guest_ram ram = { .size = s->hdr.mem_size };
 
 	if (s->vm.reserved || s->memmap.reserved)
 		return err__set(err, -EBADMSG, "state.bin: a reserved field is not zero");
-	if (s->vm.n_vcpus != 1)
+	if (s->hdr.backend == SNAP_BACKEND_KVM && s->vm.n_vcpus != 1)
 		return err__set(err, -EBADMSG, "vm section: %u vCPUs (snapbox runs 1)", s->vm.n_vcpus);
 	if (s->memmap.n_slots != 1 || m->gpa != 0 || m->size != s->hdr.mem_size || m->file_offset)
 		return err__set(err, -EBADMSG, "memmap section does not describe one slot of %llu bytes",
 				(unsigned long long)s->hdr.mem_size);
-	/* the pending read lies in RAM: checked against a RAM of that size */
-	ram.host = (void *)(uintptr_t)4096; /* any non-NULL base: only bounds are checked */
-	return hypercall__validate_state(&s->hc, s->hc_version, &ram, err);
+	/* the pending read lies in RAM */
+	return hypercall__validate_state(&s->hc, s->hc_version, s->hdr.mem_size, err);
 }
 
 int snapshot__parse_state(const uint8_t *buf, size_t len, struct snapshot *s, struct sb_err *err)
@@ -190,6 +270,9 @@ int snapshot__parse_state(const uint8_t *buf, size_t len, struct snapshot *s, st
 
 		if (sec->type == 0 || sec->type >= SNAP_SEC_TYPE_MAX)
 			return err__set(err, -EBADMSG, "state.bin: unknown section type %u", sec->type);
+		if (!(backend_sections(s->hdr.backend) & (1u << sec->type)))
+			return err__set(err, -EBADMSG, "state.bin: section %s in a %s template", name,
+					snapshot__backend_name(s->hdr.backend));
 		if (seen & (1u << sec->type))
 			return err__set(err, -EBADMSG, "state.bin: section %s appears twice", name);
 		seen |= 1u << sec->type;
@@ -212,7 +295,7 @@ int snapshot__parse_state(const uint8_t *buf, size_t len, struct snapshot *s, st
 			return ret;
 	}
 	for (uint32_t t = 1; t < SNAP_SEC_TYPE_MAX; t++)
-		if (!(seen & (1u << t)))
+		if ((backend_sections(s->hdr.backend) & (1u << t)) && !(seen & (1u << t)))
 			return err__set(err, -EBADMSG, "state.bin: section %s is missing",
 					snapshot__section_name(t));
 	return check_cross(s, err);
@@ -301,59 +384,4 @@ int snapshot__open_mem(const struct snapshot *s, struct sb_err *err)
 {
 	int fd = openat(s->dirfd, SNAP_MEM_FILE, O_RDONLY | O_CLOEXEC);
 	return fd < 0 ? err__errno(err, "%s", SNAP_MEM_FILE) : fd;
-}
-
-/* Leaves and registers whose feature bits a template may rely on. */
-static const struct { uint32_t fn, idx; int reg; const char *name; } cpuid_features[] = {
-	{ 1, 0, 2, "1.ecx" }, { 1, 0, 3, "1.edx" },
-	{ 7, 0, 1, "7.ebx" }, { 7, 0, 2, "7.ecx" }, { 7, 0, 3, "7.edx" },
-	{ 0x80000001, 0, 2, "80000001.ecx" }, { 0x80000001, 0, 3, "80000001.edx" },
-};
-
-static uint32_t cpuid_reg(const struct kvm_cpuid_entry2 *e, int reg)
-{
-	return reg == 0 ? e->eax : reg == 1 ? e->ebx : reg == 2 ? e->ecx : e->edx;
-}
-
-static const struct kvm_cpuid_entry2 *find_leaf(const struct kvm_cpuid_entry2 *e, uint32_t n,
-						uint32_t fn, uint32_t idx)
-{
-	for (uint32_t i = 0; i < n; i++)
-		if (e[i].function == fn && e[i].index == idx)
-			return &e[i];
-	return NULL;
-}
-
-int snapshot__check_cpuid(const struct snapshot *s, int kvm_fd, struct sb_err *err)
-{
-	struct kvm_cpuid2 *host;
-	int ret = kvm__supported_cpuid(kvm_fd, &host, err);
-
-	if (ret < 0)
-		return ret;
-	for (size_t i = 0; i < sizeof(cpuid_features) / sizeof(cpuid_features[0]) && !ret; i++) {
-		const struct kvm_cpuid_entry2 *t = find_leaf(s->cpuid, s->nent, cpuid_features[i].fn,
-							     cpuid_features[i].idx);
-		const struct kvm_cpuid_entry2 *h = find_leaf(host->entries, host->nent,
-							     cpuid_features[i].fn, cpuid_features[i].idx);
-		uint32_t need = t ? cpuid_reg(t, cpuid_features[i].reg) : 0;
-		uint32_t have = h ? cpuid_reg(h, cpuid_features[i].reg) : 0;
-		if (need & ~have)
-			ret = err__set(err, -EOPNOTSUPP,
-				       "template needs CPU features this host cannot provide (CPUID %s bits 0x%08x)",
-				       cpuid_features[i].name, need & ~have);
-	}
-	free(host);
-	return ret;
-}
-
-int snapshot__restore(const struct snapshot *s, struct vm *vm, struct sb_err *err)
-{
-	int ret = snap_vcpu__restore(&vm->vcpu, s->cpuid, s->nent, &s->vcpu, err);
-
-	if (ret < 0)
-		return ret;
-	vm->serial.st = s->serial;
-	vm->hc.st = s->hc;
-	return 0;
 }

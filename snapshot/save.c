@@ -8,21 +8,25 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "launcher/kvm.h"
-#include "launcher/vm.h"
+#include "backend/backend.h"
 #include "snapbox_abi.h"
 #include "snapshot/snapshot.h"
-#include "snapshot/vcpu_state.h"
 
-struct state_buf {
+struct snap_writer {
 	uint8_t *p;
 	size_t len, cap;
 	struct snap_section table[SNAP_MAX_SECTIONS];
 	uint32_t n;
+	uint64_t cpuid_hash;
 };
 
-static int state__add(struct state_buf *b, uint32_t type, uint32_t version, const void *a,
-		      size_t alen, const void *c, size_t clen)
+void snap_writer__set_cpuid_hash(struct snap_writer *w, uint64_t hash)
+{
+	w->cpuid_hash = hash;
+}
+
+int snap_writer__add(struct snap_writer *b, uint32_t type, uint32_t version, const void *a,
+		     size_t alen, const void *c, size_t clen)
 {
 	size_t off = (b->len + 7) & ~7UL, need = off + alen + clen;
 	if (b->n == SNAP_MAX_SECTIONS)
@@ -45,55 +49,36 @@ static int state__add(struct state_buf *b, uint32_t type, uint32_t version, cons
 	return 0;
 }
 
-static int state__sections(struct vm *vm, struct state_buf *b, struct sb_err *err)
+/* The backend's sections (CPUID, vCPU, VM), then the memory map and the
+ * devices: every backend's template has all of them. */
+static int state__sections(struct machine *m, struct snap_writer *b, struct sb_err *err)
 {
-	struct snap_vcpu *vcpu = calloc(1, sizeof(*vcpu));
-	struct snap_vm svm;
-	struct snap_cpuid c = { 0 };
-	struct snap_memmap mm = { .n_slots = 1, .slots = { { 0, vm->ram.size, 0 } } };
-	int ret;
+	struct snap_memmap mm = { .n_slots = 1, .slots = { { 0, m->ram.size, 0 } } };
+	int ret = m->be->save(m, b, err);
 
-	if (!vcpu)
-		return err__set(err, -ENOMEM, "out of memory");
-	ret = snap_vcpu__save(&vm->vcpu, vcpu, err);
-	memset(&svm, 0, sizeof(svm));
-	svm.n_vcpus = 1;
-	if (!ret && kvm__ioctl_raw(vm->vm_fd, KVM_GET_CLOCK, &svm.clock) < 0)
-		memset(&svm.clock, 0, sizeof(svm.clock)); /* optional: our guest reads the host clock */
-	c.nent = vm->vcpu.cpuid ? vm->vcpu.cpuid->nent : 0;
-	if (!ret && (c.nent == 0 || c.nent > SNAP_CPUID_MAX))
-		ret = err__set(err, -EINVAL, "vCPU has %u CPUID entries", c.nent);
 	if (!ret)
-		ret = state__add(b, SNAP_SEC_CPUID, SNAP_CPUID_VERSION, &c, sizeof(c),
-				 vm->vcpu.cpuid->entries, c.nent * sizeof(struct kvm_cpuid_entry2));
+		ret = snap_writer__add(b, SNAP_SEC_MEMMAP, SNAP_MEMMAP_VERSION, &mm, sizeof(mm), NULL, 0);
 	if (!ret)
-		ret = state__add(b, SNAP_SEC_VCPU, SNAP_VCPU_VERSION, vcpu, sizeof(*vcpu), NULL, 0);
+		ret = snap_writer__add(b, SNAP_SEC_SERIAL, SERIAL_STATE_VERSION, &m->serial.st,
+				       sizeof(m->serial.st), NULL, 0);
 	if (!ret)
-		ret = state__add(b, SNAP_SEC_VM, SNAP_VM_VERSION, &svm, sizeof(svm), NULL, 0);
-	if (!ret)
-		ret = state__add(b, SNAP_SEC_MEMMAP, SNAP_MEMMAP_VERSION, &mm, sizeof(mm), NULL, 0);
-	if (!ret)
-		ret = state__add(b, SNAP_SEC_SERIAL, SERIAL_STATE_VERSION, &vm->serial.st,
-				 sizeof(vm->serial.st), NULL, 0);
-	if (!ret)
-		ret = state__add(b, SNAP_SEC_HYPERCALL, HC_STATE_VERSION, &vm->hc.st,
-				 sizeof(vm->hc.st), NULL, 0);
-	free(vcpu);
+		ret = snap_writer__add(b, SNAP_SEC_HYPERCALL, HC_STATE_VERSION, &m->hc.st,
+				       sizeof(m->hc.st), NULL, 0);
 	if (ret < 0 && !err->msg[0])
 		err__set(err, ret, "building state.bin: %s", strerror(-ret));
 	return ret;
 }
 
-int snapshot__save(struct vm *vm, int dirfd, char id[33], struct snap_image_stats *st,
+int snapshot__save(struct machine *m, int dirfd, char id[33], struct snap_image_stats *st,
 		   struct sb_err *err)
 {
-	struct state_buf b = { 0 };
+	struct snap_writer b = { 0 };
 	struct snap_header h;
 	uint64_t pages_hash;
 	size_t table_len;
 	int ret, fd;
 
-	ret = snap_image__write(&vm->ram, dirfd, st, &pages_hash, err);
+	ret = snap_image__write(&m->ram, dirfd, st, &pages_hash, err);
 	if (ret < 0)
 		return ret;
 	/* room for header + table, filled in last */
@@ -102,7 +87,7 @@ int snapshot__save(struct vm *vm, int dirfd, char id[33], struct snap_image_stat
 	b.p = calloc(1, b.cap);
 	if (!b.p)
 		return err__set(err, -ENOMEM, "out of memory");
-	ret = state__sections(vm, &b, err);
+	ret = state__sections(m, &b, err);
 	if (ret < 0)
 		goto out;
 	/* the table sits right after the header: move the sections up to it */
@@ -125,11 +110,11 @@ int snapshot__save(struct vm *vm, int dirfd, char id[33], struct snap_image_stat
 	h.arch = SNAP_ARCH_X86_64;
 	h.abi_version = SB_ABI_VERSION;
 	h.n_sections = b.n;
-	h.mem_size = vm->ram.size;
-	h.cpuid_hash = XXH3_64bits(vm->vcpu.cpuid->entries,
-				   vm->vcpu.cpuid->nent * sizeof(struct kvm_cpuid_entry2));
+	h.mem_size = m->ram.size;
+	h.cpuid_hash = b.cpuid_hash;
 	h.pages_hash = pages_hash;
 	h.table_hash = XXH3_64bits(b.table, table_len);
+	h.backend = m->be->snap_backend;
 	h.header_hash = XXH3_64bits(&h, sizeof(h));
 	memcpy(b.p, &h, sizeof(h));
 

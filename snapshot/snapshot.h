@@ -1,18 +1,18 @@
 /* SPDX-License-Identifier: MIT */
-/* Templates: save a VM stopped at its ready point; load and validate one;
- * restore it into a fresh VM (a clone). */
+/* Templates: save a sandbox stopped at its ready point; load and validate
+ * one (restoring it is the backend's clone_into). */
 #ifndef SNAP_SNAPSHOT_H
 #define SNAP_SNAPSHOT_H
 #include <limits.h>
 #include <stdint.h>
 
 #include "devices/serial.h"
-#include "launcher/err.h"
-#include "launcher/hypercall.h"
+#include "common/err.h"
+#include "devices/hypercall.h"
 #include "snapshot/format.h"
 #include "snapshot/image.h"
 
-struct vm;
+struct machine;
 
 /* A loaded, fully validated template (state.bin and pages.idx; the page
  * contents are checked by `template verify`, not on every clone). */
@@ -26,6 +26,7 @@ struct snapshot {
 	struct snap_vm vm;
 	struct snap_memmap memmap;
 	struct serial_state serial;
+	struct snap_proc_cpu proc; /* proc backend */
 	struct hc_state hc;
 	uint32_t hc_version;    /* its section's version (1: no syscall_path) */
 	char id[33];            /* xxh3-128 of state.bin (which covers pages.idx) */
@@ -33,11 +34,20 @@ struct snapshot {
 };
 
 /*
- * Save vm (stopped at its ready point, exit completed) into the empty
- * directory dirfd: mem.img, pages.idx, state.bin.  Writes the id.
+ * Save sb (stopped at its ready point) into the empty directory dirfd:
+ * mem.img, pages.idx, state.bin (the backend's sections from its save(),
+ * then the memory map and the devices).  Writes the id.
  */
-int snapshot__save(struct vm *vm, int dirfd, char id[33], struct snap_image_stats *st,
+int snapshot__save(struct machine *sb, int dirfd, char id[33], struct snap_image_stats *st,
 		   struct sb_err *err);
+
+/* state.bin being built, for a backend's save(). */
+struct snap_writer;
+/* Append a section: a (alen bytes) followed by c (clen bytes, may be 0). */
+int snap_writer__add(struct snap_writer *w, uint32_t type, uint32_t version, const void *a,
+		     size_t alen, const void *c, size_t clen);
+/* The header's CPUID fingerprint (xxh3-64 of the CPUID section's entries). */
+void snap_writer__set_cpuid_hash(struct snap_writer *w, uint64_t hash);
 
 /*
  * Load and validate the template in directory dir: state.bin completely
@@ -48,14 +58,11 @@ int snapshot__save(struct vm *vm, int dirfd, char id[33], struct snap_image_stat
 int snapshot__load(const char *dir, struct snapshot *s, struct sb_err *err);
 void snapshot__close(struct snapshot *s);
 
-/* Refuse a template whose CPUID features this host's KVM cannot provide. */
-int snapshot__check_cpuid(const struct snapshot *s, int kvm_fd, struct sb_err *err);
-
 /* Open mem.img read-only for mapping: fd or -errno. */
 int snapshot__open_mem(const struct snapshot *s, struct sb_err *err);
 
-/* Restore vCPU and device state into vm (created from this template's RAM). */
-int snapshot__restore(const struct snapshot *s, struct vm *vm, struct sb_err *err);
+/* "kvm" or "proc" (enum snap_backend), for messages and inspect. */
+const char *snapshot__backend_name(uint32_t backend);
 
 /* Name of a section type, for messages and `template inspect`. */
 const char *snapshot__section_name(uint32_t type);

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "launcher/err.h"
+#include "common/err.h"
 
 struct store {
 	char root[PATH_MAX - 256]; /* leaves room for sub-paths */

@@ -1,3 +1,4 @@
+#include <stdbool.h>
 /* SPDX-License-Identifier: MIT */
 #include "run.h"
 #include <criterion/criterion.h>
@@ -21,6 +22,20 @@ const char *snapbox_bin(void)
 {
 	const char *b = getenv("SNAPBOX_BIN");
 	return b && *b ? b : "build/snapbox";
+}
+
+const char *test_backend(void)
+{
+	const char *b = getenv("SNAPBOX_TEST_BACKEND");
+
+	return b && *b ? b : NULL;
+}
+
+bool test_on_proc(void)
+{
+	const char *b = test_backend();
+
+	return b && !strcmp(b, "proc");
 }
 
 void require_kvm(void)
@@ -86,10 +101,26 @@ int run_snapbox(const char *const *argv, const char *in, size_t in_len, double l
 	memset(r, 0, sizeof(*r));
 	while (argv[n])
 		n++;
-	av = calloc(n + 1, sizeof(*av));
+	av = calloc(n + 3, sizeof(*av));
 	av[0] = snapbox_bin();
-	for (size_t i = 1; i < n; i++)
-		av[i] = argv[i];
+	{
+		/* SNAPBOX_TEST_BACKEND: boot and template create get --backend
+		 * (run takes the template's own) */
+		size_t at = 0, j = 1;
+		const char *be = test_backend();
+
+		if (be && n > 1 && !strcmp(argv[1], "boot"))
+			at = 2;
+		else if (be && n > 2 && !strcmp(argv[1], "template") && !strcmp(argv[2], "create"))
+			at = 3;
+		for (size_t i = 1; i < n; i++) {
+			if (i == at) {
+				av[j++] = "--backend";
+				av[j++] = be;
+			}
+			av[j++] = argv[i];
+		}
+	}
 	if (pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC) || pipe2(perr, O_CLOEXEC))
 		return -errno;
 	posix_spawn_file_actions_init(&fa);

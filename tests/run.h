@@ -2,6 +2,7 @@
 /* Run the snapbox binary as a user would and capture what it does. */
 #ifndef TESTS_RUN_H
 #define TESTS_RUN_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,13 @@ void run_result_free(struct run_result *r);
 
 /* Fail the whole test run (not skip) when /dev/kvm is missing under CI. */
 void require_kvm(void);
+
+/* $SNAPBOX_TEST_BACKEND (NULL if unset): the backend the boot and template
+ * suites pass to `boot` and `template create` (run_snapbox inserts it).  A
+ * proc run needs no KVM: the suites then skip require_kvm() and the checks
+ * only KVM has (CPUID refusal, the VMX/SVM syscall path). */
+const char *test_backend(void);
+bool test_on_proc(void);
 
 /*
  * Inside the emulated KVM host (tests/kvmhost) everything runs ~20-100x

@@ -13,11 +13,17 @@
 #   emulated        every KVM suite in the emulated host, even where
 #                   /dev/kvm exists (to check that path before submitting)
 # Nothing that needs KVM is ever skipped.
+#
+# The boot and template suites run once per backend: SNAPBOX_TEST_BACKEND=kvm
+# (natively or emulated, as above) and SNAPBOX_TEST_BACKEND=proc, natively on
+# every machine (the proc backend needs no KVM).
 set -u
 BUILD=${1:-build}
 ASAN_BUILD=build-asan
 KVM_SUITES="test_boot test_template test_pool test_serve"
 ASAN_SUITES="test_boot test_template"
+ASAN_NATIVE_SUITES="test_proc"
+BOTH_SUITES="test_boot test_template" # once more with the proc backend
 pass=0; fail=0; status=0
 LOGS=$(mktemp -d)
 trap 'rm -rf "$LOGS"' EXIT
@@ -96,12 +102,12 @@ if [ -n "$emu_suites" ]; then
 	# longest first, alternating lanes
 	for s in test_template test_serve test_pool test_boot; do
 		case " $emu_suites " in *" $s "*) ;; *) continue ;; esac
-		echo "$s (emulated KVM host)|$BUILD/tests/$s|SNAPBOX_BIN=$BUILD/snapbox $EMU_ENV" >> "$LOGS/lane$([ $((i % 2)) = 0 ] && echo A || echo B)"
+		echo "$s (emulated KVM host)|$BUILD/tests/$s|SNAPBOX_BIN=$BUILD/snapbox SNAPBOX_TEST_BACKEND=kvm $EMU_ENV" >> "$LOGS/lane$([ $((i % 2)) = 0 ] && echo A || echo B)"
 		i=$((i + 1))
 	done
 	if [ $mode = emulated ] && [ $asan_ok = 1 ]; then
 		for s in $ASAN_SUITES; do
-			echo "$s (ASan/UBSan snapbox, emulated KVM host)|$BUILD/tests/$s|SNAPBOX_BIN=$ASAN_BUILD/snapbox $EMU_ENV $ASAN_ENV" >> "$LOGS/lane$([ $((i % 2)) = 0 ] && echo A || echo B)"
+			echo "$s (ASan/UBSan snapbox, emulated KVM host)|$BUILD/tests/$s|SNAPBOX_BIN=$ASAN_BUILD/snapbox SNAPBOX_TEST_BACKEND=kvm $EMU_ENV $ASAN_ENV" >> "$LOGS/lane$([ $((i % 2)) = 0 ] && echo A || echo B)"
 			i=$((i + 1))
 		done
 	fi
@@ -114,11 +120,23 @@ for t in "$BUILD"/tests/test_*; do
 	case " $KVM_SUITES " in
 	*" $s "*) [ $mode = native ] || continue ;;
 	esac
-	run_native "$s" "$t" SNAPBOX_BIN="$BUILD/snapbox"
+	run_native "$s" "$t" SNAPBOX_BIN="$BUILD/snapbox" SNAPBOX_TEST_BACKEND=kvm
+done
+for s in $BOTH_SUITES; do
+	run_native "$s (proc backend)" "$BUILD/tests/$s" SNAPBOX_BIN="$BUILD/snapbox" SNAPBOX_TEST_BACKEND=proc
 done
 if [ $mode = native ] && [ $asan_ok = 1 ]; then
 	for s in $ASAN_SUITES; do
+		run_native "$s (ASan/UBSan snapbox)" "$BUILD/tests/$s" SNAPBOX_BIN="$ASAN_BUILD/snapbox" SNAPBOX_TEST_BACKEND=kvm $ASAN_ENV
+	done
+fi
+# suites that need no KVM: against the ASan/UBSan build everywhere
+if [ $asan_ok = 1 ]; then
+	for s in $ASAN_NATIVE_SUITES; do
 		run_native "$s (ASan/UBSan snapbox)" "$BUILD/tests/$s" SNAPBOX_BIN="$ASAN_BUILD/snapbox" $ASAN_ENV
+	done
+	for s in $BOTH_SUITES; do
+		run_native "$s (ASan/UBSan snapbox, proc backend)" "$BUILD/tests/$s" SNAPBOX_BIN="$ASAN_BUILD/snapbox" SNAPBOX_TEST_BACKEND=proc $ASAN_ENV
 	done
 fi
 

@@ -212,7 +212,7 @@ Test(serve, run_returns_the_handlers_answer)
 	cr_assert_eq(json_integer_value(json_object_get(t, "mem_bytes")), 256 << 20);
 	json_decref(j);
 	j = req_json("GET", "/v1/templates/lua", NULL, 200);
-	cr_assert_str_eq(json_string_value(json_object_get(j, "format")), "1.0");
+	cr_assert_str_eq(json_string_value(json_object_get(j, "format")), "1.1");
 	cr_assert_gt(json_array_size(json_object_get(j, "sections")), 3);
 	cr_assert(json_object_get(json_object_get(j, "vcpu"), "rip"));
 	json_decref(j);
@@ -227,6 +227,29 @@ Test(serve, run_returns_the_handlers_answer)
 	cr_assert(strstr(r.body, "snapbox_clones_finished_total 2\n"), "%s", r.body);
 	cr_assert(strstr(r.body, "snapbox_clone_latency_seconds_count 2\n"), "%s", r.body);
 	http_response__free(&r);
+}
+
+/* The pool keeps workers per RAM size and backend: a proc template and a
+ * kvm one are served side by side, each by its own backend. */
+Test(serve, proc_and_kvm_templates_side_by_side)
+{
+	const char *av[] = { "snapbox", "template", "create", "luap", "--backend", "proc",
+			     "--store", STORE, "--", "/bin/lua", "/app/handler.lua", NULL };
+	json_t *j;
+
+	create("lua", LUA);
+	sb(av, NULL, 60);
+	cr_assert_eq(R.status, 0, "template create luap: %s", R.err);
+	j = req_json("GET", "/v1/templates/luap", NULL, 200);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "backend")), "proc");
+	json_decref(j);
+	j = req_json("GET", "/v1/templates/lua", NULL, 200);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "backend")), "kvm");
+	json_decref(j);
+	for (int i = 0; i < 10; i++) {
+		lua_run("luap", i);
+		lua_run("lua", i + 10);
+	}
 }
 
 struct worker_arg {

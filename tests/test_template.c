@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
-#include "launcher/hypercall.h"
+#include "devices/hypercall.h"
 #include "run.h"
 #include "snapbox_abi.h"
 #include "snapshot/format.h"
@@ -55,7 +55,8 @@ TestSuite(template, .init = init, .fini = fini, .timeout = 120);
 /* Run snapbox with argv into R (freeing the previous R), stdin = in. */
 static void sb(const char *const *argv, const char *in, double limit)
 {
-	require_kvm();
+	if (!test_on_proc())
+		require_kvm();
 	run_result_free(&R);
 	int rc = run_snapbox(argv, in, in ? strlen(in) : 0, limit, &R);
 	cr_assert_eq(rc, 0, "could not start %s", snapbox_bin());
@@ -390,7 +391,8 @@ static void damaged(const char *name, const char *what, const char *mention)
 
 static const char *secname(uint32_t type)
 {
-	static const char *const n[] = { "?", "cpuid", "vcpu", "vm", "memmap", "serial", "hypercall" };
+	static const char *const n[] = { "?", "cpuid", "vcpu", "vm", "memmap", "serial", "hypercall",
+					 "proc-cpu" };
 	return type < sizeof(n) / sizeof(n[0]) ? n[type] : "?";
 }
 
@@ -405,7 +407,9 @@ Test(template, damaged_templates_are_refused)
 	create("lua", LUA);
 	read_file(tpath("lua", SNAP_STATE_FILE), &h, sizeof(h), 0);
 	cr_assert_eq(memcmp(h.magic, SNAP_MAGIC, 8), 0);
-	cr_assert(h.n_sections >= 6 && h.n_sections <= SNAP_MAX_SECTIONS, "%u sections", h.n_sections);
+	/* kvm: cpuid, vcpu, vm, memmap, serial, hypercall; proc: proc-cpu and the last three */
+	cr_assert(h.n_sections >= (test_on_proc() ? 4u : 6u) && h.n_sections <= SNAP_MAX_SECTIONS,
+		  "%u sections", h.n_sections);
 	read_file(tpath("lua", SNAP_STATE_FILE), t, h.n_sections * sizeof(t[0]), sizeof(h));
 	cr_assert_eq(stat(tpath("lua", SNAP_STATE_FILE), &st), 0);
 
@@ -431,8 +435,8 @@ Test(template, damaged_templates_are_refused)
 		snprintf(what, sizeof(what), "header byte %lld flipped", (long long)hdr_off[i]);
 		damaged(name, what, "header");
 	}
-	/* the section table: a type, an offset, a hash */
-	static const off_t tab_off[] = { 0, 32 + 8, 5 * 32 + 24 };
+	/* the section table: a type, an offset, the last hash */
+	const off_t tab_off[] = { 0, 32 + 8, (off_t)(h.n_sections - 1) * 32 + 24 };
 	for (size_t i = 0; i < sizeof(tab_off) / sizeof(tab_off[0]); i++) {
 		snprintf(name, sizeof(name), "bad%d", k++);
 		copy_template("lua", name);
@@ -578,9 +582,11 @@ Test(template, ls_inspect_rm_force_and_early_exit)
 	cr_assert_eq(sscanf(R.out, "template lua: id %32s", created), 1, "out: %s", R.out);
 	inspect_id("lua", id);
 	cr_assert_str_eq(id, created, "create and inspect disagree on the id");
-	static const char *const secs[] = { "cpuid", "vcpu", "vm", "memmap", "serial", "hypercall" };
+	static const char *const kvm_secs[] = { "cpuid", "vcpu", "vm", "memmap", "serial", "hypercall" };
+	static const char *const proc_secs[] = { "proc-cpu", "memmap", "serial", "hypercall" };
+	const char *const *secs = test_on_proc() ? proc_secs : kvm_secs;
 	cr_assert(strstr(R.out, "sections"), "inspect: %s", R.out);
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < (test_on_proc() ? 4 : 6); i++) {
 		char w[32];
 		snprintf(w, sizeof(w), " %s ", secs[i]);
 		cr_assert(strstr(R.out, w), "inspect lists section %s: %s", secs[i], R.out);
@@ -622,6 +628,39 @@ Test(template, ls_inspect_rm_force_and_early_exit)
 	cr_assert_eq(has_entries(tmpdir), 0, "leftovers in %s", tmpdir);
 	tcmd("ls", NULL);
 	cr_assert_eq(strchr(R.out, '\n'), R.out + R.out_len - 1, "ls lists templates: %s", R.out);
+}
+
+/* Options anywhere before the program, as for run/inspect/verify; the
+ * program's own options are its own. */
+Test(template, create_takes_options_before_and_after_the_name)
+{
+	char out[128];
+
+	sb(ARGS("template", "create", "--store", STORE, "--mem", "64M", "before", "--",
+		"/bin/lua", "/app/handler.lua"), NULL, 60);
+	cr_assert_eq(R.status, 0, "options before the name: status %d, stderr: %s", R.status, R.err);
+	cr_assert(strstr(R.out, "template before: id "), "out: %s", R.out);
+	lua_answer(5, out, sizeof(out));
+	run_clone("before", "{\"n\": 5}");
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_str_eq(R.out, out);
+
+	/* options on both sides, no "--": the first word after the name is the
+	 * program, and what follows it (-e ...) is the program's */
+	sb(ARGS("template", "create", "--mem", "64M", "both", "--store", STORE,
+		"/bin/lua", "-e", "io.read(); print('late')"), NULL, 60);
+	cr_assert_eq(R.status, 0, "status %d, stderr: %s", R.status, R.err);
+	run_clone("both", "x\n");
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_str_eq(R.out, "late\n");
+
+	/* still an error: no name at all, or no program */
+	sb(ARGS("template", "create", "--store", STORE, "--", "/bin/true"), NULL, 60);
+	cr_assert_eq(R.status, 2, "status %d", R.status);
+	cr_assert(strstr(R.err, "no name given"), "stderr: %s", R.err);
+	sb(ARGS("template", "create", "--store", STORE, "noprog"), NULL, 60);
+	cr_assert_eq(R.status, 2, "status %d", R.status);
+	cr_assert(strstr(R.err, "no program given"), "stderr: %s", R.err);
 }
 
 /* ---- 8. a fault after the ready point --------------------------------------- */
@@ -674,6 +713,9 @@ Test(template, cpuid_the_host_cannot_provide_is_refused)
 	const char *st;
 	int found = 0;
 
+	if (test_on_proc())
+		cr_skip_test("KVM only: a proc template has no CPUID (see proc_xsave_...)");
+
 	create("lua", LUA);
 	copy_template("lua", "cpu");
 	st = tpath("cpu", SNAP_STATE_FILE);
@@ -719,6 +761,9 @@ Test(template, inspect_shows_the_syscall_path_saved_at_create)
 	char line[64];
 	uint8_t *json;
 	size_t jlen;
+
+	if (test_on_proc())
+		cr_skip_test("KVM only: the VMX/SVM/kvm_pvm syscall path");
 
 	create("lua", LUA);
 	tcmd("inspect", "lua");
@@ -806,4 +851,84 @@ Test(template, templates_from_guest_abi_2_still_run)
 	refused("abi1", "guest ABI 1", "speaks ABI 1", NULL);
 
 	lua_clone_answers("lua", 3);
+}
+
+/* ---- 12. both backends: vector state, the template's own backend ------------- */
+
+/* avxstate fills ymm (and zmm/k where there is AVX-512) right before its
+ * ready point and checks them right after: a clone resumes every bit. */
+Test(template, avx_register_state_survives_the_clone)
+{
+	create("avx", PROG("/bin/avxstate"));
+	for (int i = 0; i < 3; i++) {
+		run_clone("avx", "hi\n");
+		cr_assert_eq(R.status, 0, "status %d, out: %s, stderr: %s", R.status, R.out, R.err);
+		cr_assert(strstr(R.out, "zmm ok\n") || strstr(R.out, "ymm ok\n"), "out: %s", R.out);
+		cr_assert(strstr(R.out, "request: hi\n"), "out: %s", R.out);
+	}
+}
+
+/* A template records its backend; run uses it, and refuses another one
+ * asked for with one clear line. */
+Test(template, a_template_runs_only_on_its_own_backend)
+{
+	const char *mine = test_on_proc() ? "proc" : "kvm", *other = test_on_proc() ? "kvm" : "proc";
+	char want[200], out[128];
+
+	create("lua", LUA);
+	tcmd("inspect", "lua");
+	snprintf(want, sizeof(want), "backend    %s\n", mine);
+	cr_assert(strstr(R.out, want), "inspect: %s", R.out);
+	sb(ARGS("run", "--store", STORE, "--backend", other, "lua"), "{\"n\": 3}", 60);
+	cr_assert_eq(R.status, 125, "status %d, stderr: %s", R.status, R.err);
+	snprintf(want, sizeof(want),
+		 "snapbox: template lua was made by the %s backend and runs only there, not on %s\n",
+		 mine, other);
+	cr_assert_str_eq(R.err, want);
+	cr_assert_eq(R.out_len, 0, "out: %s", R.out);
+	sb(ARGS("run", "--store", STORE, "--backend", mine, "lua"), "{\"n\": 3}", 60);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	lua_answer(3, out, sizeof(out));
+	cr_assert_str_eq(R.out, out);
+}
+
+/* proc: a template whose XSAVE state this host cannot restore (a feature
+ * it lacks) is refused, like a KVM template with CPUID the host lacks. */
+Test(template, proc_xsave_features_the_host_lacks_are_refused)
+{
+	struct snap_header h;
+	struct snap_section t[SNAP_MAX_SECTIONS];
+	struct snap_proc_cpu *c = malloc(sizeof(*c));
+	const char *st;
+	int found = 0;
+
+	if (!test_on_proc())
+		cr_skip_test("proc backend only (SNAPBOX_TEST_BACKEND=proc)");
+	create("lua", LUA);
+	copy_template("lua", "xs");
+	st = tpath("xs", SNAP_STATE_FILE);
+	read_file(st, &h, sizeof(h), 0);
+	cr_assert_eq(h.backend, SNAP_BACKEND_PROC);
+	read_file(st, t, h.n_sections * sizeof(t[0]), sizeof(h));
+	for (uint32_t i = 0; i < h.n_sections; i++) {
+		if (t[i].type != SNAP_SEC_PROC_CPU)
+			continue;
+		cr_assert_eq(t[i].length, sizeof(*c));
+		read_file(st, c, sizeof(*c), (off_t)t[i].offset);
+		c->cpu.xfeatures |= 1ULL << 60; /* no CPU has it */
+		c->xcomp[60] = (struct snap_xcomp){ 576, 64 };
+		t[i].hash = XXH3_64bits(c, sizeof(*c));
+		patch_file(st, c, sizeof(*c), (off_t)t[i].offset);
+		found = 1;
+	}
+	cr_assert(found, "no proc-cpu section");
+	h.table_hash = XXH3_64bits(t, h.n_sections * sizeof(t[0]));
+	h.header_hash = 0;
+	h.header_hash = XXH3_64bits(&h, sizeof(h));
+	patch_file(st, t, h.n_sections * sizeof(t[0]), sizeof(h));
+	patch_file(st, &h, sizeof(h), 0);
+	refused("xs", "XSAVE feature 60", "XSAVE features", "not all on this host");
+	cr_assert_null(strstr(R.err, "damaged"), "the file is intact: %s", R.err);
+	lua_clone_answers("lua", 3);
+	free(c);
 }

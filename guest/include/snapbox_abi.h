@@ -55,6 +55,7 @@
 #define SB_TRAMPOLINE_GPA 0x200000ULL /* user page holding `ud2` (LSTAR)      */
 #define SB_USER_BASE      0x200000ULL /* first user-accessible address        */
 #define SB_SYS_BASE       0x201000ULL /* user-mode syscall layer (kernel ELF)  */
+#define SB_SYS_ENTRY_GPA  SB_SYS_BASE /* sys_entry_user (kernel.ld checks) */
 #define SB_USER_LOAD      0x400000ULL /* program memory starts here; a static-
                                          pie ELF is placed here                */
 #define SB_HC_MMIO(base, n) ((base) + 8ULL * (n))
@@ -74,6 +75,7 @@
 #define SB_BOOT_TRACE_SYSCALLS (1u << 0) /* report every syscall (SB_HC_TRACE) */
 #define SB_BOOT_PT_READY       (1u << 1) /* host built the page tables         */
 #define SB_BOOT_USER_SYSCALLS  (1u << 2) /* kvm_pvm: run syscalls in user mode */
+#define SB_BOOT_PROC           (1u << 3) /* proc backend: no VM, see below      */
 
 #ifndef __ASSEMBLER__
 struct sb_boot_info {
@@ -93,7 +95,9 @@ struct sb_boot_info {
 	uint64_t reserved[6];
 };
 _Static_assert(sizeof(struct sb_boot_info) == 128, "sb_boot_info size");
+_Static_assert(__builtin_offsetof(struct sb_boot_info, flags) == 56, "sb_boot_info flags");
 #endif
+#define SB_BOOT_INFO_FLAGS_OFF 56 /* for entry.S */
 
 /*
  * The host indexes the cpio for the kernel (parsing it in emulated kernel
@@ -282,6 +286,36 @@ struct sb_hc_syscall_path {
 	uint32_t reserved;     /* 0                                         */
 };
 _Static_assert(sizeof(struct sb_hc_syscall_path) == 8, "sb_hc_syscall_path size");
+#endif
+
+/*
+ * The proc backend (no VM).  The guest runs in an ordinary host process, the
+ * sandbox, confined by seccomp: guest RAM is mapped at its own addresses, the
+ * whole kernel runs in user mode (no privileged instruction is ever
+ * executed), and a `syscall` by the program traps (SIGSYS) into a stub that
+ * resumes it at sys_entry_user exactly as kvm_pvm does.  A hypercall is a
+ * struct sb_proc_msg written to the channel fd SB_PROC_CHAN_FD, answered by
+ * a struct sb_proc_reply: both raw system calls carry SB_PROC_MAGIC in their
+ * fourth argument register (r10), which the filter checks together with the
+ * fd and the length, so that the program's own read/write/arch_prctl calls
+ * (without it) trap to the guest kernel like every other call.
+ */
+#define SB_PROC_CHAN_FD   1000
+#define SB_PROC_MAGIC     0x53427072436f6d6dULL /* "mmoCrpBS" */
+#define SB_PROC_FAULT_GPA (SB_BOOTINFO_GPA + 0x800) /* stub's sb_hc_fault */
+
+#ifndef __ASSEMBLER__
+struct sb_proc_msg {
+	uint32_t nr;           /* enum sb_hc                                */
+	uint32_t reserved;
+	uint64_t gpa;          /* the call's argument struct                */
+};
+_Static_assert(sizeof(struct sb_proc_msg) == 16, "sb_proc_msg size");
+
+struct sb_proc_reply {
+	int64_t ret;           /* 0: done, results are in the struct        */
+};
+_Static_assert(sizeof(struct sb_proc_reply) == 8, "sb_proc_reply size");
 #endif
 
 /* Under QEMU (PVH boot) the kernel talks to the 8250 at COM1 and leaves

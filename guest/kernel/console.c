@@ -3,9 +3,22 @@
  * under QEMU. */
 #include "kernel.h"
 
+/* proc backend: a message on the channel, then wait for the answer */
+static void proc_hypercall(int nr, void *arg)
+{
+	struct sb_proc_msg m = { .nr = (uint32_t)nr, .gpa = (uint64_t)arg };
+	struct sb_proc_reply r;
+
+	if (proc_syscall(1 /* write */, SB_PROC_CHAN_FD, (uint64_t)&m, sizeof(m)) != sizeof(m) ||
+	    proc_syscall(0 /* read */, SB_PROC_CHAN_FD, (uint64_t)&r, sizeof(r)) != sizeof(r))
+		kstop(); /* the monitor is gone or ended us */
+}
+
 void hypercall(int nr, void *arg)
 {
-	if (K.mmio)
+	if (k_proc())
+		proc_hypercall(nr, arg);
+	else if (K.mmio)
 		*(volatile uint64_t *)SB_HC_MMIO(K.mmio, nr) = (uint64_t)arg;
 	else
 		outl(SB_HC_PORT(nr), (uint32_t)(uint64_t)arg);
@@ -15,6 +28,8 @@ void hypercall(int nr, void *arg)
  * code may run in user mode.) */
 void kstop(void)
 {
+	if (k_proc())
+		proc_syscall(231 /* exit_group */, 125, 0, 0);
 	for (;;)
 		__asm__ volatile("pause");
 }

@@ -33,8 +33,11 @@
 	.globl _start64
 _start64:
 	lea kstack_top(%rip), %rsp
+	/* proc backend: we are a user process already, nothing to load */
+	testl $SB_BOOT_PROC, SB_BOOT_INFO_FLAGS_OFF(%rdi)
+	jnz 1f
 	call load_segments
-	call kmain_snapbox          /* %rdi: boot info */
+1:	call kmain_snapbox          /* %rdi: boot info */
 	jmp halt_forever
 
 	.code32
@@ -119,6 +122,29 @@ enter_user:
 	xor %r14d, %r14d
 	xor %r15d, %r15d
 	iretq
+
+/* ---- proc backend: enter_user_proc(entry, sp) ------------------------
+ * We are in user mode already (a host process): no iretq, whose selectors
+ * would be ours, not the host's; just the registers a fresh process has. */
+	.globl enter_user_proc
+enter_user_proc:
+	mov %rsi, %rsp
+	mov %rdi, %rcx
+	xor %eax, %eax
+	xor %ebx, %ebx
+	xor %edx, %edx
+	xor %esi, %esi
+	xor %edi, %edi
+	xor %ebp, %ebp
+	xor %r8d, %r8d
+	xor %r9d, %r9d
+	xor %r10d, %r10d
+	xor %r11d, %r11d
+	xor %r12d, %r12d
+	xor %r13d, %r13d
+	xor %r14d, %r14d
+	xor %r15d, %r15d
+	jmp *%rcx
 
 /* ---- exceptions ------------------------------------------------------- */
 .macro EXC_NOERR n

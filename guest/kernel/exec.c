@@ -135,5 +135,7 @@ void exec_init_program(void)
 		struct sb_hc_user_start us = { .entry = elf.entry, .sp = sp };
 		hypercall(SB_HC_USER_START, &us);
 	}
+	if (k_proc())
+		enter_user_proc(elf.entry, sp);
 	enter_user(elf.entry, sp);
 }

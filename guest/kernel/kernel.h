@@ -108,6 +108,25 @@ static inline uint8_t inb(uint16_t port)
 	return v;
 }
 
+/* proc backend (SB_BOOT_PROC): a host process under seccomp, no VM */
+static inline int k_proc(void)
+{
+	return (K.flags & SB_BOOT_PROC) != 0;
+}
+
+/* One of the few host system calls the sandbox's filter lets through: it
+ * must carry SB_PROC_MAGIC in r10 (see snapbox_abi.h). */
+static inline int64_t proc_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2)
+{
+	register uint64_t r10 __asm__("r10") = SB_PROC_MAGIC;
+	int64_t ret;
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "0"(nr), "D"(a0), "S"(a1), "d"(a2), "r"(r10)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
 /* The program's memory: [SB_USER_LOAD, K.user_top).  (The user-accessible
  * page at SB_USER_BASE and the syscall layer below SB_USER_LOAD are ours.) */
 static inline int user_ok(uint64_t p, uint64_t len)
@@ -157,6 +176,7 @@ extern char sys_entry_user[];
 
 /* entry.S */
 __attribute__((noreturn)) void enter_user(uint64_t entry, uint64_t sp);
+__attribute__((noreturn)) void enter_user_proc(uint64_t entry, uint64_t sp);
 __attribute__((noreturn)) void halt_forever(void);
 
 /* syscall.c */

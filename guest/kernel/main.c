@@ -24,15 +24,19 @@ static __attribute__((noreturn)) void kernel_start(int pt_ready)
 	if (K.mem_size > SB_MAX_MEM || K.mem_size < SB_MIN_MEM)
 		kpanic(SB_PANIC_KERNEL, "unsupported memory size", 0);
 	K.user_top = K.initrd_size ? ((uint64_t)K.initrd & ~(SB_PAGE_2M - 1)) : K.mem_size;
+	/* QEMU (PVH) has no hypercall device to report the path to */
+	K.sc_slow = (K.flags & SB_BOOT_TRACE_SYSCALLS ? SC_SLOW_TRACE : 0) |
+		    (K.snapbox ? SC_SLOW_REPORT_PATH : 0);
+	if (k_proc()) { /* a host process: no page tables, GDT, IDT or MSRs */
+		fs_init();
+		exec_init_program();
+	}
 	if (!pt_ready)
 		build_page_tables();
 	cpu_init((K.flags & SB_BOOT_USER_SYSCALLS) && K.mmio ? (uint64_t)sys_entry_user
 							    : SB_TRAMPOLINE_GPA);
 	/* the syscall trampoline: LSTAR points here; `ud2` traps into #UD */
 	*(volatile uint16_t *)SB_TRAMPOLINE_GPA = 0x0b0f;
-	/* QEMU (PVH) has no hypercall device to report the path to */
-	K.sc_slow = (K.flags & SB_BOOT_TRACE_SYSCALLS ? SC_SLOW_TRACE : 0) |
-		    (K.snapbox ? SC_SLOW_REPORT_PATH : 0);
 	fs_init();
 	exec_init_program();
 }

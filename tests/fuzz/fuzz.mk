@@ -25,10 +25,10 @@ FUZZ_CFLAGS  := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefi
 	-D_GNU_SOURCE -Iguest/include -Iguest/lib -I. $(FUZZ_EXTRA_CFLAGS)
 FUZZ_LDLIBS  := -lxxhash
 # The reader and what it links against (hypercall.c pulls timeout.c and
-# syscall_names.c; load.c pulls image.c and kvm.c).
-FUZZ_SRCS    := tests/fuzz/fuzz_state.c snapshot/load.c snapshot/vcpu_state.c \
-	snapshot/image.c launcher/err.c launcher/kvm.c launcher/hypercall.c \
-	launcher/timeout.c launcher/syscall_names.c memory/ram.c
+# syscall_names.c; load.c pulls image.c; no backend).
+FUZZ_SRCS    := tests/fuzz/fuzz_state.c snapshot/load.c \
+	snapshot/image.c common/err.c devices/hypercall.c \
+	common/timeout.c common/syscall_names.c memory/ram.c
 FUZZ_OBJS    := $(patsubst %.c,$(FUZZ_OUT)/obj/%.o,$(FUZZ_SRCS))
 FUZZ_RUNARGS := -max_len=$(FUZZ_MAX_LEN) -timeout=10 -dict=tests/fuzz/state.dict \
 	-artifact_prefix=$(FUZZ_OUT)/artifacts/ -print_final_stats=1

@@ -54,11 +54,23 @@ static void check_result(int ret, const struct sb_err *err)
 	CHECK(snap.hdr.arch == SNAP_ARCH_X86_64);
 	CHECK(snap.hdr.mem_size >= SB_MIN_MEM && snap.hdr.mem_size <= SB_MAX_MEM);
 	CHECK(snap.hdr.mem_size % SB_PAGE_2M == 0);
-	CHECK(snap.nent >= 1 && snap.nent <= SNAP_CPUID_MAX);
-	CHECK(XXH3_64bits(snap.cpuid, snap.nent * sizeof(snap.cpuid[0])) == snap.hdr.cpuid_hash);
-	CHECK(snap.vcpu.n_msrs <= SNAP_MSRS_MAX);
-	CHECK(!(snap.vcpu.flags & SNAP_VCPU_HAS_XCRS) || snap.vcpu.xcrs.nr_xcrs <= KVM_MAX_XCRS);
-	CHECK(snap.vm.n_vcpus == 1);
+	CHECK(snap.hdr.backend < SNAP_BACKEND_COUNT);
+	CHECK(snap.hdr.minor >= 1 || snap.hdr.backend == SNAP_BACKEND_KVM);
+	if (snap.hdr.backend == SNAP_BACKEND_PROC) {
+		const struct sb_proc_cpu *c = &snap.proc.cpu;
+		/* what a clone hands to rt_sigreturn: in RAM, with its XSAVE magic in bounds */
+		CHECK(snap.nent == 0 && snap.hdr.cpuid_hash == 0);
+		CHECK(c->gpr[SB_PROC_RIP] < snap.hdr.mem_size && c->gpr[SB_PROC_RSP] < snap.hdr.mem_size);
+		CHECK(c->xstate_size >= 576 && c->xstate_size <= SB_PROC_XSAVE_MAX - 4);
+		CHECK((c->xfeatures & 3) == 3);
+		CHECK(snap.proc.ro_lo <= snap.proc.ro_hi && snap.proc.ro_hi <= snap.hdr.mem_size);
+	} else {
+		CHECK(snap.nent >= 1 && snap.nent <= SNAP_CPUID_MAX);
+		CHECK(XXH3_64bits(snap.cpuid, snap.nent * sizeof(snap.cpuid[0])) == snap.hdr.cpuid_hash);
+		CHECK(snap.vcpu.n_msrs <= SNAP_MSRS_MAX);
+		CHECK(!(snap.vcpu.flags & SNAP_VCPU_HAS_XCRS) || snap.vcpu.xcrs.nr_xcrs <= KVM_MAX_XCRS);
+		CHECK(snap.vm.n_vcpus == 1);
+	}
 	CHECK(snap.memmap.n_slots == 1 && m->gpa == 0 && m->size == snap.hdr.mem_size);
 	CHECK(!(snap.hc.flags & ~HC_STATE_PENDING_READ));
 	CHECK(snap.hdr.abi_version >= SB_ABI_VERSION_MIN && snap.hdr.abi_version <= SB_ABI_VERSION);

@@ -2,8 +2,8 @@
 /* The vCPU and CPUID sections: KVM vCPU state <-> struct snap_vcpu. */
 #ifndef SNAP_VCPU_STATE_H
 #define SNAP_VCPU_STATE_H
-#include "launcher/err.h"
-#include "launcher/vcpu.h"
+#include "common/err.h"
+#include "backend/kvm/vcpu.h"
 #include "snapshot/format.h"
 
 /* Read everything a clone needs from a stopped vCPU (no I/O exit pending). */
@@ -16,7 +16,4 @@ int snap_vcpu__save(struct vcpu *vcpu, struct snap_vcpu *s, struct sb_err *err);
  */
 int snap_vcpu__restore(struct vcpu *vcpu, const struct kvm_cpuid_entry2 *cpuid, uint32_t nent,
 		       const struct snap_vcpu *s, struct sb_err *err);
-
-/* Check a saved snap_vcpu before use: counts within bounds, sane mode. */
-int snap_vcpu__validate(const struct snap_vcpu *s, struct sb_err *err);
 #endif

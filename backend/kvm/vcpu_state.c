@@ -3,9 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "launcher/kvm.h"
-#include "launcher/vm.h"
-#include "snapshot/vcpu_state.h"
+#include "backend/kvm/kvm.h"
+#include "backend/kvm/vm.h"
+#include "backend/kvm/vcpu_state.h"
+#include "snapshot/snapshot.h"
 
 /* The MSRs a clone needs; KVM_GET_MSRS stops at the first it lacks, so the
  * ones every host has come first. */
@@ -23,7 +24,6 @@ static const uint32_t snap_msr_list[] = {
 	0x00000277, /* PAT */
 	0x00000010, /* TSC */
 };
-#define SNAP_MSRS_REQUIRED 4 /* up to FS_BASE */
 _Static_assert(sizeof(snap_msr_list) / sizeof(snap_msr_list[0]) <= SNAP_MSRS_MAX, "msr list");
 
 struct msr_buf {
@@ -85,22 +85,6 @@ int snap_vcpu__save(struct vcpu *vcpu, struct snap_vcpu *s, struct sb_err *err)
 	if (ret >= 0)
 		ret = KVM_IOCTL(vcpu->fd, KVM_GET_DEBUGREGS, &s->debugregs, err);
 	return ret < 0 ? ret : 0;
-}
-
-int snap_vcpu__validate(const struct snap_vcpu *s, struct sb_err *err)
-{
-	if (s->n_msrs < SNAP_MSRS_REQUIRED || s->n_msrs > SNAP_MSRS_MAX)
-		return err__set(err, -EINVAL, "vCPU section: %u MSRs (expected %d..%d)", s->n_msrs,
-				SNAP_MSRS_REQUIRED, SNAP_MSRS_MAX);
-	if (s->flags & ~(SNAP_VCPU_HAS_XCRS | SNAP_VCPU_HAS_XSAVE))
-		return err__set(err, -EINVAL, "vCPU section: unknown flags 0x%x", s->flags);
-	if ((s->flags & SNAP_VCPU_HAS_XCRS) && s->xcrs.nr_xcrs > KVM_MAX_XCRS)
-		return err__set(err, -EINVAL, "vCPU section: %u XCRs", s->xcrs.nr_xcrs);
-	if (!(s->sregs.efer & (1ULL << 10)) || !(s->sregs.cr0 & (1ULL << 31)))
-		return err__set(err, -EINVAL, "vCPU section: the vCPU was not in 64-bit long mode");
-	if (s->mp_state.mp_state > KVM_MP_STATE_AP_RESET_HOLD)
-		return err__set(err, -EINVAL, "vCPU section: bad mp_state %u", s->mp_state.mp_state);
-	return 0;
 }
 
 static int snap_cpuid__restore(struct vcpu *vcpu, const struct kvm_cpuid_entry2 *e, uint32_t n,
@@ -172,4 +156,48 @@ int snap_vcpu__restore(struct vcpu *vcpu, const struct kvm_cpuid_entry2 *cpuid, 
 	if (ret >= 0)
 		ret = KVM_IOCTL(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev, err);
 	return ret < 0 ? ret : 0;
+}
+
+/* Leaves and registers whose feature bits a template may rely on. */
+static const struct { uint32_t fn, idx; int reg; const char *name; } cpuid_features[] = {
+	{ 1, 0, 2, "1.ecx" }, { 1, 0, 3, "1.edx" },
+	{ 7, 0, 1, "7.ebx" }, { 7, 0, 2, "7.ecx" }, { 7, 0, 3, "7.edx" },
+	{ 0x80000001, 0, 2, "80000001.ecx" }, { 0x80000001, 0, 3, "80000001.edx" },
+};
+
+static uint32_t cpuid_reg(const struct kvm_cpuid_entry2 *e, int reg)
+{
+	return reg == 0 ? e->eax : reg == 1 ? e->ebx : reg == 2 ? e->ecx : e->edx;
+}
+
+static const struct kvm_cpuid_entry2 *find_leaf(const struct kvm_cpuid_entry2 *e, uint32_t n,
+						uint32_t fn, uint32_t idx)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (e[i].function == fn && e[i].index == idx)
+			return &e[i];
+	return NULL;
+}
+
+int vm__check_cpuid(const struct snapshot *s, int kvm_fd, struct sb_err *err)
+{
+	struct kvm_cpuid2 *host;
+	int ret = kvm__supported_cpuid(kvm_fd, &host, err);
+
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < sizeof(cpuid_features) / sizeof(cpuid_features[0]) && !ret; i++) {
+		const struct kvm_cpuid_entry2 *t = find_leaf(s->cpuid, s->nent, cpuid_features[i].fn,
+							     cpuid_features[i].idx);
+		const struct kvm_cpuid_entry2 *h = find_leaf(host->entries, host->nent,
+							     cpuid_features[i].fn, cpuid_features[i].idx);
+		uint32_t need = t ? cpuid_reg(t, cpuid_features[i].reg) : 0;
+		uint32_t have = h ? cpuid_reg(h, cpuid_features[i].reg) : 0;
+		if (need & ~have)
+			ret = err__set(err, -EOPNOTSUPP,
+				       "template needs CPU features this host cannot provide (CPUID %s bits 0x%08x)",
+				       cpuid_features[i].name, need & ~have);
+	}
+	free(host);
+	return ret;
 }

@@ -6,7 +6,8 @@
 #include <stdint.h>
 #include <linux/kvm.h>
 
-#include "launcher/err.h"
+#include "backend/backend.h"
+#include "common/err.h"
 
 struct vm;
 
@@ -22,7 +23,7 @@ struct vcpu {
 };
 
 /* vcpu__run() result: the guest reached its ready point (template create). */
-#define VCPU_READY 1000
+#define VCPU_READY MACHINE_READY
 
 /* Finish the pending I/O exit (KVM_RUN with immediate_exit) so that the
  * vCPU state can be saved. */
@@ -44,6 +45,9 @@ int vcpu__setup_long_mode(struct vcpu *vcpu, uint64_t entry, uint64_t arg, struc
  * for a VM failure (triple fault, emulation failure, ...) with the reason.
  */
 int vcpu__run(struct vcpu *vcpu, struct sb_err *err);
+
+/* The hypercall device's SET_FS: FS (which 0) or GS base, by KVM_SET_MSRS. */
+int vcpu__set_base(void *vcpu, unsigned which, uint64_t base);
 
 void vcpu__destroy(struct vcpu *vcpu);
 #endif

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "launcher/err.h"
+#include "common/err.h"
 
 int err__set(struct sb_err *err, int ret, const char *fmt, ...)
 {

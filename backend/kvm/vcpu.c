@@ -7,9 +7,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "launcher/kvm.h"
-#include "launcher/vcpu.h"
-#include "launcher/vm.h"
+#include "backend/kvm/kvm.h"
+#include "backend/kvm/vcpu.h"
+#include "backend/kvm/vm.h"
 #include "snapbox_abi.h"
 
 #define CR0_PE (1ULL << 0)
@@ -196,11 +196,11 @@ static int vcpu__io_hypercall(struct vcpu *vcpu, unsigned nr, struct sb_err *err
 				run->io.port, run->io.direction == KVM_EXIT_IO_OUT ? "out" : "in",
 				run->io.count, run->io.size);
 	memcpy(&gpa, (uint8_t *)run + run->io.data_offset, sizeof(gpa));
-	ret = hypercall__handle(&vm->hc, nr, gpa, err);
+	ret = hypercall__handle(&vm->m.hc, nr, gpa, err);
 	if (ret == HC_CONTINUE)
 		return VCPU_CONTINUE;
 	if (ret == HC_STOP)
-		return vm->hc.status;
+		return vm->m.hc.status;
 	if (ret == HC_READY)
 		return VCPU_READY;
 	return ret;
@@ -222,14 +222,14 @@ static int vcpu__mmio(struct vcpu *vcpu, struct sb_err *err)
 	unsigned nr;
 
 	if (run->mmio.is_write && (run->mmio.len == 8 || run->mmio.len == 4) &&
-	    hypercall__mmio(vcpu->vm->ram.size, run->mmio.phys_addr, &nr)) {
+	    hypercall__mmio(vcpu->vm->m.ram.size, run->mmio.phys_addr, &nr)) {
 		int ret;
 		memcpy(&gpa, run->mmio.data, run->mmio.len);
-		ret = hypercall__handle(&vcpu->vm->hc, nr, gpa, err);
+		ret = hypercall__handle(&vcpu->vm->m.hc, nr, gpa, err);
 		if (ret == HC_CONTINUE)
 			return VCPU_CONTINUE;
 		if (ret == HC_STOP)
-			return vcpu->vm->hc.status;
+			return vcpu->vm->m.hc.status;
 		if (ret == HC_READY)
 			return VCPU_READY;
 		return ret;
@@ -252,9 +252,9 @@ static int vcpu__io(struct vcpu *vcpu, struct sb_err *err)
 
 	if (hypercall__port(port, &nr))
 		return vcpu__io_hypercall(vcpu, nr, err);
-	if (serial__owns(&vm->serial, port) && run->io.size == 1) {
+	if (serial__owns(&vm->m.serial, port) && run->io.size == 1) {
 		for (uint32_t i = 0; i < run->io.count; i++)
-			serial__io(&vm->serial, port, out, data + i);
+			serial__io(&vm->m.serial, port, out, data + i);
 		return VCPU_CONTINUE;
 	}
 	vcpu->io_ignored++;
@@ -323,7 +323,7 @@ static int vcpu__exit(struct vcpu *vcpu, struct sb_err *err)
 
 static int vcpu__timed_out(struct vcpu *vcpu, struct sb_err *err)
 {
-	uint64_t ns = vcpu->vm->timeout.ns;
+	uint64_t ns = vcpu->vm->m.timeout.ns;
 
 	if (ns % 1000000000ULL)
 		err__set(err, 0, "timed out after %.3g s", (double)ns / 1e9);
@@ -334,7 +334,7 @@ static int vcpu__timed_out(struct vcpu *vcpu, struct sb_err *err)
 
 int vcpu__run(struct vcpu *vcpu, struct sb_err *err)
 {
-	struct timeout *t = &vcpu->vm->timeout;
+	struct timeout *t = &vcpu->vm->m.timeout;
 
 	err__clear(err);
 	for (;;) {
@@ -367,4 +367,19 @@ int vcpu__complete_exit(struct vcpu *vcpu, struct sb_err *err)
 		return 0;
 	return err__set(err, ret < 0 ? ret : -EIO,
 			"KVM_RUN with immediate_exit: expected EINTR, got %d", ret);
+}
+
+int vcpu__set_base(void *arg, unsigned which, uint64_t base)
+{
+	struct vcpu *vcpu = arg;
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} m;
+
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = 1;
+	m.e.index = which ? 0xc0000101 : 0xc0000100; /* GS_BASE / FS_BASE */
+	m.e.data = base;
+	return kvm__ioctl_raw(vcpu->fd, KVM_SET_MSRS, &m) == 1 ? 0 : -EINVAL;
 }

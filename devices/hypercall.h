@@ -4,6 +4,9 @@
  * guest writes the GPA of an argument struct to port SB_HC_PORT(call).
  * Every GPA, and every pointer inside the struct, is checked against guest
  * RAM before use; a bad one ends the VM with a message, never a host crash.
+ * Backend-independent: guest memory is reached through struct guest_mem
+ * (zero-copy where the monitor maps it), and what only the backend can do
+ * (set the FS/GS base) is a callback.
  */
 #ifndef SB_HYPERCALL_H
 #define SB_HYPERCALL_H
@@ -11,9 +14,9 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "launcher/err.h"
-#include "launcher/timeout.h"
-#include "memory/ram.h"
+#include "common/err.h"
+#include "common/timeout.h"
+#include "memory/guest_mem.h"
 #include "snapbox_abi.h"
 
 /* hypercall__handle() results besides -errno */
@@ -40,8 +43,10 @@ _Static_assert(sizeof(struct hc_state) == 16, "hc_state size");
 
 struct hc_ctx {
 	/* set up by the caller */
-	struct guest_ram *ram;
-	int vcpu_fd;              /* for SET_FS (KVM_SET_MSRS) */
+	struct guest_mem *mem;
+	/* SET_FS: which 0 = FS, 1 = GS; base < 2^47.  0 or -errno. */
+	int (*set_base)(void *arg, unsigned which, uint64_t base);
+	void *set_base_arg;
 	struct timeout *timeout;  /* deadline for blocking calls; may be NULL */
 	int stdin_fd;             /* guest fd 0 (default 0; -1: always EOF) */
 	int stdout_fd;            /* guest fd 1 */
@@ -59,7 +64,7 @@ struct hc_ctx {
 	uint64_t calls[SB_HC_COUNT];
 };
 
-void hypercall__init(struct hc_ctx *hc, struct guest_ram *ram, struct timeout *timeout,
+void hypercall__init(struct hc_ctx *hc, struct guest_mem *mem, struct timeout *timeout,
 		     const char *program);
 
 /* Is port a hypercall port?  Stores the call number in *nr. */
@@ -82,9 +87,9 @@ int hypercall__handle(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_er
 int hypercall__complete_pending(struct hc_ctx *hc, struct sb_err *err);
 
 /* Check a saved struct hc_state (of section version `version`) against
- * guest RAM before use. */
-int hypercall__validate_state(const struct hc_state *st, uint32_t version,
-			      const struct guest_ram *ram, struct sb_err *err);
+ * guest RAM of ram_size bytes before use. */
+int hypercall__validate_state(const struct hc_state *st, uint32_t version, uint64_t ram_size,
+			      struct sb_err *err);
 
 /* A system-call path (enum sb_syscall_path, 0 = not reported): a short
  * token ("user", "ud-kernel", "ud-user", "none") and a description. */

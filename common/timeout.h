@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "launcher/err.h"
+#include "common/err.h"
 
 struct timeout {
 	uint64_t ns;              /* requested length, 0 = no timeout */

@@ -1,25 +1,29 @@
 /* SPDX-License-Identifier: MIT */
-/* A VM: KVM fds, guest RAM (one memslot), its vCPU and devices. */
+/* The kvm backend's sandbox, a VM: KVM fds, guest RAM (one memslot), its
+ * vCPU; RAM, devices and deadline are in the embedded struct machine. */
 #ifndef SB_VM_H
 #define SB_VM_H
 #include <stdint.h>
 
-#include "devices/serial.h"
-#include "launcher/err.h"
-#include "launcher/hypercall.h"
-#include "launcher/timeout.h"
-#include "launcher/vcpu.h"
+#include "backend/backend.h"
+#include "backend/kvm/vcpu.h"
+#include "common/err.h"
 #include "memory/ram.h"
 
 struct vm {
+	struct machine m;         /* first: vm__of() casts */
 	int kvm_fd;
 	int vm_fd;
-	struct guest_ram ram;
 	struct vcpu vcpu;
-	struct serial serial;
-	struct hc_ctx hc;
-	struct timeout timeout;
 };
+
+/* The backend (ops on struct vm through its struct machine). */
+extern const struct backend kvm_backend;
+
+static inline struct vm *vm__of(struct machine *m)
+{
+	return (struct vm *)m;
+}
 
 /*
  * Open /dev/kvm, map mem_size bytes of RAM, KVM_CREATE_VM, register RAM as
@@ -55,4 +59,7 @@ void vm__destroy(struct vm *vm);
  * the process's exit otherwise (the child still uses it).
  */
 void vm__destroy_detached(struct vm *vm);
+
+/* Refuse a template whose CPUID features this host's KVM cannot provide. */
+int vm__check_cpuid(const struct snapshot *s, int kvm_fd, struct sb_err *err);
 #endif

@@ -1,19 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
-#include <sys/ioctl.h>
-#include <linux/kvm.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "launcher/hypercall.h"
-#include "launcher/syscall_names.h"
+#include "devices/hypercall.h"
+#include "common/syscall_names.h"
+#include "sbtypes.h"
 
 #define PANIC_MSG_MAX 1024
+#define BOUNCE_MAX    (1u << 20) /* copies through the monitor, per round */
 
 static const char *const hc_names[SB_HC_COUNT] = {
 	[SB_HC_WRITE] = "WRITE",   [SB_HC_READ] = "READ",
@@ -25,11 +26,11 @@ static const char *const hc_names[SB_HC_COUNT] = {
 	[SB_HC_SET_FS] = "SET_FS", [SB_HC_SYSCALL_PATH] = "SYSCALL_PATH",
 };
 
-void hypercall__init(struct hc_ctx *hc, struct guest_ram *ram, struct timeout *timeout,
+void hypercall__init(struct hc_ctx *hc, struct guest_mem *mem, struct timeout *timeout,
 		     const char *program)
 {
 	memset(hc, 0, sizeof(*hc));
-	hc->ram = ram;
+	hc->mem = mem;
 	hc->timeout = timeout;
 	hc->stdin_fd = 0;
 	hc->stdout_fd = 1;
@@ -70,33 +71,56 @@ static int hc__bad_ptr(unsigned nr, uint64_t gpa, uint64_t len, struct sb_err *e
 			hypercall__name(nr), (unsigned long long)gpa, (unsigned long long)len);
 }
 
-/* Checked guest pointer; NULL (with err set) if outside RAM. */
-static void *hc__ptr(struct hc_ctx *hc, unsigned nr, uint64_t gpa, uint64_t len,
+/* Is [gpa, gpa + len) in guest RAM?  0, or -EFAULT with err set. */
+static int hc__check(struct hc_ctx *hc, unsigned nr, uint64_t gpa, uint64_t len,
 		     struct sb_err *err)
 {
-	void *p = ram__gpa_to_host(hc->ram, gpa, len);
+	if (!sb_range_in(gpa, len, 0, hc->mem->size))
+		return hc__bad_ptr(nr, gpa, len, err);
+	return 0;
+}
 
-	if (!p)
-		hc__bad_ptr(nr, gpa, len, err);
-	return p;
+/* Host pointer for a checked range, NULL if the monitor must copy. */
+static void *hc__direct(struct hc_ctx *hc, uint64_t gpa, uint64_t len)
+{
+	return hc->mem->ptr(hc->mem, gpa, len);
+}
+
+/* Checked copy from guest memory (any alignment). */
+static int hc__copy_in(struct hc_ctx *hc, unsigned nr, uint64_t gpa, void *dst, size_t len,
+		       struct sb_err *err)
+{
+	int ret = hc__check(hc, nr, gpa, len, err);
+
+	if (ret == 0 && (ret = hc->mem->read(hc->mem, gpa, dst, len)) < 0)
+		return err__set(err, ret, "hypercall %s: reading guest memory at gpa 0x%llx+%zu: %s",
+				hypercall__name(nr), (unsigned long long)gpa, len, strerror(-ret));
+	return ret;
+}
+
+/* Checked copy to guest memory. */
+static int hc__copy_out(struct hc_ctx *hc, unsigned nr, uint64_t gpa, const void *src,
+			size_t len, struct sb_err *err)
+{
+	int ret = hc__check(hc, nr, gpa, len, err);
+
+	if (ret == 0 && (ret = hc->mem->write(hc->mem, gpa, src, len)) < 0)
+		return err__set(err, ret, "hypercall %s: writing guest memory at gpa 0x%llx+%zu: %s",
+				hypercall__name(nr), (unsigned long long)gpa, len, strerror(-ret));
+	return ret;
 }
 
 /* Copy the argument struct in (memcpy: the guest may misalign it). */
 static int hc__arg_in(struct hc_ctx *hc, unsigned nr, uint64_t gpa, void *dst, size_t len,
 		      struct sb_err *err)
 {
-	void *p = hc__ptr(hc, nr, gpa, len, err);
-
-	if (!p)
-		return -EFAULT;
-	memcpy(dst, p, len);
-	return 0;
+	return hc__copy_in(hc, nr, gpa, dst, len, err);
 }
 
 /* Copy results back (the range was checked by hc__arg_in). */
 static void hc__arg_out(struct hc_ctx *hc, uint64_t gpa, const void *src, size_t len)
 {
-	memcpy(ram__gpa_to_host(hc->ram, gpa, len), src, len);
+	(void)hc->mem->write(hc->mem, gpa, src, len);
 }
 
 static bool hc__expired(const struct hc_ctx *hc)
@@ -106,33 +130,41 @@ static bool hc__expired(const struct hc_ctx *hc)
 
 /* ---- WRITE / READ ------------------------------------------------------- */
 
-/* Translate the guest iovec array; empty entries are dropped unchecked. */
+/*
+ * Translate the guest iovec array; empty entries are dropped unchecked.
+ * iov[] gets host pointers where guest memory is mapped here; if any entry
+ * is not (*direct = false), gv[] holds the checked guest ranges to copy.
+ */
 static int hc__iov_map(struct hc_ctx *hc, unsigned nr, const struct sb_hc_io *io,
-		       struct iovec *iov, int *cnt, struct sb_err *err)
+		       struct iovec *iov, struct sb_iovec *gv, int *cnt, bool *direct,
+		       uint64_t *total, struct sb_err *err)
 {
-	const uint8_t *giov;
-	uint64_t total = 0;
+	int ret;
 
 	*cnt = 0;
-	giov = hc__ptr(hc, nr, io->iov_gpa, (uint64_t)io->iovcnt * sizeof(struct sb_iovec), err);
-	if (!giov)
-		return -EFAULT;
+	*direct = true;
+	*total = 0;
+	ret = hc__copy_in(hc, nr, io->iov_gpa, gv, (size_t)io->iovcnt * sizeof(struct sb_iovec), err);
+	if (ret < 0)
+		return ret;
 	for (uint32_t i = 0; i < io->iovcnt; i++) {
-		struct sb_iovec v;
+		struct sb_iovec v = gv[i];
 		void *p;
 
-		memcpy(&v, giov + i * sizeof(v), sizeof(v));
 		if (v.len == 0)
 			continue;
-		p = hc__ptr(hc, nr, v.base, v.len, err);
-		if (!p)
+		if (hc__check(hc, nr, v.base, v.len, err) < 0)
 			return -EFAULT;
-		total += v.len; /* each len < RAM size, at most 1024 of them */
+		p = hc__direct(hc, v.base, v.len);
+		if (!p)
+			*direct = false;
+		*total += v.len; /* each len < RAM size, at most 1024 of them */
+		gv[*cnt] = v;
 		iov[*cnt].iov_base = p;
 		iov[*cnt].iov_len = v.len;
 		(*cnt)++;
 	}
-	return total > (uint64_t)SSIZE_MAX ? 1 : 0;
+	return *total > (uint64_t)SSIZE_MAX ? 1 : 0;
 }
 
 static void iov_advance(struct iovec **iov, int *cnt, size_t n)
@@ -211,11 +243,80 @@ static int hc__readv(struct hc_ctx *hc, struct iovec *iov, int cnt, int64_t *ret
 	}
 }
 
+/*
+ * WRITE / READ where guest memory is not mapped here: through a bounce
+ * buffer, at most BOUNCE_MAX bytes per round (a read returns what one
+ * round got, as a short read may; a write writes everything).
+ */
+static int hc__io_copy(struct hc_ctx *hc, unsigned nr, int fd, const struct sb_iovec *gv,
+		       int cnt, uint64_t total, int64_t *res, struct sb_err *err)
+{
+	size_t blen = total < BOUNCE_MAX ? (size_t)total : BOUNCE_MAX;
+	uint8_t *b = malloc(blen ? blen : 1);
+	int64_t done = 0;
+	int ret = 0, i = 0;
+	uint64_t off = 0; /* into gv[i] */
+
+	if (!b)
+		return err__set(err, -ENOMEM, "out of memory for a hypercall buffer");
+	while (i < cnt && ret == 0) {
+		struct iovec bv = { .iov_base = b, .iov_len = 0 };
+		int64_t n;
+
+		if (nr == SB_HC_WRITE) {
+			while (i < cnt && bv.iov_len < blen) {
+				size_t k = gv[i].len - off < blen - bv.iov_len ?
+					   (size_t)(gv[i].len - off) : blen - bv.iov_len;
+				ret = hc__copy_in(hc, nr, gv[i].base + off, b + bv.iov_len, k, err);
+				if (ret < 0)
+					break;
+				bv.iov_len += k;
+				off += k;
+				if (off == gv[i].len)
+					i++, off = 0;
+			}
+			if (ret == 0)
+				ret = hc__writev_all(hc, fd, &bv, 1, &n);
+			if (ret < 0)
+				break;
+			if (n < 0) {
+				*res = done ? done : n;
+				goto out;
+			}
+			done += n;
+			continue;
+		}
+		bv.iov_len = blen;
+		ret = hc__readv(hc, &bv, 1, &n);
+		if (ret < 0 || n <= 0) {
+			*res = n;
+			goto out;
+		}
+		for (uint64_t put = 0; put < (uint64_t)n && ret == 0;) {
+			size_t k = gv[i].len - off < (uint64_t)n - put ? (size_t)(gv[i].len - off)
+								      : (size_t)((uint64_t)n - put);
+			ret = hc__copy_out(hc, nr, gv[i].base + off, b + put, k, err);
+			put += k;
+			off += k;
+			if (off == gv[i].len)
+				i++, off = 0;
+		}
+		done = n;
+		break; /* one read per call */
+	}
+	*res = done;
+out:
+	free(b);
+	return ret;
+}
+
 static int hc__io(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
 {
 	struct iovec iov[SB_HC_IOV_MAX];
+	struct sb_iovec gv[SB_HC_IOV_MAX];
 	struct sb_hc_io io;
-	bool fd_ok;
+	uint64_t total;
+	bool fd_ok, direct;
 	int cnt, ret, fd = -1;
 
 	ret = hc__arg_in(hc, nr, gpa, &io, sizeof(io), err);
@@ -232,11 +333,14 @@ static int hc__io(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *e
 	} else if (io.iovcnt > SB_HC_IOV_MAX) {
 		io.ret = -EINVAL;
 	} else {
-		ret = hc__iov_map(hc, nr, &io, iov, &cnt, err);
+		ret = hc__iov_map(hc, nr, &io, iov, gv, &cnt, &direct, &total, err);
 		if (ret < 0)
 			return ret;
 		if (ret > 0)
 			io.ret = -EINVAL;
+		else if (!direct)
+			ret = hc__io_copy(hc, nr, nr == SB_HC_WRITE ? fd : hc->stdin_fd, gv, cnt,
+					  total, &io.ret, err);
 		else if (nr == SB_HC_WRITE)
 			ret = hc__writev_all(hc, fd, iov, cnt, &io.ret);
 		else
@@ -371,14 +475,13 @@ static int hc__panic(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err
 	char text[PANIC_MSG_MAX * 4 + 1];
 	struct sb_hc_panic p;
 	uint64_t len;
-	const uint8_t *msg;
+	uint8_t msg[PANIC_MSG_MAX];
 	int ret = hc__arg_in(hc, nr, gpa, &p, sizeof(p), err);
 
 	if (ret < 0)
 		return ret;
 	len = p.msg_len > PANIC_MSG_MAX ? PANIC_MSG_MAX : p.msg_len;
-	msg = hc__ptr(hc, nr, p.msg_gpa, len, err);
-	if (!msg)
+	if (hc__copy_in(hc, nr, p.msg_gpa, msg, len, err) < 0)
 		return -EFAULT;
 	escape_text(msg, len, text, sizeof(text));
 	switch (p.code) {
@@ -457,6 +560,38 @@ static int64_t fill_random(uint8_t *dst, uint64_t len)
 	return 0;
 }
 
+/*
+ * MEMCPY / MEMSET / RANDOM where guest memory is not mapped here: through a
+ * bounce buffer; an overlapping copy to a higher address goes backwards.
+ */
+static int hc__mem_copy(struct hc_ctx *hc, unsigned nr, struct sb_hc_mem *m, struct sb_err *err)
+{
+	size_t blen = m->len < BOUNCE_MAX ? (size_t)m->len : BOUNCE_MAX;
+	bool back = nr == SB_HC_MEMCPY && m->dst > m->src;
+	uint8_t *b = malloc(blen ? blen : 1);
+	int ret = 0;
+
+	if (!b)
+		return err__set(err, -ENOMEM, "out of memory for a hypercall buffer");
+	if (nr == SB_HC_MEMSET)
+		memset(b, (int)(m->val & 0xff), blen);
+	m->ret = 0;
+	for (uint64_t done = 0; done < m->len && ret == 0 && m->ret == 0;) {
+		size_t k = m->len - done < blen ? (size_t)(m->len - done) : blen;
+		uint64_t off = back ? m->len - done - k : done;
+
+		if (nr == SB_HC_MEMCPY)
+			ret = hc__copy_in(hc, nr, m->src + off, b, k, err);
+		else if (nr == SB_HC_RANDOM)
+			m->ret = fill_random(b, k);
+		if (ret == 0 && m->ret == 0)
+			ret = hc__copy_out(hc, nr, m->dst + off, b, k, err);
+		done += k;
+	}
+	free(b);
+	return ret;
+}
+
 static int hc__mem(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
 {
 	struct sb_hc_mem m;
@@ -465,15 +600,19 @@ static int hc__mem(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *
 
 	if (ret < 0)
 		return ret;
-	dst = hc__ptr(hc, nr, m.dst, m.len, err);
-	if (!dst)
+	if (hc__check(hc, nr, m.dst, m.len, err) < 0)
 		return -EFAULT;
+	if (nr == SB_HC_MEMCPY && hc__check(hc, nr, m.src, m.len, err) < 0)
+		return -EFAULT;
+	dst = hc__direct(hc, m.dst, m.len);
 	m.ret = 0;
-	if (nr == SB_HC_MEMCPY) {
-		const uint8_t *src = hc__ptr(hc, nr, m.src, m.len, err);
+	if (!dst || (nr == SB_HC_MEMCPY && !hc__direct(hc, m.src, m.len))) {
+		ret = hc__mem_copy(hc, nr, &m, err);
+		if (ret < 0)
+			return ret;
+	} else if (nr == SB_HC_MEMCPY) {
+		const uint8_t *src = hc__direct(hc, m.src, m.len);
 
-		if (!src)
-			return -EFAULT;
 		memmove(dst, src, m.len);
 	} else if (nr == SB_HC_MEMSET) {
 		memset(dst, (int)(m.val & 0xff), m.len);
@@ -581,24 +720,14 @@ static int hc__user_start(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct s
 static int hc__set_base(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
 {
 	struct sb_hc_set_base b;
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m;
 	int ret = hc__arg_in(hc, nr, gpa, &b, sizeof(b), err);
 
 	if (ret < 0)
 		return ret;
-	if (b.which > 1 || b.base >= (1ULL << 47)) {
+	if (b.which > 1 || b.base >= (1ULL << 47) || !hc->set_base)
 		b.ret = -EINVAL;
-	} else {
-		memset(&m, 0, sizeof(m));
-		m.hdr.nmsrs = 1;
-		m.e.index = b.which ? 0xc0000101 : 0xc0000100; /* GS_BASE / FS_BASE */
-		m.e.data = b.base;
-		ret = ioctl(hc->vcpu_fd, KVM_SET_MSRS, &m);
-		b.ret = ret == 1 ? 0 : -EINVAL;
-	}
+	else
+		b.ret = hc->set_base(hc->set_base_arg, b.which, b.base) < 0 ? -EINVAL : 0;
 	hc__arg_out(hc, gpa, &b, sizeof(b));
 	return HC_CONTINUE;
 }
@@ -658,8 +787,8 @@ int hypercall__handle(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_er
 	case SB_HC_READ:
 		if (hc->ready_mode && !(hc->st.flags & HC_STATE_PENDING_READ)) {
 			/* the ready point: leave the read for each clone to do */
-			if (!ram__gpa_to_host(hc->ram, gpa, sizeof(struct sb_hc_io)))
-				return hc__bad_ptr(nr, gpa, sizeof(struct sb_hc_io), err);
+			if (hc__check(hc, nr, gpa, sizeof(struct sb_hc_io), err) < 0)
+				return -EFAULT;
 			hc->st.pending_read_gpa = gpa;
 			hc->st.flags |= HC_STATE_PENDING_READ;
 			return HC_READY;
@@ -691,8 +820,8 @@ int hypercall__complete_pending(struct hc_ctx *hc, struct sb_err *err)
 	return hc__io(hc, SB_HC_READ, hc->st.pending_read_gpa, err);
 }
 
-int hypercall__validate_state(const struct hc_state *st, uint32_t version,
-			      const struct guest_ram *ram, struct sb_err *err)
+int hypercall__validate_state(const struct hc_state *st, uint32_t version, uint64_t ram_size,
+			      struct sb_err *err)
 {
 	if (version < HC_STATE_VERSION_MIN || version > HC_STATE_VERSION)
 		return err__set(err, -EPROTONOSUPPORT, "hypercall section: version %u (reads %u to %u)",
@@ -705,7 +834,7 @@ int hypercall__validate_state(const struct hc_state *st, uint32_t version,
 	if (st->flags & ~HC_STATE_PENDING_READ)
 		return err__set(err, -EINVAL, "hypercall section: unknown flags 0x%x", st->flags);
 	if ((st->flags & HC_STATE_PENDING_READ) &&
-	    !ram__gpa_to_host(ram, st->pending_read_gpa, sizeof(struct sb_hc_io)))
+	    !sb_range_in(st->pending_read_gpa, sizeof(struct sb_hc_io), 0, ram_size))
 		return err__set(err, -EINVAL, "hypercall section: pending read at gpa 0x%llx is outside RAM",
 				(unsigned long long)st->pending_read_gpa);
 	return 0;

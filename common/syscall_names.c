@@ -3,7 +3,7 @@
  * Generated once from <asm/unistd_64.h> (plus numbers up to 462). */
 #include <stddef.h>
 
-#include "launcher/syscall_names.h"
+#include "common/syscall_names.h"
 
 #define SC(nr, name, n) [nr] = { name, n }
 static const struct syscall_desc syscall_table[] = {

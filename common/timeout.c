@@ -4,7 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "launcher/timeout.h"
+#include "common/timeout.h"
 
 #define TIMEOUT_SIGNAL SIGALRM
 #define TIMEOUT_REPEAT_NS (10 * 1000 * 1000)

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "launcher/err.h"
+#include "common/err.h"
 
 /* Read a whole regular file into a malloc'd buffer (*buf, *size; free() it). */
 int file__read_all(const char *path, uint8_t **buf, uint64_t *size, struct sb_err *err);

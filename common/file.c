@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "launcher/file.h"
+#include "common/file.h"
 
 #define FILE_MAX_SIZE (64ULL << 30)
 

@@ -6,7 +6,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "launcher/kvm.h"
+#include "backend/kvm/kvm.h"
 
 int kvm__ioctl_raw(int fd, unsigned long req, void *arg)
 {
@@ -78,4 +78,11 @@ struct kvm_cpuid_entry2 *kvm__cpuid_find(struct kvm_cpuid2 *c, uint32_t function
 		return e;
 	}
 	return NULL;
+}
+
+/* On kvm_pvm `syscall` stays in user mode, so the guest can serve system
+ * calls there (natively) instead of in emulated kernel mode. */
+bool kvm__is_pvm(void)
+{
+	return access("/sys/module/kvm_pvm", F_OK) == 0;
 }

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A backend runs machines: our guest kernel and one program, with guest RAM
+ * at GPA [0, mem_size).  "kvm" (backend/kvm/) runs them in a KVM VM; "proc"
+ * (to come) in a seccomp-confined process.  Modelled on gVisor's platform
+ * packages: the launcher, the pool and the snapshot code see only this.
+ *
+ * Life of a machine (calls return 0 or -errno with a message in err):
+ *   m = machine__new(be, mem_size, RAM_ANON or RAM_RESERVED, err)
+ *   fresh boot: boot__setup(&m->ram, ...) with m->boot_flags in the boot
+ *               parameters' flags, then be->boot(m, entry, SB_BOOTINFO_GPA)
+ *   clone:      be->check(snap), then be->clone_into(m, snap) into a shell
+ *               (RAM_RESERVED) and hypercall__complete_pending(&m->hc)
+ *   be->run(m): the program's exit status (>= 0; 124 on timeout), its ready
+ *               point (MACHINE_READY: template create then calls
+ *               snapshot__save(m), which asks be->save for the backend's
+ *               sections), or -errno;
+ *   machine__free(m), or be->destroy_detached(m) in a process about to exit.
+ */
+#ifndef SB_BACKEND_H
+#define SB_BACKEND_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/timeout.h"
+#include "devices/hypercall.h"
+#include "devices/serial.h"
+#include "memory/guest_mem.h"
+#include "memory/ram.h"
+
+/* run() result: the guest reached its ready point (its first stdin read). */
+#define MACHINE_READY 1000
+
+struct snapshot;
+struct snap_writer;
+
+/* What every backend's machine has; a backend embeds it first in its own. */
+struct machine {
+	const struct backend *be;
+	struct guest_ram ram;     /* the monitor's mapping of guest RAM */
+	struct guest_mem mem;     /* how devices reach guest memory */
+	struct serial serial;
+	struct hc_ctx hc;         /* set stdio fds, program, ready_mode before run */
+	struct timeout timeout;   /* timeout__start() it on the thread that runs */
+	uint32_t boot_flags;      /* SB_BOOT_* this backend adds to a fresh boot */
+};
+
+struct backend {
+	const char *name;
+	uint32_t snap_backend;    /* enum snap_backend: what its templates say */
+	size_t size;              /* of the backend's struct embedding struct machine */
+	/* Usable on this host?  Either way, why (for `snapbox info`). */
+	bool (*available)(char *why, size_t len);
+	/* m is zeroed, size bytes; ram: RAM_ANON (fresh boot) or RAM_RESERVED
+	 * (a shell for clone_into).  Cleans up after itself on failure. */
+	int (*create)(struct machine *m, uint64_t mem_size, enum ram_backend ram,
+		      struct sb_err *err);
+	/* Fresh boot: RAM is laid out; start the guest kernel at entry(arg). */
+	int (*boot)(struct machine *m, uint64_t entry, uint64_t arg, struct sb_err *err);
+	/* Can this host run that template (CPU features, ...)? */
+	int (*check)(const struct snapshot *snap, struct sb_err *err);
+	/* Map the template's RAM into a shell of its size; restore its state. */
+	int (*clone_into)(struct machine *m, const struct snapshot *snap, struct sb_err *err);
+	/* Run: exit status >= 0 (err may hold a message), MACHINE_READY, or -errno. */
+	int (*run)(struct machine *m, struct sb_err *err);
+	/* Stopped at MACHINE_READY: add the backend's sections to state.bin. */
+	int (*save)(struct machine *m, struct snap_writer *w, struct sb_err *err);
+	/* Release everything but m itself; safe on a partly created machine. */
+	void (*destroy)(struct machine *m);
+	/* destroy() and free(m), off the caller's path (a process about to exit). */
+	void (*destroy_detached)(struct machine *m);
+};
+
+/* Backend by name ("kvm", "proc"); NULL if there is none of that name. */
+const struct backend *backend__find(const char *name);
+/* By name, where "auto" is kvm if usable here, else proc.  NULL with a
+ * message in err for an unknown name. */
+const struct backend *backend__pick(const char *name, struct sb_err *err);
+/* The backend that made a template (its state.bin header); NULL + err. */
+const struct backend *backend__of_snapshot(const struct snapshot *snap, struct sb_err *err);
+/* All backends, NULL-terminated (for `snapbox info`). */
+extern const struct backend *const backend__all[];
+
+/* Allocate (be->size bytes) and create a machine; NULL with err set. */
+struct machine *machine__new(const struct backend *be, uint64_t mem_size, enum ram_backend ram,
+			     struct sb_err *err);
+/* A clone of snap in one step: a shell, then clone_into (be->check first). */
+struct machine *machine__new_clone(const struct backend *be, const struct snapshot *snap,
+				   struct sb_err *err);
+/* Destroy and free; NULL is fine. */
+void machine__free(struct machine *m);
+#endif

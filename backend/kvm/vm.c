@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "backend/kvm/kvm.h"
+#include "backend/kvm/vcpu_state.h"
+#include "backend/kvm/vm.h"
+#include "snapshot/snapshot.h"
+#include "snapbox_abi.h"
+
+/* Three pages just below 4 GiB, the usual spot (needed by VMX only). */
+#define VM_TSS_ADDR 0xfffbd000UL
+
+static int vm__set_memory(struct vm *vm, struct sb_err *err)
+{
+	struct kvm_userspace_memory_region region = {
+		.slot = 0,
+		.guest_phys_addr = 0,
+		.memory_size = vm->m.ram.size,
+		.userspace_addr = (uint64_t)(uintptr_t)vm->m.ram.host,
+	};
+	int ret = KVM_IOCTL(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region, err);
+
+	return ret < 0 ? ret : 0;
+}
+
+static void vm__reset(struct vm *vm)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->m.be = &kvm_backend;
+	vm->kvm_fd = vm->vm_fd = vm->vcpu.fd = -1;
+	vm->m.ram.fd = -1;
+}
+
+/* With vm->kvm_fd open and vm->m.ram mapped: the VM, its memory, its vCPU. */
+static int vm__create_on_ram(struct vm *vm, struct sb_err *err)
+{
+	int ret = KVM_IOCTL(vm->kvm_fd, KVM_CREATE_VM, (void *)0, err);
+
+	if (ret < 0)
+		return ret;
+	vm->vm_fd = ret;
+	ret = vm__set_memory(vm, err); /* first, before anything else touches the VM */
+	if (ret < 0)
+		return ret;
+	(void)kvm__ioctl_raw(vm->vm_fd, KVM_SET_TSS_ADDR, (void *)VM_TSS_ADDR);
+	ret = vcpu__create(&vm->vcpu, vm, 0, err);
+	if (ret < 0)
+		return ret;
+	serial__init(&vm->m.serial, SB_COM1_PORT, 2);
+	guest_mem__from_ram(&vm->m.mem, &vm->m.ram);
+	hypercall__init(&vm->m.hc, &vm->m.mem, &vm->m.timeout, NULL);
+	vm->m.hc.set_base = vcpu__set_base;
+	vm->m.hc.set_base_arg = &vm->vcpu;
+	if (kvm__is_pvm())
+		vm->m.boot_flags |= SB_BOOT_USER_SYSCALLS;
+	return 0;
+}
+
+int vm__create(struct vm *vm, uint64_t mem_size, enum ram_backend backend, struct sb_err *err)
+{
+	int ret;
+
+	vm__reset(vm);
+	ret = kvm__open(err);
+	if (ret < 0)
+		goto fail;
+	vm->kvm_fd = ret;
+	ret = ram__create(&vm->m.ram, backend, mem_size, err);
+	if (ret < 0)
+		goto fail;
+	ret = vm__create_on_ram(vm, err);
+	if (ret < 0)
+		goto fail;
+	return 0;
+fail:
+	vm__destroy(vm);
+	return ret;
+}
+
+int vm__create_shell(struct vm *vm, uint64_t mem_size, struct sb_err *err)
+{
+	return vm__create(vm, mem_size, RAM_RESERVED, err);
+}
+
+int vm__clone_into(struct vm *vm, const struct snapshot *snap, struct sb_err *err)
+{
+	int ret, fd;
+
+	if (snap->hdr.backend != SNAP_BACKEND_KVM)
+		return err__set(err, -EPROTOTYPE, "the template was made by the %s backend, not kvm",
+				snapshot__backend_name(snap->hdr.backend));
+	if (vm->m.ram.size != snap->hdr.mem_size)
+		return err__set(err, -EINVAL, "VM shell has %llu MiB of RAM, the template %llu MiB",
+				(unsigned long long)(vm->m.ram.size >> 20),
+				(unsigned long long)(snap->hdr.mem_size >> 20));
+	fd = snapshot__open_mem(snap, err);
+	if (fd < 0)
+		return fd;
+	ret = ram__fill_from_file(&vm->m.ram, fd, err);
+	close(fd);
+	if (ret == 0)
+		ret = snap_vcpu__restore(&vm->vcpu, snap->cpuid, snap->nent, &snap->vcpu, err);
+	if (ret < 0)
+		return ret;
+	vm->m.serial.st = snap->serial;
+	vm->m.hc.st = snap->hc;
+	return 0;
+}
+
+int vm__create_clone(struct vm *vm, const struct snapshot *snap, struct sb_err *err)
+{
+	int ret = vm__create_shell(vm, snap->hdr.mem_size, err);
+
+	if (ret == 0)
+		ret = vm__clone_into(vm, snap, err);
+	if (ret < 0)
+		vm__destroy(vm);
+	return ret;
+}
+
+#if !defined(__SANITIZE_ADDRESS__)
+static int vm__reaper(void *arg)
+{
+	/* our copies of the caller's stdio must not hold its pipes open */
+	close(0);
+	close(1);
+	close(2);
+	vm__destroy(arg);
+	_exit(0);
+}
+#endif
+
+void vm__destroy_detached(struct vm *vm)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	vm__destroy(vm); /* sanitizers do not follow raw clone(2) children */
+	free(vm);
+#else
+	size_t stack = 64 << 10;
+	char *st = malloc(stack);
+
+	/* CLONE_VM: the child shares our address space, so our exit does not
+	 * tear down the guest's mappings either; it does all of it and exits.
+	 * It must not touch the heap (malloc does not expect another process
+	 * in it while our exit runs destructors), so free what needs freeing
+	 * here first; the rest is closing descriptors and unmapping. */
+	free(vm->vcpu.cpuid);
+	vm->vcpu.cpuid = NULL;
+	if (!st || clone(vm__reaper, st + stack, CLONE_VM, vm) < 0) {
+		vm__destroy(vm);
+		free(vm);
+		free(st);
+	}
+#endif
+}
+
+void vm__destroy(struct vm *vm)
+{
+	timeout__stop(&vm->m.timeout);
+	vcpu__destroy(&vm->vcpu);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	ram__destroy(&vm->m.ram);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm->vm_fd = vm->kvm_fd = -1;
+}
+
+/* ---- the kvm backend ---------------------------------------------------- */
+
+static bool kvm_be__available(char *why, size_t len)
+{
+	struct sb_err err = { "" };
+	int fd = kvm__open(&err);
+
+	if (fd < 0) {
+		snprintf(why, len, "%s", err.msg);
+		return false;
+	}
+	close(fd);
+	snprintf(why, len, "%s", kvm__is_pvm() ? "kvm_pvm (PVM, no hardware virtualization)"
+				 : access("/sys/module/kvm_intel", F_OK) == 0 ? "vmx (kvm_intel)"
+				 : access("/sys/module/kvm_amd", F_OK) == 0 ? "svm (kvm_amd)"
+				 : "hardware virtualization");
+	return true;
+}
+
+static int kvm_be__create(struct machine *m, uint64_t mem_size, enum ram_backend ram,
+			  struct sb_err *err)
+{
+	return vm__create(vm__of(m), mem_size, ram, err);
+}
+
+static int kvm_be__boot(struct machine *m, uint64_t entry, uint64_t arg, struct sb_err *err)
+{
+	return vcpu__setup_long_mode(&vm__of(m)->vcpu, entry, arg, err);
+}
+
+static int kvm_be__check(const struct snapshot *snap, struct sb_err *err)
+{
+	int ret, fd = kvm__open(err);
+
+	if (fd < 0)
+		return fd;
+	ret = vm__check_cpuid(snap, fd, err);
+	close(fd);
+	return ret;
+}
+
+static int kvm_be__clone_into(struct machine *m, const struct snapshot *snap, struct sb_err *err)
+{
+	return vm__clone_into(vm__of(m), snap, err);
+}
+
+static int kvm_be__run(struct machine *m, struct sb_err *err)
+{
+	return vcpu__run(&vm__of(m)->vcpu, err);
+}
+
+/* CPUID, vCPU and VM sections; the pending I/O exit is completed first. */
+static int kvm_be__save(struct machine *m, struct snap_writer *w, struct sb_err *err)
+{
+	struct vm *vm = vm__of(m);
+	struct snap_vcpu *vcpu;
+	struct snap_vm svm;
+	struct snap_cpuid c = { 0 };
+	size_t clen;
+	int ret = vcpu__complete_exit(&vm->vcpu, err);
+
+	if (ret < 0)
+		return ret;
+	vcpu = calloc(1, sizeof(*vcpu));
+	if (!vcpu)
+		return err__set(err, -ENOMEM, "out of memory");
+	ret = snap_vcpu__save(&vm->vcpu, vcpu, err);
+	memset(&svm, 0, sizeof(svm));
+	svm.n_vcpus = 1;
+	if (!ret && kvm__ioctl_raw(vm->vm_fd, KVM_GET_CLOCK, &svm.clock) < 0)
+		memset(&svm.clock, 0, sizeof(svm.clock)); /* optional: our guest reads the host clock */
+	c.nent = vm->vcpu.cpuid ? vm->vcpu.cpuid->nent : 0;
+	if (!ret && (c.nent == 0 || c.nent > SNAP_CPUID_MAX))
+		ret = err__set(err, -EINVAL, "vCPU has %u CPUID entries", c.nent);
+	clen = c.nent * sizeof(struct kvm_cpuid_entry2);
+	if (!ret) {
+		snap_writer__set_cpuid_hash(w, XXH3_64bits(vm->vcpu.cpuid->entries, clen));
+		ret = snap_writer__add(w, SNAP_SEC_CPUID, SNAP_CPUID_VERSION, &c, sizeof(c),
+				       vm->vcpu.cpuid->entries, clen);
+	}
+	if (!ret)
+		ret = snap_writer__add(w, SNAP_SEC_VCPU, SNAP_VCPU_VERSION, vcpu, sizeof(*vcpu), NULL, 0);
+	if (!ret)
+		ret = snap_writer__add(w, SNAP_SEC_VM, SNAP_VM_VERSION, &svm, sizeof(svm), NULL, 0);
+	free(vcpu);
+	return ret;
+}
+
+static void kvm_be__destroy(struct machine *m)
+{
+	vm__destroy(vm__of(m));
+}
+
+static void kvm_be__destroy_detached(struct machine *m)
+{
+	vm__destroy_detached(vm__of(m));
+}
+
+const struct backend kvm_backend = {
+	.name = "kvm",
+	.snap_backend = SNAP_BACKEND_KVM,
+	.size = sizeof(struct vm),
+	.available = kvm_be__available,
+	.create = kvm_be__create,
+	.boot = kvm_be__boot,
+	.check = kvm_be__check,
+	.clone_into = kvm_be__clone_into,
+	.run = kvm_be__run,
+	.save = kvm_be__save,
+	.destroy = kvm_be__destroy,
+	.destroy_detached = kvm_be__destroy_detached,
+};

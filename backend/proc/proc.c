@@ -1,0 +1,509 @@
+/* SPDX-License-Identifier: MIT */
+/* The proc backend behind backend/backend.h (see proc.h and README.md). */
+#include <cpuid.h>
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend/proc/proc.h"
+#include "common/file.h"
+#include "snapshot/snapshot.h"
+
+/* How long set-up steps may take the sandbox (mapping, filter, a save). */
+#define PROC_SETUP_MS 10000
+
+static struct proc_machine *pm_of(struct machine *m)
+{
+	return (struct proc_machine *)m;
+}
+
+/* ---- XSAVE: what this host's signal frames hold ---------------------------- */
+
+/* Features a signal frame carries: XCR0 minus AMX tile data, which Linux
+ * only puts there for processes that asked for it (the sandbox never does). */
+#define XFEATURE_AMX (3ULL << 17)
+
+static uint64_t xgetbv0(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	return (uint64_t)hi << 32 | lo;
+}
+
+int proc__host_xstate(uint64_t *xfeatures, uint32_t *xstate_size, struct sb_err *err)
+{
+	unsigned a, b, c, d;
+	uint64_t feat;
+	uint32_t end = 512 + 64;
+
+	if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE))
+		return err__set(err, -ENOTSUP, "this CPU or kernel has no XSAVE (CPUID.1:ECX.OSXSAVE)");
+	feat = xgetbv0() & ~XFEATURE_AMX;
+	for (unsigned i = 2; i < 64; i++) {
+		if (!(feat >> i & 1))
+			continue;
+		__cpuid_count(0xd, i, a, b, c, d);
+		if (b + a > end)
+			end = b + a;
+	}
+	*xfeatures = feat;
+	*xstate_size = end;
+	return 0;
+}
+
+/* ---- the sandbox process -------------------------------------------------- */
+
+/* The child: only the channel at its agreed number, no core dumps, dies
+ * with us; then the stub. */
+static __attribute__((noreturn)) void proc__child(int chan, const char *stub, pid_t parent)
+{
+	static char *const argv[] = { "snapbox-sandbox", NULL };
+	static char *const envp[] = { NULL };
+	struct rlimit no_core = { 0, 0 };
+	sigset_t none;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(126);
+	setrlimit(RLIMIT_CORE, &no_core);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	if (dup2(chan, SB_PROC_CHAN_FD) < 0)
+		_exit(126);
+	syscall(SYS_close_range, 0, SB_PROC_CHAN_FD - 1, 0);
+	syscall(SYS_close_range, SB_PROC_CHAN_FD + 1, ~0U, 0);
+	execve(stub, argv, envp);
+	_exit(126);
+}
+
+static int proc__spawn(struct proc_machine *pm, const char *stub, struct sb_err *err)
+{
+	pid_t parent = getpid();
+	int sv[2], ret;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return err__errno(err, "socketpair for the sandbox channel");
+	pm->pid = fork();
+	if (pm->pid < 0) {
+		ret = err__errno(err, "fork of the sandbox process");
+		pm->pid = 0;
+		close(sv[0]);
+		close(sv[1]);
+		return ret;
+	}
+	if (pm->pid == 0)
+		proc__child(sv[1], stub, parent);
+	close(sv[1]);
+	pm->chan = sv[0];
+	return 0;
+}
+
+/* The first message, with the RAM's fd attached. */
+static int proc__send_start(struct proc_machine *pm, const struct sb_proc_start *st, int fd,
+			    struct sb_err *err)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { (void *)st, sizeof(*st) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	memset(&u, 0, sizeof(u));
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	if (sendmsg(pm->chan, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(*st))
+		return err__errno(err, "starting the sandbox process (pid %d)", (int)pm->pid);
+	return 0;
+}
+
+static void proc__kill(struct proc_machine *pm)
+{
+	if (pm->pid <= 0)
+		return;
+	kill(pm->pid, SIGKILL);
+	while (waitpid(pm->pid, &pm->wait_status, 0) < 0 && errno == EINTR)
+		;
+	pm->pid = 0;
+}
+
+/* The channel closed without a final hypercall: how did the process end? */
+static int proc__died(struct proc_machine *pm, struct sb_err *err)
+{
+	int st;
+
+	while (waitpid(pm->pid, &st, 0) < 0) {
+		if (errno != EINTR)
+			return err__errno(err, "waitpid for the sandbox process");
+	}
+	pm->pid = 0;
+	pm->wait_status = st;
+	if (WIFSIGNALED(st))
+		return err__set(err, -EIO,
+				"the sandbox process was killed by signal %d (%s) without a word from "
+				"its guest kernel (after %llu hypercalls)",
+				WTERMSIG(st), strsignal(WTERMSIG(st)), (unsigned long long)pm->msgs);
+	if (WEXITSTATUS(st) == 126)
+		return err__set(err, -EIO, "could not start the sandbox stub");
+	if (pm->msgs == 0)
+		return err__set(err, -EIO, "the sandbox stub failed to set up (code %d)",
+				WEXITSTATUS(st));
+	return err__set(err, -EIO, "the sandbox process exited (status %d) without a word "
+			"from its guest kernel", WEXITSTATUS(st));
+}
+
+/* One stub message of its own (SAVED, RESUMED) within PROC_SETUP_MS. */
+static int proc__expect(struct proc_machine *pm, uint32_t nr, const char *what,
+			struct sb_proc_msg *msg, struct sb_err *err)
+{
+	struct pollfd p = { pm->chan, POLLIN, 0 };
+	ssize_t n;
+	int ret;
+
+	do
+		ret = poll(&p, 1, PROC_SETUP_MS);
+	while (ret < 0 && errno == EINTR);
+	if (ret < 0)
+		return err__errno(err, "poll on the sandbox channel (%s)", what);
+	if (ret == 0)
+		return err__set(err, -ETIMEDOUT, "the sandbox did not answer within %d ms (%s)",
+				PROC_SETUP_MS, what);
+	n = recv(pm->chan, msg, sizeof(*msg), MSG_TRUNC);
+	if (n < 0)
+		return err__errno(err, "reading the sandbox channel (%s)", what);
+	if (n == 0) {
+		proc__died(pm, err);
+		return err__set(err, -EIO, "%s: %s", what, err->msg);
+	}
+	if (n != (ssize_t)sizeof(*msg) || msg->nr != nr || msg->reserved)
+		return err__set(err, -EPROTO, "%s: the sandbox sent something else (%zd bytes, call %u)",
+				what, n, msg->nr);
+	return 0;
+}
+
+/* ---- the backend ------------------------------------------------------------ */
+
+static bool proc_be__available(char *why, size_t len)
+{
+	struct sb_err err = { "" };
+	char stub[PATH_MAX];
+
+	if (file__exe_relative("guest/proc-stub", stub, sizeof(stub), &err) < 0 ||
+	    access(stub, X_OK) < 0) {
+		snprintf(why, len, "no sandbox stub (%s)", err.msg[0] ? err.msg : stub);
+		return false;
+	}
+	snprintf(why, len, "seccomp-confined processes (no virtualization needed)");
+	return true;
+}
+
+static int proc_be__create(struct machine *m, uint64_t mem_size, enum ram_backend ram,
+			   struct sb_err *err)
+{
+	struct proc_machine *pm = pm_of(m);
+	char stub[PATH_MAX];
+	int ret;
+
+	pm->chan = -1;
+	m->ram.fd = -1;
+	serial__init(&m->serial, SB_COM1_PORT, 2);
+	if (ram == RAM_RESERVED) {
+		/* a clone shell: its RAM will be the sandbox's private mapping,
+		 * which we reach only by copies */
+		m->ram.size = mem_size;
+		guest_mem__from_process(&m->mem, mem_size, &pm->pid);
+	} else {
+		ret = ram__create(&m->ram, RAM_MEMFD, mem_size, err);
+		if (ret < 0)
+			return ret;
+		guest_mem__from_ram(&m->mem, &m->ram);
+	}
+	hypercall__init(&m->hc, &m->mem, &m->timeout, NULL);
+	m->boot_flags = SB_BOOT_PROC;
+	ret = file__exe_relative("guest/proc-stub", stub, sizeof(stub), err);
+	if (ret < 0)
+		return ret;
+	if (access(stub, X_OK) < 0)
+		return err__errno(err, "%s (the proc backend's sandbox stub; build it with make)", stub);
+	return proc__spawn(pm, stub, err);
+}
+
+static int proc_be__boot(struct machine *m, uint64_t entry, uint64_t arg, struct sb_err *err)
+{
+	struct proc_machine *pm = pm_of(m);
+	struct sb_boot_info *bi = ram__gpa_to_host(&m->ram, SB_BOOTINFO_GPA, sizeof(*bi));
+	struct sb_proc_start st;
+
+	if (!bi)
+		return err__set(err, -EINVAL, "proc boot: no boot info in RAM");
+	/* the same boot info, told it is a process: no MMIO, no page tables,
+	 * no privileged instruction, hypercalls on the channel */
+	bi->flags = (bi->flags & ~SB_BOOT_USER_SYSCALLS) | SB_BOOT_PROC;
+	bi->mmio_gpa = 0;
+	pm->ro_lo = bi->initrd_gpa & ~(SB_PAGE_2M - 1); /* the rootfs, read-only as in the VM */
+	pm->ro_hi = m->ram.size;
+	memset(&st, 0, sizeof(st));
+	st.magic = SB_PROC_MAGIC;
+	st.mem_size = m->ram.size;
+	st.entry = entry;
+	st.arg = arg;
+	st.ro_lo = pm->ro_lo;
+	st.ro_hi = pm->ro_hi;
+	st.mode = SB_PROC_MODE_BOOT;
+	return proc__send_start(pm, &st, m->ram.fd, err);
+}
+
+static int proc_be__check(const struct snapshot *snap, struct sb_err *err)
+{
+	const struct sb_proc_cpu *c = &snap->proc.cpu;
+	uint64_t feat;
+	uint32_t size;
+	int ret;
+
+	if (snap->hdr.backend != SNAP_BACKEND_PROC)
+		return err__set(err, -EPROTOTYPE, "the template was made by the %s backend, not proc",
+				snapshot__backend_name(snap->hdr.backend));
+	ret = proc__host_xstate(&feat, &size, err);
+	if (ret < 0)
+		return ret;
+	if (c->xfeatures & ~feat)
+		return err__set(err, -ENOTSUP,
+				"the template's XSAVE features 0x%llx are not all on this host (0x%llx): "
+				"its register state cannot be restored here",
+				(unsigned long long)c->xfeatures, (unsigned long long)feat);
+	for (unsigned i = 2; i < 64; i++) {
+		unsigned a, b, cc, d;
+
+		if (!(c->xfeatures >> i & 1))
+			continue;
+		__cpuid_count(0xd, i, a, b, cc, d);
+		if (snap->proc.xcomp[i].offset != b || snap->proc.xcomp[i].size != a)
+			return err__set(err, -ENOTSUP,
+					"XSAVE feature %u lies at %u+%u on this host, at %u+%u in the template",
+					i, b, a, snap->proc.xcomp[i].offset, snap->proc.xcomp[i].size);
+	}
+	return 0;
+}
+
+static int proc_be__clone_into(struct machine *m, const struct snapshot *snap, struct sb_err *err)
+{
+	struct proc_machine *pm = pm_of(m);
+	struct sb_proc_start st;
+	struct sb_proc_msg msg;
+	int ret, fd;
+
+	if (m->ram.size != snap->hdr.mem_size)
+		return err__set(err, -EINVAL, "sandbox shell has %llu MiB of RAM, the template %llu MiB",
+				(unsigned long long)(m->ram.size >> 20),
+				(unsigned long long)(snap->hdr.mem_size >> 20));
+	ret = proc_be__check(snap, err); /* the backend, XSAVE features: cheap (CPUID) */
+	if (ret < 0)
+		return ret;
+	fd = snapshot__open_mem(snap, err);
+	if (fd < 0)
+		return fd;
+	memset(&st, 0, sizeof(st));
+	st.magic = SB_PROC_MAGIC;
+	st.mem_size = m->ram.size;
+	st.ro_lo = pm->ro_lo = snap->proc.ro_lo;
+	st.ro_hi = pm->ro_hi = snap->proc.ro_hi;
+	st.mode = SB_PROC_MODE_CLONE;
+	ret = proc__send_start(pm, &st, fd, err);
+	close(fd);
+	if (ret < 0)
+		return ret;
+	if (send(pm->chan, &snap->proc.cpu, sizeof(snap->proc.cpu), MSG_NOSIGNAL) !=
+	    (ssize_t)sizeof(snap->proc.cpu))
+		return err__errno(err, "sending the saved CPU to the sandbox (pid %d)", (int)pm->pid);
+	/* mapped and confined: its memory is there for complete_pending */
+	ret = proc__expect(pm, SB_PROC_MSG_RESUMED, "clone set-up", &msg, err);
+	if (ret < 0)
+		return ret;
+	m->serial.st = snap->serial;
+	m->hc.st = snap->hc;
+	pm->reply_pending = true;
+	return 0;
+}
+
+static int proc__timed_out(struct proc_machine *pm, struct sb_err *err)
+{
+	uint64_t ns = pm->m.timeout.ns;
+
+	proc__kill(pm);
+	if (ns % 1000000000ULL)
+		err__set(err, 0, "timed out after %.3g s", (double)ns / 1e9);
+	else
+		err__set(err, 0, "timed out after %llu s", (unsigned long long)(ns / 1000000000ULL));
+	return 124;
+}
+
+static int proc_be__run(struct machine *m, struct sb_err *err)
+{
+	static const struct sb_proc_reply done = { 0 };
+	struct proc_machine *pm = pm_of(m);
+	int ret;
+
+	err__clear(err);
+	if (pm->pid <= 0 || pm->chan < 0)
+		return err__set(err, -ESRCH, "the sandbox is not running");
+	if (pm->reply_pending) {
+		/* a clone: its ready-point READ is complete (complete_pending) */
+		pm->reply_pending = false;
+		send(pm->chan, &done, sizeof(done), MSG_NOSIGNAL);
+	}
+	for (;;) {
+		struct sb_proc_msg msg;
+		ssize_t n = recv(pm->chan, &msg, sizeof(msg), MSG_TRUNC);
+
+		if (n < 0) {
+			if (errno == EINTR) {
+				if (timeout__expired(&m->timeout)) {
+					ret = proc__timed_out(pm, err);
+					break;
+				}
+				continue;
+			}
+			ret = err__errno(err, "reading the sandbox channel");
+			break;
+		}
+		if (n == 0) {
+			ret = proc__died(pm, err);
+			break;
+		}
+		pm->msgs++;
+		if (n != (ssize_t)sizeof(msg) || msg.reserved) {
+			ret = err__set(err, -EPROTO, "the sandbox sent a malformed message (%zd bytes)", n);
+			break;
+		}
+		ret = hypercall__handle(&m->hc, msg.nr, msg.gpa, err);
+		if (ret == HC_CONTINUE) {
+			/* a sandbox gone meanwhile shows as EOF on the next recv */
+			send(pm->chan, &done, sizeof(done), MSG_NOSIGNAL);
+			continue;
+		}
+		if (ret == HC_READY)
+			return MACHINE_READY; /* the sandbox waits for its reply: save() */
+		if (ret == HC_STOP)
+			ret = m->hc.status;
+		else if (ret == -ETIMEDOUT)
+			ret = proc__timed_out(pm, err);
+		break;
+	}
+	proc__kill(pm);
+	return ret;
+}
+
+/* At the ready point the guest waits for the reply to its READ.  SIGUSR1
+ * makes the stub copy its signal frame (that wait, to be restarted) into a
+ * struct sb_proc_cpu and say where; we read it out of the sandbox. */
+static int proc_be__save(struct machine *m, struct snap_writer *w, struct sb_err *err)
+{
+	struct proc_machine *pm = pm_of(m);
+	struct snap_proc_cpu *sec;
+	struct sb_proc_msg msg;
+	struct guest_mem seam;
+	uint32_t magic1, magic2;
+	int ret;
+
+	if (pm->pid <= 0 || kill(pm->pid, SIGUSR1) < 0)
+		return err__errno(err, "asking the sandbox (pid %d) for its registers", (int)pm->pid);
+	ret = proc__expect(pm, SB_PROC_MSG_SAVED, "saving the registers", &msg, err);
+	if (ret < 0)
+		return ret;
+	if (!msg.gpa)
+		return err__set(err, -E2BIG, "the sandbox's XSAVE state does not fit in %d bytes",
+				SB_PROC_XSAVE_MAX);
+	sec = calloc(1, sizeof(*sec));
+	if (!sec)
+		return err__set(err, -ENOMEM, "out of memory");
+	/* the stub's memory, not guest RAM: the same copy, any address */
+	guest_mem__from_process(&seam, UINT64_MAX, &pm->pid);
+	ret = seam.read(&seam, msg.gpa, &sec->cpu, sizeof(sec->cpu));
+	if (ret < 0) {
+		err__set(err, ret, "process_vm_readv of the saved registers: %s", strerror(-ret));
+		goto out;
+	}
+	/* nothing the sandbox says is trusted: fix what is ours, check the rest */
+	sec->cpu.reserved = 0;
+	memset(sec->cpu.pad, 0, sizeof(sec->cpu.pad));
+	memcpy(&magic1, sec->cpu.xsave + 464, 4);
+	if (sec->cpu.xstate_size < 576 || sec->cpu.xstate_size > SB_PROC_XSAVE_MAX - 4 ||
+	    magic1 != 0x46505853U ||
+	    (memcpy(&magic2, sec->cpu.xsave + sec->cpu.xstate_size, 4), magic2 != 0x46505845U)) {
+		ret = err__set(err, -EINVAL, "the sandbox's signal frame has no usable XSAVE state "
+			       "(%u bytes)", sec->cpu.xstate_size);
+		goto out;
+	}
+	sec->ro_lo = pm->ro_lo;
+	sec->ro_hi = pm->ro_hi;
+	for (unsigned i = 2; i < 64; i++) {
+		unsigned a, b, c, d;
+
+		if (!(sec->cpu.xfeatures >> i & 1))
+			continue;
+		__cpuid_count(0xd, i, a, b, c, d);
+		sec->xcomp[i] = (struct snap_xcomp){ b, a };
+	}
+	ret = snap_writer__add(w, SNAP_SEC_PROC_CPU, SNAP_PROC_CPU_VERSION, sec, sizeof(*sec), NULL, 0);
+	if (ret < 0)
+		err__set(err, ret, "building state.bin: %s", strerror(-ret));
+out:
+	free(sec);
+	return ret;
+}
+
+static void proc_be__destroy(struct machine *m)
+{
+	struct proc_machine *pm = pm_of(m);
+
+	timeout__stop(&m->timeout);
+	proc__kill(pm);
+	if (pm->chan >= 0)
+		close(pm->chan);
+	pm->chan = -1;
+	ram__destroy(&m->ram);
+}
+
+/* The caller is about to exit: kill, and let init reap (a process exit
+ * costs ~1 ms here, PLATFORM.md). */
+static void proc_be__destroy_detached(struct machine *m)
+{
+	struct proc_machine *pm = pm_of(m);
+
+	if (pm->pid > 0)
+		kill(pm->pid, SIGKILL);
+	pm->pid = 0;
+	proc_be__destroy(m);
+	free(m);
+}
+
+const struct backend proc_backend = {
+	.name = "proc",
+	.snap_backend = SNAP_BACKEND_PROC,
+	.size = sizeof(struct proc_machine),
+	.available = proc_be__available,
+	.create = proc_be__create,
+	.boot = proc_be__boot,
+	.check = proc_be__check,
+	.clone_into = proc_be__clone_into,
+	.run = proc_be__run,
+	.save = proc_be__save,
+	.destroy = proc_be__destroy,
+	.destroy_detached = proc_be__destroy_detached,
+};

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The proc backend: the guest runs in a seccomp-confined host process (the
+ * sandbox) instead of a VM.  Same guest kernel (booted with SB_BOOT_PROC),
+ * same hypercall device (devices/hypercall.c), hypercalls arriving as
+ * messages on a socket instead of MMIO exits.
+ *
+ *   monitor (this code, in the snapbox process)      sandbox process
+ *   fresh boot: RAM memfd, MAP_SHARED <- same pages -> mapped at [4 KiB, size)
+ *   clone: no mapping here; process_vm_readv/writev <- mem.img MAP_PRIVATE
+ *   chan (SOCK_SEQPACKET)  <---- sb_proc_msg / reply ---> fd SB_PROC_CHAN_FD
+ *                                                      stub at 0x7f0000000000
+ *
+ * create() forks and execs the stub at once (a shell: it waits for its RAM
+ * on the channel), so that a clone pays for no process start; boot() or
+ * clone_into() hand it its RAM (SCM_RIGHTS) and, for a clone, the saved
+ * CPU; the stub maps it, installs its filter and runs.  See README.md.
+ */
+#ifndef SB_PROC_H
+#define SB_PROC_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "backend/backend.h"
+#include "backend/proc/proc_abi.h"
+
+struct proc_machine {
+	struct machine m;       /* first: the backend interface's part */
+	pid_t pid;              /* the sandbox process, 0: none */
+	int chan;               /* our end of the channel, -1: none */
+	uint64_t msgs;          /* channel messages served */
+	int wait_status;        /* the sandbox's, once reaped */
+	uint64_t ro_lo, ro_hi;  /* the rootfs window, read-only in the sandbox */
+	bool reply_pending;     /* a clone waits for the reply to its READ */
+};
+
+extern const struct backend proc_backend;
+
+/* The XSAVE features and frame size this host's kernel puts in a signal
+ * frame (what a sandbox here saves and restores): 0 or -errno. */
+int proc__host_xstate(uint64_t *xfeatures, uint32_t *xstate_size, struct sb_err *err);
+#endif

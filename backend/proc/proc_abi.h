@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the proc monitor and its sandbox stub (backend/proc/stub/) agree on,
+ * beyond the guest ABI (snapbox_abi.h): the descriptors the stub inherits and
+ * the one message it reads before it confines itself.  Nothing the stub says
+ * after that is trusted: the guest can overwrite the stub's memory.
+ */
+#ifndef SB_PROC_ABI_H
+#define SB_PROC_ABI_H
+#include <stdint.h>
+
+#include "snapbox_abi.h"
+
+/* inherited across execve: SB_PROC_CHAN_FD (snapbox_abi.h) and the RAM */
+#define SB_PROC_RAM_FD 1001
+
+/* where the stub is linked (above every guest address, see PLATFORM.md) */
+#define SB_PROC_STUB_BASE 0x7f0000000000ULL
+
+#define SB_PROC_MODE_BOOT  1 /* RAM fd: the monitor's memfd, mapped shared */
+#define SB_PROC_MODE_CLONE 2 /* RAM fd: a template's mem.img, mapped private;
+				a struct sb_proc_cpu follows on the channel */
+
+/* monitor -> stub, first message on the channel; the RAM fd rides along
+ * (SCM_RIGHTS), so the stub can be started before anyone knows which RAM */
+struct sb_proc_start {
+	uint64_t magic;        /* SB_PROC_MAGIC                               */
+	uint64_t mem_size;     /* RAM: the fd mapped at [4 KiB, size)          */
+	uint64_t entry;        /* guest kernel entry (%rdi = arg), boot only  */
+	uint64_t arg;          /* struct sb_boot_info                         */
+	uint64_t ro_lo, ro_hi; /* made read-only before the guest runs        */
+	uint32_t mode;         /* SB_PROC_MODE_*                              */
+	uint32_t reserved[3];
+};
+
+/*
+ * The guest's user-mode CPU state, as a signal frame holds it: what the stub
+ * reports at the ready point (SIGUSR1, see below) and what a clone resumes
+ * (rt_sigreturn from a frame built around it).  xsave is the frame's
+ * fpstate: XSAVE standard format with the kernel's fx_sw_bytes (MAGIC1,
+ * xstate_size, xfeatures) at byte 464 and FP_XSTATE_MAGIC2 at xstate_size.
+ */
+#define SB_PROC_XSAVE_MAX 4096
+struct sb_proc_cpu {
+	uint64_t gpr[18];      /* sigcontext order: r8-r15, rdi, rsi, rbp, rbx,
+				  rdx, rax, rcx, rsp, rip, eflags              */
+	uint64_t fs_base;
+	uint64_t xfeatures;    /* features in xsave (fx_sw_bytes.xfeatures)   */
+	uint32_t xstate_size;  /* bytes of xsave in use, MAGIC2 follows       */
+	uint32_t reserved;
+	uint8_t pad[24];       /* xsave 64-byte aligned in an aligned struct  */
+	uint8_t xsave[SB_PROC_XSAVE_MAX];
+};
+_Static_assert(sizeof(struct sb_proc_cpu) == 4288, "sb_proc_cpu size");
+_Static_assert(__builtin_offsetof(struct sb_proc_cpu, xsave) == 192, "sb_proc_cpu xsave");
+enum { SB_PROC_RIP = 16, SB_PROC_RSP = 15 }; /* gpr[] indices */
+
+/*
+ * Stub -> monitor messages of its own (struct sb_proc_msg, nr beyond every
+ * hypercall):
+ *  SAVED: SIGUSR1 from the monitor (which only sends it while the guest
+ *         waits for the reply to its ready-point READ) made the stub copy
+ *         its signal frame into a struct sb_proc_cpu in its own memory; gpa
+ *         is that struct's address in the sandbox (read with
+ *         process_vm_readv), 0 if the frame did not fit;
+ *  RESUMED: a clone has mapped the template and set up its filter; it now
+ *         re-enters the guest's pending channel read.
+ */
+#define SB_PROC_MSG_SAVED   0x10001
+#define SB_PROC_MSG_RESUMED 0x10002
+_Static_assert(sizeof(struct sb_proc_start) == 64, "sb_proc_start size");
+#endif

@@ -1,0 +1,536 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The proc backend's sandbox stub: a freestanding static program linked at
+ * SB_PROC_STUB_BASE (above all guest memory).  The monitor forks and execs
+ * it with one descriptor, the channel, ahead of need (a shell); it
+ *   1. reads struct sb_proc_start from the channel, the RAM's fd attached
+ *      (a fresh boot: the monitor's memfd; a clone: the template's mem.img)
+ *      and, for a clone, the saved CPU (struct sb_proc_cpu),
+ *   2. maps guest RAM at the guest's own addresses (shared, or private for
+ *      a clone), the rootfs window read-only, and unmaps the vDSO/vvar
+ *      (host time without a syscall); a clone sets its FS base,
+ *   3. installs its signal handlers on an alternate stack: SIGSYS (a
+ *      trapped system call) resumes the program at sys_entry_user with
+ *      RCX = return address and R11 = RFLAGS, exactly what `syscall` does
+ *      under kvm_pvm; SIGSEGV/SIGBUS/SIGFPE/SIGILL/SIGTRAP report a fault,
+ *      SIGUSR1 (from the monitor, at the ready point) saves the frame,
+ *   4. closes every other descriptor, sets no_new_privs and the seccomp
+ *      filter (below), and jumps into the guest kernel; a clone instead
+ *      says RESUMED and rt_sigreturns into a frame built from the saved
+ *      CPU (with the XSAVE magic, so that AVX/AVX-512 state survives).
+ * No libc, no TLS, no stack protector: %fs is the guest program's.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
+#include "backend/proc/proc_abi.h"
+
+/* one static image at a fixed address: every symbol is local, addressed
+ * RIP-relative (there is no GOT to fill) */
+#pragma GCC visibility push(hidden)
+
+#define SYS_recvmsg 47
+#define SYS_read 0
+#define SYS_write 1
+#define SYS_open 2
+#define SYS_close 3
+#define SYS_mmap 9
+#define SYS_mprotect 10
+#define SYS_munmap 11
+#define SYS_rt_sigaction 13
+#define SYS_rt_sigreturn 15
+#define SYS_prctl 157
+#define SYS_arch_prctl 158
+#define SYS_exit_group 231
+#define SYS_sigaltstack 131
+#define SYS_seccomp 317
+#define SYS_close_range 436
+
+#define PROT_READ 1
+#define PROT_WRITE 2
+#define PROT_EXEC 4
+#define MAP_SHARED 0x01
+#define MAP_PRIVATE 0x02
+#define SA_RESTART 0x10000000
+#define SIGUSR1 10
+#define ARCH_SET_FS 0x1002
+#define ARCH_GET_FS 0x1003
+#define UC_FP_XSTATE 0x1
+#define UC_SIGCONTEXT_SS 0x2
+#define UC_STRICT_RESTORE_SS 0x4
+#define FP_XSTATE_MAGIC1 0x46505853U
+#define SCM_RIGHTS 1
+#define SOL_SOCKET 1
+#define MAP_FIXED_NOREPLACE 0x100000
+#define PR_SET_NO_NEW_PRIVS 38
+#define SA_SIGINFO 0x4
+#define SA_ONSTACK 0x08000000
+#define SA_RESTORER 0x04000000
+#define SIGILL 4
+#define SIGTRAP 5
+#define SIGBUS 7
+#define SIGFPE 8
+#define SIGSEGV 11
+#define SIGSYS 31
+#define SYS_SECCOMP 1
+
+/* gcc may call these for struct initialisers even when freestanding */
+void *memset(void *d, int c, size_t n);
+void *memcpy(void *d, const void *s, size_t n);
+void *memset(void *d, int c, size_t n)
+{
+	uint8_t *p = d;
+	while (n--)
+		*p++ = (uint8_t)c;
+	return d;
+}
+void *memcpy(void *d, const void *s, size_t n)
+{
+	uint8_t *p = d;
+	const uint8_t *q = s;
+	while (n--)
+		*p++ = *q++;
+	return d;
+}
+
+static long sys6(long n, long a, long b, long c, long d, long e, long f)
+{
+	register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
+	long ret;
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "0"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+#define sys3(n, a, b, c) sys6(n, (long)(a), (long)(b), (long)(c), 0, 0, 0)
+/* the calls the filter allows need the magic in r10 */
+#define sysm(n, a, b, c) sys6(n, (long)(a), (long)(b), (long)(c), (long)SB_PROC_MAGIC, 0, 0)
+
+static __attribute__((noreturn)) void die(int status)
+{
+	for (;;)
+		sysm(SYS_exit_group, status, 0, 0);
+}
+
+/* ---- kernel signal ABI (x86-64) ---------------------------------------- */
+struct k_sigaction {
+	void *handler;
+	unsigned long flags;
+	void *restorer;
+	uint64_t mask;
+};
+
+struct k_stack {
+	void *sp;
+	int flags;
+	int pad;
+	uint64_t size;
+};
+
+struct k_sigcontext { /* struct sigcontext_64 */
+	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+	uint64_t rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags;
+	uint16_t cs, gs, fs, ss;
+	uint64_t err, trapno, oldmask, cr2, fpstate, reserved[8];
+};
+
+struct k_ucontext {
+	uint64_t flags;
+	void *link;
+	struct k_stack stack;
+	struct k_sigcontext mc;
+	uint64_t sigmask;
+};
+
+struct k_siginfo {
+	int signo, errno_, code, pad;
+	union {
+		struct {
+			uint64_t call_addr;
+			int syscall;
+			uint32_t arch;
+		} sys;
+		uint64_t addr;
+	} u;
+};
+
+_Static_assert(offsetof(struct k_ucontext, mc) == 40, "ucontext layout");
+_Static_assert(offsetof(struct k_sigcontext, rip) == 128, "sigcontext layout");
+_Static_assert(offsetof(struct k_sigcontext, trapno) == 160, "sigcontext layout");
+
+extern void stub_restorer(void);
+extern __attribute__((noreturn)) void stub_sigreturn(struct k_ucontext *uc);
+extern __attribute__((noreturn)) void stub_enter_guest(uint64_t entry, uint64_t arg);
+
+/* ---- the handlers ------------------------------------------------------ */
+
+/* Tell the monitor as the guest kernel would (struct sb_hc_fault in guest
+ * RAM, a FAULT message), then end.  If this memory is not writable any more
+ * the nested fault kills the process, which the monitor reports as such. */
+static __attribute__((noreturn)) void report_fault(int sig, uint64_t vector, uint64_t err,
+						   uint64_t rip, uint64_t rsp, uint64_t addr)
+{
+	struct sb_hc_fault *f = (struct sb_hc_fault *)SB_PROC_FAULT_GPA;
+	struct sb_proc_msg m = { .nr = SB_HC_FAULT, .gpa = SB_PROC_FAULT_GPA };
+
+	f->vector = vector;
+	f->error_code = err;
+	f->rip = rip;
+	f->rsp = rsp;
+	f->cr2 = addr;
+	f->signal = (uint32_t)sig;
+	f->reserved = 0;
+	sysm(SYS_write, SB_PROC_CHAN_FD, &m, sizeof(m));
+	/* stay until the monitor has read the report: a clone's RAM is private,
+	 * it reads it from this process (it kills us, or EOF) */
+	{
+		struct sb_proc_reply r;
+		sysm(SYS_read, SB_PROC_CHAN_FD, &r, sizeof(r));
+	}
+	die(128 + sig);
+}
+
+/* A trapped `syscall`: continue in the guest's syscall layer as the CPU
+ * would under kvm_pvm (LSTAR = sys_entry_user): RCX = return address,
+ * R11 = RFLAGS, RAX = the call number, arguments where they were. */
+static void on_sigsys(int sig, struct k_siginfo *si, struct k_ucontext *uc)
+{
+	struct k_sigcontext *mc = &uc->mc;
+
+	(void)sig;
+	if (si->code != SYS_SECCOMP)
+		return;
+	/* `int $0x80` (a 32-bit call): a #GP for the program, as on a host
+	 * without ia32 emulation; the 2-byte instruction is just before */
+	if (si->u.sys.arch != AUDIT_ARCH_X86_64)
+		report_fault(SIGSEGV, 13, 0, mc->rip - 2, mc->rsp, 0);
+	mc->rcx = mc->rip;
+	mc->r11 = mc->eflags;
+	mc->rax = (uint64_t)(int64_t)si->u.sys.syscall;
+	mc->rip = SB_SYS_ENTRY_GPA;
+}
+
+/* SIGUSR1: the monitor saves a template.  The guest waits in its channel
+ * read (or is about to make it); with SA_RESTART the frame resumes that
+ * read.  Copy registers, FS base and the XSAVE image (up to MAGIC2) into
+ * `saved` and tell the monitor where it is; then return and wait. */
+static struct sb_proc_cpu saved __attribute__((aligned(64)));
+
+static void on_save(int sig, struct k_siginfo *si, struct k_ucontext *uc)
+{
+	const uint8_t *fp = (const uint8_t *)uc->mc.fpstate;
+	struct sb_proc_msg m = { .nr = SB_PROC_MSG_SAVED, .gpa = (uint64_t)&saved };
+	uint32_t magic1 = 0, size = 0;
+
+	(void)sig, (void)si;
+	memcpy(saved.gpr, &uc->mc.r8, sizeof(saved.gpr));
+	saved.fs_base = 0;
+	sys6(SYS_arch_prctl, ARCH_GET_FS, (long)&saved.fs_base, 0, (long)SB_PROC_MAGIC, 0, 0);
+	if (fp) {
+		memcpy(&magic1, fp + 464, 4);
+		/* struct _fpx_sw_bytes: magic1, extended_size, xfeatures, xstate_size */
+		memcpy(&saved.xfeatures, fp + 464 + 8, 8);
+		memcpy(&size, fp + 464 + 16, 4);
+	}
+	if (!fp || magic1 != FP_XSTATE_MAGIC1 || size > SB_PROC_XSAVE_MAX - 4) {
+		m.gpa = 0;
+	} else {
+		saved.xstate_size = size;
+		memcpy(saved.xsave, fp, size + 4); /* FP_XSTATE_MAGIC2 included */
+	}
+	sysm(SYS_write, SB_PROC_CHAN_FD, &m, sizeof(m));
+}
+
+/* A fault in the program (or in the guest kernel's user-mode layer). */
+static void on_fault(int sig, struct k_siginfo *si, struct k_ucontext *uc)
+{
+	struct k_sigcontext *mc = &uc->mc;
+
+	report_fault(sig, mc->trapno, mc->err, mc->rip, mc->rsp,
+		     mc->trapno == 14 ? mc->cr2 : si->u.addr);
+}
+
+/* ---- setup ------------------------------------------------------------- */
+
+static int read_full(int fd, void *buf, uint64_t len)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		long n = sys3(SYS_read, fd, p, len);
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+static int parse_hex(const char **s, uint64_t *out)
+{
+	uint64_t v = 0;
+	int n = 0;
+
+	for (;; (*s)++, n++) {
+		char c = **s;
+		if (c >= '0' && c <= '9')
+			v = v << 4 | (uint64_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = v << 4 | (uint64_t)(c - 'a' + 10);
+		else
+			break;
+	}
+	*out = v;
+	return n ? 0 : -1;
+}
+
+static int has(const char *s, const char *e, const char *word)
+{
+	for (; s < e; s++) {
+		const char *a = s, *b = word;
+		while (a < e && *b && *a == *b)
+			a++, b++;
+		if (!*b)
+			return 1;
+	}
+	return 0;
+}
+
+/* The vDSO would give the program host time without a system call, and
+ * it is code we did not write inside the sandbox: unmap it and its data. */
+static void unmap_vdso(void)
+{
+	static char buf[16384];
+	long fd = sys3(SYS_open, "/proc/self/maps", 0, 0), n, len = 0;
+
+	if (fd < 0)
+		die(120);
+	while (len < (long)sizeof(buf) - 1 &&
+	       (n = sys3(SYS_read, fd, buf + len, sizeof(buf) - 1 - (unsigned long)len)) > 0)
+		len += n;
+	sys3(SYS_close, fd, 0, 0);
+	for (char *line = buf, *end; line < buf + len; line = end + 1) {
+		uint64_t lo, hi;
+		const char *p = line;
+
+		for (end = line; end < buf + len && *end != '\n'; end++)
+			;
+		if (!has(line, end, "[vdso]") && !has(line, end, "[vvar"))
+			continue;
+		if (parse_hex(&p, &lo) || *p++ != '-' || parse_hex(&p, &hi) || hi <= lo)
+			die(121);
+		if (sys3(SYS_munmap, lo, hi - lo, 0) < 0)
+			die(122);
+	}
+}
+
+static void handle(int sig, void *fn, unsigned long flags)
+{
+	struct k_sigaction sa = {
+		.handler = fn,
+		.flags = SA_SIGINFO | SA_ONSTACK | SA_RESTORER | flags,
+		.restorer = (void *)stub_restorer,
+		.mask = ~0ULL, /* nothing nests (a fault in a handler kills us) */
+	};
+	if (sys6(SYS_rt_sigaction, sig, (long)&sa, 0, 8, 0, 0) < 0)
+		die(123);
+}
+
+/*
+ * The filter.  Everything traps (SIGSYS, emulated by the guest kernel)
+ * except, with SB_PROC_MAGIC in the 4th argument (r10):
+ *   read(SB_PROC_CHAN_FD, _, sizeof(struct sb_proc_reply)),
+ *   write(SB_PROC_CHAN_FD, _, sizeof(struct sb_proc_msg)),
+ *   arch_prctl(ARCH_SET_FS or ARCH_GET_FS, _), rt_sigreturn, exit_group.
+ * The magic only keeps the program's own calls (which lack it) going to
+ * the guest kernel; it is no secret: whoever sends it reaches the monitor,
+ * which trusts nothing it is sent.  A foreign architecture (`int $0x80`)
+ * traps too, and the handler makes it a #GP for the program.
+ */
+enum { L_NEXT, L_ALLOW, L_TRAP, L_KILL, L_RW, L_READ, L_WRITE, L_PRCTL, L_FD, L_NLABELS };
+
+struct fbuild {
+	struct sock_filter f[64];
+	uint8_t jt[64], jf[64];
+	int n, at[L_NLABELS];
+};
+
+static void f_ld(struct fbuild *b, uint32_t off)
+{
+	b->f[b->n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, off);
+}
+
+static void f_jeq(struct fbuild *b, uint32_t k, int jt, int jf)
+{
+	b->jt[b->n] = (uint8_t)jt;
+	b->jf[b->n] = (uint8_t)jf;
+	b->f[b->n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, k, 0, 0);
+}
+
+static void f_ret(struct fbuild *b, uint32_t k)
+{
+	b->f[b->n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, k);
+}
+
+#define ARG_LO(i) (uint32_t)offsetof(struct seccomp_data, args[i])
+#define ARG_HI(i) (ARG_LO(i) + 4)
+
+static void f_arg_eq(struct fbuild *b, int i, uint64_t v, int jt)
+{
+	f_ld(b, ARG_LO(i));
+	f_jeq(b, (uint32_t)v, L_NEXT, L_TRAP);
+	f_ld(b, ARG_HI(i));
+	f_jeq(b, (uint32_t)(v >> 32), jt, L_TRAP);
+}
+
+static void build_filter(struct fbuild *b)
+{
+	b->n = 0;
+	f_ld(b, offsetof(struct seccomp_data, arch));
+	f_jeq(b, AUDIT_ARCH_X86_64, L_NEXT, L_TRAP);
+	f_arg_eq(b, 3, SB_PROC_MAGIC, L_NEXT);
+	f_ld(b, offsetof(struct seccomp_data, nr));
+	f_jeq(b, SYS_rt_sigreturn, L_ALLOW, L_NEXT);
+	f_jeq(b, SYS_exit_group, L_ALLOW, L_NEXT);
+	f_jeq(b, SYS_arch_prctl, L_PRCTL, L_NEXT);
+	f_jeq(b, SYS_read, L_READ, L_NEXT);
+	f_jeq(b, SYS_write, L_WRITE, L_TRAP);
+	b->at[L_PRCTL] = b->n;
+	/* ARCH_SET_FS or ARCH_GET_FS (the save handler's): codes 0x1002/0x1003 */
+	f_ld(b, ARG_HI(0));
+	f_jeq(b, 0, L_NEXT, L_TRAP);
+	f_ld(b, ARG_LO(0));
+	f_jeq(b, ARCH_SET_FS, L_ALLOW, L_NEXT);
+	f_jeq(b, ARCH_GET_FS, L_ALLOW, L_TRAP);
+	b->at[L_READ] = b->n;
+	f_arg_eq(b, 2, sizeof(struct sb_proc_reply), L_FD);
+	b->at[L_WRITE] = b->n;
+	f_arg_eq(b, 2, sizeof(struct sb_proc_msg), L_FD);
+	b->at[L_FD] = b->n;
+	f_arg_eq(b, 0, SB_PROC_CHAN_FD, L_ALLOW);
+	b->at[L_ALLOW] = b->n;
+	f_ret(b, SECCOMP_RET_ALLOW);
+	b->at[L_TRAP] = b->n;
+	f_ret(b, SECCOMP_RET_TRAP);
+	b->at[L_KILL] = b->n;
+	f_ret(b, SECCOMP_RET_KILL_PROCESS);
+	for (int i = 0; i < b->n; i++) {
+		if (BPF_CLASS(b->f[i].code) != BPF_JMP)
+			continue;
+		b->f[i].jt = b->jt[i] == L_NEXT ? 0 : (uint8_t)(b->at[b->jt[i]] - i - 1);
+		b->f[i].jf = b->jf[i] == L_NEXT ? 0 : (uint8_t)(b->at[b->jf[i]] - i - 1);
+	}
+}
+
+static uint8_t altstack[65536] __attribute__((aligned(64)));
+
+/* The first message and the RAM fd riding with it (SCM_RIGHTS). */
+struct k_iovec {
+	void *base;
+	uint64_t len;
+};
+struct k_msghdr {
+	void *name;
+	int namelen, pad0;
+	struct k_iovec *iov;
+	uint64_t iovlen;
+	void *control;
+	uint64_t controllen;
+	int flags, pad1;
+};
+
+static int recv_start(struct sb_proc_start *st)
+{
+	uint64_t ctl[4] = { 0 }; /* struct cmsghdr {u64 len; int level, type;} + one int */
+	struct k_iovec iov = { st, sizeof(*st) };
+	struct k_msghdr mh = { .iov = &iov, .iovlen = 1, .control = ctl, .controllen = sizeof(ctl) };
+	int *c = (int *)&ctl[1];
+
+	if (sys3(SYS_recvmsg, SB_PROC_CHAN_FD, &mh, 0) != (long)sizeof(*st))
+		return -1;
+	if (ctl[0] != 16 + sizeof(int) || c[0] != SOL_SOCKET || c[1] != SCM_RIGHTS)
+		return -1;
+	return c[2];
+}
+
+/* A clone's CPU, and the frame rt_sigreturn takes it from. */
+static struct sb_proc_cpu resume __attribute__((aligned(64)));
+static struct {
+	uint64_t pretcode;              /* rt_sigreturn reads the frame at rsp - 8 */
+	struct k_ucontext uc;
+} frame __attribute__((aligned(64)));
+
+static __attribute__((noreturn)) void resume_clone(void)
+{
+	struct k_sigcontext *mc = &frame.uc.mc;
+	struct sb_proc_msg m = { .nr = SB_PROC_MSG_RESUMED, .gpa = 0 };
+	uint16_t cs, ss;
+
+	__asm__ volatile("mov %%cs, %0; mov %%ss, %1" : "=r"(cs), "=r"(ss));
+	frame.uc.flags = UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS;
+	frame.uc.stack.sp = altstack;
+	frame.uc.stack.size = sizeof(altstack);
+	memcpy(&mc->r8, resume.gpr, sizeof(resume.gpr));
+	mc->cs = cs;
+	mc->ss = ss;
+	mc->fpstate = (uint64_t)resume.xsave; /* 64-byte aligned, magic 1 and 2 in it */
+	frame.uc.sigmask = 0;
+	sysm(SYS_write, SB_PROC_CHAN_FD, &m, sizeof(m));
+	stub_sigreturn(&frame.uc);
+}
+
+__attribute__((noreturn)) void stub_main(uint64_t *sp)
+{
+	static struct fbuild fb;
+	struct sb_proc_start st;
+	struct sock_fprog prog;
+	struct k_stack ss = { .sp = altstack, .flags = 0, .size = sizeof(altstack) };
+	int ram_fd, clone;
+
+	(void)sp;
+	ram_fd = recv_start(&st);
+	if (ram_fd < 0 || st.magic != SB_PROC_MAGIC || st.mem_size <= 4096 ||
+	    st.mem_size > SB_MAX_MEM ||
+	    (st.mode != SB_PROC_MODE_BOOT && st.mode != SB_PROC_MODE_CLONE))
+		die(110);
+	clone = st.mode == SB_PROC_MODE_CLONE;
+	if (sys6(SYS_mmap, 4096, (long)(st.mem_size - 4096), PROT_READ | PROT_WRITE | PROT_EXEC,
+		 (clone ? MAP_PRIVATE : MAP_SHARED) | MAP_FIXED_NOREPLACE, ram_fd, 4096) != 4096)
+		die(111);
+	sys3(SYS_close, ram_fd, 0, 0);
+	if (st.ro_lo < st.ro_hi &&
+	    sys3(SYS_mprotect, st.ro_lo, st.ro_hi - st.ro_lo, PROT_READ) < 0)
+		die(112);
+	if (clone) {
+		if (read_full(SB_PROC_CHAN_FD, &resume, sizeof(resume)) < 0)
+			die(116);
+		if (sys3(SYS_arch_prctl, ARCH_SET_FS, resume.fs_base, 0) < 0)
+			die(117);
+	}
+	unmap_vdso();
+	if (sys3(SYS_sigaltstack, &ss, 0, 0) < 0)
+		die(113);
+	handle(SIGSYS, on_sigsys, 0);
+	handle(SIGSEGV, on_fault, 0);
+	handle(SIGBUS, on_fault, 0);
+	handle(SIGFPE, on_fault, 0);
+	handle(SIGILL, on_fault, 0);
+	handle(SIGTRAP, on_fault, 0);
+	handle(SIGUSR1, on_save, SA_RESTART);
+	if (sys3(SYS_close_range, 0, SB_PROC_CHAN_FD - 1, 0) < 0 ||
+	    sys3(SYS_close_range, SB_PROC_CHAN_FD + 1, ~0U, 0) < 0)
+		die(114);
+	build_filter(&fb);
+	prog.len = (unsigned short)fb.n;
+	prog.filter = fb.f;
+	if (sys6(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0) < 0 ||
+	    sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+		die(115);
+	if (clone)
+		resume_clone();
+	stub_enter_guest(st.entry, st.arg);
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * How a device reaches guest memory.  In a KVM VM the monitor maps guest
+ * RAM itself (ptr() gives a host pointer: zero copies); a sandbox running in
+ * another process has no such mapping, and read()/write() copy (e.g. with
+ * process_vm_readv/writev).  Callers check every range against size first
+ * (sb_range_in); the ops may assume [gpa, gpa + len) lies in RAM.
+ */
+#ifndef SB_GUEST_MEM_H
+#define SB_GUEST_MEM_H
+#include <stddef.h>
+#include <stdint.h>
+
+struct guest_ram;
+
+struct guest_mem {
+	uint64_t size; /* GPA [0, size) is RAM */
+	/* Host pointer for the range, or NULL: not directly mapped, copy. */
+	void *(*ptr)(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+	/* Copy in / out: 0 or -errno. */
+	int (*read)(const struct guest_mem *m, uint64_t gpa, void *dst, size_t len);
+	int (*write)(const struct guest_mem *m, uint64_t gpa, const void *src, size_t len);
+	void *opaque;
+};
+
+/* Guest memory that is ram (mapped here; ram->host may change later). */
+void guest_mem__from_ram(struct guest_mem *m, struct guest_ram *ram);
+
+/* Guest memory of size bytes at the same addresses in process *pid (read
+ * when used: the pid may change), reached with process_vm_readv/writev:
+ * the process's own view, private copy-on-write pages included. */
+void guest_mem__from_process(struct guest_mem *m, uint64_t size, const int *pid);
+#endif
