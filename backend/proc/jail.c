@@ -662,6 +662,35 @@ void jail__cleanup(struct jail *j)
 	j->prepared = false;
 }
 
+void jail__probe(char *buf, size_t len)
+{
+	struct sb_err err = { "" };
+	struct jail_config cfg;
+	struct jail j;
+
+	jail__default_config(&cfg);
+	cfg.mem_max = 64ULL << 20;
+	cfg.cpu_max_pct = 100;
+	if (jail__prepare(&j, &cfg, &err) < 0) {
+		snprintf(buf, len, "none: %s", err.msg);
+		return;
+	}
+	jail__describe(&j, buf, len);
+	jail__cleanup(&j);
+	/* the limit is per sandbox: say the default, not the probe's */
+	{
+		static const char from[] = "memory 64 MiB", to[] = "memory guest RAM + 64 MiB";
+		char *p = strstr(buf, from);
+		size_t n = strlen(buf), d = sizeof(to) - sizeof(from);
+
+		if (p && n + d < len) {
+			memmove(p + sizeof(to) - 1, p + sizeof(from) - 1,
+				n - (size_t)(p - buf) - (sizeof(from) - 1) + 1);
+			memcpy(p, to, sizeof(to) - 1);
+		}
+	}
+}
+
 int jail__make_netns(struct sb_err *err)
 {
 	char path[64], c;

@@ -112,6 +112,10 @@ bool jail__oom_killed(const struct jail *j);
  * "; off: ...": for `snapbox info`, --stats and messages. */
 void jail__describe(const struct jail *j, char *buf, size_t len);
 
+/* What a default jail would get here (for `snapbox info`): prepares one
+ * with a memory and a CPU limit, describes it, removes it again. */
+void jail__probe(char *buf, size_t len);
+
 /* Remove the cgroup (the sandbox must be reaped), close fds; idempotent. */
 void jail__cleanup(struct jail *j);
 
