@@ -294,6 +294,7 @@ Test(jail, sandbox_has_its_namespaces_ids_and_cgroup_and_the_cgroup_goes)
 		devnull = open("/dev/null", O_RDWR);
 		dup2(devnull, 0);
 		dup2(devnull, 1);
+		dup2(devnull, 2); /* "timed out after 3 s": expected */
 		execl(bin, bin, "boot", "--backend", "proc", "--mem-max", "96M", "--cpu-max", "50",
 		      "--timeout", "3", "--", "/bin/spin", (char *)NULL);
 		_exit(127);
