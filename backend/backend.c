@@ -40,8 +40,9 @@ const struct backend *backend__of_snapshot(const struct snapshot *snap, struct s
 	return NULL;
 }
 
-struct machine *machine__new(const struct backend *be, uint64_t mem_size, enum ram_backend ram,
-			     struct sb_err *err)
+struct machine *machine__new_opts(const struct backend *be, uint64_t mem_size,
+				  enum ram_backend ram, const struct machine_opts *opts,
+				  struct sb_err *err)
 {
 	struct machine *m = calloc(1, be->size);
 
@@ -50,17 +51,31 @@ struct machine *machine__new(const struct backend *be, uint64_t mem_size, enum r
 		return NULL;
 	}
 	m->be = be;
+	m->opts = opts;
 	if (be->create(m, mem_size, ram, err) < 0) {
 		machine__free(m);
 		return NULL;
 	}
+	m->opts = NULL;
 	return m;
+}
+
+struct machine *machine__new(const struct backend *be, uint64_t mem_size, enum ram_backend ram,
+			     struct sb_err *err)
+{
+	return machine__new_opts(be, mem_size, ram, NULL, err);
 }
 
 struct machine *machine__new_clone(const struct backend *be, const struct snapshot *snap,
 				   struct sb_err *err)
 {
-	struct machine *m = machine__new(be, snap->hdr.mem_size, RAM_RESERVED, err);
+	return machine__new_clone_opts(be, snap, NULL, err);
+}
+
+struct machine *machine__new_clone_opts(const struct backend *be, const struct snapshot *snap,
+					const struct machine_opts *opts, struct sb_err *err)
+{
+	struct machine *m = machine__new_opts(be, snap->hdr.mem_size, RAM_RESERVED, opts, err);
 
 	if (m && be->clone_into(m, snap, err) < 0) {
 		machine__free(m);

@@ -35,6 +35,16 @@
 
 struct snapshot;
 struct snap_writer;
+struct jail_config;
+
+/* Per-machine options a backend may honour (machine__new_opts); read by
+ * create() only, so they may live on the caller's stack. */
+struct machine_opts {
+	/* proc: the sandbox process's jail (backend/proc/jail.h): namespaces
+	 * and a cgroup when root.  NULL: the defaults (every layer that works
+	 * here, memory limit = RAM + 64 MiB, CPU limit 100% of one CPU). */
+	const struct jail_config *jail;
+};
 
 /* What every backend's machine has; a backend embeds it first in its own. */
 struct machine {
@@ -45,6 +55,7 @@ struct machine {
 	struct hc_ctx hc;         /* set stdio fds, program, ready_mode before run */
 	struct timeout timeout;   /* timeout__start() it on the thread that runs */
 	uint32_t boot_flags;      /* SB_BOOT_* this backend adds to a fresh boot */
+	const struct machine_opts *opts; /* during create() only; NULL: defaults */
 };
 
 struct backend {
@@ -86,9 +97,15 @@ extern const struct backend *const backend__all[];
 /* Allocate (be->size bytes) and create a machine; NULL with err set. */
 struct machine *machine__new(const struct backend *be, uint64_t mem_size, enum ram_backend ram,
 			     struct sb_err *err);
+/* The same with options (NULL: defaults). */
+struct machine *machine__new_opts(const struct backend *be, uint64_t mem_size,
+				  enum ram_backend ram, const struct machine_opts *opts,
+				  struct sb_err *err);
 /* A clone of snap in one step: a shell, then clone_into (be->check first). */
 struct machine *machine__new_clone(const struct backend *be, const struct snapshot *snap,
 				   struct sb_err *err);
+struct machine *machine__new_clone_opts(const struct backend *be, const struct snapshot *snap,
+					const struct machine_opts *opts, struct sb_err *err);
 /* Destroy and free; NULL is fine. */
 void machine__free(struct machine *m);
 #endif

@@ -17,6 +17,18 @@
 #define EXIT_NOEXEC  127
 
 #define DEFAULT_MEM (256ULL << 20)
+
+struct machine;
+struct machine_opts;
+struct jail_config;
+
+/* --jail, --mem-max, --cpu-max (proc backend; boot, template create, run) */
+struct jail_opts {
+	int layers;               /* JAIL_* (backend/proc/jail.h); -1: default (all that work) */
+	uint64_t mem_max;         /* bytes, 0: none */
+	uint32_t cpu_max;         /* % of one CPU, 0: none */
+	bool mem_max_set, cpu_max_set, any; /* else the defaults; any: one was given */
+};
 #define MAX_ENV 1024
 
 struct boot_opts {
@@ -37,6 +49,7 @@ struct boot_opts {
 	const char *store;
 	bool force;
 	const char *backend;      /* "kvm", "proc", "auto" (NULL: auto) */
+	struct jail_opts jail;
 };
 
 enum boot_mode { MODE_BOOT, MODE_TEMPLATE };
@@ -51,6 +64,16 @@ struct boot_prep {
 };
 
 uint64_t now_ns(void);
+void jail_opts__init(struct jail_opts *j);
+/* One of --jail/--mem-max/--cpu-max (which: 'J', 'M', 'C'): -1 or EXIT_USAGE. */
+int jail_opts__parse(struct jail_opts *j, int which, const char *arg);
+/* The machine options for a sandbox of mem_size on backend be (jc, mo: the
+ * caller's storage).  EXIT_USAGE (message printed) if jail options were given
+ * for a backend that has no jail, else -1. */
+int jail_opts__machine(const struct jail_opts *j, const char *backend, uint64_t mem_size,
+		       struct jail_config *jc, struct machine_opts *mo);
+/* --stats: the jail the machine's sandbox got (proc only). */
+void jail_opts__stats(const struct machine *m);
 int usage_error(const char *fmt, const char *arg);
 int fail(const struct sb_err *err, int status);
 /* -1: go on; else an exit status (usage error or --help). */

@@ -15,6 +15,7 @@
 #include "launcher/cli.h"
 #include "launcher/client.h"
 #include "backend/backend.h"
+#include "backend/proc/jail.h"
 #include "launcher/progress.h"
 #include "snapbox_abi.h"
 #include "snapshot/snapshot.h"
@@ -146,6 +147,8 @@ static int template_create(struct boot_opts *o, struct boot_prep *p)
 	struct store st;
 	const struct backend *be = backend__pick(o->backend, &err);
 	struct machine *m;
+	struct jail_config jc;
+	struct machine_opts mo;
 	uint64_t entry, t0 = now_ns();
 	char path[PATH_MAX];
 	struct stat stbuf;
@@ -161,9 +164,14 @@ static int template_create(struct boot_opts *o, struct boot_prep *p)
 		err__set(&err, -EEXIST, "template %s already exists (use --force to replace it)", o->name);
 		return fail(&err, EXIT_SNAPBOX);
 	}
-	m = machine__new(be, p->bp.mem_size, RAM_ANON, &err);
+	ret = jail_opts__machine(&o->jail, be->name, p->bp.mem_size, &jc, &mo);
+	if (ret >= 0)
+		return ret;
+	m = machine__new_opts(be, p->bp.mem_size, RAM_ANON, &mo, &err);
 	if (!m)
 		return fail(&err, EXIT_SNAPBOX);
+	if (o->stats)
+		jail_opts__stats(m);
 	m->hc.program = o->argv[0];
 	m->hc.ready_mode = true;
 	m->hc.stdin_fd = -1;
@@ -231,6 +239,7 @@ struct small_opts {
 	const char *backend;    /* run --backend: the one the caller expects */
 	uint64_t timeout_ns;
 	bool stats;
+	struct jail_opts jail;  /* run: the clone's jail (proc) */
 };
 
 static int parse_small(int argc, char **argv, struct small_opts *o, bool run, const char *cmd)
@@ -241,11 +250,15 @@ static int parse_small(int argc, char **argv, struct small_opts *o, bool run, co
 		{ "stats", no_argument, NULL, 'S' },
 		{ "server", required_argument, NULL, 'X' },
 		{ "backend", required_argument, NULL, 'B' },
+		{ "jail", required_argument, NULL, 'J' },
+		{ "mem-max", required_argument, NULL, 'M' },
+		{ "cpu-max", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
 	memset(o, 0, sizeof(*o));
+	jail_opts__init(&o->jail);
 	optind = 1;
 	opterr = 0;
 	/* options may come before or after the template name */
@@ -266,6 +279,11 @@ static int parse_small(int argc, char **argv, struct small_opts *o, bool run, co
 			if (strcmp(optarg, "kvm") && strcmp(optarg, "proc") && strcmp(optarg, "auto"))
 				return usage_error("--backend %s: expected kvm, proc or auto", optarg);
 			o->backend = optarg;
+		} else if (run && (c == 'J' || c == 'M' || c == 'C')) {
+			int ret = jail_opts__parse(&o->jail, c, optarg);
+
+			if (ret >= 0)
+				return ret;
 		} else if (c == ':') {
 			return usage_error("option %s needs an argument", argv[optind - 1]);
 		} else {
@@ -513,14 +531,17 @@ int cmd_run(int argc, char **argv, uint64_t t0)
 	struct snapshot *snap = NULL;
 	const struct backend *be = NULL;
 	struct machine *m = NULL;
+	struct jail_config jc;
+	struct machine_opts mo;
 	char dir[PATH_MAX];
 	uint64_t t_loaded = 0, t_restored = 0, t_end;
 	int ret = parse_small(argc, argv, &o, true, "run");
 
 	if (ret >= 0)
 		return ret;
-	if (o.server && (o.store || o.stats))
-		return usage_error("run --server: --store and --stats are the service's business%s", "");
+	if (o.server && (o.store || o.stats || o.jail.any))
+		return usage_error("run --server: --store, --stats and the jail options are the "
+				   "service's business%s", "");
 	if (o.server)
 		return cmd_run_remote(client__socket_path(o.server), o.name, o.timeout_ns);
 	snap = malloc(sizeof(*snap));
@@ -538,8 +559,16 @@ int cmd_run(int argc, char **argv, uint64_t t0)
 			       o.name, be->name, o.backend);
 	if (ret == 0)
 		ret = be->check(snap, &err);
+	if (ret == 0) {
+		int usage = jail_opts__machine(&o.jail, be->name, snap->hdr.mem_size, &jc, &mo);
+
+		if (usage >= 0) {
+			ret = usage;
+			goto out_snap;
+		}
+	}
 	t_loaded = now_ns();
-	if (ret == 0 && !(m = machine__new_clone(be, snap, &err)))
+	if (ret == 0 && !(m = machine__new_clone_opts(be, snap, &mo, &err)))
 		ret = -1;
 	if (ret < 0) {
 		ret = fail(&err, EXIT_SNAPBOX);
@@ -567,6 +596,7 @@ int cmd_run(int argc, char **argv, uint64_t t0)
 		fprintf(stderr, "stats: syscall_path=%s: %s, observed when the template was created\n",
 			hypercall__syscall_path_token(m->hc.st.syscall_path),
 			hypercall__syscall_path_text(m->hc.st.syscall_path));
+		jail_opts__stats(m);
 	}
 	if (ret < 0)
 		ret = fail(&err, EXIT_SNAPBOX);

@@ -15,6 +15,8 @@
 #include "common/file.h"
 #include "launcher/rootfs.h"
 #include "backend/backend.h"
+#include "backend/proc/jail.h"
+#include "backend/proc/proc.h"
 #include "snapshot/format.h"
 #include "snapbox_abi.h"
 
@@ -26,7 +28,8 @@ static const char usage_text[] =
 	"usage: snapbox boot [OPTIONS] -- PROGRAM [ARGS...]\n"
 	"       snapbox template create NAME [OPTIONS] [--store DIR] [--force] -- PROGRAM [ARGS...]\n"
 	"       snapbox template ls|inspect|verify|rm [NAME] [--store DIR]\n"
-	"       snapbox run [--store DIR] [--timeout S] [--stats] [--backend B] TEMPLATE < request\n"
+	"       snapbox run [--store DIR] [--timeout S] [--stats] [--backend B]\n"
+	"                   [--jail ...] [--mem-max SIZE] [--cpu-max PCT] TEMPLATE < request\n"
 	"       snapbox info\n"
 	"       snapbox run --server SOCKET [--timeout S] TEMPLATE < request\n"
 	"       snapbox serve --socket PATH [--store DIR] [--pool N] [--max-live N]\n"
@@ -51,6 +54,14 @@ static const char usage_text[] =
 	"  --backend B         boot, template create: kvm (a VM), proc (a seccomp-\n"
 	"                      confined process, no /dev/kvm needed) or auto (the\n"
 	"                      default: kvm if /dev/kvm is usable, else proc)\n"
+	"  --jail on|off|LIST  proc (boot, template create, run): namespaces (user, pid,\n"
+	"                      mnt, net) and a cgroup per sandbox process; default: every\n"
+	"                      layer that works here (all of them as root, none otherwise;\n"
+	"                      --stats and `snapbox info` say which); LIST: layers from\n"
+	"                      user,pid,mnt,net,cgroup\n"
+	"  --mem-max SIZE      proc jail: the sandbox's cgroup memory limit\n"
+	"                      (default: guest RAM + 64M; 0: none)\n"
+	"  --cpu-max PERCENT   proc jail: its CPU limit, % of one CPU (default 100; 0: none)\n"
 	"\n"
 	"template create boots PROGRAM and saves it at its ready point (its first\n"
 	"read of stdin) as template NAME in the store (--store, else $SNAPBOX_STORE,\n"
@@ -122,7 +133,8 @@ static int env_set(struct boot_opts *o, char *kv)
 }
 
 enum { OPT_MEM = 256, OPT_ROOTFS, OPT_TIMEOUT, OPT_TRACE, OPT_KERNEL, OPT_INITRD, OPT_ENV,
-       OPT_STATS, OPT_HELP, OPT_STORE, OPT_FORCE, OPT_BACKEND };
+       OPT_STATS, OPT_HELP, OPT_STORE, OPT_FORCE, OPT_BACKEND, OPT_JAIL, OPT_MEM_MAX,
+       OPT_CPU_MAX };
 
 static const struct option boot_longopts[] = {
 	{ "mem", required_argument, NULL, OPT_MEM },
@@ -137,8 +149,92 @@ static const struct option boot_longopts[] = {
 	{ "store", required_argument, NULL, OPT_STORE },
 	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "backend", required_argument, NULL, OPT_BACKEND },
+	{ "jail", required_argument, NULL, OPT_JAIL },
+	{ "mem-max", required_argument, NULL, OPT_MEM_MAX },
+	{ "cpu-max", required_argument, NULL, OPT_CPU_MAX },
 	{ NULL, 0, NULL, 0 },
 };
+
+void jail_opts__init(struct jail_opts *j)
+{
+	memset(j, 0, sizeof(*j));
+	j->layers = -1;
+}
+
+int jail_opts__parse(struct jail_opts *j, int which, const char *arg)
+{
+	static const char *const names[] = { "user", "pid", "mnt", "net", "cgroup" };
+	struct sb_err err;
+
+	j->any = true;
+	switch (which) {
+	case 'J':
+		if (!strcmp(arg, "on") || !strcmp(arg, "off")) {
+			j->layers = strcmp(arg, "on") == 0 ? JAIL_ALL : 0;
+			return -1;
+		}
+		j->layers = 0;
+		for (const char *p = arg; *p;) {
+			size_t n = strcspn(p, ",");
+			int i;
+
+			for (i = 0; i < 5; i++)
+				if (strlen(names[i]) == n && !strncmp(p, names[i], n))
+					break;
+			if (i == 5)
+				return usage_error("--jail %s: expected on, off or layers from "
+						   "user,pid,mnt,net,cgroup", arg);
+			j->layers |= 1 << i;
+			p += n + (p[n] == ',');
+		}
+		return -1;
+	case 'M':
+		j->mem_max_set = true;
+		j->mem_max = 0;
+		if (strcmp(arg, "0") && boot__parse_mem(arg, &j->mem_max, &err) < 0)
+			return usage_error("--mem-max: %s", err.msg);
+		return -1;
+	default: {
+		char *end;
+		unsigned long v = strtoul(arg, &end, 10);
+
+		if (end == arg || *end || arg[0] == '-' || v > 100000)
+			return usage_error("--cpu-max %s: expected a percentage of one CPU (0: none)", arg);
+		j->cpu_max = (uint32_t)v;
+		j->cpu_max_set = true;
+		return -1;
+	}
+	}
+}
+
+int jail_opts__machine(const struct jail_opts *j, const char *backend, uint64_t mem_size,
+		       struct jail_config *jc, struct machine_opts *mo)
+{
+	memset(mo, 0, sizeof(*mo));
+	if (strcmp(backend, "proc")) {
+		if (j->any)
+			return usage_error("--jail, --mem-max and --cpu-max are for the proc backend, "
+					   "not %s", backend);
+		return -1;
+	}
+	jail__default_config(jc);
+	if (j->layers >= 0)
+		jc->layers = (unsigned)j->layers;
+	jc->mem_max = j->mem_max_set ? j->mem_max : mem_size + (64ULL << 20);
+	jc->cpu_max_pct = j->cpu_max_set ? j->cpu_max : 100;
+	mo->jail = jc;
+	return -1;
+}
+
+void jail_opts__stats(const struct machine *m)
+{
+	char d[1024];
+
+	if (strcmp(m->be->name, "proc"))
+		return;
+	proc__describe_jail(m, d, sizeof(d));
+	fprintf(stderr, "stats: jail: %s\n", d);
+}
 
 /* Returns -1 to go on, else an exit status. */
 static int boot_option(struct boot_opts *o, int c, char *arg, char *bad, enum boot_mode mode)
@@ -155,6 +251,9 @@ static int boot_option(struct boot_opts *o, int c, char *arg, char *bad, enum bo
 		o->backend = arg;
 		return -1;
 	case OPT_FORCE: o->force = true; return -1;
+	case OPT_JAIL: return jail_opts__parse(&o->jail, 'J', arg);
+	case OPT_MEM_MAX: return jail_opts__parse(&o->jail, 'M', arg);
+	case OPT_CPU_MAX: return jail_opts__parse(&o->jail, 'C', arg);
 	case OPT_MEM:
 		if (boot__parse_mem(arg, &o->mem, &err) < 0)
 			return usage_error("%s", err.msg);
@@ -195,6 +294,7 @@ int parse_boot_opts(struct boot_opts *o, int argc, char **argv, enum boot_mode m
 
 	memset(o, 0, sizeof(*o));
 	o->mem = DEFAULT_MEM;
+	jail_opts__init(&o->jail);
 	o->env[o->n_env++] = path_env;
 	o->env[o->n_env++] = home_env;
 	optind = 1;
@@ -312,12 +412,17 @@ static int run_vm(struct boot_opts *o, struct boot_params *bp, uint64_t t0)
 	struct sb_err err = { "" };
 	const struct backend *be = backend__pick(o->backend, &err);
 	struct machine *m;
+	struct jail_config jc;
+	struct machine_opts mo;
 	uint64_t entry, t_vm;
 	int ret;
 
 	if (!be)
 		return fail(&err, EXIT_USAGE);
-	m = machine__new(be, bp->mem_size, RAM_ANON, &err);
+	ret = jail_opts__machine(&o->jail, be->name, bp->mem_size, &jc, &mo);
+	if (ret >= 0)
+		return ret;
+	m = machine__new_opts(be, bp->mem_size, RAM_ANON, &mo, &err);
 	t_vm = now_ns();
 	if (!m)
 		return fail(&err, EXIT_SNAPBOX);
@@ -331,8 +436,10 @@ static int run_vm(struct boot_opts *o, struct boot_params *bp, uint64_t t0)
 	if (ret == 0)
 		ret = be->run(m, &err);
 	timeout__stop(&m->timeout);
-	if (o->stats)
+	if (o->stats) {
 		print_stats(t0, t_vm, &m->hc, now_ns());
+		jail_opts__stats(m);
+	}
 	if (ret < 0)
 		ret = fail(&err, EXIT_SNAPBOX);
 	else if (err.msg[0])
@@ -425,6 +532,12 @@ static int cmd_info(int argc, char **argv)
 	}
 	def = backend__pick("auto", &err);
 	printf("default (--backend auto): %s\n", def ? def->name : "none");
+	{
+		char d[1024];
+
+		jail__probe(d, sizeof(d));
+		printf("proc jail (per sandbox, --jail): %s\n", d);
+	}
 	return 0;
 }
 

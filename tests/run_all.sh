@@ -22,7 +22,7 @@ BUILD=${1:-build}
 ASAN_BUILD=build-asan
 KVM_SUITES="test_boot test_template test_pool test_serve"
 ASAN_SUITES="test_boot test_template"
-ASAN_NATIVE_SUITES="test_proc"
+ASAN_NATIVE_SUITES="test_proc test_jail"
 BOTH_SUITES="test_boot test_template" # once more with the proc backend
 pass=0; fail=0; status=0
 LOGS=$(mktemp -d)

@@ -67,14 +67,17 @@ int proc__host_xstate(uint64_t *xfeatures, uint32_t *xstate_size, struct sb_err 
 
 /* The child: only the channel at its agreed number, no core dumps, dies
  * with us; then the stub. */
-static __attribute__((noreturn)) void proc__child(int chan, const char *stub, pid_t parent)
+static __attribute__((noreturn)) void proc__child(int chan, const char *stub, pid_t parent,
+						  struct jail *jail)
 {
 	static char *const argv[] = { "snapbox-sandbox", NULL };
 	static char *const envp[] = { NULL };
 	struct rlimit no_core = { 0, 0 };
 	sigset_t none;
 
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+	/* in a PID namespace getppid() is 0: jail__exec checks the channel */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ||
+	    (getppid() != parent && !(jail->layers & JAIL_PID)))
 		_exit(126);
 	setrlimit(RLIMIT_CORE, &no_core);
 	sigemptyset(&none);
@@ -84,8 +87,7 @@ static __attribute__((noreturn)) void proc__child(int chan, const char *stub, pi
 		_exit(126);
 	syscall(SYS_close_range, 0, SB_PROC_CHAN_FD - 1, 0);
 	syscall(SYS_close_range, SB_PROC_CHAN_FD + 1, ~0U, 0);
-	execve(stub, argv, envp);
-	_exit(126);
+	_exit(jail__exec(jail, stub, argv, envp, SB_PROC_CHAN_FD));
 }
 
 static int proc__spawn(struct proc_machine *pm, const char *stub, struct sb_err *err)
@@ -95,7 +97,7 @@ static int proc__spawn(struct proc_machine *pm, const char *stub, struct sb_err 
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return err__errno(err, "socketpair for the sandbox channel");
-	pm->pid = fork();
+	pm->pid = jail__fork(&pm->jail);
 	if (pm->pid < 0) {
 		ret = err__errno(err, "fork of the sandbox process");
 		pm->pid = 0;
@@ -104,7 +106,7 @@ static int proc__spawn(struct proc_machine *pm, const char *stub, struct sb_err 
 		return ret;
 	}
 	if (pm->pid == 0)
-		proc__child(sv[1], stub, parent);
+		proc__child(sv[1], stub, parent, &pm->jail);
 	close(sv[1]);
 	pm->chan = sv[0];
 	return 0;
@@ -154,6 +156,19 @@ static int proc__died(struct proc_machine *pm, struct sb_err *err)
 	}
 	pm->pid = 0;
 	pm->wait_status = st;
+	if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && jail__oom_killed(&pm->jail)) {
+		char lim[32] = "its limit";
+
+		if (pm->jail.cfg.mem_max)
+			snprintf(lim, sizeof(lim), "%llu MiB",
+				 (unsigned long long)(pm->jail.cfg.mem_max >> 20));
+		err__set(err, 0, "the sandbox ran out of memory: its cgroup's limit (%s) was "
+			 "reached and the kernel's OOM killer ended it", lim);
+		return 128 + SIGKILL;
+	}
+	if (WIFEXITED(st) && jail__exit_reason(WEXITSTATUS(st)))
+		return err__set(err, -EIO, "the sandbox process %s (jail: exit %d)",
+				jail__exit_reason(WEXITSTATUS(st)), WEXITSTATUS(st));
 	if (WIFSIGNALED(st))
 		return err__set(err, -EIO,
 				"the sandbox process was killed by signal %d (%s) without a word from "
@@ -195,6 +210,25 @@ static int proc__expect(struct proc_machine *pm, uint32_t nr, const char *what,
 		return err__set(err, -EPROTO, "%s: the sandbox sent something else (%zd bytes, call %u)",
 				what, n, msg->nr);
 	return 0;
+}
+
+/* The jail of the process create() forks (jail.h): m->opts' config, else
+ * every layer that works here with memory RAM + 64 MiB and one CPU. */
+static int proc__jail(struct proc_machine *pm, uint64_t mem_size, struct sb_err *err)
+{
+	struct jail_config jc;
+
+	if (pm->m.opts && pm->m.opts->jail)
+		return jail__prepare(&pm->jail, pm->m.opts->jail, err);
+	jail__default_config(&jc);
+	jc.mem_max = mem_size + (64ULL << 20);
+	jc.cpu_max_pct = 100;
+	return jail__prepare(&pm->jail, &jc, err);
+}
+
+void proc__describe_jail(const struct machine *m, char *buf, size_t len)
+{
+	jail__describe(&((const struct proc_machine *)m)->jail, buf, len);
 }
 
 /* ---- the backend ------------------------------------------------------------ */
@@ -241,7 +275,8 @@ static int proc_be__create(struct machine *m, uint64_t mem_size, enum ram_backen
 		return ret;
 	if (access(stub, X_OK) < 0)
 		return err__errno(err, "%s (the proc backend's sandbox stub; build it with make)", stub);
-	return proc__spawn(pm, stub, err);
+	ret = proc__jail(pm, mem_size, err);
+	return ret < 0 ? ret : proc__spawn(pm, stub, err);
 }
 
 static int proc_be__boot(struct machine *m, uint64_t entry, uint64_t arg, struct sb_err *err)
@@ -474,6 +509,7 @@ static void proc_be__destroy(struct machine *m)
 
 	timeout__stop(&m->timeout);
 	proc__kill(pm);
+	jail__cleanup(&pm->jail);
 	if (pm->chan >= 0)
 		close(pm->chan);
 	pm->chan = -1;
@@ -486,9 +522,11 @@ static void proc_be__destroy_detached(struct machine *m)
 {
 	struct proc_machine *pm = pm_of(m);
 
-	if (pm->pid > 0)
+	/* a cgroup goes only once its process is reaped: then wait */
+	if (pm->pid > 0 && !(pm->jail.layers & JAIL_CGROUP)) {
 		kill(pm->pid, SIGKILL);
-	pm->pid = 0;
+		pm->pid = 0;
+	}
 	proc_be__destroy(m);
 	free(m);
 }

@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include "backend/backend.h"
+#include "backend/proc/jail.h"
 #include "backend/proc/proc_abi.h"
 
 struct proc_machine {
@@ -33,9 +34,14 @@ struct proc_machine {
 	int wait_status;        /* the sandbox's, once reaped */
 	uint64_t ro_lo, ro_hi;  /* the rootfs window, read-only in the sandbox */
 	bool reply_pending;     /* a clone waits for the reply to its READ */
+	struct jail jail;       /* namespaces, cgroup (jail.h): set up at create */
 };
 
 extern const struct backend proc_backend;
+
+/* The jail a machine's sandbox process got ("none; off: not root ..."), for
+ * --stats and messages. */
+void proc__describe_jail(const struct machine *m, char *buf, size_t len);
 
 /* The XSAVE features and frame size this host's kernel puts in a signal
  * frame (what a sandbox here saves and restores): 0 or -errno. */
