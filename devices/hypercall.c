@@ -749,7 +749,7 @@ const char *hypercall__syscall_path_text(uint32_t path)
 {
 	switch (path) {
 	case 0: return "not reported";
-	case SB_SYSCALL_PATH_USER: return "user-mode syscall layer (kvm_pvm)";
+	case SB_SYSCALL_PATH_USER: return "user-mode syscall layer (kvm_pvm; proc: trapped by seccomp)";
 	case SB_SYSCALL_PATH_UD_KERNEL: return "ud2 -> #UD in kernel mode (VMX/SVM)";
 	case SB_SYSCALL_PATH_UD_USER: return "ud2 -> #UD from user mode (kvm_pvm, kernel path)";
 	}

@@ -279,7 +279,7 @@ Test(boot, stats_report_the_syscall_path_this_host_provides)
 	cr_assert_not_null(got, "no syscall_path line in --stats: %s", R.err);
 	cr_assert_str_eq(got, want, "system calls took the %s path, expected %s (%s): %s", got, want,
 			 why, R.err);
-	cr_assert(strstr(R.err, !strcmp(want, "user") ? "user-mode syscall layer (kvm_pvm)" :
+	cr_assert(strstr(R.err, !strcmp(want, "user") ? "user-mode syscall layer (kvm_pvm" :
 				!strcmp(want, "ud-kernel") ? "ud2 -> #UD in kernel mode (VMX/SVM)" :
 				"ud2 -> #UD from user mode"), "description: %s", R.err);
 

@@ -853,6 +853,28 @@ Test(template, templates_from_guest_abi_2_still_run)
 	lua_clone_answers("lua", 3);
 }
 
+/* A kvm_pvm template (user-mode syscall layer) cannot run under VMX/SVM;
+ * a VMX/SVM one (the `ud2` trampoline) runs on kvm_pvm too.  The record of
+ * the path decides, so a copy says the path the other kind of host gives. */
+Test(template, a_kvm_pvm_template_is_refused_under_vmx_svm)
+{
+	if (test_on_proc())
+		cr_skip_test("KVM only: which KVM made the template");
+	bool pvm = access("/sys/module/kvm_pvm", F_OK) == 0;
+	create("lua", LUA);
+	copy_template("lua", "other");
+	if (pvm) {
+		/* recorded as made under VMX/SVM: still served here */
+		restamp("other", SB_ABI_VERSION, HC_STATE_VERSION, SB_SYSCALL_PATH_UD_KERNEL);
+		lua_clone_answers("other", 11);
+	} else {
+		restamp("other", SB_ABI_VERSION, HC_STATE_VERSION, SB_SYSCALL_PATH_USER);
+		refused("other", "a kvm_pvm template under VMX/SVM", "made on kvm_pvm", NULL);
+		cr_assert(strstr(R.err, "create the template again"), "%s", R.err);
+	}
+	lua_clone_answers("lua", 12);
+}
+
 /* ---- 12. both backends: vector state, the template's own backend ------------- */
 
 /* avxstate fills ymm (and zmm/k where there is AVX-512) right before its

@@ -204,8 +204,18 @@ static int kvm_be__boot(struct machine *m, uint64_t entry, uint64_t arg, struct 
 
 static int kvm_be__check(const struct snapshot *snap, struct sb_err *err)
 {
-	int ret, fd = kvm__open(err);
+	int ret, fd;
 
+	/* Made on kvm_pvm, the guest serves system calls in a user-mode layer
+	 * at LSTAR; under VMX/SVM `syscall` enters kernel mode there, and the
+	 * layer would return to the program still in kernel mode.  (The other
+	 * way round works: a VMX/SVM template's `ud2` trampoline takes the
+	 * #UD path on kvm_pvm too.) */
+	if (snap->hc.syscall_path == SB_SYSCALL_PATH_USER && !kvm__is_pvm())
+		return err__set(err, -ENOTSUP,
+				"template was made on kvm_pvm (its guest serves system calls in user "
+				"mode) and this host's KVM is VMX/SVM: create the template again here");
+	fd = kvm__open(err);
 	if (fd < 0)
 		return fd;
 	ret = vm__check_cpuid(snap, fd, err);
