@@ -28,6 +28,11 @@
  * Prints targets met/missed; never asserts.
  * Usage: build/bench/proc [rounds] [rate seconds] [parked]  (300, 4, 100).
  * Run from the repository root; SNAPBOX=path overrides build/snapbox.
+ * BENCH_PIN=CPU (an experiment): the monitor thread and every proc sandbox
+ * of the latency rounds on that one CPU.  The proc backend looks for its
+ * stub next to the running program, so this makes build/bench/guest a
+ * symlink to ../guest (copy the binary elsewhere, with a guest/proc-stub
+ * beside it, to try another stub).
  */
 #include "common.h"
 #include "clonekit.h"
@@ -918,17 +923,17 @@ int main(int argc, char **argv)
 	double gn[5], gp[5], gk[5];
 	int ng = 0;
 	for (int i = 0; i < 5; i++) {
-		char *an[] = { "build/guest/rootfs/bin/getpid_bench", "200000", NULL };
+		char *an[] = { "build/guest/rootfs/bin/getpid_bench", "50000", NULL };
 		char *ap[] = { (char *)ck_snapbox(), "boot", "--backend", "proc", "--",
-			       "/bin/getpid_bench", "200000", NULL };
+			       "/bin/getpid_bench", "50000", NULL };
 		char *ak[] = { (char *)ck_snapbox(), "boot", "--backend", "kvm", "--",
-			       "/bin/getpid_bench", "200000", NULL };
+			       "/bin/getpid_bench", "50000", NULL };
 		gn[ng] = getpid_ns(an);
 		gp[ng] = getpid_ns(ap);
 		gk[ng] = kvm ? getpid_ns(ak) : -1;
 		ng++;
 	}
-	printf("\n## one system call (getpid, 200,000 in a loop), 5 interleaved runs\n");
+	printf("\n## one system call (getpid, 50,000 in a loop), 5 interleaved runs\n");
 	bench_stats(gn, ng, &s);
 	double gnm = s.median;
 	bench_print("native (static musl, host kernel)", "ns", &s);
