@@ -14,3 +14,5 @@ bench-bins: $(BENCH_BINS)
 
 bench: all $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
+$(BENCH_OUT)/proc: $(BENCH_OUT)/lua_zygote.so # bench/proc's warm-fork peer (LD_PRELOAD into lua5.4)
+$(BENCH_OUT)/%.so: bench/preload/%.c ; @mkdir -p $(dir $@) && $(CC) -O2 -Wall -Wextra -Werror -shared -fPIC $< -o $@
