@@ -176,6 +176,10 @@ static int proc__died(struct proc_machine *pm, struct sb_err *err)
 				WTERMSIG(st), strsignal(WTERMSIG(st)), (unsigned long long)pm->msgs);
 	if (WEXITSTATUS(st) == 126)
 		return err__set(err, -EIO, "could not start the sandbox stub");
+	if (pm->msgs == 0 && WEXITSTATUS(st) == 111)
+		return err__set(err, -EIO, "the sandbox stub could not map guest RAM at %#llx "
+				"(check vm.mmap_min_addr: it must be at most %llu)",
+				(unsigned long long)SB_PROC_RAM_BASE, (unsigned long long)SB_PROC_RAM_BASE);
 	if (pm->msgs == 0)
 		return err__set(err, -EIO, "the sandbox stub failed to set up (code %d)",
 				WEXITSTATUS(st));
@@ -282,11 +286,16 @@ static int proc_be__create(struct machine *m, uint64_t mem_size, enum ram_backen
 static int proc_be__boot(struct machine *m, uint64_t entry, uint64_t arg, struct sb_err *err)
 {
 	struct proc_machine *pm = pm_of(m);
-	struct sb_boot_info *bi = ram__gpa_to_host(&m->ram, SB_BOOTINFO_GPA, sizeof(*bi));
+	struct sb_boot_info *vm_bi = ram__gpa_to_host(&m->ram, arg, sizeof(*vm_bi));
+	struct sb_boot_info *bi = ram__gpa_to_host(&m->ram, SB_PROC_BOOTINFO_GPA, sizeof(*bi));
 	struct sb_proc_start st;
 
-	if (!bi)
+	if (!bi || !vm_bi)
 		return err__set(err, -EINVAL, "proc boot: no boot info in RAM");
+	/* the sandbox maps RAM from SB_PROC_RAM_BASE only: move the boot info up */
+	memcpy(bi, vm_bi, sizeof(*bi));
+	memset(vm_bi, 0, sizeof(*vm_bi));
+	arg = SB_PROC_BOOTINFO_GPA;
 	/* the same boot info, told it is a process: no MMIO, no page tables,
 	 * no privileged instruction, hypercalls on the channel */
 	bi->flags = (bi->flags & ~SB_BOOT_USER_SYSCALLS) | SB_BOOT_PROC;

@@ -302,7 +302,19 @@ _Static_assert(sizeof(struct sb_hc_syscall_path) == 8, "sb_hc_syscall_path size"
  */
 #define SB_PROC_CHAN_FD   1000
 #define SB_PROC_MAGIC     0x53427072436f6d6dULL /* "mmoCrpBS" */
-#define SB_PROC_FAULT_GPA (SB_BOOTINFO_GPA + 0x800) /* stub's sb_hc_fault */
+/*
+ * A sandbox process maps guest RAM from SB_PROC_RAM_BASE (64 KiB, the usual
+ * vm.mmap_min_addr: below it only root may map, and a jailed sandbox is not
+ * root), so what the VM keeps below it moves: the boot info, and the page
+ * the stub writes a fault report into, sit between the page tables (unused
+ * in a process) and the arguments.
+ */
+#define SB_PROC_RAM_BASE     0x10000ULL
+#define SB_PROC_BOOTINFO_GPA 0x4f000ULL
+#define SB_PROC_FAULT_GPA    (SB_PROC_BOOTINFO_GPA + 0x800) /* stub's sb_hc_fault */
+#if SB_PD_GPA + (SB_MAX_MEM >> 30) * 0x1000 > SB_PROC_BOOTINFO_GPA || SB_PROC_BOOTINFO_GPA + 0x1000 > SB_ARGS_GPA
+#error "the proc boot info page overlaps the page tables or the arguments"
+#endif
 
 #ifndef __ASSEMBLER__
 struct sb_proc_msg {

@@ -493,13 +493,15 @@ __attribute__((noreturn)) void stub_main(uint64_t *sp)
 
 	(void)sp;
 	ram_fd = recv_start(&st);
-	if (ram_fd < 0 || st.magic != SB_PROC_MAGIC || st.mem_size <= 4096 ||
+	if (ram_fd < 0 || st.magic != SB_PROC_MAGIC || st.mem_size <= SB_PROC_RAM_BASE ||
 	    st.mem_size > SB_MAX_MEM ||
 	    (st.mode != SB_PROC_MODE_BOOT && st.mode != SB_PROC_MODE_CLONE))
 		die(110);
 	clone = st.mode == SB_PROC_MODE_CLONE;
-	if (sys6(SYS_mmap, 4096, (long)(st.mem_size - 4096), PROT_READ | PROT_WRITE | PROT_EXEC,
-		 (clone ? MAP_PRIVATE : MAP_SHARED) | MAP_FIXED_NOREPLACE, ram_fd, 4096) != 4096)
+	if (sys6(SYS_mmap, SB_PROC_RAM_BASE, (long)(st.mem_size - SB_PROC_RAM_BASE),
+		 PROT_READ | PROT_WRITE | PROT_EXEC,
+		 (clone ? MAP_PRIVATE : MAP_SHARED) | MAP_FIXED_NOREPLACE, ram_fd,
+		 SB_PROC_RAM_BASE) != (long)SB_PROC_RAM_BASE)
 		die(111);
 	sys3(SYS_close, ram_fd, 0, 0);
 	if (st.ro_lo < st.ro_hi &&
