@@ -28,6 +28,7 @@
  * Prints targets met/missed; never asserts.
  * Usage: build/bench/proc [rounds] [rate seconds] [parked]  (300, 4, 100).
  * Run from the repository root; SNAPBOX=path overrides build/snapbox.
+ * BENCH_JAIL=off: the proc sandboxes without the jail (as where not root).
  * BENCH_PIN=CPU (an experiment): the monitor thread and every proc sandbox
  * of the latency rounds on that one CPU.  The proc backend looks for its
  * stub next to the running program, so this makes build/bench/guest a
@@ -193,11 +194,26 @@ static double schedstat_us(pid_t pid)
 	return ns / 1e3;
 }
 
+/* BENCH_JAIL=off: proc sandboxes without the jail, as where not root */
+static struct machine *mnew(const struct backend *be, uint64_t size, struct sb_err *err)
+{
+	static struct jail_config off;
+	static struct machine_opts o = { .jail = &off };
+	const char *j = getenv("BENCH_JAIL");
+
+	if (be == &proc_backend && j && !strcmp(j, "off")) {
+		jail__default_config(&off);
+		off.layers = 0;
+		return machine__new_opts(be, size, RAM_RESERVED, &o, err);
+	}
+	return machine__new(be, size, RAM_RESERVED, err);
+}
+
 static struct machine *shell_new(const struct backend *be, uint64_t size)
 {
 	struct sb_err err = { "" };
 	double t0 = bench_now_us();
-	struct machine *m = machine__new(be, size, RAM_RESERVED, &err);
+	struct machine *m = mnew(be, size, &err);
 	sh_new_us = bench_now_us() - t0;
 	if (!m) {
 		fprintf(stderr, "%s shell: %s\n", be->name, err.msg);
@@ -586,9 +602,8 @@ static void *rwork(void *p)
 			ok = warm_fork(&r1, &r2) == 0;
 		} else {
 			const struct snapshot *s = r_kind == R_PROC ? &snap_p : &snap_k;
-			struct machine *m = machine__new(r_kind == R_PROC ? &proc_backend : &kvm_backend,
-							 s->hdr.mem_size, RAM_RESERVED,
-							 &(struct sb_err){ "" });
+			struct machine *m = mnew(r_kind == R_PROC ? &proc_backend : &kvm_backend,
+						 s->hdr.mem_size, &(struct sb_err){ "" });
 			if (!m) {
 				w->bad++;
 				usleep(1000);

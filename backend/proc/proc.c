@@ -2,8 +2,11 @@
 /* The proc backend behind backend/backend.h (see proc.h and README.md). */
 #include <cpuid.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +93,103 @@ static __attribute__((noreturn)) void proc__child(int chan, const char *stub, pi
 	_exit(jail__exec(jail, stub, argv, envp, SB_PROC_CHAN_FD));
 }
 
+/* ---- without a jail: posix_spawn's way (CLONE_VM | CLONE_VFORK) ------------ *
+ * The child runs in our memory on a stack of its own while this thread waits
+ * for its execve: no copy of our page tables, no copy-on-write faults left
+ * behind in a large or multi-threaded monitor.  So the child writes nothing
+ * but its own stack: raw system calls only (libc's wrappers set errno, in our
+ * TLS), no malloc, no stdio; all signals are blocked across the clone and the
+ * child resets every handled signal to SIG_DFL before it unblocks them (a
+ * handler would run on our data).  Failure before the exec: exit 126, as the
+ * fork child did.  The jailed child (jail__fork/jail__exec) does much more
+ * through libc (setresuid's all-threads broadcast among it), so it forks. */
+
+static long raw6(long n, long a, long b, long c, long d, long e, long f)
+{
+	register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
+	long ret;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "0"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+#define raw4(n, a, b, c, d) raw6(n, (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
+
+struct vchild_arg {
+	int chan;
+	pid_t parent;
+	const char *stub;
+};
+
+struct k_sigaction { /* the kernel's, for rt_sigaction with an 8-byte set */
+	void *handler;
+	unsigned long flags;
+	void *restorer;
+	uint64_t mask;
+};
+
+static __attribute__((noreturn)) void vchild_exit(int code)
+{
+	for (;;)
+		raw4(SYS_exit_group, code, 0, 0, 0);
+}
+
+static int proc__vchild(void *p)
+{
+	static char *const argv[] = { "snapbox-sandbox", NULL };
+	static char *const envp[] = { NULL };
+	const struct vchild_arg *a = p;
+	struct rlimit no_core = { 0, 0 };
+	struct k_sigaction dfl = { .handler = SIG_DFL }, old;
+	uint64_t none = 0;
+
+	if (raw4(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0) < 0 ||
+	    raw4(SYS_getppid, 0, 0, 0, 0) != a->parent)
+		vchild_exit(126);
+	raw4(SYS_prlimit64, 0, RLIMIT_CORE, &no_core, NULL);
+	for (int sig = 1; sig <= 64; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		if (raw4(SYS_rt_sigaction, sig, NULL, &old, 8) < 0)
+			continue;
+		if (sig == SIGPIPE || (old.handler != SIG_DFL && old.handler != SIG_IGN))
+			raw4(SYS_rt_sigaction, sig, &dfl, NULL, 8);
+	}
+	raw4(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, 8);
+	if (a->chan == SB_PROC_CHAN_FD) { /* dup2 would keep its FD_CLOEXEC */
+		if (raw4(SYS_fcntl, a->chan, F_SETFD, 0, 0) < 0)
+			vchild_exit(126);
+	} else if (raw4(SYS_dup2, a->chan, SB_PROC_CHAN_FD, 0, 0) < 0) {
+		vchild_exit(126);
+	}
+	raw4(SYS_close_range, 0, SB_PROC_CHAN_FD - 1, 0, 0);
+	raw4(SYS_close_range, SB_PROC_CHAN_FD + 1, ~0U, 0, 0);
+	raw4(SYS_execve, a->stub, argv, envp, 0);
+	vchild_exit(126);
+}
+
+static pid_t proc__vfork(int chan, const char *stub)
+{
+	/* the child's own stack, in this (waiting) thread's frame: it needs a
+	 * few hundred bytes */
+	enum { size = 16384 };
+	char stack[size] __attribute__((aligned(64)));
+	struct vchild_arg a = { chan, getpid(), stub };
+	sigset_t all, old;
+	pid_t pid;
+	int e;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pid = clone(proc__vchild, stack + size, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+	e = errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return pid;
+}
+
 static int proc__spawn(struct proc_machine *pm, const char *stub, struct sb_err *err)
 {
 	pid_t parent = getpid();
@@ -97,7 +197,13 @@ static int proc__spawn(struct proc_machine *pm, const char *stub, struct sb_err 
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return err__errno(err, "socketpair for the sandbox channel");
-	pm->pid = jail__fork(&pm->jail);
+	if (!pm->jail.prepared || !pm->jail.layers) {
+		pm->pid = pm->jail.pid = proc__vfork(sv[1], stub);
+		if (pm->pid < 0)
+			pm->jail.pid = 0;
+	} else {
+		pm->pid = jail__fork(&pm->jail);
+	}
 	if (pm->pid < 0) {
 		ret = err__errno(err, "fork of the sandbox process");
 		pm->pid = 0;

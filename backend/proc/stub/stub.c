@@ -2,7 +2,9 @@
 /*
  * The proc backend's sandbox stub: a freestanding static program linked at
  * SB_PROC_STUB_BASE (above all guest memory).  The monitor forks and execs
- * it with one descriptor, the channel, ahead of need (a shell); it
+ * it with one descriptor, the channel, ahead of need (a shell); it does
+ * step 3 and step 4 but the filter's install at once, in the shell, off the
+ * request path (none depends on the start message); then it
  *   1. reads struct sb_proc_start from the channel, the RAM's fd attached
  *      (a fresh boot: the monitor's memfd; a clone: the template's mem.img)
  *      and, for a clone, the saved CPU (struct sb_proc_cpu),
@@ -492,6 +494,31 @@ __attribute__((noreturn)) void stub_main(uint64_t *sp)
 	int ram_fd, clone;
 
 	(void)sp;
+	/* Everything that does not depend on the start message, done in the
+	 * shell before it (off the request path): the vDSO unmap, the
+	 * handlers on their stack, the descriptors, the filter built and
+	 * no_new_privs.  A fault before the RAM is mapped finds no fault page
+	 * and kills us, which the monitor reports as before; SIGUSR1 only
+	 * comes at a ready point; the start message's one descriptor arrives
+	 * after close_range (recv_start refuses any other number of them). */
+	unmap_vdso();
+	if (sys3(SYS_sigaltstack, &ss, 0, 0) < 0)
+		die(113);
+	handle(SIGSYS, on_sigsys, 0);
+	handle(SIGSEGV, on_fault, 0);
+	handle(SIGBUS, on_fault, 0);
+	handle(SIGFPE, on_fault, 0);
+	handle(SIGILL, on_fault, 0);
+	handle(SIGTRAP, on_fault, 0);
+	handle(SIGUSR1, on_save, SA_RESTART);
+	if (sys3(SYS_close_range, 0, SB_PROC_CHAN_FD - 1, 0) < 0 ||
+	    sys3(SYS_close_range, SB_PROC_CHAN_FD + 1, ~0U, 0) < 0)
+		die(114);
+	build_filter(&fb);
+	prog.len = (unsigned short)fb.n;
+	prog.filter = fb.f;
+	if (sys6(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0) < 0)
+		die(115);
 	ram_fd = recv_start(&st);
 	if (ram_fd < 0 || st.magic != SB_PROC_MAGIC || st.mem_size <= SB_PROC_RAM_BASE ||
 	    st.mem_size > SB_MAX_MEM ||
@@ -513,24 +540,9 @@ __attribute__((noreturn)) void stub_main(uint64_t *sp)
 		if (sys3(SYS_arch_prctl, ARCH_SET_FS, resume.fs_base, 0) < 0)
 			die(117);
 	}
-	unmap_vdso();
-	if (sys3(SYS_sigaltstack, &ss, 0, 0) < 0)
-		die(113);
-	handle(SIGSYS, on_sigsys, 0);
-	handle(SIGSEGV, on_fault, 0);
-	handle(SIGBUS, on_fault, 0);
-	handle(SIGFPE, on_fault, 0);
-	handle(SIGILL, on_fault, 0);
-	handle(SIGTRAP, on_fault, 0);
-	handle(SIGUSR1, on_save, SA_RESTART);
-	if (sys3(SYS_close_range, 0, SB_PROC_CHAN_FD - 1, 0) < 0 ||
-	    sys3(SYS_close_range, SB_PROC_CHAN_FD + 1, ~0U, 0) < 0)
-		die(114);
-	build_filter(&fb);
-	prog.len = (unsigned short)fb.n;
-	prog.filter = fb.f;
-	if (sys6(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0) < 0 ||
-	    sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+	/* last: the filter traps recvmsg, mmap, mprotect, close and a read
+	 * of any other size than a reply's, so it cannot go before the above */
+	if (sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
 		die(115);
 	if (clone)
 		resume_clone();
