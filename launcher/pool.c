@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -27,6 +28,7 @@
 
 #include "launcher/pool.h"
 #include "backend/backend.h"
+#include "backend/proc/proc.h"
 #include "snapshot/snapshot.h"
 
 #define MAX_WORKERS 1024
@@ -280,18 +282,29 @@ static void worker__run_job(struct machine *m, struct msg_job *job, const int *f
 	msg_send(sock, &r, sizeof(r), NULL, 0);
 }
 
-static void worker__main(int sock, uint64_t kind)
+/* netns_fd: the zygote's shared empty network namespace for proc
+ * sandboxes (-1: none; each then gets a new one). */
+static void worker__main(int sock, uint64_t kind, int netns_fd)
 {
 	const struct backend *be = kind_backend(kind);
 	struct msg_status st = { .type = MSG_READY };
 	struct sb_err err = { "" };
 	struct msg_job *job = calloc(1, sizeof(*job));
 	struct machine *m = NULL;
+	struct jail_config jc;
+	struct machine_opts mo = { NULL };
 	int fds[4], n;
 
 	signal(SIGPIPE, SIG_IGN);
+	if (be == &proc_backend) {
+		/* the default jail, in the zygote's network namespace: a new
+		 * netns per sandbox costs ~0.4 ms here and a teardown later */
+		proc__default_jail(&jc, kind_mem(kind));
+		jc.netns_fd = netns_fd;
+		mo.jail = &jc;
+	}
 	if (job && be)
-		m = machine__new(be, kind_mem(kind), RAM_RESERVED, &err);
+		m = machine__new_opts(be, kind_mem(kind), RAM_RESERVED, &mo, &err);
 	if (!m) {
 		st.type = MSG_ERROR;
 		snprintf(st.message, sizeof(st.message), "%s", err.msg[0] ? err.msg : "out of memory");
@@ -305,14 +318,52 @@ static void worker__main(int sock, uint64_t kind)
 		job->name[sizeof(job->name) - 1] = 0;
 		worker__run_job(m, job, fds, sock);
 	}
-	_exit(0); /* the VM goes with the process */
+	/* the answer is out: what the process's exit would not undo (a proc
+	 * sandbox's cgroup) goes now, the rest with the process */
+	m->be->destroy_detached(m);
+	_exit(0);
 }
 
 /* ---- the zygote: forks workers, reaps them ------------------------------- */
 
+/* Workers the zygote has forked and not yet reaped (to end them at the end). */
+static pid_t zygote_kids[MAX_WORKERS];
+
+static void zygote__reap(void)
+{
+	pid_t pid;
+
+	while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
+		for (int i = 0; i < MAX_WORKERS; i++)
+			if (zygote_kids[i] == pid)
+				zygote_kids[i] = 0;
+}
+
+/* The service is gone: end every worker (their sandboxes die with them),
+ * reap them all, remove the cgroups they left, then go. */
+static __attribute__((noreturn)) void zygote__end(void)
+{
+	signal(SIGTERM, SIG_IGN);
+	for (int i = 0; i < MAX_WORKERS; i++)
+		if (zygote_kids[i] > 0)
+			kill(zygote_kids[i], SIGKILL);
+	/* we are their subreaper: the sandboxes of killed workers come to us */
+	for (int i = 0; i < 400; i++) {
+		pid_t pid = waitpid(-1, NULL, WNOHANG);
+		if (pid < 0 && errno == ECHILD)
+			break;
+		if (pid <= 0)
+			usleep(5000);
+	}
+	jail__sweep(NULL);
+	kill(0, SIGKILL); /* anything left in our process group, and us */
+	_exit(0);
+}
+
 static void zygote__main(int sock)
 {
 	struct msg_spawn req;
+	int netns_fd = -1;
 
 	/* nothing of the service's but our socket */
 	if (sock != 3) {
@@ -327,9 +378,18 @@ static void zygote__main(int sock)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL); /* not the service's blocked set */
 	signal(SIGCHLD, SIG_DFL);
+	/* a killed worker's proc sandbox is reparented to us, not to the host's
+	 * init, and reaped here at once: its cgroup can go (a zombie keeps it) */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	if (geteuid() == 0) {
+		/* one empty network namespace for every proc sandbox (jail.h) */
+		struct sb_err err = { "" };
+		netns_fd = jail__make_netns(&err);
+		if (netns_fd < 0)
+			netns_fd = -1; /* each sandbox gets a new one */
+	}
 	for (;;) {
-		while (waitpid(-1, NULL, WNOHANG) > 0)
-			;
+		zygote__reap();
 		struct pollfd pf = { sock, POLLIN, 0 };
 		if (poll(&pf, 1, 200) <= 0)
 			continue;
@@ -346,17 +406,19 @@ static void zygote__main(int sock)
 		if (pid == 0) {
 			close(sock);
 			close(pair[0]);
-			worker__main(pair[1], req.mem_size);
+			worker__main(pair[1], req.mem_size, netns_fd);
 		}
 		rep.pid = pid < 0 ? -errno : pid;
+		for (int i = 0; pid > 0 && i < MAX_WORKERS; i++)
+			if (!zygote_kids[i]) {
+				zygote_kids[i] = pid;
+				break;
+			}
 		close(pair[1]);
 		msg_send(sock, &rep, sizeof(rep), pid < 0 ? NULL : &pair[0], pid < 0 ? 0 : 1);
 		close(pair[0]);
 	}
-	/* service gone: end every sandbox */
-	signal(SIGTERM, SIG_IGN);
-	kill(0, SIGKILL);
-	_exit(0);
+	zygote__end(); /* service gone: end every sandbox */
 }
 
 /* ---- the service side ----------------------------------------------------- */
