@@ -37,6 +37,7 @@
 #define TAKE_WAIT_S 30       /* a request waits this long for a free worker */
 #define REFILL_THREADS 2     /* workers being started at once */
 #define TCACHE_SIZE 16       /* templates kept loaded by the service */
+#define MAX_KINDS 16         /* kinds kept ready; the least recently used goes */
 
 /*
  * Workers are kept per kind: a RAM size (a multiple of 2 MiB) with the
@@ -139,7 +140,10 @@ struct pool {
 	pthread_mutex_t tlock;
 	uint64_t ttick;
 	struct worker w[MAX_WORKERS];
-	uint64_t sizes[8];       /* RAM sizes to keep ready workers for */
+	uint64_t sizes[MAX_KINDS]; /* kinds (RAM size, backend) to keep ready workers for */
+	uint64_t size_used[MAX_KINDS]; /* LRU tick, under lock */
+	char size_why[MAX_KINDS][256]; /* why its last worker failed to start, or "" */
+	uint64_t ktick;
 	unsigned n_sizes;
 	unsigned live;
 	uint64_t next_id;
@@ -425,7 +429,7 @@ static void zygote__main(int sock)
 
 /* Ask the zygote for a worker of mem_size and wait until its VM shell is
  * ready (several refill threads may wait at once).  p->lock not held. */
-static int pool__spawn(struct pool *p, struct worker *w)
+static int pool__spawn(struct pool *p, struct worker *w, char *why, size_t why_len)
 {
 	struct msg_spawn req = { .type = MSG_SPAWN, .mem_size = w->mem_size };
 	struct msg_spawned rep;
@@ -448,8 +452,8 @@ static int pool__spawn(struct pool *p, struct worker *w)
 	if (poll(&pf, 1, READY_WAIT_MS) != 1 || msg_recv(fd, &st, sizeof(st), NULL, 0) < 0 ||
 	    st.type != MSG_READY) {
 		st.message[sizeof(st.message) - 1] = 0;
-		pool__log(p, 0, "worker %d failed to start: %s", rep.pid,
-			  st.type == MSG_ERROR ? st.message : "no answer");
+		snprintf(why, why_len, "%s", st.type == MSG_ERROR ? st.message : "no answer");
+		pool__log(p, 0, "worker %d failed to start: %s", rep.pid, why);
 		kill(rep.pid, SIGKILL);
 		close(fd);
 		return -EIO;
@@ -495,8 +499,13 @@ static void *pool__refill(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&p->lock);
-		int ret = pool__spawn(p, w);
+		char why[256] = "";
+		int ret = pool__spawn(p, w, why, sizeof(why));
 		pthread_mutex_lock(&p->lock);
+		for (unsigned i = 0; i < p->n_sizes; i++)
+			if (p->sizes[i] == w->mem_size)
+				snprintf(p->size_why[i], sizeof(p->size_why[i]), "%s",
+					 ret < 0 && !why[0] ? strerror(-ret) : why);
 		if (ret < 0) {
 			w->state = W_FREE;
 			if (ret == -ECONNRESET || ret == -EPIPE)
@@ -584,11 +593,27 @@ static struct worker *pool__take(struct pool *p, uint64_t mem_size, const char *
 	struct worker *w = NULL;
 	bool known = false;
 
+	unsigned k = 0;
+
 	pthread_mutex_lock(&p->lock);
-	for (unsigned i = 0; i < p->n_sizes; i++)
-		known |= p->sizes[i] == mem_size;
-	if (!known && p->n_sizes < sizeof(p->sizes) / sizeof(p->sizes[0]))
-		p->sizes[p->n_sizes++] = mem_size;
+	for (unsigned i = 0; i < p->n_sizes && !known; i++)
+		if (p->sizes[i] == mem_size)
+			known = true, k = i;
+	if (!known) {
+		/* a new kind; when all are taken, the least recently used one
+		 * is no longer refilled (its ready workers still serve) */
+		if (p->n_sizes < MAX_KINDS) {
+			k = p->n_sizes++;
+		} else {
+			k = 0;
+			for (unsigned i = 1; i < p->n_sizes; i++)
+				if (p->size_used[i] < p->size_used[k])
+					k = i;
+		}
+		p->sizes[k] = mem_size;
+		p->size_why[k][0] = 0;
+	}
+	p->size_used[k] = ++p->ktick;
 	pthread_cond_broadcast(&p->changed);
 	struct timespec deadline;
 	clock_gettime(CLOCK_REALTIME, &deadline);
@@ -734,9 +759,17 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 	}
 	sb->w = pool__take(p, kind, name, &sb->id);
 	if (!sb->w) {
+		char why[256] = "";
+
+		pthread_mutex_lock(&p->lock);
+		for (unsigned i = 0; i < p->n_sizes; i++)
+			if (p->sizes[i] == kind)
+				snprintf(why, sizeof(why), "%s", p->size_why[i]);
+		pthread_mutex_unlock(&p->lock);
 		ret = p->stopping ? err__set(err, -ESHUTDOWN, "the service is stopping")
-				  : err__set(err, -EAGAIN, "no sandbox worker became free within %d s",
-					     TAKE_WAIT_S);
+				  : err__set(err, -EAGAIN, "no sandbox worker became free within %d s%s%s",
+					     TAKE_WAIT_S, why[0] ? "; the last one failed to start: " : "",
+					     why);
 		goto out;
 	}
 	sb->res.id = sb->id;
