@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -27,6 +28,7 @@
 
 #include "launcher/pool.h"
 #include "backend/backend.h"
+#include "backend/proc/proc.h"
 #include "snapshot/snapshot.h"
 
 #define MAX_WORKERS 1024
@@ -35,6 +37,7 @@
 #define TAKE_WAIT_S 30       /* a request waits this long for a free worker */
 #define REFILL_THREADS 2     /* workers being started at once */
 #define TCACHE_SIZE 16       /* templates kept loaded by the service */
+#define MAX_KINDS 16         /* kinds kept ready; the least recently used goes */
 
 /*
  * Workers are kept per kind: a RAM size (a multiple of 2 MiB) with the
@@ -137,7 +140,10 @@ struct pool {
 	pthread_mutex_t tlock;
 	uint64_t ttick;
 	struct worker w[MAX_WORKERS];
-	uint64_t sizes[8];       /* RAM sizes to keep ready workers for */
+	uint64_t sizes[MAX_KINDS]; /* kinds (RAM size, backend) to keep ready workers for */
+	uint64_t size_used[MAX_KINDS]; /* LRU tick, under lock */
+	char size_why[MAX_KINDS][256]; /* why its last worker failed to start, or "" */
+	uint64_t ktick;
 	unsigned n_sizes;
 	unsigned live;
 	uint64_t next_id;
@@ -280,18 +286,29 @@ static void worker__run_job(struct machine *m, struct msg_job *job, const int *f
 	msg_send(sock, &r, sizeof(r), NULL, 0);
 }
 
-static void worker__main(int sock, uint64_t kind)
+/* netns_fd: the zygote's shared empty network namespace for proc
+ * sandboxes (-1: none; each then gets a new one). */
+static void worker__main(int sock, uint64_t kind, int netns_fd)
 {
 	const struct backend *be = kind_backend(kind);
 	struct msg_status st = { .type = MSG_READY };
 	struct sb_err err = { "" };
 	struct msg_job *job = calloc(1, sizeof(*job));
 	struct machine *m = NULL;
+	struct jail_config jc;
+	struct machine_opts mo = { NULL };
 	int fds[4], n;
 
 	signal(SIGPIPE, SIG_IGN);
+	if (be == &proc_backend) {
+		/* the default jail, in the zygote's network namespace: a new
+		 * netns per sandbox costs ~0.4 ms here and a teardown later */
+		proc__default_jail(&jc, kind_mem(kind));
+		jc.netns_fd = netns_fd;
+		mo.jail = &jc;
+	}
 	if (job && be)
-		m = machine__new(be, kind_mem(kind), RAM_RESERVED, &err);
+		m = machine__new_opts(be, kind_mem(kind), RAM_RESERVED, &mo, &err);
 	if (!m) {
 		st.type = MSG_ERROR;
 		snprintf(st.message, sizeof(st.message), "%s", err.msg[0] ? err.msg : "out of memory");
@@ -305,14 +322,52 @@ static void worker__main(int sock, uint64_t kind)
 		job->name[sizeof(job->name) - 1] = 0;
 		worker__run_job(m, job, fds, sock);
 	}
-	_exit(0); /* the VM goes with the process */
+	/* the answer is out: what the process's exit would not undo (a proc
+	 * sandbox's cgroup) goes now, the rest with the process */
+	m->be->destroy_detached(m);
+	_exit(0);
 }
 
 /* ---- the zygote: forks workers, reaps them ------------------------------- */
 
+/* Workers the zygote has forked and not yet reaped (to end them at the end). */
+static pid_t zygote_kids[MAX_WORKERS];
+
+static void zygote__reap(void)
+{
+	pid_t pid;
+
+	while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
+		for (int i = 0; i < MAX_WORKERS; i++)
+			if (zygote_kids[i] == pid)
+				zygote_kids[i] = 0;
+}
+
+/* The service is gone: end every worker (their sandboxes die with them),
+ * reap them all, remove the cgroups they left, then go. */
+static __attribute__((noreturn)) void zygote__end(void)
+{
+	signal(SIGTERM, SIG_IGN);
+	for (int i = 0; i < MAX_WORKERS; i++)
+		if (zygote_kids[i] > 0)
+			kill(zygote_kids[i], SIGKILL);
+	/* we are their subreaper: the sandboxes of killed workers come to us */
+	for (int i = 0; i < 400; i++) {
+		pid_t pid = waitpid(-1, NULL, WNOHANG);
+		if (pid < 0 && errno == ECHILD)
+			break;
+		if (pid <= 0)
+			usleep(5000);
+	}
+	jail__sweep(NULL);
+	kill(0, SIGKILL); /* anything left in our process group, and us */
+	_exit(0);
+}
+
 static void zygote__main(int sock)
 {
 	struct msg_spawn req;
+	int netns_fd = -1;
 
 	/* nothing of the service's but our socket */
 	if (sock != 3) {
@@ -327,9 +382,18 @@ static void zygote__main(int sock)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL); /* not the service's blocked set */
 	signal(SIGCHLD, SIG_DFL);
+	/* a killed worker's proc sandbox is reparented to us, not to the host's
+	 * init, and reaped here at once: its cgroup can go (a zombie keeps it) */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	if (geteuid() == 0) {
+		/* one empty network namespace for every proc sandbox (jail.h) */
+		struct sb_err err = { "" };
+		netns_fd = jail__make_netns(&err);
+		if (netns_fd < 0)
+			netns_fd = -1; /* each sandbox gets a new one */
+	}
 	for (;;) {
-		while (waitpid(-1, NULL, WNOHANG) > 0)
-			;
+		zygote__reap();
 		struct pollfd pf = { sock, POLLIN, 0 };
 		if (poll(&pf, 1, 200) <= 0)
 			continue;
@@ -346,24 +410,26 @@ static void zygote__main(int sock)
 		if (pid == 0) {
 			close(sock);
 			close(pair[0]);
-			worker__main(pair[1], req.mem_size);
+			worker__main(pair[1], req.mem_size, netns_fd);
 		}
 		rep.pid = pid < 0 ? -errno : pid;
+		for (int i = 0; pid > 0 && i < MAX_WORKERS; i++)
+			if (!zygote_kids[i]) {
+				zygote_kids[i] = pid;
+				break;
+			}
 		close(pair[1]);
 		msg_send(sock, &rep, sizeof(rep), pid < 0 ? NULL : &pair[0], pid < 0 ? 0 : 1);
 		close(pair[0]);
 	}
-	/* service gone: end every sandbox */
-	signal(SIGTERM, SIG_IGN);
-	kill(0, SIGKILL);
-	_exit(0);
+	zygote__end(); /* service gone: end every sandbox */
 }
 
 /* ---- the service side ----------------------------------------------------- */
 
 /* Ask the zygote for a worker of mem_size and wait until its VM shell is
  * ready (several refill threads may wait at once).  p->lock not held. */
-static int pool__spawn(struct pool *p, struct worker *w)
+static int pool__spawn(struct pool *p, struct worker *w, char *why, size_t why_len)
 {
 	struct msg_spawn req = { .type = MSG_SPAWN, .mem_size = w->mem_size };
 	struct msg_spawned rep;
@@ -386,8 +452,8 @@ static int pool__spawn(struct pool *p, struct worker *w)
 	if (poll(&pf, 1, READY_WAIT_MS) != 1 || msg_recv(fd, &st, sizeof(st), NULL, 0) < 0 ||
 	    st.type != MSG_READY) {
 		st.message[sizeof(st.message) - 1] = 0;
-		pool__log(p, 0, "worker %d failed to start: %s", rep.pid,
-			  st.type == MSG_ERROR ? st.message : "no answer");
+		snprintf(why, why_len, "%s", st.type == MSG_ERROR ? st.message : "no answer");
+		pool__log(p, 0, "worker %d failed to start: %s", rep.pid, why);
 		kill(rep.pid, SIGKILL);
 		close(fd);
 		return -EIO;
@@ -433,8 +499,13 @@ static void *pool__refill(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&p->lock);
-		int ret = pool__spawn(p, w);
+		char why[256] = "";
+		int ret = pool__spawn(p, w, why, sizeof(why));
 		pthread_mutex_lock(&p->lock);
+		for (unsigned i = 0; i < p->n_sizes; i++)
+			if (p->sizes[i] == w->mem_size)
+				snprintf(p->size_why[i], sizeof(p->size_why[i]), "%s",
+					 ret < 0 && !why[0] ? strerror(-ret) : why);
 		if (ret < 0) {
 			w->state = W_FREE;
 			if (ret == -ECONNRESET || ret == -EPIPE)
@@ -522,11 +593,27 @@ static struct worker *pool__take(struct pool *p, uint64_t mem_size, const char *
 	struct worker *w = NULL;
 	bool known = false;
 
+	unsigned k = 0;
+
 	pthread_mutex_lock(&p->lock);
-	for (unsigned i = 0; i < p->n_sizes; i++)
-		known |= p->sizes[i] == mem_size;
-	if (!known && p->n_sizes < sizeof(p->sizes) / sizeof(p->sizes[0]))
-		p->sizes[p->n_sizes++] = mem_size;
+	for (unsigned i = 0; i < p->n_sizes && !known; i++)
+		if (p->sizes[i] == mem_size)
+			known = true, k = i;
+	if (!known) {
+		/* a new kind; when all are taken, the least recently used one
+		 * is no longer refilled (its ready workers still serve) */
+		if (p->n_sizes < MAX_KINDS) {
+			k = p->n_sizes++;
+		} else {
+			k = 0;
+			for (unsigned i = 1; i < p->n_sizes; i++)
+				if (p->size_used[i] < p->size_used[k])
+					k = i;
+		}
+		p->sizes[k] = mem_size;
+		p->size_why[k][0] = 0;
+	}
+	p->size_used[k] = ++p->ktick;
 	pthread_cond_broadcast(&p->changed);
 	struct timespec deadline;
 	clock_gettime(CLOCK_REALTIME, &deadline);
@@ -672,9 +759,17 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 	}
 	sb->w = pool__take(p, kind, name, &sb->id);
 	if (!sb->w) {
+		char why[256] = "";
+
+		pthread_mutex_lock(&p->lock);
+		for (unsigned i = 0; i < p->n_sizes; i++)
+			if (p->sizes[i] == kind)
+				snprintf(why, sizeof(why), "%s", p->size_why[i]);
+		pthread_mutex_unlock(&p->lock);
 		ret = p->stopping ? err__set(err, -ESHUTDOWN, "the service is stopping")
-				  : err__set(err, -EAGAIN, "no sandbox worker became free within %d s",
-					     TAKE_WAIT_S);
+				  : err__set(err, -EAGAIN, "no sandbox worker became free within %d s%s%s",
+					     TAKE_WAIT_S, why[0] ? "; the last one failed to start: " : "",
+					     why);
 		goto out;
 	}
 	sb->res.id = sb->id;

@@ -8,7 +8,9 @@
  * by a single-threaded "zygote" process that the service starts before it
  * makes any thread; each worker creates its VM shell (KVM VM, vCPU, memory
  * slot over reserved RAM) as soon as it is born, and waits.  The pool keeps
- * a few such ready workers per RAM size and refills in the background, so a
+ * a few such ready workers per kind (RAM size and backend: a kvm worker has
+ * a VM shell, a proc worker a jailed sandbox process waiting for its RAM),
+ * for the 16 kinds used last, and refills in the background, so a
  * request only maps the template and restores state (see vm__clone_into).
  *
  * All functions are thread-safe unless noted.
@@ -25,7 +27,7 @@
 struct pool;
 
 struct pool_opts {
-	unsigned ready_per_size;   /* ready workers kept per RAM size (default 2) */
+	unsigned ready_per_size;   /* ready workers kept per kind (default 2) */
 	unsigned max_live;         /* sandboxes at once (default 64); more wait */
 	int log_fd;                /* lifecycle log lines, -1: none */
 	int log_level;             /* 0 error, 1 info, 2 debug */

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/backend.h"
 #include "launcher/boot.h"
 #include "launcher/cli.h"
 #include "launcher/pool.h"
@@ -50,7 +51,7 @@ extern char **environ;
 #define CREATE_GRACE_S         30      /* child's own start-up and save, on top */
 #define CREATE_MAX_ITEMS       256     /* program arguments, env entries */
 #define CREATE_MAX_STR         4096
-#define CREATE_ARGV_MAX        (16 + 3 * CREATE_MAX_ITEMS)
+#define CREATE_ARGV_MAX        (20 + 3 * CREATE_MAX_ITEMS)
 #define MSG_MAX                1024
 #define DRAIN_MAX_NS           (10ULL * 1000000000ULL)
 
@@ -706,6 +707,16 @@ static int create__rootfs(json_t *v, struct create_req *cr, struct sb_err *err)
 	return create__push(cr, "--rootfs") | create__push(cr, s);
 }
 
+/* "backend": "kvm", "proc" or "auto" (the child's --backend; default auto). */
+static int create__backend(json_t *v, struct create_req *cr, struct sb_err *err)
+{
+	const char *s = create__str(v);
+
+	if (!s || (strcmp(s, "auto") && !backend__find(s)))
+		return err__set(err, -EINVAL, "\"backend\" must be \"kvm\", \"proc\" or \"auto\"");
+	return create__push(cr, "--backend") | create__push(cr, s);
+}
+
 static int create__scalars(json_t *body, struct create_req *cr, struct sb_err *err)
 {
 	json_t *v = json_object_get(body, "timeout");
@@ -730,7 +741,8 @@ static int create__scalars(json_t *body, struct create_req *cr, struct sb_err *e
 static int create__parse(json_t *body, const char *name, const char *store, struct create_req *cr,
 			 struct sb_err *err)
 {
-	static const char *const known[] = { "program", "mem", "env", "timeout", "force", "rootfs" };
+	static const char *const known[] = { "program", "mem", "env", "timeout", "force", "rootfs",
+					     "backend" };
 	const char *key;
 	json_t *v;
 	int ret;
@@ -744,7 +756,7 @@ static int create__parse(json_t *body, const char *name, const char *store, stru
 			k++;
 		if (k == sizeof(known) / sizeof(known[0]))
 			return err__set(err, -EINVAL, "unknown field \"%.64s\" (program, mem, env, timeout, "
-					"force, rootfs)", key);
+					"force, rootfs, backend)", key);
 	}
 	if (!json_object_get(body, "program"))
 		return err__set(err, -EINVAL, "\"program\" is required, e.g. [\"/bin/lua\", \"/app/handler.lua\"]");
@@ -757,6 +769,8 @@ static int create__parse(json_t *body, const char *name, const char *store, stru
 	      create__push(cr, "--timeout") | create__push(cr, cr->timeout);
 	if (cr->force)
 		ret |= create__push(cr, "--force");
+	if (ret == 0 && (v = json_object_get(body, "backend")))
+		ret = create__backend(v, cr, err);
 	if (ret == 0 && (v = json_object_get(body, "mem")))
 		ret = create__mem(v, cr, err);
 	if (ret == 0 && (v = json_object_get(body, "env")))

@@ -14,7 +14,7 @@
 #                   /dev/kvm exists (to check that path before submitting)
 # Nothing that needs KVM is ever skipped.
 #
-# The boot and template suites run once per backend: SNAPBOX_TEST_BACKEND=kvm
+# The boot, template, pool and serve suites run once per backend: SNAPBOX_TEST_BACKEND=kvm
 # (natively or emulated, as above) and SNAPBOX_TEST_BACKEND=proc, natively on
 # every machine (the proc backend needs no KVM).
 set -u
@@ -23,7 +23,7 @@ ASAN_BUILD=build-asan
 KVM_SUITES="test_boot test_template test_pool test_serve"
 ASAN_SUITES="test_boot test_template"
 ASAN_NATIVE_SUITES="test_proc test_jail"
-BOTH_SUITES="test_boot test_template" # once more with the proc backend
+BOTH_SUITES="test_boot test_template test_pool test_serve" # once more with the proc backend
 pass=0; fail=0; status=0
 LOGS=$(mktemp -d)
 trap 'rm -rf "$LOGS"' EXIT
@@ -135,7 +135,7 @@ if [ $asan_ok = 1 ]; then
 	for s in $ASAN_NATIVE_SUITES; do
 		run_native "$s (ASan/UBSan snapbox)" "$BUILD/tests/$s" SNAPBOX_BIN="$ASAN_BUILD/snapbox" $ASAN_ENV
 	done
-	for s in $BOTH_SUITES; do
+	for s in $ASAN_SUITES; do # the suites the ASan kvm pass runs
 		run_native "$s (ASan/UBSan snapbox, proc backend)" "$BUILD/tests/$s" SNAPBOX_BIN="$ASAN_BUILD/snapbox" SNAPBOX_TEST_BACKEND=proc $ASAN_ENV
 	done
 fi

@@ -5,9 +5,16 @@ TEST_SRCS  := $(wildcard tests/test_*.c)
 TEST_BINS  := $(patsubst tests/%.c,$(TEST_OUT)/%,$(TEST_SRCS))
 TEST_CFLAGS := $(filter-out -Werror,$(HOST_CFLAGS)) -Werror -Itests
 
-$(TEST_OUT)/%: tests/%.c tests/run.c tests/run.h $(BUILD)/libsnapbox.a
+$(TEST_OUT)/%: tests/%.c tests/run.c tests/run.h $(BUILD)/libsnapbox.a | $(TEST_OUT)/guest
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $< tests/run.c -o $@ $(BUILD)/libsnapbox.a -lcriterion $(HOST_LDLIBS)
+
+# Suites that run the pool in their own process (test_pool) make proc
+# machines there: the proc backend finds its stub beside the executable
+# (guest/proc-stub), as it does for build/snapbox.
+$(TEST_OUT)/guest:
+	@mkdir -p $(TEST_OUT)
+	ln -sfn ../guest $@
 
 .PHONY: test-bins
 test-bins: $(TEST_BINS)

@@ -283,20 +283,29 @@ static int cgroup_v2(struct jail *j, const char *leaf, struct sb_err *err)
 
 /* cgroup v1: <hierarchy>/<our cgroup>/snapbox/<leaf> in the memory and the
  * cpu hierarchy (nested in our own cgroup: still counted where we are). */
-static int cgroup_v1_one(struct jail *j, int i, const char *ctl, const char *leaf,
-			 struct sb_err *err)
+static bool cgroup_v1_parent(const char *ctl, char *dir, size_t len)
 {
-	char mnt[256], root[256], own[256], dir[600];
+	char mnt[256], root[256], own[256];
 	size_t rl;
-	int ret;
 
 	if (!find_cgroup_mount(ctl, mnt, sizeof(mnt), root, sizeof(root)) ||
 	    !own_cgroup(ctl, own, sizeof(own)))
-		return 1;
+		return false;
 	rl = strlen(root);
 	if (strcmp(root, "/") && !strncmp(own, root, rl))
 		memmove(own, own + rl, strlen(own + rl) + 1);
-	snprintf(dir, sizeof(dir), "%s%s/snapbox", mnt, strcmp(own, "/") ? own : "");
+	snprintf(dir, len, "%s%s/snapbox", mnt, strcmp(own, "/") ? own : "");
+	return true;
+}
+
+static int cgroup_v1_one(struct jail *j, int i, const char *ctl, const char *leaf,
+			 struct sb_err *err)
+{
+	char dir[600];
+	int ret;
+
+	if (!cgroup_v1_parent(ctl, dir, sizeof(dir)))
+		return 1;
 	if ((ret = mkdir_ok(dir)) < 0) {
 		if (not_writable(ret)) {
 			note(j, "cgroup v1 not writable here (%s)", dir);
@@ -724,4 +733,20 @@ int jail__make_netns(struct sb_err *err)
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	return fd;
+}
+
+void jail__sweep(const char *cgroup_parent)
+{
+	char mnt[256], root[256], dir[600];
+
+	if (geteuid() != 0)
+		return;
+	if (cgroup_parent)
+		sweep(cgroup_parent);
+	else if (find_cgroup_mount(NULL, mnt, sizeof(mnt), root, sizeof(root)) &&
+		 snprintf(dir, sizeof(dir), "%s/snapbox", mnt) < (int)sizeof(dir))
+		sweep(dir);
+	for (int i = 0; i < 2; i++)
+		if (cgroup_v1_parent(i ? "cpu" : "memory", dir, sizeof(dir)))
+			sweep(dir);
 }

@@ -119,6 +119,13 @@ void jail__probe(char *buf, size_t len);
 /* Remove the cgroup (the sandbox must be reaped), close fds; idempotent. */
 void jail__cleanup(struct jail *j);
 
+/* Remove the cgroups of monitors that are gone (sb-<pid>-* whose pid no
+ * longer exists and whose sandbox has been reaped), as every jail__prepare
+ * does: for a process whose monitors it reaps itself (the pool's zygote),
+ * so that none outlives it.  cgroup_parent as in jail_config (NULL: the
+ * default); v1: our own cgroup's snapbox/ in the memory and cpu hierarchies. */
+void jail__sweep(const char *cgroup_parent);
+
 /* An empty network namespace to share between sandboxes (a fd for
  * jail_config.netns_fd), made once, e.g. by the zygote: ~1 fork. */
 int jail__make_netns(struct sb_err *err);

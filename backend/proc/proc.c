@@ -324,15 +324,20 @@ static int proc__expect(struct proc_machine *pm, uint32_t nr, const char *what,
 
 /* The jail of the process create() forks (jail.h): m->opts' config, else
  * every layer that works here with memory RAM + 64 MiB and one CPU. */
+void proc__default_jail(struct jail_config *jc, uint64_t mem_size)
+{
+	jail__default_config(jc);
+	jc->mem_max = mem_size + (64ULL << 20);
+	jc->cpu_max_pct = 100;
+}
+
 static int proc__jail(struct proc_machine *pm, uint64_t mem_size, struct sb_err *err)
 {
 	struct jail_config jc;
 
 	if (pm->m.opts && pm->m.opts->jail)
 		return jail__prepare(&pm->jail, pm->m.opts->jail, err);
-	jail__default_config(&jc);
-	jc.mem_max = mem_size + (64ULL << 20);
-	jc.cpu_max_pct = 100;
+	proc__default_jail(&jc, mem_size);
 	return jail__prepare(&pm->jail, &jc, err);
 }
 

@@ -39,6 +39,12 @@ struct proc_machine {
 
 extern const struct backend proc_backend;
 
+/* The jail a proc machine gets by default (machine_opts.jail NULL): every
+ * layer that works here, memory limit RAM + 64 MiB, 100% of one CPU, a new
+ * network namespace per sandbox (netns_fd -1).  A caller that makes many
+ * sandboxes (the pool) starts from this and shares one netns. */
+void proc__default_jail(struct jail_config *jc, uint64_t mem_size);
+
 /* The jail a machine's sandbox process got ("none; off: not root ..."), for
  * --stats and messages. */
 void proc__describe_jail(const struct machine *m, char *buf, size_t len);
