@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "backend/proc/proc.h"
+#include "sb_syscall.h"
 #include "common/file.h"
 #include "snapshot/snapshot.h"
 
@@ -104,18 +105,7 @@ static __attribute__((noreturn)) void proc__child(int chan, const char *stub, pi
  * fork child did.  The jailed child (jail__fork/jail__exec) does much more
  * through libc (setresuid's all-threads broadcast among it), so it forks. */
 
-static long raw6(long n, long a, long b, long c, long d, long e, long f)
-{
-	register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
-	long ret;
-
-	__asm__ volatile("syscall"
-			 : "=a"(ret)
-			 : "0"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-			 : "rcx", "r11", "memory");
-	return ret;
-}
-#define raw4(n, a, b, c, d) raw6(n, (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
+#define raw4(n, a, b, c, d) sb_syscall6(n, (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
 
 struct vchild_arg {
 	int chan;

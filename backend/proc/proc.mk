@@ -10,7 +10,7 @@ PROC_STUB_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -fpie
 PROC_STUB_LDFLAGS := -nostdlib -static -no-pie -Wl,-Ttext-segment=0x7f0000000000 \
 	-Wl,-z,noexecstack -Wl,-z,separate-code -Wl,--build-id=none
 
-$(PROC_STUB): $(PROC_STUB_SRCS) backend/proc/proc_abi.h guest/include/snapbox_abi.h backend/proc/proc.mk
+$(PROC_STUB): $(PROC_STUB_SRCS) backend/proc/proc_abi.h guest/include/snapbox_abi.h guest/include/sb_syscall.h backend/proc/proc.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(PROC_STUB_CFLAGS) $(PROC_STUB_LDFLAGS) $(PROC_STUB_SRCS) -o $@
 

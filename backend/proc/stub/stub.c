@@ -29,6 +29,7 @@
 #include <linux/seccomp.h>
 
 #include "backend/proc/proc_abi.h"
+#include "sb_syscall.h"
 
 /* one static image at a fixed address: every symbol is local, addressed
  * RIP-relative (there is no GOT to fill) */
@@ -98,16 +99,7 @@ void *memcpy(void *d, const void *s, size_t n)
 	return d;
 }
 
-static long sys6(long n, long a, long b, long c, long d, long e, long f)
-{
-	register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
-	long ret;
-	__asm__ volatile("syscall"
-			 : "=a"(ret)
-			 : "0"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-			 : "rcx", "r11", "memory");
-	return ret;
-}
+#define sys6 sb_syscall6
 #define sys3(n, a, b, c) sys6(n, (long)(a), (long)(b), (long)(c), 0, 0, 0)
 /* the calls the filter allows need the magic in r10 */
 #define sysm(n, a, b, c) sys6(n, (long)(a), (long)(b), (long)(c), (long)SB_PROC_MAGIC, 0, 0)
