@@ -211,6 +211,17 @@ int run_snapbox(const char *const *argv, const char *in, size_t in_len, double l
 	return 0;
 }
 
+void run_checked(const char *const *argv, const char *in, double limit_s, struct run_result *r)
+{
+	run_result_free(r);
+	int rc = run_snapbox(argv, in, in ? strlen(in) : 0, limit_s, r);
+	cr_assert_eq(rc, 0, "could not start %s", snapbox_bin());
+	cr_assert(!r->timed_out, "snapbox hung (killed after %.0f s); stderr: %s", test_time(limit_s),
+		  r->err);
+	cr_assert(!r->signaled, "snapbox itself died of a signal (%d); stderr: %s", r->status - 128,
+		  r->err);
+}
+
 void run_result_free(struct run_result *r)
 {
 	free(r->out);

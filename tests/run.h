@@ -29,6 +29,10 @@ int run_snapbox(const char *const *argv, const char *in, size_t in_len, double l
 		struct run_result *r);
 void run_result_free(struct run_result *r);
 
+/* run_snapbox() into *r (freed first), asserting that snapbox started, did
+ * not hang past limit_s and did not itself die of a signal. */
+void run_checked(const char *const *argv, const char *in, double limit_s, struct run_result *r);
+
 /* Fail the whole test run (not skip) when /dev/kvm is missing under CI. */
 void require_kvm(void);
 

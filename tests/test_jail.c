@@ -24,11 +24,7 @@ static struct run_result R;
 
 static void boot(const char *const *argv, double limit)
 {
-	int rc = run_snapbox(argv, NULL, 0, limit, &R);
-
-	cr_assert_eq(rc, 0, "could not start %s", snapbox_bin());
-	cr_assert(!R.timed_out, "snapbox hung (killed after %.0f s); stderr: %s", limit, R.err);
-	cr_assert(!R.signaled, "snapbox itself died of a signal (%d); stderr: %s", R.status - 128, R.err);
+	run_checked(argv, NULL, limit, &R);
 }
 
 static void fini(void)

@@ -135,9 +135,7 @@ TestSuite(serve, .init = init, .fini = fini, .timeout = 120);
 
 static void sb(const char *const *argv, const char *in, double limit)
 {
-	run_result_free(&R);
-	cr_assert_eq(run_snapbox(argv, in, in ? strlen(in) : 0, limit, &R), 0);
-	cr_assert(!R.timed_out && !R.signaled, "snapbox hung or died; stderr: %s", R.err);
+	run_checked(argv, in, limit, &R);
 }
 
 static void create(const char *name, const char *const *prog)

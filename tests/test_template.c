@@ -57,11 +57,7 @@ static void sb(const char *const *argv, const char *in, double limit)
 {
 	if (!test_on_proc())
 		require_kvm();
-	run_result_free(&R);
-	int rc = run_snapbox(argv, in, in ? strlen(in) : 0, limit, &R);
-	cr_assert_eq(rc, 0, "could not start %s", snapbox_bin());
-	cr_assert(!R.timed_out, "snapbox hung (killed after %.0f s); stderr: %s", limit, R.err);
-	cr_assert(!R.signaled, "snapbox itself died of a signal (%d); stderr: %s", R.status - 128, R.err);
+	run_checked(argv, in, limit, &R);
 }
 
 /* template create NAME --store STORE [--force] [--rootfs $SNAPBOX_TEST_ROOTFS] -- prog... */
