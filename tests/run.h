@@ -33,6 +33,9 @@ void run_result_free(struct run_result *r);
  * not hang past limit_s and did not itself die of a signal. */
 void run_checked(const char *const *argv, const char *in, double limit_s, struct run_result *r);
 
+/* Can /dev/kvm be opened and does it answer KVM_GET_API_VERSION (what
+ * snapbox's --backend auto asks)? */
+bool kvm_usable(void);
 /* Fail the whole test run (not skip) when /dev/kvm is missing under CI. */
 void require_kvm(void);
 

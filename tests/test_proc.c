@@ -208,7 +208,9 @@ Test(proc, sandbox_dies_with_its_monitor)
 	FILE *f;
 
 	snprintf(cmd, sizeof(cmd),
-		 "%s boot --backend proc -- /bin/spin & m=$!; sleep 0.5; pgrep -P $m; kill -9 $m",
+		 "%s boot --backend proc -- /bin/spin & m=$!; "
+		 "for i in $(seq 100); do p=$(pgrep -P $m) && break; sleep 0.1; done; "
+		 "echo $p; kill -9 $m",
 		 snapbox_bin());
 	f = popen(cmd, "r");
 	cr_assert(f);
@@ -251,7 +253,7 @@ Test(proc, info_names_the_backends_and_the_default)
 	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
 	cr_assert(strstr(R.out, "backend proc  usable: "), "out: %s", R.out);
 	cr_assert(strstr(R.out, "backend kvm   "), "out: %s", R.out);
-	if (access("/dev/kvm", R_OK | W_OK) == 0)
+	if (kvm_usable())
 		cr_assert(strstr(R.out, "default (--backend auto): kvm\n"), "out: %s", R.out);
 	else
 		cr_assert(strstr(R.out, "backend kvm   not usable: ") &&
