@@ -288,6 +288,34 @@ static void same_ns(int pid, const char *ns, int want_same)
 		cr_assert_str_neq(la, lb, "the sandbox shares our %s namespace (%s)", ns, la);
 }
 
+/* The monitor's sandbox process (or the monitor killed and the test failed),
+ * checked to be jailed: its own pid (as PID 1), mnt, net and user
+ * namespaces, uid/gid 65534, no capabilities, its filter on. */
+static int jailed_sandbox(int monitor)
+{
+	char path[64], buf[4096], *line;
+	int sb = find_sandbox(monitor);
+
+	if (!sb) {
+		kill(monitor, SIGKILL);
+		waitpid(monitor, NULL, 0);
+		cr_assert_fail("no sandbox process (proc-stub) under snapbox %d", monitor);
+	}
+	same_ns(sb, "pid", 0);
+	same_ns(sb, "mnt", 0);
+	same_ns(sb, "net", 0);
+	same_ns(sb, "user", 0);
+	snprintf(path, sizeof(path), "/proc/%d/status", sb);
+	cr_assert(read_file(path, buf, sizeof(buf)) > 0);
+	cr_assert((line = strstr(buf, "NSpid:")), "%s", buf);
+	cr_assert(strstr(line, "\t1\n"), "not PID 1 of its namespace: %.40s", line);
+	cr_assert(strstr(buf, "Uid:\t65534\t65534\t65534\t65534"), "%s", buf);
+	cr_assert(strstr(buf, "Gid:\t65534\t65534\t65534\t65534"), "%s", buf);
+	cr_assert(strstr(buf, "CapEff:\t0000000000000000"), "%s", buf);
+	cr_assert(strstr(buf, "Seccomp:\t2"), "%s", buf);
+	return sb;
+}
+
 Test(jail, sandbox_has_its_namespaces_ids_and_cgroup_and_the_cgroup_goes)
 {
 	char dir[600], path[700], buf[4096], *line;
@@ -308,26 +336,7 @@ Test(jail, sandbox_has_its_namespaces_ids_and_cgroup_and_the_cgroup_goes)
 		      "--timeout", "3", "--", "/bin/spin", (char *)NULL);
 		_exit(127);
 	}
-	sb = find_sandbox(monitor);
-	if (!sb) {
-		kill(monitor, SIGKILL);
-		waitpid(monitor, NULL, 0);
-		cr_assert_fail("no sandbox process (proc-stub) under snapbox %d", monitor);
-	}
-
-	/* namespaces: its own pid, mnt, net, user */
-	same_ns(sb, "pid", 0);
-	same_ns(sb, "mnt", 0);
-	same_ns(sb, "net", 0);
-	same_ns(sb, "user", 0);
-	snprintf(path, sizeof(path), "/proc/%d/status", sb);
-	cr_assert(read_file(path, buf, sizeof(buf)) > 0);
-	cr_assert((line = strstr(buf, "NSpid:")), "%s", buf);
-	cr_assert(strstr(line, "\t1\n"), "not PID 1 of its namespace: %.40s", line);
-	cr_assert(strstr(buf, "Uid:\t65534\t65534\t65534\t65534"), "%s", buf);
-	cr_assert(strstr(buf, "Gid:\t65534\t65534\t65534\t65534"), "%s", buf);
-	cr_assert(strstr(buf, "CapEff:\t0000000000000000"), "%s", buf);
-	cr_assert(strstr(buf, "Seccomp:\t2"), "%s", buf);
+	sb = jailed_sandbox(monitor);
 
 	/* nothing of the host file system: its root is an empty tmpfs + /proc */
 	snprintf(path, sizeof(path), "/proc/%d/mountinfo", sb);
@@ -432,7 +441,7 @@ Test(jail, unwritable_cgroup_fs_turns_the_cgroup_layer_off)
 Test(jail, a_jailed_clone_has_its_namespaces_and_cgroup_and_answers_right)
 {
 	char *store = make_tempdir();
-	char dir[600], path[700], buf[4096], want[128], out[4096] = "", *line;
+	char dir[600], path[700], buf[4096], want[128], out[4096] = "";
 	const char *limit_file = NULL;
 	int in[2], outp[2], monitor, sb, st;
 	size_t n = 0;
@@ -459,22 +468,7 @@ Test(jail, a_jailed_clone_has_its_namespaces_and_cgroup_and_answers_right)
 	}
 	close(in[0]);
 	close(outp[1]);
-	sb = find_sandbox(monitor);
-	if (!sb) {
-		kill(monitor, SIGKILL);
-		waitpid(monitor, NULL, 0);
-		cr_assert_fail("no clone process (proc-stub) under snapbox run %d", monitor);
-	}
-	same_ns(sb, "pid", 0);
-	same_ns(sb, "mnt", 0);
-	same_ns(sb, "net", 0);
-	same_ns(sb, "user", 0);
-	snprintf(path, sizeof(path), "/proc/%d/status", sb);
-	cr_assert(read_file(path, buf, sizeof(buf)) > 0);
-	cr_assert((line = strstr(buf, "NSpid:")) && strstr(line, "\t1\n"), "%s", buf);
-	cr_assert(strstr(buf, "Uid:\t65534\t65534\t65534\t65534"), "%s", buf);
-	cr_assert(strstr(buf, "CapEff:\t0000000000000000"), "%s", buf);
-	cr_assert(strstr(buf, "Seccomp:\t2"), "%s", buf);
+	sb = jailed_sandbox(monitor);
 	cr_assert(sandbox_memcg(sb, dir, sizeof(dir), &limit_file), "the clone is in no snapbox cgroup");
 	snprintf(path, sizeof(path), "%s/%s", dir, limit_file);
 	cr_assert(read_file(path, buf, sizeof(buf)) > 0, "%s", path);
