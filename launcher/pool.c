@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <stdarg.h>
 
+#include "common/fdmsg.h"
 #include "launcher/pool.h"
 #include "backend/backend.h"
 #include "backend/proc/proc.h"
@@ -181,32 +182,6 @@ static void pool__log(struct pool *p, int level, const char *fmt, ...)
 
 /* ---- messages with descriptors -------------------------------------------- */
 
-static int msg_send(int sock, const void *m, size_t len, const int *fds, int nfds)
-{
-	char cbuf[CMSG_SPACE(sizeof(int) * 4)];
-	struct iovec iov = { (void *)m, len };
-	struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (nfds) {
-		memset(cbuf, 0, sizeof(cbuf));
-		h.msg_control = cbuf;
-		h.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&h);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-	}
-	for (;;) {
-		ssize_t n = sendmsg(sock, &h, MSG_NOSIGNAL);
-		if (n == (ssize_t)len)
-			return 0;
-		if (n < 0 && errno == EINTR)
-			continue;
-		return n < 0 ? -errno : -EIO;
-	}
-}
-
 /* Receive exactly one message of len bytes (and up to maxfds descriptors). */
 static int msg_recv(int sock, void *m, size_t len, int *fds, int maxfds)
 {
@@ -283,7 +258,7 @@ static void worker__run_job(struct machine *m, struct msg_job *job, const int *f
 	close(fds[0]);
 	close(fds[1]);
 	close(fds[2]);
-	msg_send(sock, &r, sizeof(r), NULL, 0);
+	fdmsg__send(sock, &r, sizeof(r), NULL, 0);
 }
 
 /* netns_fd: the zygote's shared empty network namespace for proc
@@ -312,10 +287,10 @@ static void worker__main(int sock, uint64_t kind, int netns_fd)
 	if (!m) {
 		st.type = MSG_ERROR;
 		snprintf(st.message, sizeof(st.message), "%s", err.msg[0] ? err.msg : "out of memory");
-		msg_send(sock, &st, sizeof(st), NULL, 0);
+		fdmsg__send(sock, &st, sizeof(st), NULL, 0);
 		_exit(1);
 	}
-	if (msg_send(sock, &st, sizeof(st), NULL, 0) < 0)
+	if (fdmsg__send(sock, &st, sizeof(st), NULL, 0) < 0)
 		_exit(1);
 	n = msg_recv(sock, job, sizeof(*job), fds, 4);
 	if (n == 4 && job->type == MSG_JOB) {
@@ -403,7 +378,7 @@ static void zygote__main(int sock)
 		struct msg_spawned rep = { .type = MSG_SPAWNED };
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
 			rep.pid = -errno;
-			msg_send(sock, &rep, sizeof(rep), NULL, 0);
+			fdmsg__send(sock, &rep, sizeof(rep), NULL, 0);
 			continue;
 		}
 		pid_t pid = fork();
@@ -419,7 +394,7 @@ static void zygote__main(int sock)
 				break;
 			}
 		close(pair[1]);
-		msg_send(sock, &rep, sizeof(rep), pid < 0 ? NULL : &pair[0], pid < 0 ? 0 : 1);
+		fdmsg__send(sock, &rep, sizeof(rep), pid < 0 ? NULL : &pair[0], pid < 0 ? 0 : 1);
 		close(pair[0]);
 	}
 	zygote__end(); /* service gone: end every sandbox */
@@ -437,7 +412,7 @@ static int pool__spawn(struct pool *p, struct worker *w, char *why, size_t why_l
 	int fd = -1, ret;
 
 	pthread_mutex_lock(&p->zlock);
-	ret = msg_send(p->zsock, &req, sizeof(req), NULL, 0);
+	ret = fdmsg__send(p->zsock, &req, sizeof(req), NULL, 0);
 	if (ret == 0)
 		ret = msg_recv(p->zsock, &rep, sizeof(rep), &fd, 1);
 	pthread_mutex_unlock(&p->zlock);
@@ -781,7 +756,7 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 	job->timeout_ns = sb->lim.timeout_ns;
 	snprintf(job->name, sizeof(job->name), "%s", name);
 	int fds[4] = { stdin_fd, out[1], errp[1], job->snap.dirfd };
-	ret = msg_send(sb->w->sock, job, sizeof(*job), fds, 4);
+	ret = fdmsg__send(sb->w->sock, job, sizeof(*job), fds, 4);
 	if (ret < 0)
 		err__set(err, ret, "handing the request to its worker: %s", strerror(-ret));
 	sb->out_r = out[0];

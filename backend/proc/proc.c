@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "backend/proc/proc.h"
+#include "common/fdmsg.h"
 #include "sb_syscall.h"
 #include "common/file.h"
 #include "snapshot/snapshot.h"
@@ -212,22 +213,11 @@ static int proc__spawn(struct proc_machine *pm, const char *stub, struct sb_err 
 static int proc__send_start(struct proc_machine *pm, const struct sb_proc_start *st, int fd,
 			    struct sb_err *err)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { (void *)st, sizeof(*st) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			     .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	int ret = fdmsg__send(pm->chan, st, sizeof(*st), &fd, 1);
 
-	memset(&u, 0, sizeof(u));
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	if (sendmsg(pm->chan, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(*st))
-		return err__errno(err, "starting the sandbox process (pid %d)", (int)pm->pid);
+	if (ret < 0)
+		return err__set(err, ret, "starting the sandbox process (pid %d): %s", (int)pm->pid,
+				strerror(-ret));
 	return 0;
 }
 
