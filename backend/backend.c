@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend/backend.h"
 #include "backend/kvm/vm.h"
@@ -82,6 +83,46 @@ struct machine *machine__new_clone_opts(const struct backend *be, const struct s
 		return NULL;
 	}
 	return m;
+}
+
+bool machine__recyclable(const struct machine *m)
+{
+	return m->hc.exited && m->be->reset;
+}
+
+static double now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+int machine__reset(struct machine *m, const struct snapshot *snap, struct reset_stats *st,
+		   struct sb_err *err)
+{
+	double t0 = now_us();
+	struct hc_ctx keep = m->hc;
+	int ret;
+
+	memset(st, 0, sizeof(*st));
+	if (!m->be->reset)
+		return err__set(err, -EOPNOTSUPP, "the %s backend cannot recycle a sandbox",
+				m->be->name);
+	if (!keep.exited)
+		return err__set(err, -EINVAL, "only a sandbox whose program exited is recycled");
+	ret = m->be->reset(m, snap, st, err);
+	if (ret < 0)
+		return ret;
+	/* the devices as clone_into leaves them: the template's state, no
+	 * results, no counts (a new request must not see the last one's) */
+	hypercall__init(&m->hc, keep.mem, keep.timeout, keep.program);
+	m->hc.set_base = keep.set_base;
+	m->hc.set_base_arg = keep.set_base_arg;
+	m->hc.st = snap->hc;
+	m->serial.st = snap->serial;
+	m->serial.tx_bytes = 0;
+	st->total_us = now_us() - t0;
+	return 0;
 }
 
 void machine__free(struct machine *m)

@@ -15,6 +15,9 @@
  *               point (MACHINE_READY: template create then calls
  *               snapshot__save(m), which asks be->save for the backend's
  *               sections), or -errno;
+ *   recycle:    after run() returned the program's own exit (machine__
+ *               recyclable), machine__reset(m, snap) puts it back where
+ *               clone_into(snap) left it; then complete_pending + run again
  *   machine__free(m), or be->destroy_detached(m) in a process about to exit.
  */
 #ifndef SB_BACKEND_H
@@ -39,6 +42,16 @@ struct jail_config;
 
 /* Per-machine options a backend may honour (machine__new_opts); read by
  * create() only, so they may live on the caller's stack. */
+/* What a reset did (machine__reset). */
+struct reset_stats {
+	uint64_t pages;           /* guest pages put back to the template's content */
+	uint64_t ranges;          /* ... in this many runs of adjacent pages */
+	uint64_t stub_bytes;      /* proc: bytes of the stub's memory rewritten */
+	double scan_us;           /* finding the written pages */
+	double copy_us;           /* putting them back */
+	double total_us;
+};
+
 struct machine_opts {
 	/* proc: the sandbox process's jail (backend/proc/jail.h): namespaces
 	 * and a cgroup when root.  NULL: the defaults (every layer that works
@@ -78,6 +91,13 @@ struct backend {
 	int (*run)(struct machine *m, struct sb_err *err);
 	/* Stopped at MACHINE_READY: add the backend's sections to state.bin. */
 	int (*save)(struct machine *m, struct snap_writer *w, struct sb_err *err);
+	/* Recycle: put a machine that clone_into(snap) made, and whose run()
+	 * returned the program's exit, back to exactly that state: every page
+	 * the sandbox wrote to snap's content (pages only read stay mapped),
+	 * the CPU and the backend's own state from snap.  The devices are
+	 * machine__reset's.  0 or -errno; after a failure only destroy. */
+	int (*reset)(struct machine *m, const struct snapshot *snap, struct reset_stats *st,
+		     struct sb_err *err);
 	/* Release everything but m itself; safe on a partly created machine. */
 	void (*destroy)(struct machine *m);
 	/* destroy() and free(m), off the caller's path (a process about to exit). */
@@ -106,6 +126,13 @@ struct machine *machine__new_clone(const struct backend *be, const struct snapsh
 				   struct sb_err *err);
 struct machine *machine__new_clone_opts(const struct backend *be, const struct snapshot *snap,
 					const struct machine_opts *opts, struct sb_err *err);
+/* Did the last run() end with the program's own exit (SB_HC_EXIT), not a
+ * fault, panic, timeout or error -- may the machine be recycled? */
+bool machine__recyclable(const struct machine *m);
+/* be->reset, then the devices (serial, hypercall state) as clone_into
+ * leaves them; stdio fds and the program name are the caller's to set. */
+int machine__reset(struct machine *m, const struct snapshot *snap, struct reset_stats *st,
+		   struct sb_err *err);
 /* Destroy and free; NULL is fine. */
 void machine__free(struct machine *m);
 #endif

@@ -362,6 +362,7 @@ static int hc__exit(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err 
 	if (ret < 0)
 		return ret;
 	hc->status = (int)((uint64_t)ex.status & 0xff);
+	hc->exited = true;
 	err__clear(err);
 	return HC_STOP;
 }

@@ -58,6 +58,7 @@ struct hc_ctx {
 
 	/* results */
 	int status;               /* exit status for snapbox once HC_STOP */
+	bool exited;              /* HC_STOP came from the program's own exit */
 	bool user_started;
 	struct timespec user_start; /* CLOCK_MONOTONIC at SB_HC_USER_START */
 	uint64_t user_entry, user_sp;
