@@ -33,10 +33,25 @@ struct pool_opts {
 	int log_level;             /* 0 error, 1 info, 2 debug */
 };
 
+/*
+ * Recycling (a template's policy, or the service's default for templates
+ * that have none): after a sandbox's program exits by itself, its worker
+ * may put it back to the template (machine__reset) and keep it for the
+ * next request of the same template, up to max_reuses times, exiting after
+ * idle_ms without one.  A sandbox that crashed, timed out, was killed or
+ * went over its output limit is never recycled.
+ */
+struct recycle_policy {
+	bool on;
+	uint32_t max_reuses;       /* requests after the first; 0: no limit */
+	uint32_t idle_ms;          /* 0: the default, 60 s */
+};
+
 struct sandbox_limits {
 	uint64_t timeout_ns;       /* wall clock; 0: none */
 	uint64_t max_output;       /* bytes of stdout + stderr; over it the
 	                              sandbox is stopped (0: 16 MiB) */
+	struct recycle_policy recycle; /* pool__run only; off for pool__start */
 };
 
 struct sandbox_result {
