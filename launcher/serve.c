@@ -1019,7 +1019,7 @@ static int run__error(struct call *c, int ret, const struct sb_err *err)
 
 static int api__run(struct call *c)
 {
-	struct run_query q = { { (uint64_t)RUN_DEFAULT_TIMEOUT_S * 1000000000ULL, RUN_DEFAULT_MAX_OUTPUT }, "" };
+	struct run_query q = { { (uint64_t)RUN_DEFAULT_TIMEOUT_S * 1000000000ULL, RUN_DEFAULT_MAX_OUTPUT, { false, 0, 0 } }, "" };
 	struct sandbox_result res;
 	struct sb_err err = { "" };
 	char dir[PATH_MAX];
@@ -1097,7 +1097,7 @@ static int sandbox__id(struct call *c, uint64_t *id)
 /* POST /v1/sandboxes {"template": NAME, "timeout": S, "max_output": N} */
 static int api__sandbox_start(struct call *c)
 {
-	struct sandbox_limits lim = { 0, RUN_DEFAULT_MAX_OUTPUT };
+	struct sandbox_limits lim = { 0, RUN_DEFAULT_MAX_OUTPUT, { false, 0, 0 } };
 	struct sb_err err = { "" };
 	json_error_t je;
 	json_t *body, *v;
