@@ -78,11 +78,20 @@ struct machine *machine__new_clone_opts(const struct backend *be, const struct s
 {
 	struct machine *m = machine__new_opts(be, snap->hdr.mem_size, RAM_RESERVED, opts, err);
 
-	if (m && be->clone_into(m, snap, err) < 0) {
+	if (m && machine__clone_into(m, snap, err) < 0) {
 		machine__free(m);
 		return NULL;
 	}
 	return m;
+}
+
+int machine__clone_into(struct machine *m, const struct snapshot *snap, struct sb_err *err)
+{
+	int ret = m->be->clone_into(m, snap, err);
+
+	if (ret == 0)
+		memcpy(m->template_id, snap->id, sizeof(m->template_id));
+	return ret;
 }
 
 bool machine__recyclable(const struct machine *m)
@@ -110,6 +119,9 @@ int machine__reset(struct machine *m, const struct snapshot *snap, struct reset_
 				m->be->name);
 	if (!keep.exited)
 		return err__set(err, -EINVAL, "only a sandbox whose program exited is recycled");
+	if (!m->template_id[0] || memcmp(m->template_id, snap->id, sizeof(m->template_id)))
+		return err__set(err, -EINVAL, "a recycled sandbox serves only the template it was "
+				"cloned from");
 	ret = m->be->reset(m, snap, st, err);
 	if (ret < 0)
 		return ret;

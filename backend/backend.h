@@ -69,6 +69,10 @@ struct machine {
 	struct timeout timeout;   /* timeout__start() it on the thread that runs */
 	uint32_t boot_flags;      /* SB_BOOT_* this backend adds to a fresh boot */
 	const struct machine_opts *opts; /* during create() only; NULL: defaults */
+	bool recycle;             /* set before clone_into if the caller may
+	                             machine__reset it: the backend then keeps
+	                             what a reset needs (proc: its stub's memory) */
+	char template_id[33];     /* the template machine__clone_into mapped */
 };
 
 struct backend {
@@ -126,6 +130,9 @@ struct machine *machine__new_clone(const struct backend *be, const struct snapsh
 				   struct sb_err *err);
 struct machine *machine__new_clone_opts(const struct backend *be, const struct snapshot *snap,
 					const struct machine_opts *opts, struct sb_err *err);
+/* be->clone_into, remembering which template it was (machine__reset
+ * serves that template only). */
+int machine__clone_into(struct machine *m, const struct snapshot *snap, struct sb_err *err);
 /* Did the last run() end with the program's own exit (SB_HC_EXIT), not a
  * fault, panic, timeout or error -- may the machine be recycled? */
 bool machine__recyclable(const struct machine *m);

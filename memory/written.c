@@ -14,6 +14,7 @@
 #define SB_PAGE_IS_FILE (1ULL << 2)
 #define SB_PAGE_IS_PRESENT (1ULL << 3)
 #define SB_PAGE_IS_SWAPPED (1ULL << 4)
+#define SB_PAGE_IS_PFNZERO (1ULL << 5)
 struct sb_page_region {
 	uint64_t start, end, categories;
 };
@@ -82,7 +83,10 @@ static int scan_ioctl(struct written_scan *ws, uint64_t start, uint64_t end)
 		struct sb_pm_scan_arg a = {
 			.size = sizeof(a), .start = start, .end = end,
 			.vec = (uint64_t)(uintptr_t)v, .vec_len = 256,
-			.category_inverted = SB_PAGE_IS_FILE, .category_mask = SB_PAGE_IS_FILE,
+			/* not the file's page, not the shared zero page (a read of
+			 * untouched anonymous memory maps it) */
+			.category_inverted = SB_PAGE_IS_FILE | SB_PAGE_IS_PFNZERO,
+			.category_mask = SB_PAGE_IS_FILE | SB_PAGE_IS_PFNZERO,
 			.category_anyof_mask = SB_PAGE_IS_PRESENT | SB_PAGE_IS_SWAPPED,
 			.return_mask = SB_PAGE_IS_PRESENT | SB_PAGE_IS_SWAPPED,
 		};

@@ -232,7 +232,7 @@ static void proc__kill(struct proc_machine *pm)
 }
 
 /* The channel closed without a final hypercall: how did the process end? */
-static int proc__died(struct proc_machine *pm, struct sb_err *err)
+int proc__died(struct proc_machine *pm, struct sb_err *err)
 {
 	int st;
 
@@ -350,6 +350,7 @@ static int proc_be__create(struct machine *m, uint64_t mem_size, enum ram_backen
 	int ret;
 
 	pm->chan = -1;
+	pm->ws.fd = -1;
 	m->ram.fd = -1;
 	serial__init(&m->serial, SB_COM1_PORT, 2);
 	if (ram == RAM_RESERVED) {
@@ -468,6 +469,8 @@ static int proc_be__clone_into(struct machine *m, const struct snapshot *snap, s
 		return err__errno(err, "sending the saved CPU to the sandbox (pid %d)", (int)pm->pid);
 	/* mapped and confined: its memory is there for complete_pending */
 	ret = proc__expect(pm, SB_PROC_MSG_RESUMED, "clone set-up", &msg, err);
+	if (ret == 0 && m->recycle)
+		ret = proc__recycle_prepare(pm, snap, msg.gpa, err);
 	if (ret < 0)
 		return ret;
 	m->serial.st = snap->serial;
@@ -534,6 +537,8 @@ static int proc_be__run(struct machine *m, struct sb_err *err)
 		}
 		if (ret == HC_READY)
 			return MACHINE_READY; /* the sandbox waits for its reply: save() */
+		if (ret == HC_STOP && m->hc.exited && m->recycle)
+			return m->hc.status; /* it waits (for a reply, never sent): reset() */
 		if (ret == HC_STOP)
 			ret = m->hc.status;
 		else if (ret == -ETIMEDOUT)
@@ -609,6 +614,7 @@ static void proc_be__destroy(struct machine *m)
 
 	timeout__stop(&m->timeout);
 	proc__kill(pm);
+	proc__recycle_release(pm);
 	jail__cleanup(&pm->jail);
 	if (pm->chan >= 0)
 		close(pm->chan);
@@ -642,6 +648,7 @@ const struct backend proc_backend = {
 	.clone_into = proc_be__clone_into,
 	.run = proc_be__run,
 	.save = proc_be__save,
+	.reset = proc_be__reset,
 	.destroy = proc_be__destroy,
 	.destroy_detached = proc_be__destroy_detached,
 };

@@ -25,6 +25,10 @@
 #include "backend/backend.h"
 #include "backend/proc/jail.h"
 #include "backend/proc/proc_abi.h"
+#include "memory/written.h"
+#include "snapshot/pristine.h"
+
+#define PROC_STUB_REGIONS 4
 
 struct proc_machine {
 	struct machine m;       /* first: the backend interface's part */
@@ -35,6 +39,15 @@ struct proc_machine {
 	uint64_t ro_lo, ro_hi;  /* the rootfs window, read-only in the sandbox */
 	bool reply_pending;     /* a clone waits for the reply to its READ */
 	struct jail jail;       /* namespaces, cgroup (jail.h): set up at create */
+	/* recycling (m.recycle, reset.c): what a reset puts back */
+	struct written_scan ws;       /* the sandbox's pagemap, fd -1: none */
+	struct snap_pristine pristine; /* the template's pages */
+	struct proc_stub_region {
+		uint64_t lo, hi;      /* a writable mapping of the stub's */
+		uint8_t *image;       /* its content when the clone resumed */
+	} stub[PROC_STUB_REGIONS];
+	unsigned n_stub;
+	uint64_t reset_stack;         /* the stub's, which its handler clears */
 };
 
 extern const struct backend proc_backend;
@@ -48,6 +61,17 @@ void proc__default_jail(struct jail_config *jc, uint64_t mem_size);
 /* The jail a machine's sandbox process got ("none; off: not root ..."), for
  * --stats and messages. */
 void proc__describe_jail(const struct machine *m, char *buf, size_t len);
+
+/* reset.c: at clone_into's end, while the guest waits for its first reply
+ * (so nothing in the sandbox is the guest's doing yet), keep what a reset
+ * restores; and the reset itself (backend op), and the cleanup. */
+int proc__recycle_prepare(struct proc_machine *pm, const struct snapshot *snap,
+			  uint64_t reset_stack, struct sb_err *err);
+int proc_be__reset(struct machine *m, const struct snapshot *snap, struct reset_stats *st,
+		   struct sb_err *err);
+void proc__recycle_release(struct proc_machine *pm);
+/* proc.c, for reset.c */
+int proc__died(struct proc_machine *pm, struct sb_err *err);
 
 /* The XSAVE features and frame size this host's kernel puts in a signal
  * frame (what a sandbox here saves and restores): 0 or -errno. */

@@ -64,9 +64,22 @@ enum { SB_PROC_RIP = 16, SB_PROC_RSP = 15 }; /* gpr[] indices */
  *         is that struct's address in the sandbox (read with
  *         process_vm_readv), 0 if the frame did not fit;
  *  RESUMED: a clone has mapped the template and set up its filter; it now
- *         re-enters the guest's pending channel read.
+ *         re-enters the guest's pending channel read; gpa: the reset stack.
+ *  RESET: SIGUSR2 from the monitor, queued with a 64-bit nonce
+ *         (rt_sigqueueinfo, si_value), reached the stub's reset handler;
+ *         gpa is the nonce.  The handler runs on a stack of its own (the
+ *         reset stack: SB_PROC_RESET_STACK bytes, its address given in
+ *         RESUMED's gpa), waits for a reply while the monitor puts the
+ *         stub's memory and guest RAM back, then clears that stack and
+ *         rt_sigreturns into the template's frame, as a fresh clone does.
+ *         The nonce is proof that the handler, not the guest, answers: the
+ *         guest cannot read a queued signal's data (no such system call
+ *         passes the filter), only a handler that the guest cannot replace
+ *         (rt_sigaction does not pass either) is given it.
  */
 #define SB_PROC_MSG_SAVED   0x10001
 #define SB_PROC_MSG_RESUMED 0x10002
+#define SB_PROC_MSG_RESET   0x10003
+#define SB_PROC_RESET_STACK 8192
 _Static_assert(sizeof(struct sb_proc_start) == 64, "sb_proc_start size");
 #endif

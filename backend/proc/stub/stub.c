@@ -59,6 +59,7 @@
 #define MAP_PRIVATE 0x02
 #define SA_RESTART 0x10000000
 #define SIGUSR1 10
+#define SIGUSR2 12
 #define ARCH_SET_FS 0x1002
 #define ARCH_GET_FS 0x1003
 #define UC_FP_XSTATE 0x1
@@ -159,6 +160,16 @@ _Static_assert(offsetof(struct k_sigcontext, trapno) == 160, "sigcontext layout"
 extern void stub_restorer(void);
 extern __attribute__((noreturn)) void stub_sigreturn(struct k_ucontext *uc);
 extern __attribute__((noreturn)) void stub_enter_guest(uint64_t entry, uint64_t arg);
+extern void stub_on_reset(int sig, struct k_siginfo *si, struct k_ucontext *uc);
+extern __attribute__((noreturn)) void stub_reset_return(struct k_ucontext *uc, void *stack,
+							 uint64_t size);
+
+/* The stub's own stack (start.S) and the reset handler's (a page of its own:
+ * the monitor puts back every other page of ours, but not the one the
+ * handler runs on, which the handler clears itself). */
+uint8_t stub_stack[16384] __attribute__((aligned(4096)));      /* start.S knows the size */
+uint8_t reset_stack[SB_PROC_RESET_STACK] __attribute__((aligned(4096)));
+_Static_assert(SB_PROC_RESET_STACK == 8192, "start.S: stub_on_reset's stack top");
 
 /* ---- the handlers ------------------------------------------------------ */
 
@@ -295,7 +306,10 @@ static int has(const char *s, const char *e, const char *word)
 }
 
 /* The vDSO would give the program host time without a system call, and
- * it is code we did not write inside the sandbox: unmap it and its data. */
+ * it is code we did not write inside the sandbox: unmap it and its data.
+ * The kernel's [stack] goes too (we run on stub_stack): it grows down on a
+ * fault below it, and memory a recycling reset does not know would carry a
+ * request's data to the next. */
 static void unmap_vdso(void)
 {
 	static char buf[16384];
@@ -313,7 +327,8 @@ static void unmap_vdso(void)
 
 		for (end = line; end < buf + len && *end != '\n'; end++)
 			;
-		if (!has(line, end, "[vdso]") && !has(line, end, "[vvar"))
+		if (!has(line, end, "[vdso]") && !has(line, end, "[vvar") &&
+		    !has(line, end, "[stack]"))
 			continue;
 		if (parse_hex(&p, &lo) || *p++ != '-' || parse_hex(&p, &hi) || hi <= lo)
 			die(121);
@@ -458,10 +473,30 @@ static struct {
 	struct k_ucontext uc;
 } frame __attribute__((aligned(64)));
 
+/* The reset handler, on reset_stack (start.S: stub_on_reset).  The guest
+ * does not run again before the rt_sigreturn at the end: all this reads is
+ * the monitor's replies and the memory the monitor has put back meanwhile. */
+__attribute__((noreturn, used)) void stub_reset(uint64_t nonce);
+__attribute__((noreturn, used)) void stub_reset(uint64_t nonce)
+{
+	struct sb_proc_msg m = { .nr = SB_PROC_MSG_RESET, .gpa = nonce };
+	struct sb_proc_reply r;
+
+	if (sysm(SYS_write, SB_PROC_CHAN_FD, &m, sizeof(m)) != (long)sizeof(m) ||
+	    sysm(SYS_read, SB_PROC_CHAN_FD, &r, sizeof(r)) != (long)sizeof(r) || r.ret)
+		die(118);
+	/* no selector the guest loaded survives (a bit of state otherwise);
+	 * %fs first: loading it may clear the base, which comes next */
+	__asm__ volatile("mov %0, %%ds; mov %0, %%es; mov %0, %%fs; mov %0, %%gs" : : "r"(0));
+	if (sys6(SYS_arch_prctl, ARCH_SET_FS, (long)resume.fs_base, 0, (long)SB_PROC_MAGIC, 0, 0) < 0)
+		die(117);
+	stub_reset_return(&frame.uc, reset_stack, sizeof(reset_stack));
+}
+
 static __attribute__((noreturn)) void resume_clone(void)
 {
 	struct k_sigcontext *mc = &frame.uc.mc;
-	struct sb_proc_msg m = { .nr = SB_PROC_MSG_RESUMED, .gpa = 0 };
+	struct sb_proc_msg m = { .nr = SB_PROC_MSG_RESUMED, .gpa = (uint64_t)reset_stack };
 	uint16_t cs, ss;
 
 	__asm__ volatile("mov %%cs, %0; mov %%ss, %1" : "=r"(cs), "=r"(ss));
@@ -503,6 +538,7 @@ __attribute__((noreturn)) void stub_main(uint64_t *sp)
 	handle(SIGILL, on_fault, 0);
 	handle(SIGTRAP, on_fault, 0);
 	handle(SIGUSR1, on_save, SA_RESTART);
+	handle(SIGUSR2, (void *)stub_on_reset, 0);
 	if (sys3(SYS_close_range, 0, SB_PROC_CHAN_FD - 1, 0) < 0 ||
 	    sys3(SYS_close_range, SB_PROC_CHAN_FD + 1, ~0U, 0) < 0)
 		die(114);
