@@ -7,7 +7,13 @@
  *
  * Messages are fixed-size structs on SOCK_SEQPACKET sockets; file
  * descriptors travel with SCM_RIGHTS.  A worker serves one sandbox and
- * exits; the zygote reaps it.
+ * exits; the zygote reaps it -- unless the template's policy recycles it:
+ * then, once its program has exited by itself and the answer is out, the
+ * worker resets the sandbox to the template (machine__reset) and waits for
+ * the next request of that template (RECYCLED tells the service how the
+ * reset went).  The service alone decides when an idle one ends (it closes
+ * the worker's socket), so a request is never handed to a worker that is
+ * leaving.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +44,9 @@
 #define TAKE_WAIT_S 30       /* a request waits this long for a free worker */
 #define REFILL_THREADS 2     /* workers being started at once */
 #define TCACHE_SIZE 16       /* templates kept loaded by the service */
+#define RESET_WAIT_MS 2000   /* a request waits this long for a reset to end */
+#define SWEEP_MS 200         /* how often idle recycled workers are checked */
+#define DEFAULT_IDLE_MS 60000
 #define MAX_KINDS 16         /* kinds kept ready; the least recently used goes */
 
 /*
@@ -66,7 +75,8 @@ static const struct backend *kind_backend(uint64_t kind)
 	return NULL;
 }
 
-enum msg_type { MSG_SPAWN = 1, MSG_SPAWNED, MSG_READY, MSG_ERROR, MSG_JOB, MSG_RESULT };
+enum msg_type { MSG_SPAWN = 1, MSG_SPAWNED, MSG_READY, MSG_ERROR, MSG_JOB, MSG_RESULT,
+		MSG_RECYCLED };
 
 struct msg_spawn {           /* service -> zygote */
 	uint32_t type;
@@ -88,7 +98,8 @@ struct msg_status {          /* worker -> service: READY or ERROR */
 struct msg_job {             /* service -> worker, + SCM_RIGHTS(stdin, stdout, stderr,
 				the template's directory) */
 	uint32_t type;
-	uint32_t pad;
+	uint32_t recycle;        /* keep the sandbox for the next request if its
+				    program exits by itself */
 	uint64_t id;
 	uint64_t timeout_ns;
 	char name[72];
@@ -99,12 +110,22 @@ struct msg_result {          /* worker -> service */
 	uint32_t type;
 	int32_t status;          /* >= 0: exit status; < 0: -errno before running */
 	uint32_t timed_out;
-	uint32_t pad;
+	uint32_t recycling;      /* the worker resets the sandbox now; RECYCLED follows */
 	double clone_us, run_us;
 	char message[512];
 };
 
-enum worker_state { W_FREE = 0, W_STARTING, W_READY, W_BUSY };
+struct msg_recycled {        /* worker -> service, after a MSG_RESULT with recycling */
+	uint32_t type;
+	int32_t status;          /* 0: reset, waiting for the next job; -errno: it ends */
+	uint64_t pages;          /* guest pages put back */
+	double reset_us;
+	char message[256];
+};
+
+/* FREE -> STARTING -> READY -> BUSY -> FREE, or, recycled:
+ * BUSY -> RECYCLING (resetting) -> RECYCLED (idle, for one template) -> BUSY */
+enum worker_state { W_FREE = 0, W_STARTING, W_READY, W_BUSY, W_RECYCLING, W_RECYCLED };
 struct sandbox;
 
 struct worker {
@@ -116,6 +137,11 @@ struct worker {
 	char name[72];
 	double t_start;          /* CLOCK_MONOTONIC us, when busy */
 	bool killed;
+	/* recycled workers */
+	char tid[33];            /* the template it serves (snapshot id) */
+	uint32_t reuse;          /* requests it served after its first */
+	double idle_until;       /* RECYCLED: ends after this (us) */
+	uint32_t idle_ms;
 };
 
 struct pool {
@@ -222,15 +248,23 @@ static int msg_recv(int sock, void *m, size_t len, int *fds, int maxfds)
 
 /* ---- the worker: one sandbox, in its own process ------------------------- */
 
-static void worker__run_job(struct machine *m, struct msg_job *job, const int *fds, int sock)
+/* One request.  A recycled machine (recycled) is already its template's
+ * clone.  Returns whether the machine is to be recycled now. */
+static bool worker__run_job(struct machine *m, struct msg_job *job, const int *fds, int sock,
+			    bool recycled)
 {
 	struct msg_result r = { .type = MSG_RESULT };
 	struct sb_err err = { "" };
 	double t0 = now_us(), t1;
-	int ret;
+	int ret = 0;
 
 	job->snap.dirfd = fds[3];
-	ret = m->be->clone_into(m, &job->snap, &err);
+	if (!recycled) {
+		m->recycle = job->recycle != 0;
+		ret = machine__clone_into(m, &job->snap, &err);
+	} else if (memcmp(m->template_id, job->snap.id, sizeof(m->template_id))) {
+		ret = err__set(&err, -EINVAL, "a recycled sandbox was handed another template");
+	}
 	t1 = now_us();
 	r.clone_us = t1 - t0;
 	if (ret == 0) {
@@ -253,12 +287,30 @@ static void worker__run_job(struct machine *m, struct msg_job *job, const int *f
 		r.timed_out = ret == 124;
 	}
 	r.status = ret;
+	r.recycling = job->recycle && ret >= 0 && !r.timed_out && machine__recyclable(m);
 	snprintf(r.message, sizeof(r.message), "%s", err.msg);
 	/* the answer first: EOF on the output pipes, then the result */
 	close(fds[0]);
 	close(fds[1]);
 	close(fds[2]);
 	fdmsg__send(sock, &r, sizeof(r), NULL, 0);
+	return r.recycling;
+}
+
+/* Put the machine back to its template and say how it went. */
+static int worker__recycle(struct machine *m, const struct snapshot *snap, int sock)
+{
+	struct msg_recycled rc = { .type = MSG_RECYCLED };
+	struct reset_stats st;
+	struct sb_err err = { "" };
+
+	rc.status = machine__reset(m, snap, &st, &err);
+	rc.pages = st.pages;
+	rc.reset_us = st.total_us;
+	snprintf(rc.message, sizeof(rc.message), "%s", err.msg);
+	if (fdmsg__send(sock, &rc, sizeof(rc), NULL, 0) < 0)
+		return -EPIPE;
+	return rc.status;
 }
 
 /* netns_fd: the zygote's shared empty network namespace for proc
@@ -269,9 +321,11 @@ static void worker__main(int sock, uint64_t kind, int netns_fd)
 	struct msg_status st = { .type = MSG_READY };
 	struct sb_err err = { "" };
 	struct msg_job *job = calloc(1, sizeof(*job));
+	struct snapshot *tsnap = calloc(1, sizeof(*tsnap)); /* a recycled machine's template */
 	struct machine *m = NULL;
 	struct jail_config jc;
 	struct machine_opts mo = { NULL };
+	bool recycled = false;
 	int fds[4], n;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -282,7 +336,7 @@ static void worker__main(int sock, uint64_t kind, int netns_fd)
 		jc.netns_fd = netns_fd;
 		mo.jail = &jc;
 	}
-	if (job && be)
+	if (job && tsnap && be)
 		m = machine__new_opts(be, kind_mem(kind), RAM_RESERVED, &mo, &err);
 	if (!m) {
 		st.type = MSG_ERROR;
@@ -292,10 +346,20 @@ static void worker__main(int sock, uint64_t kind, int netns_fd)
 	}
 	if (fdmsg__send(sock, &st, sizeof(st), NULL, 0) < 0)
 		_exit(1);
-	n = msg_recv(sock, job, sizeof(*job), fds, 4);
-	if (n == 4 && job->type == MSG_JOB) {
+	/* one request, or, recycled, one after the other until the service
+	 * closes our socket (idle) or a reset fails */
+	while ((n = msg_recv(sock, job, sizeof(*job), fds, 4)) == 4 && job->type == MSG_JOB) {
 		job->name[sizeof(job->name) - 1] = 0;
-		worker__run_job(m, job, fds, sock);
+		if (!worker__run_job(m, job, fds, sock, recycled))
+			break;
+		if (!recycled) {
+			*tsnap = job->snap; /* its directory stays open: resets read it */
+			recycled = true;
+		} else {
+			close(fds[3]);
+		}
+		if (worker__recycle(m, tsnap, sock) < 0)
+			break;
 	}
 	/* the answer is out: what the process's exit would not undo (a proc
 	 * sandbox's cgroup) goes now, the rest with the process */
@@ -446,12 +510,92 @@ static unsigned pool__count(struct pool *p, uint64_t size, enum worker_state s)
 	return n;
 }
 
+/* A recycled worker is done with: closing its socket ends it.  Locked. */
+static void pool__retire(struct pool *p, struct worker *w, bool kill_it)
+{
+	(void)p;
+	if (kill_it)
+		kill(w->pid, SIGKILL);
+	close(w->sock);
+	w->sock = -1;
+	w->state = W_FREE;
+	w->tid[0] = 0;
+}
+
 static struct worker *pool__free_slot(struct pool *p)
 {
-	for (int i = 0; i < MAX_WORKERS; i++)
+	struct worker *lru = NULL;
+
+	for (int i = 0; i < MAX_WORKERS; i++) {
 		if (p->w[i].state == W_FREE)
 			return &p->w[i];
-	return NULL;
+		if (p->w[i].state == W_RECYCLED && (!lru || p->w[i].idle_until < lru->idle_until))
+			lru = &p->w[i];
+	}
+	if (lru) /* every slot taken: the idle recycled worker idle longest goes */
+		pool__retire(p, lru, true);
+	return lru;
+}
+
+/* A RECYCLING worker's reset result, if it has come (wait up to ms).
+ * 1: reset, 0: not yet, -errno: it failed or died.  The worker is the
+ * caller's (busy) or the lock is held. */
+static int pool__reset_result(struct pool *p, struct worker *w, int ms, struct msg_recycled *out)
+{
+	struct pollfd pf = { w->sock, POLLIN, 0 };
+	struct msg_recycled rc;
+
+	if (poll(&pf, 1, ms) != 1)
+		return ms > 0 ? -ETIMEDOUT : 0;
+	if (msg_recv(w->sock, &rc, sizeof(rc), NULL, 0) < 0 || rc.type != MSG_RECYCLED)
+		return -EIO;
+	rc.message[sizeof(rc.message) - 1] = 0;
+	if (rc.status < 0) {
+		pool__log(p, 0, "worker %d: reset failed, it ends: %s", w->pid, rc.message);
+		return rc.status;
+	}
+	pool__log(p, 2, "worker %d: reset to %s in %.0f us (%llu pages)", w->pid, w->name,
+		  rc.reset_us, (unsigned long long)rc.pages);
+	*out = rc;
+	return 1;
+}
+
+/* Locked. */
+static void pool__count_reset(struct pool *p, const struct msg_recycled *rc)
+{
+	p->st.resets++;
+	p->st.reset_pages += rc->pages;
+	p->st.reset_us_sum += rc->reset_us;
+}
+
+/* Recycled workers: take in finished resets, end idle and dead ones.  Locked. */
+static void pool__sweep(struct pool *p)
+{
+	double now = now_us();
+
+	for (int i = 0; i < MAX_WORKERS; i++) {
+		struct worker *w = &p->w[i];
+		if (w->state == W_RECYCLING) {
+			struct msg_recycled rc;
+			int r = pool__reset_result(p, w, 0, &rc);
+			if (r > 0)
+				pool__count_reset(p, &rc);
+			if (r < 0) {
+				p->st.failed_resets++;
+				pool__retire(p, w, true);
+			} else if (r > 0) {
+				w->state = W_RECYCLED;
+				w->idle_until = now + (w->idle_ms ? w->idle_ms : DEFAULT_IDLE_MS) * 1e3;
+			}
+		} else if (w->state == W_RECYCLED) {
+			struct pollfd pf = { w->sock, POLLIN, 0 };
+			if (now > w->idle_until || poll(&pf, 1, 0) != 0) {
+				pool__log(p, 2, "worker %d: %s", w->pid,
+					  now > w->idle_until ? "idle, ends" : "gone");
+				pool__retire(p, w, false);
+			}
+		}
+	}
 }
 
 static void *pool__refill(void *arg)
@@ -470,7 +614,15 @@ static void *pool__refill(void *arg)
 			}
 		}
 		if (!w) {
-			pthread_cond_wait(&p->changed, &p->lock);
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += SWEEP_MS * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&p->changed, &p->lock, &ts);
+			pool__sweep(p);
 			continue;
 		}
 		pthread_mutex_unlock(&p->lock);
@@ -561,9 +713,25 @@ int pool__create(struct pool **out, const struct pool_opts *o, struct sb_err *er
 	return 0;
 }
 
-/* Take a ready worker of mem_size (waiting for one), as sandbox `id`. */
+/* A recycled worker of template tid (one that has reset first).  Locked. */
+static struct worker *pool__recycled(struct pool *p, const char *tid)
+{
+	struct worker *w = NULL;
+
+	for (int i = 0; i < MAX_WORKERS; i++) {
+		struct worker *c = &p->w[i];
+		if ((c->state == W_RECYCLED || c->state == W_RECYCLING) && !strcmp(c->tid, tid) &&
+		    (!w || (w->state == W_RECYCLING && c->state == W_RECYCLED)))
+			w = c;
+	}
+	return w;
+}
+
+/* Take a worker (waiting for one), as sandbox `id`: with tid (recycling
+ * on), a recycled one of that template if there is one (*recycled: it was
+ * still resetting (2) or had reset (1)), else a ready one of mem_size. */
 static struct worker *pool__take(struct pool *p, uint64_t mem_size, const char *name,
-				 uint64_t *id)
+				 const char *tid, uint64_t *id, int *recycled)
 {
 	struct worker *w = NULL;
 	bool known = false;
@@ -593,7 +761,13 @@ static struct worker *pool__take(struct pool *p, uint64_t mem_size, const char *
 	struct timespec deadline;
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += TAKE_WAIT_S;
+	*recycled = 0;
 	while (!p->stopping) {
+		if (p->live < p->o.max_live && tid && (w = pool__recycled(p, tid))) {
+			*recycled = w->state == W_RECYCLING ? 2 : 1;
+			w->reuse++;
+			break;
+		}
 		if (p->live < p->o.max_live) {
 			for (int i = 0; i < MAX_WORKERS && !w; i++)
 				if (p->w[i].state == W_READY && p->w[i].mem_size == mem_size)
@@ -610,7 +784,10 @@ static struct worker *pool__take(struct pool *p, uint64_t mem_size, const char *
 		w->killed = false;
 		w->t_start = now_us();
 		snprintf(w->name, sizeof(w->name), "%s", name);
-		p->st.ready--;
+		if (!*recycled) {
+			p->st.ready--;
+			w->reuse = 0;
+		}
 		p->live++;
 		p->st.started++;
 		pthread_cond_broadcast(&p->changed); /* the refill thread makes another */
@@ -644,6 +821,7 @@ struct sandbox {
 	int out_r, err_r;
 	struct sandbox_limits lim;
 	char name[72];
+	char tid[33];            /* the template's id */
 	struct sandbox_result res; /* output grows here, under p->lock */
 	struct msg_result r;
 	double t0;
@@ -732,7 +910,43 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 		ret = err__errno(err, "pipe for the sandbox's output");
 		goto out;
 	}
-	sb->w = pool__take(p, kind, name, &sb->id);
+	{
+		const char *tid = sb->lim.recycle.on ? job->snap.id : NULL;
+		int recycled;
+
+		for (;;) {
+			struct msg_recycled rc;
+			int r;
+
+			sb->w = pool__take(p, kind, name, tid, &sb->id, &recycled);
+			if (!sb->w || recycled != 2)
+				break;
+			/* its reset is under way: a few tens of us, usually */
+			r = pool__reset_result(p, sb->w, RESET_WAIT_MS, &rc);
+			pthread_mutex_lock(&p->lock);
+			if (r > 0) {
+				pool__count_reset(p, &rc);
+				pthread_mutex_unlock(&p->lock);
+				break;
+			}
+			p->st.failed_resets++;
+			pool__retire(p, sb->w, true);
+			p->live--;
+			p->st.started--;
+			pthread_cond_broadcast(&p->changed);
+			pthread_mutex_unlock(&p->lock);
+			sb->w = NULL; /* another one, recycled or fresh */
+		}
+		if (sb->w) {
+			uint32_t max = sb->lim.recycle.max_reuses;
+
+			sb->res.recycled = recycled != 0;
+			sb->res.reuse = sb->w->reuse;
+			job->recycle = sb->lim.recycle.on && (!max || sb->w->reuse < max);
+			memcpy(sb->tid, job->snap.id, sizeof(sb->tid));
+			p->st.recycled_runs += recycled != 0; /* a statistic: racy is fine */
+		}
+	}
 	if (!sb->w) {
 		char why[256] = "";
 
@@ -866,8 +1080,16 @@ static void sandbox__finish(struct sandbox *sb)
 		append(&res->out, &res->out_len, "", 0);
 	if (!res->err)
 		append(&res->err, &res->err_len, "", 0);
-	close(sb->w->sock);
-	sb->w->state = W_FREE;
+	if (r->type == MSG_RESULT && r->recycling && !res->output_limited && !res->killed) {
+		/* its worker resets it now; the next request of this template
+		 * takes it (pool__recycled), or the sweep ends it when idle */
+		sb->w->state = W_RECYCLING;
+		memcpy(sb->w->tid, sb->tid, sizeof(sb->w->tid));
+		sb->w->idle_ms = sb->lim.recycle.idle_ms;
+	} else {
+		close(sb->w->sock);
+		sb->w->state = W_FREE;
+	}
 	sb->w = NULL;
 	p->live--;
 	sb->done = true;
@@ -1159,6 +1381,9 @@ void pool__stats(struct pool *p, struct pool_stats *s)
 	pthread_mutex_lock(&p->lock);
 	*s = p->st;
 	s->live = p->live;
+	s->idle_recycled = 0;
+	for (int i = 0; i < MAX_WORKERS; i++)
+		s->idle_recycled += p->w[i].state == W_RECYCLED || p->w[i].state == W_RECYCLING;
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -1182,7 +1407,7 @@ void pool__destroy(struct pool *p)
 	close(p->zsock);
 	waitpid(p->zpid, NULL, 0);
 	for (int i = 0; i < MAX_WORKERS; i++)
-		if (p->w[i].state == W_READY || p->w[i].state == W_BUSY)
+		if (p->w[i].state >= W_READY)
 			close(p->w[i].sock);
 	for (int i = 0; p->tcache && i < TCACHE_SIZE; i++)
 		if (p->tcache[i].snap.dirfd >= 0)

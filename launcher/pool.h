@@ -66,6 +66,9 @@ struct sandbox_result {
 	char *err;                 /* stderr */
 	size_t err_len;
 	uint64_t id;               /* sandbox id */
+	bool recycled;             /* it ran in a recycled sandbox (reset to the
+	                              template after an earlier request) */
+	uint32_t reuse;            /* that sandbox's requests before this one */
 	double wait_us;            /* for a free worker */
 	double clone_us;           /* template mapped + state restored */
 	double run_us;             /* resume to exit */
@@ -91,6 +94,11 @@ struct pool_stats {
 	                                 2000, 4000, 8000, 16000, 32000, 64000,
 	                                 128000, 256000, +Inf (cumulative counts) */
 	double latency_sum_us;
+	/* recycling */
+	uint64_t recycled_runs;    /* runs in a recycled sandbox */
+	uint64_t resets, failed_resets, reset_pages;
+	double reset_us_sum;
+	unsigned idle_recycled;    /* recycled workers waiting (or resetting) */
 };
 
 /*

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hostile_reset: a guest that tries to carry data from one request to the
+ * next through a recycled proc sandbox (tests/test_recycle.c).  Its ready
+ * point is its first read of stdin; the request is one line:
+ *   stub LO HI SECRET  write SECRET all over the proc stub's writable memory
+ *                      [LO, HI) (hex; the test reads them off the stub's ELF),
+ *                      and into this program's heap and stack; exit 0
+ *   check LO HI SECRET print "stub: clean|FOUND", "heap: clean|FOUND",
+ *                      "stack: clean|FOUND" (searching those places); exit 0
+ *   exitspin SECRET    tell the monitor "exit 0" with a raw hypercall message,
+ *                      then keep writing SECRET into the heap, never stopping
+ *   exitjunk N         the same "exit 0", then N junk messages on the channel,
+ *                      then wait
+ *   sigblock           rt_sigreturn into a frame that blocks every signal
+ *                      but SIGSYS and SIGKILL (the reset's SIGUSR2 among them);
+ *                      then exit 0: a reset must fail, not hang
+ *   sum A B            print A+B (a request whose answer we check)
+ * Anything found is a secret that survived a reset.
+ */
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHAN_FD 1000                      /* SB_PROC_CHAN_FD */
+#define MAGIC 0x53427072436f6d6dULL       /* SB_PROC_MAGIC */
+#define HC_EXIT 3                         /* SB_HC_EXIT */
+#define HEAP_BYTES (256 * 1024)
+
+static long raw(long n, long a, long b, long c, long d)
+{
+	register long r10 __asm__("r10") = d;
+	long ret;
+	__asm__ volatile("syscall" : "=a"(ret) : "0"(n), "D"(a), "S"(b), "d"(c), "r"(r10)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+static char *heap;   /* allocated before the ready point: in the template */
+
+static int found(const unsigned char *p, size_t n, const char *s)
+{
+	size_t k = strlen(s);
+	for (size_t i = 0; k && i + k <= n; i++)
+		if (!memcmp(p + i, s, k))
+			return 1;
+	return 0;
+}
+
+static void fill(unsigned char *p, size_t n, const char *s)
+{
+	size_t k = strlen(s);
+	for (size_t i = 0; k && i + k <= n; i += k)
+		memcpy(p + i, s, k);
+}
+
+static void fake_exit(void)
+{
+	static int64_t status; /* struct sb_hc_exit */
+	uint64_t msg[2] = { HC_EXIT, (uint64_t)&status };
+	raw(1, CHAN_FD, (long)msg, 16, (long)MAGIC);
+}
+
+/* SECRET written into, or searched for in, the 16 KiB of stack below us. */
+static __attribute__((noinline)) int stack_op(const char *s, int write)
+{
+	unsigned char *below = (unsigned char *)__builtin_frame_address(0) - 512 - 16384;
+	if (write) {
+		fill(below, 16384, s);
+		__asm__ volatile("" : : "r"(below) : "memory");
+		return 0;
+	}
+	return found(below, 16384, s);
+}
+
+static uint8_t alt_stack[65536] __attribute__((aligned(16)));
+
+/* Where sigblock's frame resumes, every signal but SIGSYS blocked. */
+static __attribute__((noreturn, used)) void blocked_exit(void)
+{
+	puts("sigblock: blocked");
+	exit(0);
+}
+
+int main(void)
+{
+	char line[512], cmd[16], secret[128] = "";
+	unsigned long long lo = 0, hi = 0;
+	long a = 0, b = 0;
+
+	heap = malloc(HEAP_BYTES);
+	if (!heap)
+		return 2;
+	memset(heap, 0, HEAP_BYTES);
+	if (!fgets(line, sizeof(line), stdin)) /* the ready point */
+		return 3;
+	if (sscanf(line, "%15s", cmd) != 1)
+		return 4;
+	if (!strcmp(cmd, "stub") && sscanf(line, "%*s %llx %llx %127s", &lo, &hi, secret) == 3) {
+		fill((unsigned char *)(uintptr_t)lo, hi - lo, secret);
+		fill((unsigned char *)heap, HEAP_BYTES, secret);
+		stack_op(secret, 1);
+		puts("stub: written");
+		return 0;
+	}
+	if (!strcmp(cmd, "check") && sscanf(line, "%*s %llx %llx %127s", &lo, &hi, secret) == 3) {
+		printf("stub: %s\n", found((void *)(uintptr_t)lo, hi - lo, secret) ? "FOUND" : "clean");
+		printf("heap: %s\n", found((void *)heap, HEAP_BYTES, secret) ? "FOUND" : "clean");
+		printf("stack: %s\n", stack_op(secret, 0) ? "FOUND" : "clean");
+		return 0;
+	}
+	if (!strcmp(cmd, "exitspin") && sscanf(line, "%*s %127s", secret) == 1) {
+		fflush(stdout);
+		fake_exit();
+		for (;;)
+			fill((unsigned char *)heap, HEAP_BYTES, secret);
+	}
+	if (!strcmp(cmd, "exitjunk") && sscanf(line, "%*s %ld", &a) == 1) {
+		uint64_t junk[2] = { 0xdeadbeef, 0 };
+		fake_exit();
+		for (long i = 0; i < a; i++)
+			raw(1, CHAN_FD, (long)junk, 16, (long)MAGIC);
+		for (;;)
+			raw(0, CHAN_FD, (long)junk, 8, (long)MAGIC);
+	}
+	if (!strcmp(cmd, "sigblock")) {
+		/* struct rt_sigframe: pretcode, then struct ucontext (flags, link,
+		 * stack: 5 words, then sigcontext: r8-r15, rdi, rsi, rbp, rbx,
+		 * rdx, rax, rcx, rsp, rip, eflags, cs|gs|fs|ss, ... 32 words),
+		 * then the signal mask */
+		static uint64_t frame[64] __attribute__((aligned(64)));
+		uint64_t *uc = frame + 1;
+		uc[5 + 16] = (uint64_t)blocked_exit;                  /* rip */
+		uc[5 + 15] = (uint64_t)(alt_stack + sizeof(alt_stack)) - 8; /* rsp */
+		uc[5 + 17] = 0x202;                                  /* eflags */
+		uc[5 + 18] = 0x33 | (0x2bULL << 48);                 /* cs, ss */
+		uc[5 + 32] = ~((1ULL << (SIGSYS - 1)) | (1ULL << (SIGKILL - 1))); /* mask */
+		fflush(stdout);
+		__asm__ volatile("mov %0, %%rsp; mov $15, %%eax; movabs %1, %%r10; syscall"
+				 : : "r"(uc), "i"(MAGIC) : "memory");
+		__builtin_unreachable();
+	}
+	if (!strcmp(cmd, "sum") && sscanf(line, "%*s %ld %ld", &a, &b) == 2) {
+		printf("%ld\n", a + b);
+		return 0;
+	}
+	puts("unknown request");
+	return 1;
+}
