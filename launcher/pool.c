@@ -293,6 +293,8 @@ static bool worker__run_job(struct machine *m, struct msg_job *job, const int *f
 	close(fds[0]);
 	close(fds[1]);
 	close(fds[2]);
+	if (recycled)
+		close(fds[3]); /* the first request's stays open: resets read it */
 	fdmsg__send(sock, &r, sizeof(r), NULL, 0);
 	return r.recycling;
 }
@@ -353,10 +355,8 @@ static void worker__main(int sock, uint64_t kind, int netns_fd)
 		if (!worker__run_job(m, job, fds, sock, recycled))
 			break;
 		if (!recycled) {
-			*tsnap = job->snap; /* its directory stays open: resets read it */
+			*tsnap = job->snap; /* with its directory's descriptor */
 			recycled = true;
-		} else {
-			close(fds[3]);
 		}
 		if (worker__recycle(m, tsnap, sock) < 0)
 			break;
@@ -941,6 +941,7 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 			uint32_t max = sb->lim.recycle.max_reuses;
 
 			sb->res.recycled = recycled != 0;
+			sb->res.pid = sb->w->pid;
 			sb->res.reuse = sb->w->reuse;
 			job->recycle = sb->lim.recycle.on && (!max || sb->w->reuse < max);
 			memcpy(sb->tid, job->snap.id, sizeof(sb->tid));

@@ -69,6 +69,7 @@ struct sandbox_result {
 	bool recycled;             /* it ran in a recycled sandbox (reset to the
 	                              template after an earlier request) */
 	uint32_t reuse;            /* that sandbox's requests before this one */
+	pid_t pid;                 /* its worker process */
 	double wait_us;            /* for a free worker */
 	double clone_us;           /* template mapped + state restored */
 	double run_us;             /* resume to exit */

@@ -2,6 +2,8 @@
 /* The sandbox pool behind `snapbox serve`: worker processes, real guests. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <elf.h>
+#include <signal.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -424,4 +426,301 @@ Test(pool, a_replaced_template_is_not_served_from_the_cache)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tdir("swap"));
 	cr_assert_eq(system(cmd), 0);
 	cr_assert_eq(pool__run(P, "swap", tdir("swap"), "x", 1, &lim, &res, &err), -ENOENT);
+}
+
+/* ---- recycling (a template's policy: reset a sandbox, serve the next request) ---- */
+
+static const char *const HOSTILE[] = { "/bin/hostile_reset", NULL };
+
+/* The proc stub's writable memory [lo, hi), from its ELF (proc only: under
+ * KVM there is no stub in the guest; 0 0 then). */
+static void stub_range(unsigned long long *lo, unsigned long long *hi)
+{
+	char path[4096];
+	Elf64_Ehdr eh;
+	FILE *f;
+
+	*lo = *hi = 0;
+	if (!test_on_proc())
+		return;
+	snprintf(path, sizeof(path), "%s", snapbox_bin());
+	snprintf(strrchr(path, '/') + 1, sizeof(path) - (size_t)(strrchr(path, '/') + 1 - path),
+		 "guest/proc-stub");
+	f = fopen(path, "rb");
+	cr_assert(f, "%s", path);
+	cr_assert_eq(fread(&eh, sizeof(eh), 1, f), 1);
+	for (int i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+		cr_assert_eq(fseek(f, (long)(eh.e_phoff + (uint64_t)i * eh.e_phentsize), SEEK_SET), 0);
+		cr_assert_eq(fread(&ph, sizeof(ph), 1, f), 1);
+		if (ph.p_type == PT_LOAD && (ph.p_flags & PF_W)) {
+			*lo = ph.p_vaddr & ~4095ULL;
+			*hi = ph.p_vaddr + ph.p_memsz;
+		}
+	}
+	fclose(f);
+	cr_assert(*hi > *lo, "no writable segment in %s", path);
+}
+
+static int run_req(const char *name, const char *req, const struct sandbox_limits *lim,
+		   struct sandbox_result *res)
+{
+	struct sb_err err = { "" };
+	int ret = pool__run(P, name, tdir(name), req, strlen(req), lim, res, &err);
+	cr_assert_eq(ret, 0, "pool__run %s: %s", req, err.msg);
+	return res->status;
+}
+
+static const struct sandbox_limits RECYCLE = { .timeout_ns = 30000000000ULL,
+					       .recycle = { true, 0, 0 } };
+
+Test(pool, a_recycled_sandbox_answers_and_serves_only_its_template)
+{
+	struct sandbox_result res;
+	char want[128];
+
+	setup("lua", LUA);
+	setup("hr", HOSTILE);
+	for (int n = 1; n <= 10; n++) {
+		char req[64];
+		snprintf(req, sizeof(req), "{\"n\": %d}", n);
+		cr_assert_eq(run_req("lua", req, &RECYCLE, &res), 0, "%s", res.message);
+		lua_answer(n, want, sizeof(want));
+		cr_assert_str_eq(res.out, want);
+		cr_assert_eq(res.recycled, n > 1, "request %d %s recycled", n,
+			     res.recycled ? "was" : "was not");
+		cr_assert_eq(res.reuse, (uint32_t)(n - 1));
+		sandbox_result__free(&res);
+		/* another template in between never gets the lua sandbox */
+		cr_assert_eq(run_req("hr", "sum 40 2", &RECYCLE, &res), 0, "%s", res.message);
+		cr_assert_str_eq(res.out, "42\n");
+		cr_assert_eq(res.recycled, n > 1);
+		sandbox_result__free(&res);
+	}
+	struct pool_stats st;
+	pool__stats(P, &st);
+	cr_assert_eq(st.recycled_runs, 18);
+	cr_assert_geq(st.resets, 18);
+	cr_assert_eq(st.failed_resets, 0);
+	cr_assert_gt(st.reset_pages, 0);
+}
+
+Test(pool, secrets_do_not_survive_a_reset)
+{
+	unsigned long long lo, hi;
+	struct sandbox_result res;
+	char req[256];
+
+	stub_range(&lo, &hi);
+	setup("hr", HOSTILE);
+	snprintf(req, sizeof(req), "stub %llx %llx S3CR3T-%d", lo, hi, getpid());
+	cr_assert_eq(run_req("hr", req, &RECYCLE, &res), 0, "%s %s", res.message, res.err);
+	sandbox_result__free(&res);
+	snprintf(req, sizeof(req), "check %llx %llx S3CR3T-%d", lo, hi, getpid());
+	cr_assert_eq(run_req("hr", req, &RECYCLE, &res), 0, "%s", res.message);
+	cr_assert(res.recycled);
+	cr_assert_str_eq(res.out, "stub: clean\nheap: clean\nstack: clean\n");
+	sandbox_result__free(&res);
+	/* a guest that keeps writing after telling the monitor it exited */
+	snprintf(req, sizeof(req), "exitspin SPIN-%d", getpid());
+	cr_assert_eq(run_req("hr", req, &RECYCLE, &res), 0, "%s", res.message);
+	sandbox_result__free(&res);
+	snprintf(req, sizeof(req), "check %llx %llx SPIN-%d", lo, hi, getpid());
+	cr_assert_eq(run_req("hr", req, &RECYCLE, &res), 0, "%s", res.message);
+	cr_assert(res.recycled);
+	cr_assert_str_eq(res.out, "stub: clean\nheap: clean\nstack: clean\n");
+	sandbox_result__free(&res);
+}
+
+Test(pool, junk_left_on_the_channel_is_drained_by_a_reset)
+{
+	struct sandbox_result res;
+
+	if (!test_on_proc())
+		return; /* the channel is the proc backend's */
+	setup("hr", HOSTILE);
+	cr_assert_eq(run_req("hr", "exitjunk 5000", &RECYCLE, &res), 0, "%s", res.message);
+	sandbox_result__free(&res);
+	cr_assert_eq(run_req("hr", "sum 1 2", &RECYCLE, &res), 0, "%s", res.message);
+	cr_assert_str_eq(res.out, "3\n");
+	sandbox_result__free(&res);
+}
+
+Test(pool, a_reset_that_fails_ends_the_worker)
+{
+	struct sandbox_result res;
+	struct pool_stats st;
+
+	if (!test_on_proc())
+		return; /* blocking the reset's signal is a proc sandbox's trick */
+	setup("hr", HOSTILE);
+	cr_assert_eq(run_req("hr", "sigblock", &RECYCLE, &res), 0, "%s %s", res.message, res.err);
+	cr_assert_str_eq(res.out, "sigblock: blocked\n");
+	pid_t pid = res.pid;
+	sandbox_result__free(&res);
+	/* the worker's reset waits for the signal to be taken, then gives up */
+	for (double t0 = test_now(); test_now() - t0 < test_time(10); usleep(20000)) {
+		pool__stats(P, &st);
+		if (st.failed_resets)
+			break;
+	}
+	cr_assert_eq(st.failed_resets, 1);
+	cr_assert_eq(run_req("hr", "sum 2 2", &RECYCLE, &res), 0, "%s", res.message);
+	cr_assert_str_eq(res.out, "4\n");
+	cr_assert(!res.recycled, "served by a sandbox whose reset failed");
+	cr_assert_neq(res.pid, pid);
+	sandbox_result__free(&res);
+	bool gone = false;
+	for (double t0 = test_now(); !gone && test_now() - t0 < test_time(5); usleep(10000))
+		gone = kill(pid, 0) < 0;
+	cr_assert(gone, "worker %d still alive", pid);
+}
+
+Test(pool, the_policy_limits_reuses_and_idle_time)
+{
+	struct sandbox_limits lim = RECYCLE;
+	struct sandbox_result res;
+
+	setup("hr", HOSTILE);
+	lim.recycle.max_reuses = 2;
+	for (int i = 0; i < 7; i++) {
+		cr_assert_eq(run_req("hr", "sum 1 1", &lim, &res), 0, "%s", res.message);
+		/* requests 0,1,2 on one sandbox, 3,4,5 on the next, ... */
+		cr_assert_eq(res.recycled, i % 3 != 0, "request %d", i);
+		sandbox_result__free(&res);
+	}
+	lim.recycle.max_reuses = 0;
+	lim.recycle.idle_ms = 300;
+	cr_assert_eq(run_req("hr", "sum 1 1", &lim, &res), 0, "%s", res.message);
+	sandbox_result__free(&res);
+	usleep(100000);
+	cr_assert_eq(run_req("hr", "sum 1 1", &lim, &res), 0, "%s", res.message);
+	cr_assert(res.recycled);
+	pid_t pid = res.pid;
+	sandbox_result__free(&res);
+	usleep(1000000); /* idle past 300 ms: the service ends it */
+	cr_assert_eq(run_req("hr", "sum 1 1", &lim, &res), 0, "%s", res.message);
+	cr_assert(!res.recycled, "an idle recycled worker outlived its idle time");
+	cr_assert_neq(res.pid, pid);
+	sandbox_result__free(&res);
+}
+
+/* 1,000 mixed requests on recycled sandboxes give byte for byte what
+ * fresh clones give; those that crash, time out or go over the output limit
+ * are never recycled. */
+Test(pool, recycled_answers_equal_fresh_clones_over_mixed_requests, .timeout = 600)
+{
+	struct sandbox_limits fresh = { .timeout_ns = 500000000ULL, .max_output = 65536 };
+	struct sandbox_limits rec = fresh;
+	unsigned long long lo, hi;
+	unsigned seed = 12345;
+	bool last_bad = false;
+	long runs = test_count("SNAPBOX_RECYCLE_RUNS", 1000);
+
+	rec.recycle.on = true;
+	stub_range(&lo, &hi);
+	setup("hr", HOSTILE);
+	for (long i = 0; i < runs; i++) {
+		struct sandbox_result a, b;
+		char req[256];
+		unsigned r = (seed = seed * 1103515245u + 12345u) >> 16;
+
+		switch (r % 100) {
+		case 0:
+			snprintf(req, sizeof(req), "crash");
+			break;
+		case 1:
+			snprintf(req, sizeof(req), "spin");
+			break;
+		case 2:
+			snprintf(req, sizeof(req), "big 100000");
+			break;
+		case 3 ... 9:
+			snprintf(req, sizeof(req), "fail %u", 1 + r % 50);
+			break;
+		case 10 ... 39:
+			snprintf(req, sizeof(req), "stub %llx %llx X%u", lo, hi, r);
+			break;
+		case 40 ... 69:
+			snprintf(req, sizeof(req), "check %llx %llx X%u", lo, hi, r - 30);
+			break;
+		default:
+			snprintf(req, sizeof(req), "sum %u %ld", r, i);
+			break;
+		}
+		run_req("hr", req, &rec, &a);
+		run_req("hr", req, &fresh, &b);
+		cr_assert(!b.recycled);
+		cr_assert_eq(a.status, b.status, "%ld %s: %d vs fresh %d (%s)", i, req, a.status,
+			     b.status, a.message);
+		cr_assert_eq(a.timed_out, b.timed_out, "%ld %s", i, req);
+		cr_assert_eq(a.output_limited, b.output_limited, "%ld %s", i, req);
+		if (!b.output_limited) { /* how much of it was read before the stop varies */
+			cr_assert_eq(a.out_len, b.out_len, "%ld %s: stdout", i, req);
+			cr_assert(!memcmp(a.out, b.out, a.out_len), "%ld %s: stdout differs", i, req);
+			cr_assert_str_eq(a.err, b.err, "%ld %s: stderr", i, req);
+		}
+		if (last_bad)
+			cr_assert(!a.recycled, "%ld %s: ran on a sandbox whose last request failed", i, req);
+		last_bad = a.timed_out || a.output_limited || a.status >= 128;
+		sandbox_result__free(&a);
+		sandbox_result__free(&b);
+	}
+	struct pool_stats st;
+	pool__stats(P, &st);
+	cr_assert_gt(st.recycled_runs, (uint64_t)runs / 2);
+	cr_assert_eq(st.failed_resets, 0);
+}
+
+Test(pool, ten_thousand_recycled_runs_leave_fds_and_memory_flat, .timeout = 600)
+{
+	struct sandbox_result res;
+	long runs = test_count("SNAPBOX_SOAK_RUNS", 10000);
+	int wfds0 = -1;
+	long wrss0 = -1;
+	pid_t wpid = 0;
+
+	setup("lua", LUA);
+	for (int i = 0; i < 50; i++) {
+		cr_assert_eq(run_req("lua", "{\"n\": 3}", &RECYCLE, &res), 0);
+		sandbox_result__free(&res);
+	}
+	wait_ready(ready_at_rest());
+	int fds0 = count_fds();
+	long rss0 = rss_kb();
+	for (long i = 0; i < runs; i++) {
+		cr_assert_eq(run_req("lua", "{\"n\": 5}", &RECYCLE, &res), 0, "run %ld: %s", i,
+			     res.message);
+		cr_assert(res.recycled, "run %ld not recycled", i);
+		if (i == 100 || i == runs - 1) {
+			/* the worker's own descriptors and memory */
+			char path[64];
+			int n = 0;
+			snprintf(path, sizeof(path), "/proc/%d/fd", res.pid);
+			DIR *d = opendir(path);
+			while (d && readdir(d))
+				n++;
+			if (d)
+				closedir(d);
+			snprintf(path, sizeof(path), "/proc/%d/status", res.pid);
+			FILE *f = fopen(path, "r");
+			char line[256];
+			long kb = -1;
+			while (f && fgets(line, sizeof(line), f))
+				if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+					break;
+			if (f)
+				fclose(f);
+			if (i == 100) {
+				wfds0 = n, wrss0 = kb, wpid = res.pid;
+			} else if (res.pid == wpid) {
+				cr_assert_eq(n, wfds0, "the worker's descriptors leak: %d then %d", wfds0, n);
+				cr_assert_lt(kb - wrss0, 1024, "worker RSS grew from %ld to %ld KiB", wrss0, kb);
+			}
+		}
+		sandbox_result__free(&res);
+	}
+	wait_ready(ready_at_rest());
+	cr_assert_eq(count_fds(), fds0, "file descriptors leak");
+	cr_assert_lt(rss_kb() - rss0, 4096, "RSS grew from %ld to %ld KiB", rss0, rss_kb());
 }

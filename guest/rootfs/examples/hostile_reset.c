@@ -16,6 +16,10 @@
  *                      but SIGSYS and SIGKILL (the reset's SIGUSR2 among them);
  *                      then exit 0: a reset must fail, not hang
  *   sum A B            print A+B (a request whose answer we check)
+ *   crash              write through a null pointer
+ *   spin               loop forever (a request that times out)
+ *   big N              print N bytes (a request over an output limit)
+ *   fail N             print to stderr, exit N
  * Anything found is a secret that survived a reset.
  */
 #include <signal.h>
@@ -145,6 +149,22 @@ int main(void)
 	if (!strcmp(cmd, "sum") && sscanf(line, "%*s %ld %ld", &a, &b) == 2) {
 		printf("%ld\n", a + b);
 		return 0;
+	}
+	if (!strcmp(cmd, "crash")) {
+		*(volatile int *)(uintptr_t)(a * 8) = 1;
+		return 0;
+	}
+	if (!strcmp(cmd, "spin"))
+		for (;;)
+			__asm__ volatile("" ::: "memory");
+	if (!strcmp(cmd, "big") && sscanf(line, "%*s %ld", &a) == 1) {
+		for (long i = 0; i < a; i++)
+			putchar('a' + (int)(i % 26));
+		return 0;
+	}
+	if (!strcmp(cmd, "fail") && sscanf(line, "%*s %ld", &a) == 1) {
+		fprintf(stderr, "failing with %ld\n", a);
+		return (int)a;
 	}
 	puts("unknown request");
 	return 1;
