@@ -8,11 +8,14 @@
 
 int err__set(struct sb_err *err, int ret, const char *fmt, ...)
 {
+	char buf[sizeof(err->msg)];
 	va_list ap;
 
+	/* through a copy: callers may pass err->msg itself ("%s: %s", what, err->msg) */
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	memcpy(err->msg, buf, sizeof(buf));
 	return ret;
 }
 

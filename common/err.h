@@ -11,7 +11,7 @@ struct sb_err {
 	char msg[512];
 };
 
-/* Store a message; returns ret (a -errno) so callers can `return err__set(...)`. */
+/* Store a message (its arguments may include err->msg); returns ret (a -errno) so callers can `return err__set(...)`. */
 int err__set(struct sb_err *err, int ret, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -1109,25 +1109,40 @@ static void sandbox__finish(struct sandbox *sb)
 int pool__run(struct pool *p, const char *name, const char *tdir, const void *in, size_t in_len,
 	      const struct sandbox_limits *lim, struct sandbox_result *res, struct sb_err *err)
 {
-	struct sandbox sb = { .lim = *lim, .t0 = now_us(), .stdin_w = -1 };
 	int in_fd = memfd_create("snapbox-request", MFD_CLOEXEC), ret;
 
 	memset(res, 0, sizeof(*res));
-	if (in_fd < 0 || (in_len && write(in_fd, in, in_len) != (ssize_t)in_len) ||
-	    lseek(in_fd, 0, SEEK_SET) < 0) {
+	if (in_fd < 0 || (in_len && write(in_fd, in, in_len) != (ssize_t)in_len)) {
 		ret = err__errno(err, "the request's memfd");
 		if (in_fd >= 0)
 			close(in_fd);
 		return ret;
 	}
-	ret = sandbox__begin(p, &sb, name, tdir, in_fd, err);
+	for (int attempt = 0;; attempt++) {
+		struct sandbox sb = { .lim = *lim, .t0 = now_us(), .stdin_w = -1 };
+
+		if (lseek(in_fd, 0, SEEK_SET) < 0) {
+			ret = err__errno(err, "the request's memfd");
+			break;
+		}
+		ret = sandbox__begin(p, &sb, name, tdir, in_fd, err);
+		if (ret < 0)
+			break;
+		sandbox__collect(&sb);
+		sandbox__finish(&sb);
+		/* a recycled sandbox that turned out unusable before the request
+		 * ran (its process died after its reset): a fresh one takes it */
+		if (attempt == 0 && sb.res.recycled && sb.r.type == MSG_RESULT && sb.r.status < 0) {
+			pool__log(p, 0, "sandbox %llu: its recycled sandbox could not run it (%s); "
+				  "again on another", (unsigned long long)sb.id, sb.res.message);
+			sandbox_result__free(&sb.res);
+			continue;
+		}
+		*res = sb.res;
+		break;
+	}
 	close(in_fd);
-	if (ret < 0)
-		return ret;
-	sandbox__collect(&sb);
-	sandbox__finish(&sb);
-	*res = sb.res;
-	return 0;
+	return ret < 0 ? ret : 0;
 }
 
 /* ---- long-lived sandboxes -------------------------------------------------- */

@@ -555,7 +555,7 @@ Test(pool, a_reset_that_fails_ends_the_worker)
 		return; /* blocking the reset's signal is a proc sandbox's trick */
 	setup("hr", HOSTILE);
 	cr_assert_eq(run_req("hr", "sigblock", &RECYCLE, &res), 0, "%s %s", res.message, res.err);
-	cr_assert_str_eq(res.out, "sigblock: blocked\n");
+	cr_assert_str_eq(res.out, "forged: resumed\n");
 	pid_t pid = res.pid;
 	sandbox_result__free(&res);
 	/* the worker's reset waits for the signal to be taken, then gives up */
@@ -574,6 +574,69 @@ Test(pool, a_reset_that_fails_ends_the_worker)
 	for (double t0 = test_now(); !gone && test_now() - t0 < test_time(5); usleep(10000))
 		gone = kill(pid, 0) < 0;
 	cr_assert(gone, "worker %d still alive", pid);
+}
+
+Test(pool, the_guests_signal_stack_does_not_survive_a_reset)
+{
+	unsigned long long lo, hi;
+	struct sandbox_result res;
+	char req[128];
+
+	if (!test_on_proc())
+		return; /* a forged rt_sigreturn frame is a proc sandbox's trick */
+	stub_range(&lo, &hi);
+	setup("hr", HOSTILE);
+	/* its signal stack on its heap: the reset puts the stub's back */
+	cr_assert_eq(run_req("hr", "altram", &RECYCLE, &res), 0, "%s", res.message);
+	sandbox_result__free(&res);
+	cr_assert_eq(run_req("hr", "altcheck", &RECYCLE, &res), 0, "%s", res.message);
+	cr_assert(res.recycled);
+	cr_assert(strstr(res.out, "altstack: clean\n"), "%s", res.out);
+	sandbox_result__free(&res);
+	/* on the stub's own memory: the reset cannot be done, the worker ends */
+	snprintf(req, sizeof(req), "altstub %llx %llx", lo, hi);
+	cr_assert_eq(run_req("hr", req, &RECYCLE, &res), 0, "%s", res.message);
+	sandbox_result__free(&res);
+	cr_assert_eq(run_req("hr", "sum 3 4", &RECYCLE, &res), 0, "%s", res.message);
+	cr_assert_str_eq(res.out, "7\n");
+	sandbox_result__free(&res);
+}
+
+/* The sandbox process of an idle recycled worker dies (OOM killer, an
+ * operator): the request it would have served goes to another. */
+Test(pool, a_recycled_sandbox_that_died_while_idle_is_replaced)
+{
+	struct sandbox_result res;
+	char path[300], buf[256] = "";
+
+	if (!test_on_proc())
+		return; /* under KVM the sandbox is the worker itself */
+	setup("hr", HOSTILE);
+	cr_assert_eq(run_req("hr", "sum 1 1", &RECYCLE, &res), 0, "%s", res.message);
+	pid_t worker = res.pid;
+	sandbox_result__free(&res);
+	usleep(100000); /* its reset is done */
+	pid_t sandbox = 0;
+	DIR *d = opendir("/proc");
+	for (struct dirent *e; d && !sandbox && (e = readdir(d));) {
+		int ppid = 0;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		FILE *f = atoi(e->d_name) > 0 ? fopen(path, "r") : NULL;
+		if (f && fgets(buf, sizeof(buf), f) && strrchr(buf, ')') &&
+		    sscanf(strrchr(buf, ')') + 2, "%*c %d", &ppid) == 1 && ppid == worker)
+			sandbox = atoi(e->d_name);
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	cr_assert_gt(sandbox, 0, "no sandbox process under worker %d", worker);
+	cr_assert_eq(kill(sandbox, SIGKILL), 0);
+	usleep(50000);
+	cr_assert_eq(run_req("hr", "sum 20 22", &RECYCLE, &res), 0, "%s", res.message);
+	cr_assert_str_eq(res.out, "42\n");
+	cr_assert_neq(res.pid, worker);
+	sandbox_result__free(&res);
 }
 
 Test(pool, the_policy_limits_reuses_and_idle_time)

@@ -38,6 +38,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -238,6 +239,9 @@ static int reset__stop_guest(struct proc_machine *pm, struct sb_err *err)
 			return err__errno(err, "reading the sandbox channel (reset)");
 		if (n == 0) {
 			proc__died(pm, err);
+			if (WIFEXITED(pm->wait_status) && WEXITSTATUS(pm->wait_status) == 119)
+				return err__set(err, -EIO, "reset: the guest had moved its signal stack "
+						"over the reset handler's");
 			return err__set(err, -EIO, "reset: %s", err->msg);
 		}
 		if (n == (ssize_t)sizeof(msg) && msg.nr == SB_PROC_MSG_RESET && !msg.reserved) {

@@ -62,6 +62,7 @@
 #define SIGUSR2 12
 #define ARCH_SET_FS 0x1002
 #define ARCH_GET_FS 0x1003
+#define ARCH_SET_GS 0x1001
 #define UC_FP_XSTATE 0x1
 #define UC_SIGCONTEXT_SS 0x2
 #define UC_STRICT_RESTORE_SS 0x4
@@ -354,7 +355,11 @@ static void handle(int sig, void *fn, unsigned long flags)
  * except, with SB_PROC_MAGIC in the 4th argument (r10):
  *   read(SB_PROC_CHAN_FD, _, sizeof(struct sb_proc_reply)),
  *   write(SB_PROC_CHAN_FD, _, sizeof(struct sb_proc_msg)),
- *   arch_prctl(ARCH_SET_FS or ARCH_GET_FS, _), rt_sigreturn, exit_group.
+ *   arch_prctl(ARCH_SET_FS, ARCH_GET_FS or ARCH_SET_GS, _), sigaltstack,
+ *   rt_sigreturn, exit_group.
+ * (SET_GS and sigaltstack are the reset handler's: a guest can change both
+ * anyway, with wrgsbase where the CPU has FSGSBASE and a forged
+ * rt_sigreturn frame.)
  * The magic only keeps the program's own calls (which lack it) going to
  * the guest kernel; it is no secret: whoever sends it reaches the monitor,
  * which trusts nothing it is sent.  A foreign architecture (`int $0x80`)
@@ -405,15 +410,17 @@ static void build_filter(struct fbuild *b)
 	f_ld(b, offsetof(struct seccomp_data, nr));
 	f_jeq(b, SYS_rt_sigreturn, L_ALLOW, L_NEXT);
 	f_jeq(b, SYS_exit_group, L_ALLOW, L_NEXT);
+	f_jeq(b, SYS_sigaltstack, L_ALLOW, L_NEXT);
 	f_jeq(b, SYS_arch_prctl, L_PRCTL, L_NEXT);
 	f_jeq(b, SYS_read, L_READ, L_NEXT);
 	f_jeq(b, SYS_write, L_WRITE, L_TRAP);
 	b->at[L_PRCTL] = b->n;
-	/* ARCH_SET_FS or ARCH_GET_FS (the save handler's): codes 0x1002/0x1003 */
+	/* ARCH_SET_FS, ARCH_GET_FS (the save handler's), ARCH_SET_GS (reset) */
 	f_ld(b, ARG_HI(0));
 	f_jeq(b, 0, L_NEXT, L_TRAP);
 	f_ld(b, ARG_LO(0));
 	f_jeq(b, ARCH_SET_FS, L_ALLOW, L_NEXT);
+	f_jeq(b, ARCH_SET_GS, L_ALLOW, L_NEXT);
 	f_jeq(b, ARCH_GET_FS, L_ALLOW, L_TRAP);
 	b->at[L_READ] = b->n;
 	f_arg_eq(b, 2, sizeof(struct sb_proc_reply), L_FD);
@@ -480,15 +487,23 @@ __attribute__((noreturn, used)) void stub_reset(uint64_t nonce);
 __attribute__((noreturn, used)) void stub_reset(uint64_t nonce)
 {
 	struct sb_proc_msg m = { .nr = SB_PROC_MSG_RESET, .gpa = nonce };
+	struct k_stack ss = { .sp = altstack, .flags = 0, .size = sizeof(altstack) };
 	struct sb_proc_reply r;
 
+	/* our alternate signal stack back first (the guest may have moved it
+	 * with a forged frame, and rt_sigreturn ignores a refusal to restore
+	 * it): refused only if we run on the guest's, which ends us -- before
+	 * the answer, so that the reset fails */
+	if (sysm(SYS_sigaltstack, &ss, 0, 0) < 0)
+		die(119);
 	if (sysm(SYS_write, SB_PROC_CHAN_FD, &m, sizeof(m)) != (long)sizeof(m) ||
 	    sysm(SYS_read, SB_PROC_CHAN_FD, &r, sizeof(r)) != (long)sizeof(r) || r.ret)
 		die(118);
 	/* no selector the guest loaded survives (a bit of state otherwise);
 	 * %fs first: loading it may clear the base, which comes next */
 	__asm__ volatile("mov %0, %%ds; mov %0, %%es; mov %0, %%fs; mov %0, %%gs" : : "r"(0));
-	if (sys6(SYS_arch_prctl, ARCH_SET_FS, (long)resume.fs_base, 0, (long)SB_PROC_MAGIC, 0, 0) < 0)
+	if (sys6(SYS_arch_prctl, ARCH_SET_FS, (long)resume.fs_base, 0, (long)SB_PROC_MAGIC, 0, 0) < 0 ||
+	    sys6(SYS_arch_prctl, ARCH_SET_GS, 0, 0, (long)SB_PROC_MAGIC, 0, 0) < 0)
 		die(117);
 	stub_reset_return(&frame.uc, reset_stack, sizeof(reset_stack));
 }

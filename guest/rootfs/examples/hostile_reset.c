@@ -15,6 +15,13 @@
  *   sigblock           rt_sigreturn into a frame that blocks every signal
  *                      but SIGSYS and SIGKILL (the reset's SIGUSR2 among them);
  *                      then exit 0: a reset must fail, not hang
+ *   altstub LO HI      rt_sigreturn into a frame whose alternate signal stack is
+ *                      the stub's memory [LO, HI), then exit 0: the reset's
+ *                      handler then runs on the guest's stack and must fail
+ *   altram             the same with the first 64 KiB of the heap as the
+ *                      alternate stack: a reset must put the stub's back
+ *   altcheck           make system calls, then say whether signal frames
+ *                      landed in that heap range ("altstack: clean|LEAKED")
  *   sum A B            print A+B (a request whose answer we check)
  *   crash              write through a null pointer
  *   spin               loop forever (a request that times out)
@@ -81,11 +88,34 @@ static __attribute__((noinline)) int stack_op(const char *s, int write)
 
 static uint8_t alt_stack[65536] __attribute__((aligned(16)));
 
-/* Where sigblock's frame resumes, every signal but SIGSYS blocked. */
+/* Where a forged frame resumes. */
 static __attribute__((noreturn, used)) void blocked_exit(void)
 {
-	puts("sigblock: blocked");
+	puts("forged: resumed");
 	exit(0);
+}
+
+/* rt_sigreturn into a frame of ours (struct rt_sigframe: pretcode, then
+ * struct ucontext: flags, link, stack {sp, flags, size}, sigcontext (r8-r15,
+ * rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags, cs|gs|fs|ss, ...: 32
+ * words), then the signal mask), resuming in blocked_exit. */
+static __attribute__((noreturn)) void forged_sigreturn(uint64_t mask, uint64_t ss_sp,
+							uint64_t ss_size)
+{
+	static uint64_t frame[64] __attribute__((aligned(64)));
+	uint64_t *uc = frame + 1;
+
+	uc[2] = ss_sp;
+	uc[4] = ss_size;
+	uc[5 + 16] = (uint64_t)blocked_exit;                        /* rip */
+	uc[5 + 15] = (uint64_t)(uintptr_t)(alt_stack + sizeof(alt_stack)) - 8; /* rsp */
+	uc[5 + 17] = 0x202;                                         /* eflags */
+	uc[5 + 18] = 0x33 | (0x2bULL << 48);                        /* cs, ss */
+	uc[5 + 32] = mask;
+	fflush(stdout);
+	__asm__ volatile("mov %0, %%rsp; mov $15, %%eax; movabs %1, %%r10; syscall"
+			 : : "r"(uc), "i"(MAGIC) : "memory");
+	__builtin_unreachable();
 }
 
 int main(void)
@@ -129,22 +159,20 @@ int main(void)
 		for (;;)
 			raw(0, CHAN_FD, (long)junk, 8, (long)MAGIC);
 	}
-	if (!strcmp(cmd, "sigblock")) {
-		/* struct rt_sigframe: pretcode, then struct ucontext (flags, link,
-		 * stack: 5 words, then sigcontext: r8-r15, rdi, rsi, rbp, rbx,
-		 * rdx, rax, rcx, rsp, rip, eflags, cs|gs|fs|ss, ... 32 words),
-		 * then the signal mask */
-		static uint64_t frame[64] __attribute__((aligned(64)));
-		uint64_t *uc = frame + 1;
-		uc[5 + 16] = (uint64_t)blocked_exit;                  /* rip */
-		uc[5 + 15] = (uint64_t)(alt_stack + sizeof(alt_stack)) - 8; /* rsp */
-		uc[5 + 17] = 0x202;                                  /* eflags */
-		uc[5 + 18] = 0x33 | (0x2bULL << 48);                 /* cs, ss */
-		uc[5 + 32] = ~((1ULL << (SIGSYS - 1)) | (1ULL << (SIGKILL - 1))); /* mask */
-		fflush(stdout);
-		__asm__ volatile("mov %0, %%rsp; mov $15, %%eax; movabs %1, %%r10; syscall"
-				 : : "r"(uc), "i"(MAGIC) : "memory");
-		__builtin_unreachable();
+	if (!strcmp(cmd, "sigblock"))
+		forged_sigreturn(~((1ULL << (SIGSYS - 1)) | (1ULL << (SIGKILL - 1))), 0, 0);
+	if (!strcmp(cmd, "altstub") && sscanf(line, "%*s %llx %llx", &lo, &hi) == 2)
+		forged_sigreturn(0, lo, hi - lo);
+	if (!strcmp(cmd, "altram"))
+		forged_sigreturn(0, (uint64_t)(uintptr_t)heap, 65536);
+	if (!strcmp(cmd, "altcheck")) {
+		for (int i = 0; i < 10; i++)
+			printf("call %d\n", i), fflush(stdout);
+		int dirty = 0;
+		for (int i = 0; i < 65536; i++)
+			dirty |= heap[i];
+		printf("altstack: %s\n", dirty ? "LEAKED" : "clean");
+		return 0;
 	}
 	if (!strcmp(cmd, "sum") && sscanf(line, "%*s %ld %ld", &a, &b) == 2) {
 		printf("%ld\n", a + b);
