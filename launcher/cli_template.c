@@ -113,7 +113,7 @@ static int template_save(struct machine *m, const struct boot_opts *o, const str
 		ret = err__errno(err, "%s", tmp);
 		goto out;
 	}
-	ret = snapshot__save(m, dirfd, id, &ist, err);
+	ret = snapshot__save(m, NULL, dirfd, id, &ist, err);
 	snap_ms = (double)(now_ns() - t0) / 1e6;
 	if (ret == 0)
 		ret = write_manifest(dirfd, o, id, &ist, m->ram.size, m->hc.st.syscall_path,
