@@ -96,10 +96,10 @@ int snap_policy__parse(const char *s, bool allow_default, struct snap_policy *p,
 	else if (allow_default && n == 7 && !strncmp(s, "default", 7))
 		p->recycle = SNAP_RECYCLE_DEFAULT;
 	else
-		return err__set(err, -EINVAL, "'%.64s': expected %s%s", s, SNAP_POLICY_SYNTAX,
+		return err__set(err, -EINVAL, "expected %s%s", SNAP_POLICY_SYNTAX,
 				allow_default ? ", or default" : "");
 	if (s[n] && p->recycle != SNAP_RECYCLE_ON)
-		return err__set(err, -EINVAL, "'%.64s': only on takes max= and idle=", s);
+		return err__set(err, -EINVAL, "only on takes max= and idle=");
 	while (s[n]) {
 		const char *item = s + n + 1;
 		size_t k = strcspn(item, ",");

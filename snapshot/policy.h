@@ -24,7 +24,8 @@
 #define SNAP_POLICY_SYNTAX "off or on[,max=N][,idle=DURATION]"
 
 /* Parse s into *p (zeroed first); "default" only if allow_default.  0, or
- * -EINVAL with a one-line reason in err (it does not name the option). */
+ * -EINVAL with a one-line reason in err (naming neither the option nor the
+ * whole value: the caller says "--recycle VALUE: " or the like first). */
 int snap_policy__parse(const char *s, bool allow_default, struct snap_policy *p,
 		       struct sb_err *err);
 
