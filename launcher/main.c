@@ -339,7 +339,11 @@ int parse_boot_opts(struct boot_opts *o, int argc, char **argv, enum boot_mode m
 			optind--;
 			break;
 		}
-		ret = boot_option(o, c, optarg, argv[optind - 1], mode);
+		/* an option given as "--opt VALUE" is named by the word before VALUE */
+		ret = boot_option(o, c, optarg,
+				  optarg && optind >= 2 && optarg == argv[optind - 1] ? argv[optind - 2]
+										     : argv[optind - 1],
+				  mode);
 		if (ret >= 0)
 			return ret;
 	}
