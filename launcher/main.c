@@ -596,11 +596,12 @@ static int parse_serve_opts(int argc, char **argv, struct serve_opts *o)
 		{ "pool", required_argument, NULL, 'p' },
 		{ "max-live", required_argument, NULL, 'm' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "recycle", required_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, ret = -1;
 
-	*o = (struct serve_opts){ NULL, NULL, 2, 64, SERVE_LOG_INFO };
+	*o = (struct serve_opts){ NULL, NULL, 2, 64, SERVE_LOG_INFO, { .recycle = SNAP_RECYCLE_OFF } };
 	optind = 1;
 	opterr = 0;
 	while (ret < 0 && (c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
@@ -612,6 +613,8 @@ static int parse_serve_opts(int argc, char **argv, struct serve_opts *o)
 			ret = parse_count("--pool", optarg, 64, &o->pool);
 		else if (c == 'm')
 			ret = parse_count("--max-live", optarg, 512, &o->max_live);
+		else if (c == 'r') /* the default itself: off or on */
+			ret = recycle_option(optarg, false, &o->recycle);
 		else if (c == 'l' && (o->log_level = serve__parse_log_level(optarg)) < 0)
 			ret = usage_error("--log-level %s: expected error, info or debug", optarg);
 		else if (c == ':')
