@@ -8,6 +8,7 @@
 #include "launcher/boot.h"
 #include "common/err.h"
 #include "launcher/rootfs.h"
+#include "snapshot/format.h"
 
 #define SNAPBOX_VERSION "0.1.0"
 
@@ -50,6 +51,7 @@ struct boot_opts {
 	bool force;
 	const char *backend;      /* "kvm", "proc", "auto" (NULL: auto) */
 	struct jail_opts jail;
+	struct snap_policy policy; /* --recycle (all zero: not set) */
 };
 
 enum boot_mode { MODE_BOOT, MODE_TEMPLATE };

@@ -18,6 +18,7 @@
 #include "backend/proc/jail.h"
 #include "launcher/progress.h"
 #include "snapbox_abi.h"
+#include "snapshot/policy.h"
 #include "snapshot/snapshot.h"
 #include "snapshot/store.h"
 
@@ -86,6 +87,12 @@ static int write_manifest(int dirfd, const struct boot_opts *o, const char *id,
 		(unsigned long long)st->unique_pages, (unsigned long long)st->dup_pages);
 	fprintf(f, "  \"syscall_path\": \"%s\",\n",
 		hypercall__syscall_path_token(syscall_path));
+	{
+		char pol[64];
+
+		snap_policy__format(&o->policy, pol, sizeof(pol));
+		fprintf(f, "  \"recycle\": \"%s\",\n", pol); /* as --recycle takes it */
+	}
 	fprintf(f, "  \"boot_to_ready_ms\": %.3f,\n  \"snapshot_ms\": %.3f\n}\n", boot_ms, snap_ms);
 	if (fflush(f) != 0 || fdatasync(fd) < 0) {
 		fclose(f);
@@ -113,7 +120,7 @@ static int template_save(struct machine *m, const struct boot_opts *o, const str
 		ret = err__errno(err, "%s", tmp);
 		goto out;
 	}
-	ret = snapshot__save(m, dirfd, id, &ist, err);
+	ret = snapshot__save(m, &o->policy, dirfd, id, &ist, err);
 	snap_ms = (double)(now_ns() - t0) / 1e6;
 	if (ret == 0)
 		ret = write_manifest(dirfd, o, id, &ist, m->ram.size, m->hc.st.syscall_path,
@@ -437,6 +444,13 @@ path:
 	else
 		printf("syscalls   path not reported%s\n",
 		       s->hc_version < 2 ? " (template made before guest ABI 3)" : "");
+	{
+		char pol[96];
+
+		snap_policy__describe(&s->policy, pol, sizeof(pol));
+		printf("recycle    %s%s\n", pol,
+		       s->hdr.minor < 2 ? " (template made before format 1.2: no policy)" : "");
+	}
 	if (s->hc.flags & HC_STATE_PENDING_READ)
 		printf("ready      stdin read pending (request struct at gpa 0x%llx)\n",
 		       (unsigned long long)s->hc.pending_read_gpa);

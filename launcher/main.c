@@ -18,6 +18,7 @@
 #include "backend/proc/jail.h"
 #include "backend/proc/proc.h"
 #include "snapshot/format.h"
+#include "snapshot/policy.h"
 #include "snapbox_abi.h"
 
 #include "launcher/cli.h"
@@ -26,14 +27,15 @@
 
 static const char usage_text[] =
 	"usage: snapbox boot [OPTIONS] -- PROGRAM [ARGS...]\n"
-	"       snapbox template create NAME [OPTIONS] [--store DIR] [--force] -- PROGRAM [ARGS...]\n"
+	"       snapbox template create NAME [OPTIONS] [--store DIR] [--force]\n"
+	"                       [--recycle off|on[,max=N][,idle=D]] -- PROGRAM [ARGS...]\n"
 	"       snapbox template ls|inspect|verify|rm [NAME] [--store DIR]\n"
 	"       snapbox run [--store DIR] [--timeout S] [--stats] [--backend B]\n"
 	"                   [--jail ...] [--mem-max SIZE] [--cpu-max PCT] TEMPLATE < request\n"
 	"       snapbox info\n"
 	"       snapbox run --server SOCKET [--timeout S] TEMPLATE < request\n"
 	"       snapbox serve --socket PATH [--store DIR] [--pool N] [--max-live N]\n"
-	"                     [--log-level error|info|debug]\n"
+	"                     [--recycle off|on[,max=N][,idle=D]] [--log-level error|info|debug]\n"
 	"       snapbox ps [--server SOCKET]\n"
 	"       snapbox kill [--server SOCKET] ID\n"
 	"       snapbox --help | --version\n"
@@ -68,6 +70,14 @@ static const char usage_text[] =
 	"$XDG_DATA_HOME/snapbox, or /var/lib/snapbox).  run clones a sandbox from a\n"
 	"template (a NAME, or a path to a template directory), hands it our stdin as\n"
 	"its request and resumes it.\n"
+	"\n"
+	"--recycle (template create: the template's policy, kept in it; serve: the\n"
+	"default for templates that have none, else off): may the service keep a\n"
+	"sandbox whose program exited by itself, reset it to the template, and\n"
+	"serve the template's next run with it?  off, or on with at most max=N\n"
+	"reuses (default: no limit) and the worker ending after idle=D unused\n"
+	"(500ms, 30s, 5m; default 60s).  template create --recycle default: not\n"
+	"set (the same as leaving it out).  `template inspect` shows it.\n"
 	"\n"
 	"serve runs the launcher service in the foreground: an HTTP/1.1 + JSON API\n"
 	"on a Unix socket (docs/API.md) that clones sandboxes in worker processes,\n"
@@ -134,7 +144,7 @@ static int env_set(struct boot_opts *o, char *kv)
 
 enum { OPT_MEM = 256, OPT_ROOTFS, OPT_TIMEOUT, OPT_TRACE, OPT_KERNEL, OPT_INITRD, OPT_ENV,
        OPT_STATS, OPT_HELP, OPT_STORE, OPT_FORCE, OPT_BACKEND, OPT_JAIL, OPT_MEM_MAX,
-       OPT_CPU_MAX };
+       OPT_CPU_MAX, OPT_RECYCLE };
 
 static const struct option boot_longopts[] = {
 	{ "mem", required_argument, NULL, OPT_MEM },
@@ -152,8 +162,22 @@ static const struct option boot_longopts[] = {
 	{ "jail", required_argument, NULL, OPT_JAIL },
 	{ "mem-max", required_argument, NULL, OPT_MEM_MAX },
 	{ "cpu-max", required_argument, NULL, OPT_CPU_MAX },
+	{ "recycle", required_argument, NULL, OPT_RECYCLE },
 	{ NULL, 0, NULL, 0 },
 };
+
+/* --recycle VALUE into *p ("default" too for a template): -1, or EXIT_USAGE
+ * with one line said. */
+static int recycle_option(const char *arg, bool allow_default, struct snap_policy *p)
+{
+	struct sb_err err = { "" };
+	char msg[sizeof(err.msg) + 100];
+
+	if (snap_policy__parse(arg, allow_default, p, &err) == 0)
+		return -1;
+	snprintf(msg, sizeof(msg), "--recycle %.64s: %s", arg, err.msg);
+	return usage_error("%s", msg);
+}
 
 void jail_opts__init(struct jail_opts *j)
 {
@@ -241,7 +265,7 @@ static int boot_option(struct boot_opts *o, int c, char *arg, char *bad, enum bo
 {
 	struct sb_err err;
 
-	if ((c == OPT_STORE || c == OPT_FORCE) && mode != MODE_TEMPLATE)
+	if ((c == OPT_STORE || c == OPT_FORCE || c == OPT_RECYCLE) && mode != MODE_TEMPLATE)
 		return usage_error("unknown option %s", bad);
 	switch (c) {
 	case OPT_STORE: o->store = arg; return -1;
@@ -251,6 +275,7 @@ static int boot_option(struct boot_opts *o, int c, char *arg, char *bad, enum bo
 		o->backend = arg;
 		return -1;
 	case OPT_FORCE: o->force = true; return -1;
+	case OPT_RECYCLE: return recycle_option(arg, true, &o->policy);
 	case OPT_JAIL: return jail_opts__parse(&o->jail, 'J', arg);
 	case OPT_MEM_MAX: return jail_opts__parse(&o->jail, 'M', arg);
 	case OPT_CPU_MAX: return jail_opts__parse(&o->jail, 'C', arg);
@@ -314,7 +339,11 @@ int parse_boot_opts(struct boot_opts *o, int argc, char **argv, enum boot_mode m
 			optind--;
 			break;
 		}
-		ret = boot_option(o, c, optarg, argv[optind - 1], mode);
+		/* an option given as "--opt VALUE" is named by the word before VALUE */
+		ret = boot_option(o, c, optarg,
+				  optarg && optind >= 2 && optarg == argv[optind - 1] ? argv[optind - 2]
+										     : argv[optind - 1],
+				  mode);
 		if (ret >= 0)
 			return ret;
 	}
@@ -567,11 +596,12 @@ static int parse_serve_opts(int argc, char **argv, struct serve_opts *o)
 		{ "pool", required_argument, NULL, 'p' },
 		{ "max-live", required_argument, NULL, 'm' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "recycle", required_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, ret = -1;
 
-	*o = (struct serve_opts){ NULL, NULL, 2, 64, SERVE_LOG_INFO };
+	*o = (struct serve_opts){ NULL, NULL, 2, 64, SERVE_LOG_INFO, { .recycle = SNAP_RECYCLE_OFF } };
 	optind = 1;
 	opterr = 0;
 	while (ret < 0 && (c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
@@ -583,6 +613,8 @@ static int parse_serve_opts(int argc, char **argv, struct serve_opts *o)
 			ret = parse_count("--pool", optarg, 64, &o->pool);
 		else if (c == 'm')
 			ret = parse_count("--max-live", optarg, 512, &o->max_live);
+		else if (c == 'r') /* the default itself: off or on */
+			ret = recycle_option(optarg, false, &o->recycle);
 		else if (c == 'l' && (o->log_level = serve__parse_log_level(optarg)) < 0)
 			ret = usage_error("--log-level %s: expected error, info or debug", optarg);
 		else if (c == ':')

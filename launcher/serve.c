@@ -37,6 +37,7 @@
 #include "launcher/cli.h"
 #include "launcher/pool.h"
 #include "launcher/serve.h"
+#include "snapshot/policy.h"
 #include "snapshot/snapshot.h"
 #include "snapshot/store.h"
 
@@ -54,6 +55,18 @@ extern char **environ;
 #define CREATE_ARGV_MAX        (20 + 3 * CREATE_MAX_ITEMS)
 #define MSG_MAX                1024
 #define DRAIN_MAX_NS           (10ULL * 1000000000ULL)
+#define POLICY_CACHE_SIZE      16
+
+/* A template's policy, as its state.bin said when it had this identity. */
+struct policy_cache {
+	char dir[PATH_MAX];            /* "": unused */
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	struct snap_policy policy;
+	uint64_t used;
+};
 
 struct serve {
 	const struct serve_opts *o;
@@ -67,6 +80,9 @@ struct serve {
 	pthread_cond_t idle;
 	unsigned inflight;             /* runs and creates under way */
 	bool stopping;
+	pthread_mutex_t plock;         /* guards pcache, ptick */
+	struct policy_cache pcache[POLICY_CACHE_SIZE];
+	uint64_t ptick;
 };
 
 /* One HTTP request: MHD's per-request pointer. */
@@ -459,8 +475,25 @@ static uint64_t file__blocks(int dirfd, const char *name)
 	return fstatat(dirfd, name, &sb, 0) == 0 ? (uint64_t)sb.st_blocks * 512 : 0;
 }
 
-static int template__summary(const struct snapshot *snap, const char *name, json_t *j)
+/* The policy runs of a template with policy tmpl get here: its own if set,
+ * else the service's default (--recycle, else off). */
+static struct snap_policy serve__effective(const struct serve *s, const struct snap_policy *tmpl)
 {
+	return snap_policy__effective(tmpl, &s->o->recycle);
+}
+
+static json_t *policy__json(const struct snap_policy *p)
+{
+	char buf[64];
+
+	snap_policy__format(p, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+static int template__summary(const struct serve *s, const struct snapshot *snap, const char *name,
+			     json_t *j)
+{
+	struct snap_policy eff = serve__effective(s, &snap->policy);
 	char created[32] = "";
 	struct stat sb;
 	uint64_t stored = file__blocks(snap->dirfd, SNAP_MEM_FILE) +
@@ -473,7 +506,9 @@ static int template__summary(const struct snapshot *snap, const char *name, json
 	       json_object_set_new(j, "id", json_string(snap->id)) |
 	       json_object_set_new(j, "mem_bytes", json_integer((json_int_t)snap->hdr.mem_size)) |
 	       json_object_set_new(j, "stored_bytes", json_integer((json_int_t)stored)) |
-	       json_object_set_new(j, "created", json_string(created)) ? -ENOMEM : 0;
+	       json_object_set_new(j, "created", json_string(created)) |
+	       json_object_set_new(j, "recycle", policy__json(&snap->policy)) |
+	       json_object_set_new(j, "recycle_effective", policy__json(&eff)) ? -ENOMEM : 0;
 }
 
 static json_t *template__hex(uint64_t v)
@@ -545,7 +580,7 @@ static int template__json(struct serve *s, const char *name, bool detail, json_t
 	if (ret == -ENOENT && access(dir, F_OK) < 0)
 		err__set(err, -ENOENT, "no template named %s", name);
 	if (ret == 0) {
-		ret = template__summary(snap, name, j);
+		ret = template__summary(s, snap, name, j);
 		if (ret == 0 && detail)
 			ret = template__details(snap, j);
 		snapshot__close(snap);
@@ -717,6 +752,22 @@ static int create__backend(json_t *v, struct create_req *cr, struct sb_err *err)
 	return create__push(cr, "--backend") | create__push(cr, s);
 }
 
+/* "recycle": the template's policy, as --recycle takes it: "off",
+ * "on,max=100,idle=5s", "default" (the child's --recycle). */
+static int create__recycle(json_t *v, struct create_req *cr, struct sb_err *err)
+{
+	const char *s = json_string_value(v);
+	struct sb_err why = { "" };
+	struct snap_policy p;
+
+	if (!s || json_string_length(v) != strlen(s) || strlen(s) > 128)
+		return err__set(err, -EINVAL, "\"recycle\" must be a string: %s, or default "
+				"(e.g. \"on,max=100,idle=5s\")", SNAP_POLICY_SYNTAX);
+	if (snap_policy__parse(s, true, &p, &why) < 0)
+		return err__set(err, -EINVAL, "\"recycle\": \"%.64s\": %s", s, why.msg);
+	return create__push(cr, "--recycle") | create__push(cr, s);
+}
+
 static int create__scalars(json_t *body, struct create_req *cr, struct sb_err *err)
 {
 	json_t *v = json_object_get(body, "timeout");
@@ -742,7 +793,7 @@ static int create__parse(json_t *body, const char *name, const char *store, stru
 			 struct sb_err *err)
 {
 	static const char *const known[] = { "program", "mem", "env", "timeout", "force", "rootfs",
-					     "backend" };
+					     "backend", "recycle" };
 	const char *key;
 	json_t *v;
 	int ret;
@@ -756,7 +807,7 @@ static int create__parse(json_t *body, const char *name, const char *store, stru
 			k++;
 		if (k == sizeof(known) / sizeof(known[0]))
 			return err__set(err, -EINVAL, "unknown field \"%.64s\" (program, mem, env, timeout, "
-					"force, rootfs, backend)", key);
+					"force, rootfs, backend, recycle)", key);
 	}
 	if (!json_object_get(body, "program"))
 		return err__set(err, -EINVAL, "\"program\" is required, e.g. [\"/bin/lua\", \"/app/handler.lua\"]");
@@ -777,6 +828,8 @@ static int create__parse(json_t *body, const char *name, const char *store, stru
 		ret = create__strings(v, "env", "--env", cr, err);
 	if (ret == 0 && (v = json_object_get(body, "rootfs")))
 		ret = create__rootfs(v, cr, err);
+	if (ret == 0 && (v = json_object_get(body, "recycle")))
+		ret = create__recycle(v, cr, err);
 	if (ret == 0)
 		ret = create__push(cr, "--");
 	if (ret == 0)
@@ -992,6 +1045,8 @@ static json_t *run__json(const struct sandbox_result *res)
 	    json_object_set_new(j, "killed", json_boolean(res->killed)) < 0 ||
 	    json_object_set_new(j, "output_limited", json_boolean(res->output_limited)) < 0 ||
 	    json_object_set_new(j, "message", json__text(res->message)) < 0 ||
+	    json_object_set_new(j, "recycled", json_boolean(res->recycled)) < 0 ||
+	    json_object_set_new(j, "reuse", json_integer(res->reuse)) < 0 ||
 	    json_object_set_new(j, "timings_us", json_pack("{s:I, s:I, s:I, s:I}",
 			"wait", json__round(res->wait_us), "clone", json__round(res->clone_us),
 			"run", json__round(res->run_us), "total", json__round(res->total_us))) < 0) {
@@ -1017,11 +1072,68 @@ static int run__error(struct call *c, int ret, const struct sb_err *err)
 	return reply__error(c->r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err->msg);
 }
 
+/*
+ * The policy of the template in dir (its state.bin), for resolving a run's
+ * recycle policy.  Loaded and checked once per version of the template (a
+ * replaced template is a new file), as the pool does.  0 or -errno + message
+ * (-ENOENT: no such template).
+ */
+static int serve__template_policy(struct serve *s, const char *dir, struct snap_policy *pol,
+				  struct sb_err *err)
+{
+	char path[PATH_MAX + 16];
+	struct policy_cache *e = NULL;
+	struct snapshot *snap;
+	struct stat sb;
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, SNAP_STATE_FILE);
+	if (stat(path, &sb) < 0)
+		return err__errno(err, "template %s", dir);
+	pthread_mutex_lock(&s->plock);
+	for (int i = 0; i < POLICY_CACHE_SIZE; i++) {
+		struct policy_cache *c = &s->pcache[i];
+
+		if (c->dir[0] && !strcmp(c->dir, dir) && c->dev == sb.st_dev && c->ino == sb.st_ino &&
+		    c->size == sb.st_size && c->mtime.tv_sec == sb.st_mtim.tv_sec &&
+		    c->mtime.tv_nsec == sb.st_mtim.tv_nsec) {
+			c->used = ++s->ptick;
+			*pol = c->policy;
+			pthread_mutex_unlock(&s->plock);
+			return 0;
+		}
+	}
+	pthread_mutex_unlock(&s->plock);
+	snap = malloc(sizeof(*snap));
+	if (!snap)
+		return err__set(err, -ENOMEM, "out of memory");
+	ret = snapshot__load(dir, snap, err);
+	if (ret == 0) {
+		*pol = snap->policy;
+		snapshot__close(snap);
+		pthread_mutex_lock(&s->plock);
+		for (int i = 0; i < POLICY_CACHE_SIZE; i++)
+			if (!e || s->pcache[i].used < e->used)
+				e = &s->pcache[i];
+		snprintf(e->dir, sizeof(e->dir), "%s", dir);
+		e->dev = sb.st_dev;
+		e->ino = sb.st_ino;
+		e->size = sb.st_size;
+		e->mtime = sb.st_mtim;
+		e->policy = *pol;
+		e->used = ++s->ptick;
+		pthread_mutex_unlock(&s->plock);
+	}
+	free(snap);
+	return ret;
+}
+
 static int api__run(struct call *c)
 {
 	struct run_query q = { { (uint64_t)RUN_DEFAULT_TIMEOUT_S * 1000000000ULL, RUN_DEFAULT_MAX_OUTPUT, { false, 0, 0 } }, "" };
 	struct sandbox_result res;
 	struct sb_err err = { "" };
+	struct snap_policy pol;
 	char dir[PATH_MAX];
 	int ret;
 
@@ -1032,6 +1144,13 @@ static int api__run(struct call *c)
 		return reply__error(c->r, MHD_HTTP_BAD_REQUEST, "%s", q.bad);
 	if (store__path(&c->s->store, c->arg, dir, sizeof(dir), &err) < 0)
 		return reply__error(c->r, MHD_HTTP_BAD_REQUEST, "%s", err.msg);
+	/* the template's recycle policy if it has one, else the service's */
+	ret = serve__template_policy(c->s, dir, &pol, &err);
+	if (ret < 0)
+		return run__error(c, ret, &err);
+	pol = serve__effective(c->s, &pol);
+	q.lim.recycle = (struct recycle_policy){ pol.recycle == SNAP_RECYCLE_ON, pol.max_reuses,
+						 pol.idle_ms };
 	if (serve__enter(c->s) < 0)
 		return reply__error(c->r, MHD_HTTP_SERVICE_UNAVAILABLE, "the service is stopping");
 	memset(&res, 0, sizeof(res));
@@ -1213,8 +1332,9 @@ static int api__health(struct call *c)
 	struct pool_stats st;
 
 	pool__stats(c->s->pool, &st);
-	return reply__json(c->r, MHD_HTTP_OK, json_pack("{s:s, s:s, s:i, s:i}", "status", "ok",
-				"version", SNAPBOX_VERSION, "live", (int)st.live, "ready", (int)st.ready));
+	return reply__json(c->r, MHD_HTTP_OK, json_pack("{s:s, s:s, s:i, s:i, s:o}", "status", "ok",
+				"version", SNAPBOX_VERSION, "live", (int)st.live, "ready", (int)st.ready,
+				"recycle_default", policy__json(&c->s->o->recycle)));
 }
 
 static void metrics__counter(FILE *f, const char *name, const char *help, const char *type,
@@ -1580,6 +1700,7 @@ int serve__run(const struct serve_opts *o, struct sb_err *err)
 	s->o = o;
 	s->listen_fd = -1;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->plock, NULL);
 	pthread_cond_init(&s->idle, NULL);
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
@@ -1597,8 +1718,11 @@ int serve__run(const struct serve_opts *o, struct sb_err *err)
 	if (ret == 0)
 		ret = serve__http_start(s, err);
 	if (ret == 0) {
-		serve__log(s, SERVE_LOG_INFO, "listening on %s (store %s, pool %u, max-live %u)",
-			   o->socket_path, s->store.root, o->pool, o->max_live);
+		char pol[64];
+
+		snap_policy__format(&o->recycle, pol, sizeof(pol));
+		serve__log(s, SERVE_LOG_INFO, "listening on %s (store %s, pool %u, max-live %u, "
+			   "recycle default %s)", o->socket_path, s->store.root, o->pool, o->max_live, pol);
 		while (sigwait(&stop, &sig) != 0)
 			;
 		serve__log(s, SERVE_LOG_INFO, "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -1608,6 +1732,7 @@ int serve__run(const struct serve_opts *o, struct sb_err *err)
 		serve__log(s, SERVE_LOG_INFO, "stopped");
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_cond_destroy(&s->idle);
+	pthread_mutex_destroy(&s->plock);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 	return ret;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "snapshot/format.h"
 
 #define SERVE_MAX_BODY       (8u << 20)   /* request bodies */
 #define SERVE_MAX_CONNS      256          /* concurrent connections */
@@ -22,6 +23,8 @@ struct serve_opts {
 	unsigned pool;             /* ready workers per RAM size */
 	unsigned max_live;         /* sandboxes at once */
 	int log_level;             /* enum serve_log_level */
+	struct snap_policy recycle; /* --recycle: the policy of runs of templates
+	                               whose own is "not set" (not set here: off) */
 };
 
 /* "error" / "info" / "debug" -> level, or -EINVAL. */

@@ -7,7 +7,8 @@
  *   pages.idx    struct snap_pages_header + one xxh3-64 per 4 KiB page of RAM
  *                (0 = zero page): integrity, dedup, the content address
  *   state.bin    struct snap_header, a table of struct snap_section, then the
- *                sections: CPUID, vCPU, VM, memory map, one per device
+ *                sections: CPUID, vCPU, VM, memory map, one per device, and
+ *                the template's policy (1.2)
  *   template.json  a manifest for people and tools (not read by clones)
  *
  * Every struct here is plain data with its size pinned.  Readers check every
@@ -24,7 +25,9 @@
 
 #define SNAP_MAGIC      "SNAPBOX\0"
 #define SNAP_MAJOR      1
-#define SNAP_MINOR      1 /* 1.1: the backend in the header, PROC_CPU section */
+#define SNAP_MINOR      2 /* 1.1: the backend in the header, PROC_CPU section;
+                             1.2: the POLICY section (required from 1.2 on,
+                             refused before: a 1.1 template's policy is "not set") */
 #define SNAP_ARCH_X86_64 1
 #define SNAP_PAGE       4096ULL
 #define SNAP_MAX_MEM_PAGES ((64ULL << 30) / SNAP_PAGE)
@@ -68,6 +71,7 @@ enum snap_section_type {
 	SNAP_SEC_SERIAL = 5,    /* struct serial_state (devices/serial.h) */
 	SNAP_SEC_HYPERCALL = 6, /* struct hc_state (devices/hypercall.h) */
 	SNAP_SEC_PROC_CPU = 7,  /* struct snap_proc_cpu (proc backend only) */
+	SNAP_SEC_POLICY = 8,    /* struct snap_policy (1.2; every backend) */
 	SNAP_SEC_TYPE_MAX
 };
 
@@ -167,6 +171,33 @@ struct snap_proc_cpu {
 };
 _Static_assert(sizeof(struct sb_proc_cpu) == 4288, "sb_proc_cpu size");
 _Static_assert(sizeof(struct snap_proc_cpu) == 4816, "snap_proc_cpu size");
+
+/*
+ * The template's policy for the service (`snapbox serve`), fixed when the
+ * template is created (templates are immutable: clones map them).  Today
+ * only recycling: may a worker whose sandbox's program exited by itself
+ * reset it to the template and serve the next run of this template with it?
+ * RECYCLE_DEFAULT: the template does not say; the service's own default
+ * (`serve --recycle`) applies.  OFF and DEFAULT carry no max_reuses/idle_ms
+ * (both 0).  Every field is checked on load.
+ */
+#define SNAP_POLICY_VERSION 1
+enum snap_recycle_mode {
+	SNAP_RECYCLE_DEFAULT = 0,       /* not set: the service's default */
+	SNAP_RECYCLE_OFF = 1,
+	SNAP_RECYCLE_ON = 2,
+	SNAP_RECYCLE_MODE_COUNT
+};
+#define SNAP_POLICY_MAX_REUSES  1000000000u     /* max_reuses: 0 (no limit) or 1..this */
+#define SNAP_POLICY_MAX_IDLE_MS (24u * 3600 * 1000) /* idle_ms: 0 (default) or 1..this */
+#define SNAP_POLICY_DEFAULT_IDLE_MS 60000u
+struct snap_policy {
+	uint32_t recycle;               /* enum snap_recycle_mode */
+	uint32_t max_reuses;            /* runs after the first; 0: no limit */
+	uint32_t idle_ms;               /* worker exits after this long unused; 0: default (60 s) */
+	uint32_t reserved[5];           /* zero */
+};
+_Static_assert(sizeof(struct snap_policy) == 32, "snap_policy size");
 
 /* ---- pages.idx ------------------------------------------------------------ */
 #define SNAP_PAGES_MAGIC "SBPAGES\0"

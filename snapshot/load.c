@@ -30,6 +30,7 @@ const char *snapshot__section_name(uint32_t type)
 	case SNAP_SEC_SERIAL: return "serial";
 	case SNAP_SEC_HYPERCALL: return "hypercall";
 	case SNAP_SEC_PROC_CPU: return "proc-cpu";
+	case SNAP_SEC_POLICY: return "policy";
 	}
 	return "unknown";
 }
@@ -43,12 +44,15 @@ const char *snapshot__backend_name(uint32_t backend)
 	return "unknown";
 }
 
-/* The sections a template of that backend has, no more, no fewer. */
-static uint32_t backend_sections(uint32_t backend)
+/* The sections a template of that backend and format has, no more, no
+ * fewer: a 1.2 one has its policy, a 1.1 one none ("not set"). */
+static uint32_t template_sections(const struct snap_header *h)
 {
 	uint32_t common = 1u << SNAP_SEC_MEMMAP | 1u << SNAP_SEC_SERIAL | 1u << SNAP_SEC_HYPERCALL;
 
-	if (backend == SNAP_BACKEND_PROC)
+	if (h->minor >= 2)
+		common |= 1u << SNAP_SEC_POLICY;
+	if (h->backend == SNAP_BACKEND_PROC)
 		return common | 1u << SNAP_SEC_PROC_CPU;
 	return common | 1u << SNAP_SEC_CPUID | 1u << SNAP_SEC_VCPU | 1u << SNAP_SEC_VM;
 }
@@ -116,6 +120,7 @@ static size_t section_size(uint32_t type)
 	case SNAP_SEC_SERIAL: return sizeof(struct serial_state);
 	case SNAP_SEC_HYPERCALL: return sizeof(struct hc_state);
 	case SNAP_SEC_PROC_CPU: return sizeof(struct snap_proc_cpu);
+	case SNAP_SEC_POLICY: return sizeof(struct snap_policy);
 	}
 	return 0;
 }
@@ -130,6 +135,7 @@ static uint32_t section_version(uint32_t type)
 	case SNAP_SEC_SERIAL: return SERIAL_STATE_VERSION;
 	case SNAP_SEC_HYPERCALL: return HC_STATE_VERSION;
 	case SNAP_SEC_PROC_CPU: return SNAP_PROC_CPU_VERSION;
+	case SNAP_SEC_POLICY: return SNAP_POLICY_VERSION;
 	}
 	return 0;
 }
@@ -213,6 +219,24 @@ static int validate_proc_cpu(const struct snap_proc_cpu *p, uint64_t mem_size, s
 	return 0;
 }
 
+int snapshot__validate_policy(const struct snap_policy *p, struct sb_err *err)
+{
+	if (!all_zero(p->reserved, sizeof(p->reserved)))
+		return err__set(err, -EBADMSG, "policy section: a reserved field is not zero");
+	if (p->recycle >= SNAP_RECYCLE_MODE_COUNT)
+		return err__set(err, -EBADMSG, "policy section: unknown recycle mode %u", p->recycle);
+	if (p->recycle != SNAP_RECYCLE_ON && (p->max_reuses || p->idle_ms))
+		return err__set(err, -EBADMSG, "policy section: recycling %s with a reuse limit or idle time",
+				p->recycle == SNAP_RECYCLE_OFF ? "off" : "not set");
+	if (p->max_reuses > SNAP_POLICY_MAX_REUSES)
+		return err__set(err, -EBADMSG, "policy section: %u reuses (at most %u)", p->max_reuses,
+				SNAP_POLICY_MAX_REUSES);
+	if (p->idle_ms > SNAP_POLICY_MAX_IDLE_MS)
+		return err__set(err, -EBADMSG, "policy section: idle time %u ms (at most %u)", p->idle_ms,
+				SNAP_POLICY_MAX_IDLE_MS);
+	return 0;
+}
+
 static int take_section(const struct snap_section *sec, const uint8_t *p, struct snapshot *s,
 			struct sb_err *err)
 {
@@ -229,6 +253,9 @@ static int take_section(const struct snap_section *sec, const uint8_t *p, struct
 		memcpy(&s->hc, p, sizeof(s->hc));
 		s->hc_version = sec->version;
 		break;
+	case SNAP_SEC_POLICY:
+		memcpy(&s->policy, p, sizeof(s->policy));
+		return snapshot__validate_policy(&s->policy, err);
 	}
 	return 0;
 }
@@ -270,7 +297,10 @@ int snapshot__parse_state(const uint8_t *buf, size_t len, struct snapshot *s, st
 
 		if (sec->type == 0 || sec->type >= SNAP_SEC_TYPE_MAX)
 			return err__set(err, -EBADMSG, "state.bin: unknown section type %u", sec->type);
-		if (!(backend_sections(s->hdr.backend) & (1u << sec->type)))
+		if (!(template_sections(&s->hdr) & (1u << sec->type)) && sec->type == SNAP_SEC_POLICY)
+			return err__set(err, -EBADMSG, "state.bin: section %s in a %u.%u template", name,
+					s->hdr.major, s->hdr.minor);
+		if (!(template_sections(&s->hdr) & (1u << sec->type)))
 			return err__set(err, -EBADMSG, "state.bin: section %s in a %s template", name,
 					snapshot__backend_name(s->hdr.backend));
 		if (seen & (1u << sec->type))
@@ -295,7 +325,7 @@ int snapshot__parse_state(const uint8_t *buf, size_t len, struct snapshot *s, st
 			return ret;
 	}
 	for (uint32_t t = 1; t < SNAP_SEC_TYPE_MAX; t++)
-		if ((backend_sections(s->hdr.backend) & (1u << t)) && !(seen & (1u << t)))
+		if ((template_sections(&s->hdr) & (1u << t)) && !(seen & (1u << t)))
 			return err__set(err, -EBADMSG, "state.bin: section %s is missing",
 					snapshot__section_name(t));
 	return check_cross(s, err);

@@ -49,9 +49,10 @@ int snap_writer__add(struct snap_writer *b, uint32_t type, uint32_t version, con
 	return 0;
 }
 
-/* The backend's sections (CPUID, vCPU, VM), then the memory map and the
- * devices: every backend's template has all of them. */
-static int state__sections(struct machine *m, struct snap_writer *b, struct sb_err *err)
+/* The backend's sections (CPUID, vCPU, VM), then the memory map, the
+ * devices and the policy: every backend's template has all of them. */
+static int state__sections(struct machine *m, const struct snap_policy *pol, struct snap_writer *b,
+			   struct sb_err *err)
 {
 	struct snap_memmap mm = { .n_slots = 1, .slots = { { 0, m->ram.size, 0 } } };
 	int ret = m->be->save(m, b, err);
@@ -64,20 +65,28 @@ static int state__sections(struct machine *m, struct snap_writer *b, struct sb_e
 	if (!ret)
 		ret = snap_writer__add(b, SNAP_SEC_HYPERCALL, HC_STATE_VERSION, &m->hc.st,
 				       sizeof(m->hc.st), NULL, 0);
+	if (!ret)
+		ret = snap_writer__add(b, SNAP_SEC_POLICY, SNAP_POLICY_VERSION, pol, sizeof(*pol), NULL, 0);
 	if (ret < 0 && !err->msg[0])
 		err__set(err, ret, "building state.bin: %s", strerror(-ret));
 	return ret;
 }
 
-int snapshot__save(struct machine *m, int dirfd, char id[33], struct snap_image_stats *st,
-		   struct sb_err *err)
+int snapshot__save(struct machine *m, const struct snap_policy *policy, int dirfd, char id[33],
+		   struct snap_image_stats *st, struct sb_err *err)
 {
+	static const struct snap_policy unset; /* recycle not set: the service's default */
 	struct snap_writer b = { 0 };
 	struct snap_header h;
 	uint64_t pages_hash;
 	size_t table_len;
 	int ret, fd;
 
+	if (!policy)
+		policy = &unset;
+	ret = snapshot__validate_policy(policy, err); /* what load will insist on */
+	if (ret < 0)
+		return ret;
 	ret = snap_image__write(&m->ram, dirfd, st, &pages_hash, err);
 	if (ret < 0)
 		return ret;
@@ -87,7 +96,7 @@ int snapshot__save(struct machine *m, int dirfd, char id[33], struct snap_image_
 	b.p = calloc(1, b.cap);
 	if (!b.p)
 		return err__set(err, -ENOMEM, "out of memory");
-	ret = state__sections(m, &b, err);
+	ret = state__sections(m, policy, &b, err);
 	if (ret < 0)
 		goto out;
 	/* the table sits right after the header: move the sections up to it */

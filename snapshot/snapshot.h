@@ -29,6 +29,7 @@ struct snapshot {
 	struct snap_proc_cpu proc; /* proc backend */
 	struct hc_state hc;
 	uint32_t hc_version;    /* its section's version (1: no syscall_path) */
+	struct snap_policy policy; /* all zero (recycle "not set") before format 1.2 */
 	char id[33];            /* xxh3-128 of state.bin (which covers pages.idx) */
 	uint64_t state_bytes;
 };
@@ -36,10 +37,11 @@ struct snapshot {
 /*
  * Save sb (stopped at its ready point) into the empty directory dirfd:
  * mem.img, pages.idx, state.bin (the backend's sections from its save(),
- * then the memory map and the devices).  Writes the id.
+ * then the memory map, the devices and the template's policy, last).
+ * Writes the id.
  */
-int snapshot__save(struct machine *sb, int dirfd, char id[33], struct snap_image_stats *st,
-		   struct sb_err *err);
+int snapshot__save(struct machine *sb, const struct snap_policy *policy, int dirfd, char id[33],
+		   struct snap_image_stats *st, struct sb_err *err);
 
 /* state.bin being built, for a backend's save(). */
 struct snap_writer;
@@ -60,6 +62,10 @@ void snapshot__close(struct snapshot *s);
 
 /* Open mem.img read-only for mapping: fd or -errno. */
 int snapshot__open_mem(const struct snapshot *s, struct sb_err *err);
+
+/* A policy section's contents: a known mode, max_reuses and idle_ms only
+ * for "on" and within their limits, reserved fields zero.  0 or -EBADMSG. */
+int snapshot__validate_policy(const struct snap_policy *p, struct sb_err *err);
 
 /* "kvm" or "proc" (enum snap_backend), for messages and inspect. */
 const char *snapshot__backend_name(uint32_t backend);

@@ -66,12 +66,13 @@ static json_t *req_json(const char *method, const char *target, const char *body
 	return j;
 }
 
-static void daemon_start(void)
+/* snapbox serve on SOCK and STORE; recycle: its --recycle (NULL: none) */
+static void daemon_start_recycle(const char *recycle)
 {
 	char log[600];
 	posix_spawn_file_actions_t fa;
 	const char *av[] = { snapbox_bin(), "serve", "--socket", SOCK, "--store", STORE,
-			     "--log-level", "error", NULL };
+			     "--log-level", "error", recycle ? "--recycle" : NULL, recycle, NULL };
 
 	snprintf(log, sizeof(log), "%s/serve.log", STORE);
 	posix_spawn_file_actions_init(&fa);
@@ -89,6 +90,11 @@ static void daemon_start(void)
 		cr_assert_eq(waitpid(DAEMON, NULL, WNOHANG), 0, "snapbox serve exited; see %s", log);
 	}
 	cr_assert_fail("snapbox serve did not answer /v1/health within 15 s");
+}
+
+static void daemon_start(void)
+{
+	daemon_start_recycle(NULL);
 }
 
 /* SIGTERM, and the exit status (-1: had to be killed). */
@@ -215,7 +221,7 @@ Test(serve, run_returns_the_handlers_answer)
 	cr_assert_eq(json_integer_value(json_object_get(t, "mem_bytes")), 256 << 20);
 	json_decref(j);
 	j = req_json("GET", "/v1/templates/lua", NULL, 200);
-	cr_assert_str_eq(json_string_value(json_object_get(j, "format")), "1.1");
+	cr_assert_str_eq(json_string_value(json_object_get(j, "format")), "1.2");
 	cr_assert_gt(json_array_size(json_object_get(j, "sections")), 3);
 	cr_assert_str_eq(json_string_value(json_object_get(j, "backend")),
 			 test_on_proc() ? "proc" : "kvm");
@@ -633,4 +639,140 @@ Test(serve, long_lived_sandbox_over_the_api)
 	cr_assert_eq(req("POST", "/v1/sandboxes", "{\"tmpl\": 1}", &r), 400, "%s", r.body);
 	http_response__free(&r);
 	assert_healthy();
+}
+
+/* ---- the recycle policy: the template's own, the service's default ---------------- */
+
+/* the template's "recycle" and "recycle_effective" as the API shows them */
+static void assert_policy(json_t *t, const char *own, const char *effective)
+{
+	const char *name = json_string_value(json_object_get(t, "name"));
+
+	cr_assert_str_eq(json_string_value(json_object_get(t, "recycle")), own, "%s", name);
+	cr_assert_str_eq(json_string_value(json_object_get(t, "recycle_effective")), effective, "%s",
+			 name);
+}
+
+static json_t *template_of(json_t *list, const char *name)
+{
+	size_t i;
+	json_t *t;
+
+	json_array_foreach(json_object_get(list, "templates"), i, t)
+		if (!strcmp(json_string_value(json_object_get(t, "name")), name))
+			return t;
+	cr_assert_fail("template %s is not listed", name);
+	return NULL;
+}
+
+Test(serve, recycle_policy_of_templates_created_through_the_api)
+{
+	const char *be = test_backend() ? test_backend() : "auto";
+	static const struct { const char *name, *field, *own, *effective; } ok[] = {
+		{ "rc-on", ", \"recycle\": \"on,max=100,idle=5s\"", "on,max=100,idle=5s", "on,max=100,idle=5s" },
+		{ "rc-on2", ", \"recycle\": \"on,idle=1500ms\"", "on,idle=1500ms", "on,idle=1500ms" },
+		{ "rc-bare", ", \"recycle\": \"on\"", "on", "on,idle=60s" },
+		{ "rc-off", ", \"recycle\": \"off\"", "off", "off" },
+		{ "rc-dflt", ", \"recycle\": \"default\"", "default", "off" },
+		{ "rc-none", "", "default", "off" },
+	};
+	char body[512];
+	json_t *j;
+
+	/* no --recycle: the service's default is off */
+	j = req_json("GET", "/v1/health", NULL, 200);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "recycle_default")), "off");
+	json_decref(j);
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		char target[128];
+
+		snprintf(body, sizeof(body), "{\"program\": [\"/bin/lua\", \"/app/handler.lua\"], "
+			 "\"backend\": \"%s\"%s}", be, ok[i].field);
+		snprintf(target, sizeof(target), "/v1/templates/%s", ok[i].name);
+		j = req_json("POST", target, body, 201);
+		assert_policy(j, ok[i].own, ok[i].effective);
+		json_decref(j);
+		j = req_json("GET", target, NULL, 200); /* round trip */
+		assert_policy(j, ok[i].own, ok[i].effective);
+		json_decref(j);
+	}
+	j = req_json("GET", "/v1/templates", NULL, 200);
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		assert_policy(template_of(j, ok[i].name), ok[i].own, ok[i].effective);
+	json_decref(j);
+	/* a run says whether a recycled sandbox served it: not yet */
+	lua_run("rc-on", 9);
+	j = req_json("POST", "/v1/templates/rc-on/run", "{\"n\": 3}", 200);
+	cr_assert(json_is_false(json_object_get(j, "recycled")), "recycled: %s",
+		  json_dumps(j, 0));
+	cr_assert(json_is_integer(json_object_get(j, "reuse")));
+	cr_assert_eq(json_integer_value(json_object_get(j, "reuse")), 0);
+	json_decref(j);
+
+	/* malformed: 400 with a message naming the field; nothing created */
+	static const char *const bad[] = {
+		"\"on,max=0\"", "\"on,max=x\"", "\"ON\"", "\"\"", "\"on,idle=5\"", "\"off,max=1\"",
+		"\"on,bogus=1\"", "\"on,idle=25h\"", "\"on,max=1,max=2\"", "5", "true", "null",
+		"[\"on\"]", "{\"mode\": \"on\", \"max_reuses\": 100}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(body, sizeof(body), "{\"program\": [\"/bin/lua\", \"/app/handler.lua\"], "
+			 "\"backend\": \"%s\", \"recycle\": %s}", be, bad[i]);
+		j = req_json("POST", "/v1/templates/rc-bad", body, 400);
+		const char *e = json_string_value(json_object_get(j, "error"));
+		cr_assert(e && strstr(e, "\"recycle\""), "recycle %s: %s", bad[i], e);
+		cr_assert_null(strchr(e, '\n'), "%s", e);
+		json_decref(j);
+	}
+	json_decref(req_json("GET", "/v1/templates/rc-bad", NULL, 404));
+	assert_healthy();
+}
+
+Test(serve, serve_recycle_sets_the_default_for_templates_without_a_policy)
+{
+	const char *off[] = { "snapbox", "template", "create", "own-off", "--store", STORE,
+			      "--recycle", "off", "--", "/bin/lua", "/app/handler.lua", NULL };
+	json_t *j;
+
+	create("plain", LUA);
+	sb(off, NULL, 60);
+	cr_assert_eq(R.status, 0, "template create own-off: %s", R.err);
+	/* the default daemon: off for both */
+	j = req_json("GET", "/v1/templates/plain", NULL, 200);
+	assert_policy(j, "default", "off");
+	json_decref(j);
+
+	cr_assert_eq(daemon_stop(), 0);
+	daemon_start_recycle("on,max=7,idle=2s");
+	j = req_json("GET", "/v1/health", NULL, 200);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "recycle_default")), "on,max=7,idle=2s");
+	json_decref(j);
+	j = req_json("GET", "/v1/templates", NULL, 200);
+	assert_policy(template_of(j, "plain"), "default", "on,max=7,idle=2s");
+	assert_policy(template_of(j, "own-off"), "off", "off");
+	json_decref(j);
+	lua_run("plain", 11);
+	lua_run("own-off", 12);
+
+	/* on without settings: the idle time filled in */
+	cr_assert_eq(daemon_stop(), 0);
+	daemon_start_recycle("on");
+	j = req_json("GET", "/v1/templates/plain", NULL, 200);
+	assert_policy(j, "default", "on,idle=60s");
+	json_decref(j);
+	lua_run("plain", 13);
+
+	/* a bad default: one line, exit 2, no service */
+	static const char *const junk[] = { "default", "yes", "on,max=0", "on,idle=1y", "" };
+	for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
+		char sock[600];
+
+		snprintf(sock, sizeof(sock), "%s/other.sock", STORE);
+		sb(ARGS("serve", "--socket", sock, "--store", STORE, "--recycle", junk[i]), NULL, 30);
+		cr_assert_eq(R.status, 2, "--recycle '%s': status %d, stderr: %s", junk[i], R.status, R.err);
+		cr_assert(!strncmp(R.err, "snapbox: --recycle ", 19) && strchr(R.err, '\n') == R.err + R.err_len - 1,
+			  "--recycle '%s': %s", junk[i], R.err);
+		struct stat st;
+		cr_assert_neq(stat(sock, &st), 0, "a socket was made");
+	}
 }

@@ -388,7 +388,7 @@ static void damaged(const char *name, const char *what, const char *mention)
 static const char *secname(uint32_t type)
 {
 	static const char *const n[] = { "?", "cpuid", "vcpu", "vm", "memmap", "serial", "hypercall",
-					 "proc-cpu" };
+					 "proc-cpu", "policy" };
 	return type < sizeof(n) / sizeof(n[0]) ? n[type] : "?";
 }
 
@@ -949,4 +949,286 @@ Test(template, proc_xsave_features_the_host_lacks_are_refused)
 	cr_assert_null(strstr(R.err, "damaged"), "the file is intact: %s", R.err);
 	lua_clone_answers("lua", 3);
 	free(c);
+}
+
+/* ---- 13. the recycle policy, fixed at create ------------------------------------ */
+
+/* template create NAME --store STORE --recycle POLICY [--rootfs ...] -- LUA
+ * (POLICY NULL: no --recycle; before: --recycle ahead of the name) */
+static void create_policy(const char *name, const char *policy, bool before)
+{
+	const char *av[32];
+	const char *extra = getenv("SNAPBOX_TEST_ROOTFS");
+	int n = 0;
+
+	av[n++] = "snapbox";
+	av[n++] = "template";
+	av[n++] = "create";
+	if (policy && before) {
+		av[n++] = "--recycle";
+		av[n++] = policy;
+	}
+	av[n++] = name;
+	av[n++] = "--store";
+	av[n++] = STORE;
+	if (policy && !before) {
+		av[n++] = "--recycle";
+		av[n++] = policy;
+	}
+	if (extra && *extra) {
+		av[n++] = "--rootfs";
+		av[n++] = extra;
+	}
+	av[n++] = "--";
+	av[n++] = "/bin/lua";
+	av[n++] = "/app/handler.lua";
+	av[n] = NULL;
+	sb(av, NULL, 60);
+}
+
+/* inspect's "recycle" line (without the label), asserting there is one */
+static const char *inspect_recycle(const char *name)
+{
+	static char line[256];
+	const char *l;
+
+	tcmd("inspect", name);
+	cr_assert_eq(R.status, 0, "inspect %s: %s", name, R.err);
+	l = strstr(R.out, "\nrecycle    ");
+	cr_assert_not_null(l, "inspect %s has no recycle line: %s", name, R.out);
+	l += strlen("\nrecycle    ");
+	snprintf(line, sizeof(line), "%.*s", (int)strcspn(l, "\n"), l);
+	return line;
+}
+
+static void assert_manifest_recycle(const char *name, const char *want)
+{
+	char line[128];
+	size_t jlen;
+	uint8_t *json = slurp(tpath(name, SNAP_MANIFEST_FILE), &jlen);
+
+	snprintf(line, sizeof(line), "\"recycle\": \"%s\"", want);
+	cr_assert(memmem(json, jlen, line, strlen(line)), "%s: template.json lacks %s: %.*s", name,
+		  line, (int)jlen, (const char *)json);
+	free(json);
+}
+
+Test(template, create_with_each_recycle_policy_form)
+{
+	static const struct {
+		const char *name, *arg;   /* arg NULL: no --recycle */
+		bool before;              /* --recycle before the name */
+		const char *inspect, *manifest;
+	} c[] = {
+		{ "none", NULL, false, "service default", "default" },
+		{ "dflt", "default", false, "service default", "default" },
+		{ "off", "off", true, "off", "off" },
+		{ "on", "on", false, "on (no reuse limit, idle 60 s by default)", "on" },
+		{ "full", "on,max=1000,idle=60s", false, "on (max 1000 reuses, idle 60 s)",
+		  "on,max=1000,idle=60s" },
+		{ "ms", "on,idle=500ms,max=1", true, "on (max 1 reuse, idle 500 ms)", "on,max=1,idle=500ms" },
+		{ "min", "on,idle=5m", false, "on (no reuse limit, idle 300 s)", "on,idle=300s" },
+	};
+	uint64_t h;
+	struct snap_policy pol;
+	char want[64], id0[33], id1[33];
+
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		create_policy(c[i].name, c[i].arg, c[i].before);
+		cr_assert_eq(R.status, 0, "--recycle %s: status %d, stderr: %s", c[i].arg, R.status, R.err);
+		cr_assert_str_eq(inspect_recycle(c[i].name), c[i].inspect, "--recycle %s", c[i].arg);
+		snprintf(want, sizeof(want), "format     1.2,");
+		cr_assert(strstr(R.out, want), "inspect: %s", R.out);
+		cr_assert(strstr(R.out, " policy "), "inspect lists the policy section: %s", R.out);
+		assert_manifest_recycle(c[i].name, c[i].manifest);
+	}
+	/* the policy is in state.bin (so in the id): the last section, as written */
+	{
+		struct snap_header hd;
+		struct snap_section t[SNAP_MAX_SECTIONS];
+
+		read_file(tpath("full", SNAP_STATE_FILE), &hd, sizeof(hd), 0);
+		cr_assert_eq(hd.minor, 2);
+		read_file(tpath("full", SNAP_STATE_FILE), t, hd.n_sections * sizeof(t[0]), sizeof(hd));
+		cr_assert_eq(t[hd.n_sections - 1].type, SNAP_SEC_POLICY);
+		cr_assert_eq(t[hd.n_sections - 1].length, sizeof(pol));
+		read_file(tpath("full", SNAP_STATE_FILE), &pol, sizeof(pol), (off_t)t[hd.n_sections - 1].offset);
+		cr_assert_eq(pol.recycle, SNAP_RECYCLE_ON);
+		cr_assert_eq(pol.max_reuses, 1000);
+		cr_assert_eq(pol.idle_ms, 60000);
+		h = XXH3_64bits(&pol, sizeof(pol));
+		cr_assert_eq(h, t[hd.n_sections - 1].hash);
+	}
+	inspect_id("none", id0);
+	inspect_id("off", id1);
+	cr_assert_str_neq(id0, id1, "the policy is not part of the template's id");
+	/* a template with a policy runs as any other */
+	lua_clone_answers("full", 7);
+	lua_clone_answers("none", 8);
+}
+
+Test(template, junk_recycle_values_are_refused_in_one_line)
+{
+	static const char *const junk[] = {
+		"", "yes", "ON", "on ", " on", "on,", "on,,max=2", ",on", "off,max=3", "default,idle=1s",
+		"on,max=0", "on,max=-1", "on,max=+1", "on,max=1x", "on,max=1000000001",
+		"on,max=99999999999999999999999", "on,max=1,max=2", "on,idle=0s", "on,idle=5",
+		"on,idle=5x", "on,idle=1.5s", "on,idle=25h", "on,idle=86400001ms", "on,idle=-1s",
+		"on,idle=1s,idle=2s", "on,color=red", "on;max=1", "on,max=",
+	};
+	char tmpdir[700];
+
+	for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
+		create_policy("junk", junk[i], i % 2);
+		cr_assert_eq(R.status, 2, "--recycle '%s': status %d, stderr: %s", junk[i], R.status, R.err);
+		cr_assert(one_line(R.err, R.err_len), "--recycle '%s': not one line: %s", junk[i], R.err);
+		cr_assert(!strncmp(R.err, "snapbox: --recycle ", 19), "--recycle '%s': %s", junk[i], R.err);
+		cr_assert_eq(R.out_len, 0, "--recycle '%s': out: %s", junk[i], R.out);
+	}
+	cr_assert_neq(access(tpath("junk", NULL), F_OK), 0, "a template was made from junk");
+	snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", STORE);
+	cr_assert(access(tmpdir, F_OK) < 0 || !has_entries(tmpdir), "leftovers in %s", tmpdir);
+	/* no value at all; and boot has no policy */
+	sb(ARGS("template", "create", "junk", "--store", STORE, "--recycle"), NULL, 60);
+	cr_assert_eq(R.status, 2, "stderr: %s", R.err);
+	cr_assert(one_line(R.err, R.err_len) && strstr(R.err, "--recycle"), "stderr: %s", R.err);
+	sb(ARGS("boot", "--recycle", "on", "--", "/bin/true"), NULL, 60);
+	cr_assert_eq(R.status, 2, "stderr: %s", R.err);
+	cr_assert_str_eq(R.err, "snapbox: unknown option --recycle (see 'snapbox --help')\n");
+}
+
+/* Recompute every hash of state.bin (sections, table, header) from the file:
+ * after an edit, only the checks behind the hashes can refuse it. */
+static void resign(const char *name)
+{
+	const char *st = tpath(name, SNAP_STATE_FILE);
+	size_t len;
+	uint8_t *b = slurp(st, &len);
+	struct snap_section t[SNAP_MAX_SECTIONS];
+	struct snap_header h;
+
+	cr_assert_geq(len, sizeof(h));
+	memcpy(&h, b, sizeof(h));
+	cr_assert_leq(h.n_sections, SNAP_MAX_SECTIONS);
+	memcpy(t, b + sizeof(h), h.n_sections * sizeof(t[0]));
+	for (uint32_t i = 0; i < h.n_sections; i++) {
+		cr_assert_leq(t[i].offset + t[i].length, len);
+		t[i].hash = XXH3_64bits(b + t[i].offset, t[i].length);
+	}
+	h.table_hash = XXH3_64bits(t, h.n_sections * sizeof(t[0]));
+	h.header_hash = 0;
+	h.header_hash = XXH3_64bits(&h, sizeof(h));
+	patch_file(st, t, h.n_sections * sizeof(t[0]), sizeof(h));
+	patch_file(st, &h, sizeof(h), 0);
+	free(b);
+}
+
+/* The policy section of template name: its table index and offset. */
+static void policy_section(const char *name, struct snap_header *h, struct snap_section *t,
+			   uint32_t *idx)
+{
+	read_file(tpath(name, SNAP_STATE_FILE), h, sizeof(*h), 0);
+	cr_assert_leq(h->n_sections, SNAP_MAX_SECTIONS);
+	read_file(tpath(name, SNAP_STATE_FILE), t, h->n_sections * sizeof(t[0]), sizeof(*h));
+	for (*idx = 0; *idx < h->n_sections && t[*idx].type != SNAP_SEC_POLICY; (*idx)++)
+		;
+	cr_assert_lt(*idx, h->n_sections, "%s has no policy section", name);
+}
+
+/* Take the policy section out of the table (and the file: it is last),
+ * and stamp the header minor: what a snapbox before format 1.2 wrote. */
+static void strip_policy(const char *name, uint16_t minor)
+{
+	struct snap_section t[SNAP_MAX_SECTIONS];
+	struct snap_header h;
+	uint32_t i;
+
+	policy_section(name, &h, t, &i);
+	cr_assert_eq(i, h.n_sections - 1, "the policy section is written last");
+	cr_assert_eq(truncate(tpath(name, SNAP_STATE_FILE), (off_t)t[i].offset), 0);
+	h.n_sections--;
+	h.minor = minor;
+	patch_file(tpath(name, SNAP_STATE_FILE), &h, sizeof(h), 0);
+	resign(name);
+}
+
+static void set_policy(const char *name, struct snap_policy pol)
+{
+	struct snap_section t[SNAP_MAX_SECTIONS];
+	struct snap_header h;
+	uint32_t i;
+
+	policy_section(name, &h, t, &i);
+	patch_file(tpath(name, SNAP_STATE_FILE), &pol, sizeof(pol), (off_t)t[i].offset);
+	resign(name);
+}
+
+Test(template, a_template_from_before_format_1_2_has_the_service_default)
+{
+	create_policy("lua", "on,max=5", false);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+
+	/* 1.1, no policy section: loads, runs, and says "service default" */
+	copy_template("lua", "old");
+	strip_policy("old", 1);
+	lua_clone_answers("old", 9);
+	cr_assert_str_eq(inspect_recycle("old"),
+			 "service default (template made before format 1.2: no policy)");
+	cr_assert(strstr(R.out, "format     1.1,"), "inspect: %s", R.out);
+	cr_assert_null(strstr(R.out, " policy "), "inspect: %s", R.out);
+	tcmd("verify", "old");
+	cr_assert_eq(R.status, 0, "verify: %s", R.err);
+
+	/* 1.2 without it: refused; 1.1 with one: refused */
+	copy_template("lua", "nopol");
+	strip_policy("nopol", 2);
+	refused("nopol", "a 1.2 template without its policy", "section policy is missing", NULL);
+	copy_template("lua", "oldpol");
+	{
+		struct snap_header h;
+
+		read_file(tpath("oldpol", SNAP_STATE_FILE), &h, sizeof(h), 0);
+		h.minor = 1;
+		patch_file(tpath("oldpol", SNAP_STATE_FILE), &h, sizeof(h), 0);
+		resign("oldpol");
+	}
+	refused("oldpol", "a 1.1 template with a policy", "section policy in a 1.1 template", NULL);
+
+	/* what the section says is checked, not only its hash */
+	static const struct {
+		struct snap_policy p;
+		const char *what, *says;
+	} bad[] = {
+		{ { .recycle = 3 }, "an unknown mode", "unknown recycle mode 3" },
+		{ { .recycle = 0xffffffff }, "mode ~0", "unknown recycle mode" },
+		{ { .recycle = SNAP_RECYCLE_OFF, .max_reuses = 3 }, "off with a limit", "recycling off with" },
+		{ { .recycle = SNAP_RECYCLE_DEFAULT, .idle_ms = 5 }, "unset with an idle time",
+		  "recycling not set with" },
+		{ { .recycle = SNAP_RECYCLE_ON, .max_reuses = SNAP_POLICY_MAX_REUSES + 1 }, "too many reuses",
+		  "reuses (at most" },
+		{ { .recycle = SNAP_RECYCLE_ON, .idle_ms = 0xffffffff }, "an idle time of 49 days",
+		  "idle time 4294967295 ms" },
+		{ { .recycle = SNAP_RECYCLE_ON, .reserved = { 0, 0, 1 } }, "reserved bytes", "reserved" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "pol%zu", i);
+		copy_template("lua", name);
+		set_policy(name, bad[i].p);
+		refused(name, bad[i].what, bad[i].says, NULL);
+		cr_assert(strstr(R.err, "policy section"), "%s: %s", bad[i].what, R.err);
+		cr_assert_null(strstr(R.err, "hash"), "%s: the file's hashes are right: %s", bad[i].what,
+			       R.err);
+		tcmd("inspect", name);
+		cr_assert_eq(R.status, 1, "inspect %s: status %d", bad[i].what, R.status);
+		cr_assert(one_line(R.err, R.err_len), "inspect %s: %s", bad[i].what, R.err);
+	}
+	/* a valid one written the same way loads */
+	copy_template("lua", "good");
+	set_policy("good", (struct snap_policy){ .recycle = SNAP_RECYCLE_ON, .max_reuses = 2,
+						 .idle_ms = 1500 });
+	cr_assert_str_eq(inspect_recycle("good"), "on (max 2 reuses, idle 1500 ms)");
+	lua_clone_answers("good", 4);
+	lua_clone_answers("lua", 3);
 }

@@ -77,6 +77,13 @@ static void check_result(int ret, const struct sb_err *err)
 	CHECK(snap.hc_version >= HC_STATE_VERSION_MIN && snap.hc_version <= HC_STATE_VERSION);
 	CHECK(snap.hc.syscall_path <= SB_SYSCALL_PATH_MAX);
 	CHECK(snap.hc_version >= 2 || snap.hc.syscall_path == 0);
+	/* the policy: a known mode, settings only when on and within bounds; none before 1.2 */
+	CHECK(snap.policy.recycle < SNAP_RECYCLE_MODE_COUNT);
+	CHECK(snap.policy.recycle == SNAP_RECYCLE_ON ||
+	      (snap.policy.max_reuses == 0 && snap.policy.idle_ms == 0));
+	CHECK(snap.policy.max_reuses <= SNAP_POLICY_MAX_REUSES);
+	CHECK(snap.policy.idle_ms <= SNAP_POLICY_MAX_IDLE_MS);
+	CHECK(snap.hdr.minor >= 2 || snap.policy.recycle == SNAP_RECYCLE_DEFAULT);
 	CHECK(!(snap.hc.flags & HC_STATE_PENDING_READ) ||
 	      sb_range_in(snap.hc.pending_read_gpa, sizeof(struct sb_hc_io), 0, snap.hdr.mem_size));
 }
