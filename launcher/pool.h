@@ -74,11 +74,6 @@ struct sandbox_result {
 	double clone_us;           /* template mapped + state restored */
 	double run_us;             /* resume to exit */
 	double total_us;
-	bool recycled;             /* served by a recycled sandbox (reset to the
-	                              template after an earlier run), not a fresh
-	                              clone; false for now */
-	uint32_t reuse;            /* that sandbox's reuse count: 0 fresh, 1 its
-	                              first reuse, ... */
 };
 
 /* Sandbox as `ps` shows it. */

@@ -1367,6 +1367,16 @@ static int api__metrics(struct call *c)
 			 "counter", st.killed);
 	metrics__counter(f, "snapbox_live_sandboxes", "Sandboxes running now.", "gauge", st.live);
 	metrics__counter(f, "snapbox_pool_ready", "Idle ready workers.", "gauge", st.ready);
+	metrics__counter(f, "snapbox_recycled_runs_total", "Runs in a recycled sandbox.", "counter",
+			 st.recycled_runs);
+	metrics__counter(f, "snapbox_resets_total", "Sandboxes reset to their template.", "counter",
+			 st.resets);
+	metrics__counter(f, "snapbox_resets_failed_total", "Resets that failed (the worker ended).",
+			 "counter", st.failed_resets);
+	metrics__counter(f, "snapbox_reset_pages_total", "Guest pages put back by resets.", "counter",
+			 st.reset_pages);
+	metrics__counter(f, "snapbox_pool_recycled", "Recycled workers waiting for a run.", "gauge",
+			 st.idle_recycled);
 	fprintf(f, "# HELP %s Request to response of a sandbox run.\n# TYPE %s histogram\n", h, h);
 	for (int i = 0; i < 12; i++)
 		fprintf(f, "%s_bucket{le=\"%s\"} %llu\n", h, le[i],

@@ -700,14 +700,28 @@ Test(serve, recycle_policy_of_templates_created_through_the_api)
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		assert_policy(template_of(j, ok[i].name), ok[i].own, ok[i].effective);
 	json_decref(j);
-	/* a run says whether a recycled sandbox served it: not yet */
-	lua_run("rc-on", 9);
-	j = req_json("POST", "/v1/templates/rc-on/run", "{\"n\": 3}", 200);
-	cr_assert(json_is_false(json_object_get(j, "recycled")), "recycled: %s",
-		  json_dumps(j, 0));
-	cr_assert(json_is_integer(json_object_get(j, "reuse")));
-	cr_assert_eq(json_integer_value(json_object_get(j, "reuse")), 0);
-	json_decref(j);
+	/* a run says whether a recycled sandbox served it: the first run of a
+	 * template recycled is a fresh clone, the next ones reuse its sandbox;
+	 * an "off" template's never do */
+	for (int i = 0; i < 3; i++) {
+		j = req_json("POST", "/v1/templates/rc-on/run", "{\"n\": 3}", 200);
+		cr_assert_eq(json_is_true(json_object_get(j, "recycled")), i > 0, "run %d: %s", i,
+			     json_dumps(j, 0));
+		cr_assert(json_is_integer(json_object_get(j, "reuse")));
+		cr_assert_eq(json_integer_value(json_object_get(j, "reuse")), i);
+		cr_assert_str_eq(json_string_value(json_object_get(j, "stdout")),
+				 "{\"n\": 3, \"fib\": 2, \"prime\": 5}\n", "%s", json_dumps(j, 0));
+		json_decref(j);
+		j = req_json("POST", "/v1/templates/rc-off/run", "{\"n\": 3}", 200);
+		cr_assert(json_is_false(json_object_get(j, "recycled")), "%s", json_dumps(j, 0));
+		json_decref(j);
+	}
+	struct http_response r;
+	cr_assert_eq(req("GET", "/metrics", NULL, &r), 200);
+	cr_assert(strstr(r.body, "snapbox_recycled_runs_total 2\n"), "%s", r.body);
+	cr_assert(strstr(r.body, "snapbox_resets_failed_total 0\n"), "%s", r.body);
+	cr_assert(strstr(r.body, "snapbox_resets_total "), "%s", r.body);
+	http_response__free(&r);
 
 	/* malformed: 400 with a message naming the field; nothing created */
 	static const char *const bad[] = {
