@@ -122,18 +122,15 @@ static int snap_msrs__restore(struct vcpu *vcpu, const struct snap_vcpu *s, stru
 	return ret < 0 ? ret : 0;
 }
 
-int snap_vcpu__restore(struct vcpu *vcpu, const struct kvm_cpuid_entry2 *cpuid, uint32_t nent,
-		       const struct snap_vcpu *s, struct sb_err *err)
+int snap_vcpu__restore_state(struct vcpu *vcpu, const struct snap_vcpu *s, struct sb_err *err)
 {
 	struct kvm_mp_state mp = s->mp_state;
 	struct kvm_regs regs = s->regs;
 	struct kvm_sregs sregs = s->sregs;
 	struct kvm_vcpu_events ev = s->events;
 	struct kvm_debugregs dr = s->debugregs;
-	int ret = snap_cpuid__restore(vcpu, cpuid, nent, err);
+	int ret = KVM_IOCTL(vcpu->fd, KVM_SET_MP_STATE, &mp, err);
 
-	if (!ret)
-		ret = KVM_IOCTL(vcpu->fd, KVM_SET_MP_STATE, &mp, err);
 	if (ret >= 0)
 		ret = KVM_IOCTL(vcpu->fd, KVM_SET_REGS, &regs, err);
 	if (ret >= 0)
@@ -156,6 +153,14 @@ int snap_vcpu__restore(struct vcpu *vcpu, const struct kvm_cpuid_entry2 *cpuid, 
 	if (ret >= 0)
 		ret = KVM_IOCTL(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev, err);
 	return ret < 0 ? ret : 0;
+}
+
+int snap_vcpu__restore(struct vcpu *vcpu, const struct kvm_cpuid_entry2 *cpuid, uint32_t nent,
+		       const struct snap_vcpu *s, struct sb_err *err)
+{
+	int ret = snap_cpuid__restore(vcpu, cpuid, nent, err);
+
+	return ret < 0 ? ret : snap_vcpu__restore_state(vcpu, s, err);
 }
 
 /* Leaves and registers whose feature bits a template may rely on. */

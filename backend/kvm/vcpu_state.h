@@ -16,4 +16,13 @@ int snap_vcpu__save(struct vcpu *vcpu, struct snap_vcpu *s, struct sb_err *err);
  */
 int snap_vcpu__restore(struct vcpu *vcpu, const struct kvm_cpuid_entry2 *cpuid, uint32_t nent,
 		       const struct snap_vcpu *s, struct sb_err *err);
+
+/*
+ * The same without CPUID, for a vCPU that has run (KVM refuses
+ * KVM_SET_CPUID2 after KVM_RUN, and a recycled vCPU keeps the template's
+ * CPUID anyway): MP_STATE, REGS, SREGS, XSAVE/FPU, XCRS, DEBUGREGS, MSRS,
+ * VCPU_EVENTS.
+ */
+int snap_vcpu__restore_state(struct vcpu *vcpu, const struct snap_vcpu *s, struct sb_err *err);
+
 #endif
