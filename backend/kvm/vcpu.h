@@ -20,6 +20,7 @@ struct vm;
 struct vcpu_msrs {
 	uint32_t n;           /* 0: not listed (yet) */
 	bool noted;           /* clone[] holds clone_into's values */
+	struct sb_err why;    /* why not, if listing or noting failed */
 	uint32_t index[VCPU_MSRS_MAX];
 	uint64_t clone[VCPU_MSRS_MAX];
 };

@@ -228,6 +228,7 @@ int vcpu_msrs__list(struct vcpu *vcpu, struct sb_err *err)
 
 	m->n = 0;
 	m->noted = false;
+	err__clear(&m->why);
 	l.hdr.nmsrs = VCPU_MSRS_MAX;
 	ret = kvm__ioctl_raw(vcpu->vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &l);
 	if (ret == -E2BIG)
@@ -244,8 +245,10 @@ int vcpu_msrs__list(struct vcpu *vcpu, struct sb_err *err)
 		for (uint32_t k = 0; k < b.hdr.nmsrs; k++)
 			b.e[k] = (struct kvm_msr_entry){ .index = l.idx[i + k] };
 		ret = KVM_IOCTL(vcpu->fd, KVM_GET_MSRS, &b, err);
-		if (ret < 0)
+		if (ret < 0) {
+			m->n = 0;
 			return ret;
+		}
 		for (int k = 0; k < ret; k++)
 			if (b.e[k].index != MSR_IA32_TSC)
 				m->index[m->n++] = b.e[k].index;
@@ -291,7 +294,9 @@ int vcpu_msrs__revert(struct vcpu *vcpu, uint32_t *reverted, struct sb_err *err)
 
 	*reverted = 0;
 	if (!vcpu->msrs.noted)
-		return err__set(err, -EINVAL, "the vCPU's MSRs were not noted when it was cloned");
+		return err__set(err, -EOPNOTSUPP, "this vCPU cannot be recycled: its MSRs were not "
+				"read when it was cloned%s%s", vcpu->msrs.why.msg[0] ? ": " : "",
+				vcpu->msrs.why.msg);
 	ret = msrs_get(vcpu, &b, err);
 	if (ret < 0)
 		return ret;

@@ -51,10 +51,11 @@ static int vm__create_on_ram(struct vm *vm, struct sb_err *err)
 		return ret;
 	(void)kvm__ioctl_raw(vm->vm_fd, KVM_SET_TSS_ADDR, (void *)VM_TSS_ADDR);
 	ret = vcpu__create(&vm->vcpu, vm, 0, err);
-	if (ret == 0)
-		ret = vcpu_msrs__list(&vm->vcpu, err); /* for recycling, off the request path */
 	if (ret < 0)
 		return ret;
+	/* for recycling, off the request path; without it a clone still runs,
+	 * only its reset is refused (vcpu_msrs__revert says why) */
+	(void)vcpu_msrs__list(&vm->vcpu, &vm->vcpu.msrs.why);
 	serial__init(&vm->m.serial, SB_COM1_PORT, 2);
 	guest_mem__from_ram(&vm->m.mem, &vm->m.ram);
 	hypercall__init(&vm->m.hc, &vm->m.mem, &vm->m.timeout, NULL);
@@ -109,10 +110,10 @@ int vm__clone_into(struct vm *vm, const struct snapshot *snap, struct sb_err *er
 	close(fd);
 	if (ret == 0)
 		ret = snap_vcpu__restore(&vm->vcpu, snap->cpuid, snap->nent, &snap->vcpu, err);
-	if (ret == 0)
-		ret = vcpu_msrs__note(&vm->vcpu, err); /* what a recycled vCPU returns to */
 	if (ret < 0)
 		return ret;
+	if (vm->vcpu.msrs.n) /* what a recycled vCPU returns to (else no recycling) */
+		(void)vcpu_msrs__note(&vm->vcpu, &vm->vcpu.msrs.why);
 	vm->m.serial.st = snap->serial;
 	vm->m.hc.st = snap->hc;
 	memcpy(vm->snap_id, snap->id, sizeof(vm->snap_id));
