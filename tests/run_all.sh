@@ -14,23 +14,23 @@
 #                   /dev/kvm exists (to check that path before submitting)
 # Nothing that needs KVM is ever skipped.
 #
-# The boot, template, pool and serve suites run once per backend: SNAPBOX_TEST_BACKEND=kvm
+# The boot, template, pool, serve and recycle suites run once per backend: SNAPBOX_TEST_BACKEND=kvm
 # (natively or emulated, as above) and SNAPBOX_TEST_BACKEND=proc, natively on
 # every machine (the proc backend needs no KVM).
 set -u
 BUILD=${1:-build}
 ASAN_BUILD=build-asan
-KVM_SUITES="test_boot test_template test_pool test_serve"
+KVM_SUITES="test_boot test_template test_pool test_serve test_recycle"
 ASAN_SUITES="test_boot test_template"
 ASAN_NATIVE_SUITES="test_proc test_jail"
-BOTH_SUITES="test_boot test_template test_pool test_serve" # once more with the proc backend
+BOTH_SUITES="test_boot test_template test_pool test_serve test_recycle" # once more with the proc backend
 pass=0; fail=0; status=0
 LOGS=$(mktemp -d)
 trap 'rm -rf "$LOGS"' EXIT
 
 # Under emulation everything is ~20-100x slower: fewer soak runs, more
 # patient waits (tests/run.h: test_count, test_time); the same assertions.
-EMU_ENV="SNAPBOX_TIME_SCALE=20 SNAPBOX_SOAK_RUNS=500 SNAPBOX_POOL_RUNS=250 SNAPBOX_SEQ_CLONES=30 SNAPBOX_EXPECT_SYSCALL_PATH=ud-kernel"
+EMU_ENV="SNAPBOX_TIME_SCALE=20 SNAPBOX_SOAK_RUNS=500 SNAPBOX_POOL_RUNS=250 SNAPBOX_SEQ_CLONES=30 SNAPBOX_RECYCLE_RUNS=300 SNAPBOX_EXPECT_SYSCALL_PATH=ud-kernel"
 ASAN_ENV="ASAN_OPTIONS=exitcode=99:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=98"
 
 kvm_usable() { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
@@ -105,7 +105,7 @@ if [ -n "$emu_suites" ]; then
 	: > "$LOGS/laneA"; : > "$LOGS/laneB"
 	i=0
 	# longest first, alternating lanes
-	for s in test_template test_serve test_pool test_boot; do
+	for s in test_template test_serve test_pool test_recycle test_boot; do
 		case " $emu_suites " in *" $s "*) ;; *) continue ;; esac
 		echo "$s (emulated KVM host)|$BUILD/tests/$s|SNAPBOX_BIN=$BUILD/snapbox SNAPBOX_TEST_BACKEND=kvm $EMU_ENV" >> "$LOGS/lane$([ $((i % 2)) = 0 ] && echo A || echo B)"
 		i=$((i + 1))

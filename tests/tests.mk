@@ -9,7 +9,8 @@ $(TEST_OUT)/%: tests/%.c tests/run.c tests/run.h $(BUILD)/libsnapbox.a | $(TEST_
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $< tests/run.c -o $@ $(BUILD)/libsnapbox.a -lcriterion $(HOST_LDLIBS)
 
-# Suites that run the pool in their own process (test_pool) make proc
+# Suites that make machines in their own process (test_pool: the pool;
+# test_recycle: clones it recycles through backend.h) make proc
 # machines there: the proc backend finds its stub beside the executable
 # (guest/proc-stub), as it does for build/snapbox.
 $(TEST_OUT)/guest:

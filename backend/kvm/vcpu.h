@@ -2,6 +2,7 @@
 /* One vCPU: creation, 64-bit long-mode entry state, and the run loop. */
 #ifndef SB_VCPU_H
 #define SB_VCPU_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <linux/kvm.h>
@@ -10,6 +11,19 @@
 #include "common/err.h"
 
 struct vm;
+
+/* Every MSR KVM lists (KVM_GET_MSR_INDEX_LIST, those it lets us read), and
+ * their values as clone_into left them: what a recycled vCPU is put back to
+ * beyond the template's own MSRs (kvmclock, steal time, async PF, debug
+ * control ... which only a guest kernel writes, but which outlive a run). */
+#define VCPU_MSRS_MAX 512
+struct vcpu_msrs {
+	uint32_t n;           /* 0: not listed (yet) */
+	bool noted;           /* clone[] holds clone_into's values */
+	struct sb_err why;    /* why not, if listing or noting failed */
+	uint32_t index[VCPU_MSRS_MAX];
+	uint64_t clone[VCPU_MSRS_MAX];
+};
 
 struct vcpu {
 	struct vm *vm;        /* owner: devices, hypercall context, deadline */
@@ -20,6 +34,7 @@ struct vcpu {
 	uint64_t exits;       /* KVM_RUN exits seen */
 	uint64_t io_ignored;  /* port accesses nobody owns (outs dropped, ins read 0xff) */
 	struct kvm_cpuid2 *cpuid; /* what KVM_SET_CPUID2 was given (saved in templates) */
+	struct vcpu_msrs msrs;
 };
 
 /* vcpu__run() result: the guest reached its ready point (template create). */

@@ -122,18 +122,15 @@ static int snap_msrs__restore(struct vcpu *vcpu, const struct snap_vcpu *s, stru
 	return ret < 0 ? ret : 0;
 }
 
-int snap_vcpu__restore(struct vcpu *vcpu, const struct kvm_cpuid_entry2 *cpuid, uint32_t nent,
-		       const struct snap_vcpu *s, struct sb_err *err)
+int snap_vcpu__restore_state(struct vcpu *vcpu, const struct snap_vcpu *s, struct sb_err *err)
 {
 	struct kvm_mp_state mp = s->mp_state;
 	struct kvm_regs regs = s->regs;
 	struct kvm_sregs sregs = s->sregs;
 	struct kvm_vcpu_events ev = s->events;
 	struct kvm_debugregs dr = s->debugregs;
-	int ret = snap_cpuid__restore(vcpu, cpuid, nent, err);
+	int ret = KVM_IOCTL(vcpu->fd, KVM_SET_MP_STATE, &mp, err);
 
-	if (!ret)
-		ret = KVM_IOCTL(vcpu->fd, KVM_SET_MP_STATE, &mp, err);
 	if (ret >= 0)
 		ret = KVM_IOCTL(vcpu->fd, KVM_SET_REGS, &regs, err);
 	if (ret >= 0)
@@ -156,6 +153,14 @@ int snap_vcpu__restore(struct vcpu *vcpu, const struct kvm_cpuid_entry2 *cpuid, 
 	if (ret >= 0)
 		ret = KVM_IOCTL(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev, err);
 	return ret < 0 ? ret : 0;
+}
+
+int snap_vcpu__restore(struct vcpu *vcpu, const struct kvm_cpuid_entry2 *cpuid, uint32_t nent,
+		       const struct snap_vcpu *s, struct sb_err *err)
+{
+	int ret = snap_cpuid__restore(vcpu, cpuid, nent, err);
+
+	return ret < 0 ? ret : snap_vcpu__restore_state(vcpu, s, err);
 }
 
 /* Leaves and registers whose feature bits a template may rely on. */
@@ -200,4 +205,112 @@ int vm__check_cpuid(const struct snapshot *s, int kvm_fd, struct sb_err *err)
 	}
 	free(host);
 	return ret;
+}
+
+/* ---- every MSR, for recycling ---------------------------------------------- */
+
+#define MSR_IA32_TSC 0x10
+
+struct msr_all_buf {
+	struct kvm_msrs hdr;
+	struct kvm_msr_entry e[VCPU_MSRS_MAX];
+};
+
+int vcpu_msrs__list(struct vcpu *vcpu, struct sb_err *err)
+{
+	struct {
+		struct kvm_msr_list hdr;
+		uint32_t idx[VCPU_MSRS_MAX];
+	} l;
+	struct msr_all_buf b;
+	struct vcpu_msrs *m = &vcpu->msrs;
+	int ret;
+
+	m->n = 0;
+	m->noted = false;
+	err__clear(&m->why);
+	l.hdr.nmsrs = VCPU_MSRS_MAX;
+	ret = kvm__ioctl_raw(vcpu->vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &l);
+	if (ret == -E2BIG)
+		return err__set(err, -E2BIG, "KVM lists %u MSRs, more than a vCPU keeps (%d)",
+				l.hdr.nmsrs, VCPU_MSRS_MAX);
+	if (ret < 0)
+		return err__set(err, ret, "KVM_GET_MSR_INDEX_LIST: %s", strerror(-ret));
+	/* keep those KVM lets us read: KVM_GET_MSRS stops at the first it
+	 * refuses, which is skipped; the TSC moves by itself (the template's
+	 * own MSRs restore it) */
+	for (uint32_t i = 0; i < l.hdr.nmsrs;) {
+		memset(&b.hdr, 0, sizeof(b.hdr));
+		b.hdr.nmsrs = l.hdr.nmsrs - i;
+		for (uint32_t k = 0; k < b.hdr.nmsrs; k++)
+			b.e[k] = (struct kvm_msr_entry){ .index = l.idx[i + k] };
+		ret = KVM_IOCTL(vcpu->fd, KVM_GET_MSRS, &b, err);
+		if (ret < 0) {
+			m->n = 0;
+			return ret;
+		}
+		for (int k = 0; k < ret; k++)
+			if (b.e[k].index != MSR_IA32_TSC)
+				m->index[m->n++] = b.e[k].index;
+		i += (uint32_t)ret + 1;
+	}
+	return 0;
+}
+
+static int msrs_get(struct vcpu *vcpu, struct msr_all_buf *b, struct sb_err *err)
+{
+	const struct vcpu_msrs *m = &vcpu->msrs;
+	int got;
+
+	memset(&b->hdr, 0, sizeof(b->hdr));
+	b->hdr.nmsrs = m->n;
+	for (uint32_t i = 0; i < m->n; i++)
+		b->e[i] = (struct kvm_msr_entry){ .index = m->index[i] };
+	got = KVM_IOCTL(vcpu->fd, KVM_GET_MSRS, b, err);
+	if (got >= 0 && (uint32_t)got != m->n)
+		return err__set(err, -EIO, "KVM_GET_MSRS: MSR 0x%x could not be read",
+				m->index[got]);
+	return got < 0 ? got : 0;
+}
+
+int vcpu_msrs__note(struct vcpu *vcpu, struct sb_err *err)
+{
+	struct msr_all_buf b;
+	int ret = msrs_get(vcpu, &b, err);
+
+	if (ret < 0)
+		return ret;
+	for (uint32_t i = 0; i < vcpu->msrs.n; i++)
+		vcpu->msrs.clone[i] = b.e[i].data;
+	vcpu->msrs.noted = true;
+	return 0;
+}
+
+int vcpu_msrs__revert(struct vcpu *vcpu, uint32_t *reverted, struct sb_err *err)
+{
+	struct msr_all_buf b;
+	uint32_t n = 0;
+	int ret;
+
+	*reverted = 0;
+	if (!vcpu->msrs.noted)
+		return err__set(err, -EOPNOTSUPP, "this vCPU cannot be recycled: its MSRs were not "
+				"read when it was cloned%s%s", vcpu->msrs.why.msg[0] ? ": " : "",
+				vcpu->msrs.why.msg);
+	ret = msrs_get(vcpu, &b, err);
+	if (ret < 0)
+		return ret;
+	for (uint32_t i = 0; i < vcpu->msrs.n; i++)
+		if (b.e[i].data != vcpu->msrs.clone[i])
+			b.e[n++] = (struct kvm_msr_entry){ .index = b.e[i].index,
+							   .data = vcpu->msrs.clone[i] };
+	if (!n)
+		return 0;
+	b.hdr.nmsrs = n;
+	ret = KVM_IOCTL(vcpu->fd, KVM_SET_MSRS, &b, err);
+	if (ret >= 0 && (uint32_t)ret != n)
+		return err__set(err, -EINVAL, "KVM_SET_MSRS: MSR 0x%x could not be put back",
+				b.e[ret].index);
+	*reverted = n;
+	return ret < 0 ? ret : 0;
 }

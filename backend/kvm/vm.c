@@ -29,12 +29,13 @@ static int vm__set_memory(struct vm *vm, struct sb_err *err)
 	return ret < 0 ? ret : 0;
 }
 
-static void vm__reset(struct vm *vm)
+static void vm__zero(struct vm *vm)
 {
 	memset(vm, 0, sizeof(*vm));
 	vm->m.be = &kvm_backend;
 	vm->kvm_fd = vm->vm_fd = vm->vcpu.fd = -1;
 	vm->m.ram.fd = -1;
+	vm->written.fd = -1;
 }
 
 /* With vm->kvm_fd open and vm->m.ram mapped: the VM, its memory, its vCPU. */
@@ -52,6 +53,9 @@ static int vm__create_on_ram(struct vm *vm, struct sb_err *err)
 	ret = vcpu__create(&vm->vcpu, vm, 0, err);
 	if (ret < 0)
 		return ret;
+	/* for recycling, off the request path; without it a clone still runs,
+	 * only its reset is refused (vcpu_msrs__revert says why) */
+	(void)vcpu_msrs__list(&vm->vcpu, &vm->vcpu.msrs.why);
 	serial__init(&vm->m.serial, SB_COM1_PORT, 2);
 	guest_mem__from_ram(&vm->m.mem, &vm->m.ram);
 	hypercall__init(&vm->m.hc, &vm->m.mem, &vm->m.timeout, NULL);
@@ -66,7 +70,7 @@ int vm__create(struct vm *vm, uint64_t mem_size, enum ram_backend backend, struc
 {
 	int ret;
 
-	vm__reset(vm);
+	vm__zero(vm);
 	ret = kvm__open(err);
 	if (ret < 0)
 		goto fail;
@@ -108,8 +112,11 @@ int vm__clone_into(struct vm *vm, const struct snapshot *snap, struct sb_err *er
 		ret = snap_vcpu__restore(&vm->vcpu, snap->cpuid, snap->nent, &snap->vcpu, err);
 	if (ret < 0)
 		return ret;
+	if (vm->vcpu.msrs.n) /* what a recycled vCPU returns to (else no recycling) */
+		(void)vcpu_msrs__note(&vm->vcpu, &vm->vcpu.msrs.why);
 	vm->m.serial.st = snap->serial;
 	vm->m.hc.st = snap->hc;
+	memcpy(vm->snap_id, snap->id, sizeof(vm->snap_id));
 	return 0;
 }
 
@@ -152,6 +159,7 @@ void vm__destroy_detached(struct vm *vm)
 	 * here first; the rest is closing descriptors and unmapping. */
 	free(vm->vcpu.cpuid);
 	vm->vcpu.cpuid = NULL;
+	written__close(&vm->written);
 	if (!st || clone(vm__reaper, st + stack, CLONE_VM, vm) < 0) {
 		vm__destroy(vm);
 		free(vm);
@@ -167,6 +175,8 @@ void vm__destroy(struct vm *vm)
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	ram__destroy(&vm->m.ram);
+	written__close(&vm->written);
+	snap_pristine__close(&vm->pristine);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	vm->vm_fd = vm->kvm_fd = -1;
@@ -270,6 +280,12 @@ static int kvm_be__save(struct machine *m, struct snap_writer *w, struct sb_err 
 	return ret;
 }
 
+static int kvm_be__reset(struct machine *m, const struct snapshot *snap, struct reset_stats *st,
+			 struct sb_err *err)
+{
+	return vm__recycle(vm__of(m), snap, st, err);
+}
+
 static void kvm_be__destroy(struct machine *m)
 {
 	vm__destroy(vm__of(m));
@@ -291,6 +307,7 @@ const struct backend kvm_backend = {
 	.clone_into = kvm_be__clone_into,
 	.run = kvm_be__run,
 	.save = kvm_be__save,
+	.reset = kvm_be__reset,
 	.destroy = kvm_be__destroy,
 	.destroy_detached = kvm_be__destroy_detached,
 };

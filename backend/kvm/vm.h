@@ -9,12 +9,24 @@
 #include "backend/kvm/vcpu.h"
 #include "common/err.h"
 #include "memory/ram.h"
+#include "memory/written.h"
+#include "snapshot/pristine.h"
+
+/* Page-table pages of a template a recycled VM checks (a 2 MiB-page identity
+ * map of 64 GiB has 66). */
+#define VM_PT_PAGES_MAX 128
 
 struct vm {
 	struct machine m;         /* first: vm__of() casts */
 	int kvm_fd;
 	int vm_fd;
 	struct vcpu vcpu;
+	char snap_id[33];         /* the template clone_into restored ("": none) */
+	/* recycling (vm__recycle): opened at the first reset, closed by destroy */
+	struct written_scan written;   /* our /proc/self/pagemap */
+	struct snap_pristine pristine; /* the template's pages as saved */
+	uint32_t n_pt_pages;           /* the template's page-table pages */
+	uint64_t pt_pages[VM_PT_PAGES_MAX]; /* their GPAs, sorted */
 };
 
 /* The backend (ops on struct vm through its struct machine). */
@@ -59,6 +71,23 @@ void vm__destroy(struct vm *vm);
  * the process's exit otherwise (the child still uses it).
  */
 void vm__destroy_detached(struct vm *vm);
+
+/*
+ * Recycle (the backend's reset): put a VM that vm__clone_into(snap) made,
+ * and whose program has exited, back to exactly that state without a new
+ * VM, vCPU or memory slot.  Guest RAM: every page that is now our own
+ * anonymous copy in the MAP_PRIVATE mapping (the guest, or we for it, wrote
+ * it; found in /proc/self/pagemap) gets the template's content copied back
+ * in place, so it stays mapped (host and KVM) and the next run takes no
+ * fault for it; pages only read stay the template's.  A page-table page may
+ * differ only in accessed/dirty bits (else the VM is not recycled: KVM's
+ * shadow MMU would not see the copy).  vCPU: the template's state but
+ * CPUID (which KVM refuses after KVM_RUN, and which cannot have changed),
+ * and every other MSR as clone_into left it.  0 or -errno; after a failure
+ * only vm__destroy().
+ */
+int vm__recycle(struct vm *vm, const struct snapshot *snap, struct reset_stats *st,
+		struct sb_err *err);
 
 /* Refuse a template whose CPUID features this host's KVM cannot provide. */
 int vm__check_cpuid(const struct snapshot *s, int kvm_fd, struct sb_err *err);
