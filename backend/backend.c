@@ -78,6 +78,8 @@ struct machine *machine__new_clone_opts(const struct backend *be, const struct s
 {
 	struct machine *m = machine__new_opts(be, snap->hdr.mem_size, RAM_RESERVED, opts, err);
 
+	if (m)
+		m->recycle = opts && opts->recycle;
 	if (m && machine__clone_into(m, snap, err) < 0) {
 		machine__free(m);
 		return NULL;

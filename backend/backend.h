@@ -57,6 +57,9 @@ struct machine_opts {
 	 * and a cgroup when root.  NULL: the defaults (every layer that works
 	 * here, memory limit = RAM + 64 MiB, CPU limit 100% of one CPU). */
 	const struct jail_config *jail;
+	/* machine__new_clone_opts: the clone may be machine__reset later
+	 * (sets machine.recycle before clone_into). */
+	bool recycle;
 };
 
 /* What every backend's machine has; a backend embeds it first in its own. */

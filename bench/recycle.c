@@ -156,7 +156,8 @@ static struct machine *shell_new(uint64_t mem)
 static struct machine *clone_new(const struct snapshot *snap)
 {
 	struct sb_err err = { "" };
-	struct machine *m = machine__new_clone(be, snap, &err);
+	struct machine_opts o = { .recycle = true };
+	struct machine *m = machine__new_clone_opts(be, snap, &o, &err);
 
 	if (!m)
 		fprintf(stderr, "clone: %s\n", err.msg);

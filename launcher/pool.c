@@ -47,6 +47,10 @@
 #define RESET_WAIT_MS 2000   /* a request waits this long for a reset to end */
 #define SWEEP_MS 200         /* how often idle recycled workers are checked */
 #define DEFAULT_IDLE_MS 60000
+/* A page a reset puts back stays the sandbox's own, so every later reset
+ * copies it again: past this many (16 MiB; ~1 ms of copying here, what a
+ * fresh clone costs) the worker ends after the reset instead. */
+#define RECYCLE_MAX_PAGES 4096
 #define MAX_KINDS 16         /* kinds kept ready; the least recently used goes */
 
 /*
@@ -307,6 +311,10 @@ static int worker__recycle(struct machine *m, const struct snapshot *snap, int s
 	struct sb_err err = { "" };
 
 	rc.status = machine__reset(m, snap, &st, &err);
+	if (rc.status == 0 && st.pages > RECYCLE_MAX_PAGES)
+		rc.status = err__set(&err, -E2BIG, "its sandbox has written %llu pages: a fresh "
+				     "clone is cheaper than putting them all back after every request",
+				     (unsigned long long)st.pages);
 	rc.pages = st.pages;
 	rc.reset_us = st.total_us;
 	snprintf(rc.message, sizeof(rc.message), "%s", err.msg);
@@ -550,6 +558,10 @@ static int pool__reset_result(struct pool *p, struct worker *w, int ms, struct m
 	if (msg_recv(w->sock, &rc, sizeof(rc), NULL, 0) < 0 || rc.type != MSG_RECYCLED)
 		return -EIO;
 	rc.message[sizeof(rc.message) - 1] = 0;
+	if (rc.status == -E2BIG) {
+		pool__log(p, 1, "worker %d: recycled no more: %s", w->pid, rc.message);
+		return rc.status;
+	}
 	if (rc.status < 0) {
 		pool__log(p, 0, "worker %d: reset failed, it ends: %s", w->pid, rc.message);
 		return rc.status;
@@ -581,7 +593,7 @@ static void pool__sweep(struct pool *p)
 			if (r > 0)
 				pool__count_reset(p, &rc);
 			if (r < 0) {
-				p->st.failed_resets++;
+				p->st.failed_resets += r != -E2BIG;
 				pool__retire(p, w, true);
 			} else if (r > 0) {
 				w->state = W_RECYCLED;
@@ -929,7 +941,7 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 				pthread_mutex_unlock(&p->lock);
 				break;
 			}
-			p->st.failed_resets++;
+			p->st.failed_resets += r != -E2BIG;
 			pool__retire(p, sb->w, true);
 			p->live--;
 			p->st.started--;

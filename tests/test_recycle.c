@@ -72,20 +72,14 @@ static void make_template(const char *name, const char *const *prog, struct snap
 	cr_assert_eq(snapshot__load(dir, snap, &err), 0, "load %s: %s", name, err.msg);
 }
 
-/* The backend under test, the secret template; skipped only where that
- * backend cannot recycle at all (proc's reset is written on another branch). */
+/* The backend under test, the secret template. */
 static void setup(void)
 {
 	static const char *const prog[] = { "/bin/secret", NULL };
 	struct sb_err err = { "" };
 
-	if (test_on_proc()) {
-		if (!proc_backend.reset)
-			cr_skip_test("the proc backend has no reset() on this branch (it is being "
-				     "written on another): nothing to recycle with");
-	} else {
+	if (!test_on_proc())
 		require_kvm();
-	}
 	make_template("secret", prog, &SNAP);
 	BE = backend__of_snapshot(&SNAP, &err);
 	cr_assert(BE, "%s", err.msg);
@@ -171,7 +165,8 @@ static void request(struct machine *m, const char *in, double timeout_s, struct 
 static struct machine *clone_of(const struct snapshot *snap)
 {
 	struct sb_err err = { "" };
-	struct machine *m = machine__new_clone(BE, snap, &err);
+	struct machine_opts o = { .recycle = true };
+	struct machine *m = machine__new_clone_opts(BE, snap, &o, &err);
 
 	cr_assert(m, "clone: %s", err.msg);
 	return m;
