@@ -656,15 +656,15 @@ Test(pool, the_policy_limits_reuses_and_idle_time)
 		sandbox_result__free(&res);
 	}
 	lim.recycle.max_reuses = 0;
-	lim.recycle.idle_ms = 300;
+	lim.recycle.idle_ms = (uint32_t)(test_time(0.3) * 1000); /* 300 ms, longer emulated */
 	cr_assert_eq(run_req("hr", "sum 1 1", &lim, &res), 0, "%s", res.message);
 	sandbox_result__free(&res);
-	usleep(100000);
+	usleep(50000);
 	cr_assert_eq(run_req("hr", "sum 1 1", &lim, &res), 0, "%s", res.message);
 	cr_assert(res.recycled);
 	pid_t pid = res.pid;
 	sandbox_result__free(&res);
-	usleep(1000000); /* idle past 300 ms: the service ends it */
+	usleep((useconds_t)(test_time(1.0) * 1e6)); /* idle past 300 ms: the service ends it */
 	cr_assert_eq(run_req("hr", "sum 1 1", &lim, &res), 0, "%s", res.message);
 	cr_assert(!res.recycled, "an idle recycled worker outlived its idle time");
 	cr_assert_neq(res.pid, pid);
@@ -676,7 +676,8 @@ Test(pool, the_policy_limits_reuses_and_idle_time)
  * are never recycled. */
 Test(pool, recycled_answers_equal_fresh_clones_over_mixed_requests, .timeout = 600)
 {
-	struct sandbox_limits fresh = { .timeout_ns = 500000000ULL, .max_output = 65536 };
+	struct sandbox_limits fresh = { .timeout_ns = (uint64_t)(test_time(0.5) * 1e9),
+					.max_output = 65536 };
 	struct sandbox_limits rec = fresh;
 	unsigned long long lo, hi;
 	unsigned seed = 12345;
