@@ -23,6 +23,13 @@
  *     /bin/cat given 60 KB (its buffer is written only by us, serving its
  *     read: pages the dirty log never sees).
  *
+ *  4. requests per second on this machine's cores, the Lua handler:
+ *     - in-process machines: T threads, each with a recycled machine of its
+ *       own (complete_pending + run + reset, back to back);
+ *     - through the pool (pool__run, the service's in-process API, what
+ *       `snapbox serve` calls per request): T client threads, recycling on
+ *       and off, each run checked.
+ *
  * Prints median / p90 / p99 (bench/common.c); never asserts.
  * Usage: build/bench/recycle [--backend kvm|proc] [rounds] [reset rounds]
  * (200, 40).  Run from the repository root; SNAPBOX=path overrides
@@ -32,6 +39,9 @@
 #include "clonekit.h"
 
 #include "backend/backend.h"
+#include "launcher/pool.h"
+
+#include <sys/mman.h>
 #include "backend/proc/proc.h"
 #include "memory/written.h"
 
@@ -100,14 +110,15 @@ struct req {
 	int in[2], out[2];
 };
 
-/* stdin: a pipe holding the request, then EOF; stdout: a pipe. */
+/* stdin: a memfd holding the request (as the service hands it); stdout: a
+ * pipe.  (q->in[1] unused.) */
 static int req_open(struct machine *m, struct req *q, const char *in)
 {
-	if (pipe2(q->in, O_CLOEXEC) || pipe2(q->out, O_CLOEXEC))
+	q->in[0] = memfd_create("bench-request", MFD_CLOEXEC);
+	if (q->in[0] < 0 || pipe2(q->out, O_CLOEXEC))
 		return -errno;
-	if (write(q->in[1], in, strlen(in)) != (ssize_t)strlen(in))
+	if (write(q->in[0], in, strlen(in)) != (ssize_t)strlen(in) || lseek(q->in[0], 0, SEEK_SET))
 		return -EIO;
-	close(q->in[1]);
 	m->hc.stdin_fd = q->in[0];
 	m->hc.stdout_fd = q->out[1];
 	m->hc.stderr_fd = 2;
@@ -441,6 +452,129 @@ static void dirty_log(const struct snapshot *sec, const struct snapshot *cat, in
 	dirty_log_row(cat, "cat, 60 KB in", big, NULL, n);
 }
 
+/* ---- 4. requests per second ------------------------------------------------------ */
+
+struct tp {
+	const struct snapshot *snap;  /* in-process machines */
+	struct pool *pool;            /* or the pool, with this template */
+	const char *tdir;
+	bool recycle;
+	double until;                 /* bench_now_us() deadline */
+	long done, bad;
+	double *lat;                  /* per request, us */
+	long cap;
+};
+
+static void *tp_machine(void *arg)
+{
+	struct tp *t = arg;
+	struct machine *m = clone_new(t->snap);
+	struct reset_stats st;
+	double run_us;
+
+	if (!m)
+		return NULL;
+	while (bench_now_us() < t->until) {
+		double t0 = bench_now_us();
+		if (recycled(m, t->snap, REQ, WANT, &run_us, &st) < 0) {
+			t->bad++;
+			break;
+		}
+		if (t->done < t->cap)
+			t->lat[t->done] = bench_now_us() - t0;
+		t->done++;
+	}
+	reap(m);
+	return NULL;
+}
+
+static void *tp_pool(void *arg)
+{
+	struct tp *t = arg;
+	struct sandbox_limits lim = { .timeout_ns = 30000000000ULL,
+				      .recycle = { t->recycle, 0, 0 } };
+
+	while (bench_now_us() < t->until) {
+		struct sandbox_result r;
+		struct sb_err err = { "" };
+		double t0 = bench_now_us();
+
+		if (pool__run(t->pool, "lua", t->tdir, REQ, strlen(REQ), &lim, &r, &err) < 0 ||
+		    r.status || strcmp(r.out, WANT))
+			t->bad++;
+		else if (t->done < t->cap)
+			t->lat[t->done] = bench_now_us() - t0;
+		t->done++;
+		sandbox_result__free(&r);
+	}
+	return NULL;
+}
+
+/* T threads for secs seconds (after a warm-up of secs / 4): requests/s and
+ * the per-request latency over all of them. */
+static void rate(const char *label, struct tp *proto, int threads, double secs,
+		 void *(*fn)(void *))
+{
+	struct tp t[16];
+	pthread_t th[16];
+	long done = 0, bad = 0, nl = 0;
+	double *all, t0;
+
+	for (int warm = 1; warm >= 0; warm--) {
+		double d = warm ? secs / 4 : secs;
+		t0 = bench_now_us();
+		for (int i = 0; i < threads; i++) {
+			t[i] = *proto;
+			t[i].cap = 200000;
+			t[i].lat = calloc((size_t)t[i].cap, sizeof(double));
+			t[i].until = t0 + d * 1e6;
+			pthread_create(&th[i], NULL, fn, &t[i]);
+		}
+		for (int i = 0; i < threads; i++)
+			pthread_join(th[i], NULL);
+		if (warm)
+			for (int i = 0; i < threads; i++)
+				free(t[i].lat);
+	}
+	double el = (bench_now_us() - t0) / 1e6;
+	for (int i = 0; i < threads; i++)
+		done += t[i].done, bad += t[i].bad;
+	all = calloc((size_t)done + 1, sizeof(double));
+	for (int i = 0; i < threads; i++) {
+		for (long k = 0; k < t[i].done && k < t[i].cap; k++)
+			if (t[i].lat[k] > 0)
+				all[nl++] = t[i].lat[k];
+		free(t[i].lat);
+	}
+	struct stats s;
+	char l[160];
+	bench_stats(all, (int)nl, &s);
+	snprintf(l, sizeof(l), "%s, %d threads: request -> response", label, threads);
+	bench_print(l, "us", &s);
+	printf("%s, %d threads: %.0f requests/s (%ld in %.1f s, %ld failed)\n", label, threads,
+	       done / el, done, el, bad);
+	free(all);
+}
+
+static void throughput(const struct snapshot *lua, struct pool *pool, const char *tdir,
+		       double secs)
+{
+	struct tp proto = { .snap = lua, .pool = pool, .tdir = tdir };
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	printf("\n## requests per second, %ld cores, %.0f s each (Lua handler, %s)\n", ncpu, secs,
+	       REQ);
+	rate("in-process recycled machines", &proto, (int)ncpu, secs, tp_machine);
+	if (!pool)
+		return;
+	for (int threads = (int)ncpu; threads <= 2 * ncpu; threads += (int)ncpu) {
+		proto.recycle = true;
+		rate("pool__run, recycling on", &proto, threads, secs, tp_pool);
+	}
+	proto.recycle = false;
+	rate("pool__run, recycling off (fresh clones)", &proto, (int)ncpu, secs, tp_pool);
+}
+
 int main(int argc, char **argv)
 {
 	const char *name = NULL;
@@ -463,15 +597,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err.msg);
 		return 2;
 	}
-	if (!be->available(why, sizeof(why))) {
-		fprintf(stderr, "the %s backend is not usable here: %s\n", be->name, why);
-		return 1;
-	}
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	signal(SIGPIPE, SIG_IGN);
-	ck_raise_nofile();
-	if (ck_tmpdir_create(NULL, "recycle", NULL) < 0)
-		return 1;
 	/* the proc backend finds its stub next to the running program */
 	{
 		char exe[PATH_MAX], link[PATH_MAX + 16];
@@ -484,6 +609,15 @@ int main(int argc, char **argv)
 				fprintf(stderr, "symlink %s: %s\n", link, strerror(errno));
 		}
 	}
+	if (!be->available(why, sizeof(why))) {
+		fprintf(stderr, "the %s backend is not usable here: %s\n", be->name, why);
+		return 1;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	ck_raise_nofile();
+	if (ck_tmpdir_create(NULL, "recycle", NULL) < 0)
+		return 1;
 	printf("# recycled sandboxes against fresh clones: %s backend (%s), 256 MiB templates\n",
 	       be->name, why);
 	char *xb[] = { "--mem", "256M", "--backend", (char *)be->name, NULL };
@@ -514,12 +648,25 @@ int main(int argc, char **argv)
 		printf("# the %s backend has no reset() in this build: nothing to recycle\n", be->name);
 		return 0;
 	}
+	/* the pool's zygote forks: before any thread */
+	struct pool *pool = NULL;
+	struct pool_opts po = { .ready_per_size = 2, .max_live = 64, .log_fd = 2 };
+	if (getenv("BENCH_NOPOOL")) {
+		pool = NULL;
+	} else if (pool__create(&pool, &po, &err) < 0) {
+		fprintf(stderr, "pool: %s\n", err.msg);
+		pool = NULL;
+	}
 	if (pthread_create(&rp.th, NULL, reap_main, NULL))
 		return 1;
 	latency(&lua, n);
 	reset_vs_pages(&sec, nr);
 	if (be == &kvm_backend)
 		dirty_log(&sec, &cat, nr);
+	snprintf(dir, sizeof(dir), "%s/templates/lua", ck_tmpdir);
+	throughput(&lua, pool, dir, getenv("BENCH_SECS") ? atof(getenv("BENCH_SECS")) : 5);
+	if (pool)
+		pool__destroy(pool);
 	reap_drain();
 	snapshot__close(&lua);
 	snapshot__close(&sec);

@@ -559,9 +559,13 @@ int jail__exec(struct jail *j, const char *path, char *const argv[], char *const
 		uid_t u = j->cfg.uid;
 
 		/* all capabilities go with uid 0; so does the parent-death
-		 * signal and dumpability (which /proc/self/uid_map needs) */
-		if (setgroups(0, NULL) < 0 || setresgid(g, g, g) < 0 || setresuid(u, u, u) < 0 ||
-		    prctl(PR_SET_DUMPABLE, 1) < 0)
+		 * signal and dumpability (which /proc/self/uid_map needs).
+		 * Raw calls: glibc's wrappers change the ids of every thread
+		 * it knows of, and a child of a raw clone() in a threaded
+		 * process still "knows" its parent's threads -- it would wait
+		 * for them forever */
+		if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setresgid, g, g, g) < 0 ||
+		    syscall(SYS_setresuid, u, u, u) < 0 || prctl(PR_SET_DUMPABLE, 1) < 0)
 			return EX_IDS;
 	}
 	/* PR_SET_PDEATHSIG again (cleared by the id change, and not inherited
