@@ -18,6 +18,12 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <pthread.h>
+#include <sys/mman.h>
+
+#include "backend/backend.h"
+#include "backend/proc/proc.h"
+#include "snapshot/snapshot.h"
 #include "run.h"
 
 static struct run_result R;
@@ -535,4 +541,52 @@ Test(jail, jail_options_are_for_proc_only)
 	cr_assert_eq(R.status, 2, "stderr: %s", R.err);
 	cr_assert(strstr(R.err, "expected on, off or layers from user,pid,mnt,net,cgroup"), "stderr: %s",
 		  R.err);
+}
+
+/* A threaded process (a library user, a benchmark) makes jailed sandboxes
+ * too: the child of the jail's raw clone() must not wait for threads that
+ * only its parent has (glibc's setresuid broadcasts to every thread). */
+static void *parked(void *arg)
+{
+	char c;
+	(void)!read(*(int *)arg, &c, 1);
+	return NULL;
+}
+
+Test(jail, a_threaded_monitor_makes_jailed_sandboxes)
+{
+	char *store = make_tempdir();
+	char dir[700];
+	struct snapshot snap;
+	struct sb_err err = { "" };
+	int park[2], out[2], in;
+	pthread_t th;
+	char buf[256] = "";
+
+	need_root();
+	boot(TEMPLATE(store, "--jail", "on"), 60);
+	cr_assert_eq(R.status, 0, "template create: %s", R.err);
+	snprintf(dir, sizeof(dir), "%s/templates/fn", store);
+	cr_assert_eq(snapshot__load(dir, &snap, &err), 0, "%s", err.msg);
+	cr_assert_eq(pipe(park), 0);
+	cr_assert_eq(pthread_create(&th, NULL, parked, &park[0]), 0);
+	double t0 = test_now();
+	struct machine *m = machine__new_clone(&proc_backend, &snap, &err);
+	cr_assert(m, "a jailed clone from a threaded process: %s", err.msg);
+	cr_assert_lt(test_now() - t0, test_time(5));
+	cr_assert_eq(pipe(out), 0);
+	in = memfd_create("req", 0);
+	cr_assert(write(in, "{\"n\": 10}", 9) == 9 && lseek(in, 0, SEEK_SET) == 0);
+	m->hc.stdin_fd = in;
+	m->hc.stdout_fd = out[1];
+	cr_assert_eq(hypercall__complete_pending(&m->hc, &err), HC_CONTINUE, "%s", err.msg);
+	cr_assert_eq(m->be->run(m, &err), 0, "%s", err.msg);
+	close(out[1]);
+	cr_assert_gt(read(out[0], buf, sizeof(buf) - 1), 0);
+	cr_assert_str_eq(buf, "{\"n\": 10, \"fib\": 55, \"prime\": 29}\n");
+	machine__free(m);
+	snapshot__close(&snap);
+	cr_assert_eq(write(park[1], "x", 1), 1);
+	pthread_join(th, NULL);
+	remove_tempdir(&store);
 }
