@@ -1188,6 +1188,7 @@ int pool__start(struct pool *p, const char *name, const char *tdir,
 		return err__errno(err, "pipe for the sandbox's stdin");
 	}
 	sb->lim = *lim;
+	sb->lim.recycle.on = false; /* a long-lived sandbox is never recycled */
 	sb->t0 = now_us();
 	pthread_mutex_init(&sb->in_lock, NULL);
 	ret = sandbox__begin(p, sb, name, tdir, in[0], err);
