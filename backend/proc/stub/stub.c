@@ -62,7 +62,8 @@
 #define SIGUSR2 12
 #define ARCH_SET_FS 0x1002
 #define ARCH_GET_FS 0x1003
-#define ARCH_SET_GS 0x1001
+#define AT_HWCAP2 26
+#define HWCAP2_FSGSBASE (1UL << 1)
 #define UC_FP_XSTATE 0x1
 #define UC_SIGCONTEXT_SS 0x2
 #define UC_STRICT_RESTORE_SS 0x4
@@ -355,11 +356,10 @@ static void handle(int sig, void *fn, unsigned long flags)
  * except, with SB_PROC_MAGIC in the 4th argument (r10):
  *   read(SB_PROC_CHAN_FD, _, sizeof(struct sb_proc_reply)),
  *   write(SB_PROC_CHAN_FD, _, sizeof(struct sb_proc_msg)),
- *   arch_prctl(ARCH_SET_FS, ARCH_GET_FS or ARCH_SET_GS, _), sigaltstack,
- *   rt_sigreturn, exit_group.
- * (SET_GS and sigaltstack are the reset handler's: a guest can change both
- * anyway, with wrgsbase where the CPU has FSGSBASE and a forged
- * rt_sigreturn frame.)
+ *   arch_prctl(ARCH_SET_FS or ARCH_GET_FS, _), sigaltstack, rt_sigreturn,
+ *   exit_group.
+ * (sigaltstack is the reset handler's: a guest can move its signal stack
+ * anyway, with a forged rt_sigreturn frame.)
  * The magic only keeps the program's own calls (which lack it) going to
  * the guest kernel; it is no secret: whoever sends it reaches the monitor,
  * which trusts nothing it is sent.  A foreign architecture (`int $0x80`)
@@ -415,12 +415,11 @@ static void build_filter(struct fbuild *b)
 	f_jeq(b, SYS_read, L_READ, L_NEXT);
 	f_jeq(b, SYS_write, L_WRITE, L_TRAP);
 	b->at[L_PRCTL] = b->n;
-	/* ARCH_SET_FS, ARCH_GET_FS (the save handler's), ARCH_SET_GS (reset) */
+	/* ARCH_SET_FS or ARCH_GET_FS (the save handler's): codes 0x1002/0x1003 */
 	f_ld(b, ARG_HI(0));
 	f_jeq(b, 0, L_NEXT, L_TRAP);
 	f_ld(b, ARG_LO(0));
 	f_jeq(b, ARCH_SET_FS, L_ALLOW, L_NEXT);
-	f_jeq(b, ARCH_SET_GS, L_ALLOW, L_NEXT);
 	f_jeq(b, ARCH_GET_FS, L_ALLOW, L_TRAP);
 	b->at[L_READ] = b->n;
 	f_arg_eq(b, 2, sizeof(struct sb_proc_reply), L_FD);
@@ -480,6 +479,11 @@ static struct {
 	struct k_ucontext uc;
 } frame __attribute__((aligned(64)));
 
+/* Whether user mode may write FS/GS bases (AT_HWCAP2 & HWCAP2_FSGSBASE), from
+ * our auxiliary vector; read by the reset handler after the monitor has put
+ * our memory back. */
+static unsigned long fsgsbase;
+
 /* The reset handler, on reset_stack (start.S: stub_on_reset).  The guest
  * does not run again before the rt_sigreturn at the end: all this reads is
  * the monitor's replies and the memory the monitor has put back meanwhile. */
@@ -502,9 +506,13 @@ __attribute__((noreturn, used)) void stub_reset(uint64_t nonce)
 	/* no selector the guest loaded survives (a bit of state otherwise);
 	 * %fs first: loading it may clear the base, which comes next */
 	__asm__ volatile("mov %0, %%ds; mov %0, %%es; mov %0, %%fs; mov %0, %%gs" : : "r"(0));
-	if (sys6(SYS_arch_prctl, ARCH_SET_FS, (long)resume.fs_base, 0, (long)SB_PROC_MAGIC, 0, 0) < 0 ||
-	    sys6(SYS_arch_prctl, ARCH_SET_GS, 0, 0, (long)SB_PROC_MAGIC, 0, 0) < 0)
+	if (sys6(SYS_arch_prctl, ARCH_SET_FS, (long)resume.fs_base, 0, (long)SB_PROC_MAGIC, 0, 0) < 0)
 		die(117);
+	/* where the kernel lets user mode write it (FSGSBASE), the guest may
+	 * have set its GS base: a fresh process has 0 (elsewhere it cannot
+	 * change, and loading a selector above gave the GDT's 0) */
+	if (fsgsbase)
+		__asm__ volatile("wrgsbase %0" : : "r"(0UL));
 	stub_reset_return(&frame.uc, reset_stack, sizeof(reset_stack));
 }
 
@@ -535,7 +543,15 @@ __attribute__((noreturn)) void stub_main(uint64_t *sp)
 	struct k_stack ss = { .sp = altstack, .flags = 0, .size = sizeof(altstack) };
 	int ram_fd, clone;
 
-	(void)sp;
+	{
+		/* argc, argv[], NULL, envp[], NULL, then the auxv pairs */
+		uint64_t *p = sp + 1 + sp[0] + 1;
+		while (*p)
+			p++;
+		for (p++; p[0]; p += 2)
+			if (p[0] == AT_HWCAP2)
+				fsgsbase = p[1] & HWCAP2_FSGSBASE;
+	}
 	/* Everything that does not depend on the start message, done in the
 	 * shell before it (off the request path): the vDSO unmap, the
 	 * handlers on their stack, the descriptors, the filter built and
