@@ -438,7 +438,8 @@ path:
 		printf("syscalls   path not reported%s\n",
 		       s->hc_version < 2 ? " (template made before guest ABI 3)" : "");
 	if (s->hc.flags & HC_STATE_PENDING_READ)
-		printf("ready      stdin read pending (request struct at gpa 0x%llx)\n",
+		printf("ready      stdin read pending (%s, struct at gpa 0x%llx)\n",
+		       s->hc.flags & HC_STATE_PENDING_STDIN ? "STDIN" : "READ",
 		       (unsigned long long)s->hc.pending_read_gpa);
 	printf("sections   %-10s %7s %8s %8s  %s\n", "TYPE", "VERSION", "OFFSET", "LENGTH", "XXH3");
 	{
@@ -533,7 +534,7 @@ int cmd_run(int argc, char **argv, uint64_t t0)
 	struct machine *m = NULL;
 	struct jail_config jc;
 	struct machine_opts mo;
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], calls[512];
 	uint64_t t_loaded = 0, t_restored = 0, t_end;
 	int ret = parse_small(argc, argv, &o, true, "run");
 
@@ -596,6 +597,8 @@ int cmd_run(int argc, char **argv, uint64_t t0)
 		fprintf(stderr, "stats: syscall_path=%s: %s, observed when the template was created\n",
 			hypercall__syscall_path_token(m->hc.st.syscall_path),
 			hypercall__syscall_path_text(m->hc.st.syscall_path));
+		hypercall__describe_calls(&m->hc, calls, sizeof(calls));
+		fprintf(stderr, "stats: hypercalls: %s (from the ready point)\n", calls);
 		jail_opts__stats(m);
 	}
 	if (ret < 0)

@@ -110,6 +110,7 @@ int vm__clone_into(struct vm *vm, const struct snapshot *snap, struct sb_err *er
 		return ret;
 	vm->m.serial.st = snap->serial;
 	vm->m.hc.st = snap->hc;
+	hypercall__draw_ahead(&vm->m.hc); /* before the request */
 	return 0;
 }
 
