@@ -176,7 +176,7 @@ static int template_create(struct boot_opts *o, struct boot_prep *p)
 	m->hc.ready_mode = true;
 	m->hc.stdin_fd = -1;
 	p->bp.flags |= m->boot_flags;
-	ret = boot__setup(&m->ram, &p->bp, &entry, &err);
+	ret = boot__setup(&m->ram, &p->bp, &entry, &m->guest_abi, &err);
 	if (ret == 0)
 		ret = be->boot(m, entry, SB_BOOTINFO_GPA, &err);
 	if (ret == 0)

@@ -431,7 +431,7 @@ static int run_vm(struct boot_opts *o, struct boot_params *bp, uint64_t t0)
 		return fail(&err, EXIT_SNAPBOX);
 	m->hc.program = o->argv[0];
 	bp->flags |= m->boot_flags;
-	ret = boot__setup(&m->ram, bp, &entry, &err);
+	ret = boot__setup(&m->ram, bp, &entry, &m->guest_abi, &err);
 	if (ret == 0)
 		ret = be->boot(m, entry, SB_BOOTINFO_GPA, &err);
 	if (ret == 0)

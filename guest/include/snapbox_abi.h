@@ -46,6 +46,14 @@
  */
 #define SB_ABI_VERSION 4
 #define SB_ABI_VERSION_MIN 2 /* oldest guest ABI whose templates the host runs */
+/*
+ * Since ABI 4 the guest kernel says which ABI it speaks in an ELF note:
+ * name "snapbox", type 1, a 32-bit version (guest/lib/elf64.h reads it).
+ * The host boots a kernel of ABI SB_ABI_BOOT_MIN..SB_ABI_VERSION, telling
+ * it its own version in the boot info; a kernel without the note speaks 3.
+ * (So an older kernel, `--kernel`, still makes templates of its ABI.)
+ */
+#define SB_ABI_BOOT_MIN 3
 
 /* ---- guest physical memory map ---------------------------------------- */
 #define SB_BOOTINFO_GPA   0x1000ULL  /* struct sb_boot_info (one page)        */
