@@ -398,10 +398,8 @@ static int one_clone(struct machine *m, const struct snapshot *snap, bool preclo
 					c->ph[PH_HCWAIT] += e->t1 - prev;
 				last_recv = i;
 				c->nhc++;
-				static const char *const hn[] = { "?", "WRITE", "READ", "EXIT", "FAULT",
-								  "CLOCK", "RANDOM", "MEMCPY", "MEMSET" };
 				size_t l = strlen(c->hcs);
-				snprintf(c->hcs + l, sizeof(c->hcs) - l, "%s ", e->nr < 9 ? hn[e->nr] : "other");
+				snprintf(c->hcs + l, sizeof(c->hcs) - l, "%s ", hypercall__name(e->nr));
 				prev = e->t1;
 			} else if (e->kind == EV_SEND) {
 				c->ph[PH_HCMON] += e->t1 - prev;
