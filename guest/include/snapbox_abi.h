@@ -41,8 +41,9 @@
  *    one) instead of SB_HC_READ; on the proc backend stdout/stderr as
  *    one-way inline messages (struct sb_proc_out) instead of SB_HC_WRITE.
  * A host speaking 4 still runs templates whose guest kernel speaks 2 or 3
- * (it serves every call of theirs unchanged); a guest kernel boots only on
- * a host speaking its own version.
+ * (it serves every call of theirs unchanged), and boots kernels of 3 and 4
+ * (SB_ABI_BOOT_MIN, below); a guest kernel boots only when the boot info
+ * says its own version.
  */
 #define SB_ABI_VERSION 4
 #define SB_ABI_VERSION_MIN 2 /* oldest guest ABI whose templates the host runs */
@@ -189,7 +190,7 @@ _Static_assert(sizeof(struct sb_hc_io) == 24, "sb_hc_io size");
  * With every stdin call the host also refills the kernel's randomness
  * pool: pool_len bytes at pool_gpa (guest RAM, <= SB_HC_POOL_MAX) get fresh
  * getrandom() bytes, pool_fill says how many (pool_len, or 0 if the host
- * had none).  The kernel empties its pool before each stdin call and
+ * had none; a pool_len over the maximum makes the call -EINVAL).  The kernel empties its pool before each stdin call and
  * serves getrandom and /dev/{u,}random from it, then falls back to
  * SB_HC_RANDOM: so a clone's pool always comes from its own completion of
  * the template's pending stdin call (the ready point), never from bytes
