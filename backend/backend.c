@@ -133,6 +133,7 @@ int machine__reset(struct machine *m, const struct snapshot *snap, struct reset_
 	m->hc.set_base = keep.set_base;
 	m->hc.set_base_arg = keep.set_base_arg;
 	m->hc.st = snap->hc;
+	hypercall__draw_ahead(&m->hc);
 	m->serial.st = snap->serial;
 	m->serial.tx_bytes = 0;
 	st->total_us = now_us() - t0;

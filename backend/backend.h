@@ -71,6 +71,8 @@ struct machine {
 	struct hc_ctx hc;         /* set stdio fds, program, ready_mode before run */
 	struct timeout timeout;   /* timeout__start() it on the thread that runs */
 	uint32_t boot_flags;      /* SB_BOOT_* this backend adds to a fresh boot */
+	uint32_t guest_abi;       /* the ABI the guest kernel speaks (boot__setup;
+				     0: SB_ABI_VERSION), saved in templates */
 	const struct machine_opts *opts; /* during create() only; NULL: defaults */
 	bool recycle;             /* set before clone_into if the caller may
 	                             machine__reset it: the backend then keeps

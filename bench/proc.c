@@ -29,6 +29,8 @@
  * Usage: build/bench/proc [rounds] [rate seconds] [parked]  (300, 4, 100).
  * Run from the repository root; SNAPBOX=path overrides build/snapbox.
  * BENCH_JAIL=off: the proc sandboxes without the jail (as where not root).
+ * BENCH_STDIN=pipe: the clones' request on a pipe (default: a memfd, as the
+ * service hands it).
  * BENCH_PIN=CPU (an experiment): the monitor thread and every proc sandbox
  * of the latency rounds on that one CPU.  The proc backend looks for its
  * stub next to the running program, so this makes build/bench/guest a
@@ -40,6 +42,7 @@
 
 #include <sched.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -109,6 +112,17 @@ ssize_t sendmsg(int fd, const struct msghdr *mh, int flags)
 	int e = errno;
 	if (tr.on)
 		tr_add(EV_SENDMSG, fd, r, t0);
+	errno = e;
+	return r;
+}
+
+ssize_t write(int fd, const void *buf, size_t len)
+{
+	double t0 = tr.on ? bench_now_us() : 0;
+	long r = syscall(SYS_write, fd, buf, len);
+	int e = errno;
+	if (tr.on)
+		tr_add(EV_WRITEV, fd, r, t0);
 	errno = e;
 	return r;
 }
@@ -254,6 +268,10 @@ static int clone_into(struct machine *m, const struct snapshot *snap)
 	return ret;
 }
 
+/* BENCH_STDIN=pipe: the request on a pipe; else in a memfd, as the
+ * service (launcher/pool.c) hands it */
+static bool stdin_pipe;
+
 /* m: a shell (precloned false) or a clone made ahead (true).  Consumes m:
  * proc machines are freed here (run() already reaped the sandbox), kvm ones
  * go to the reaper (VM teardown: 16-23 ms, off the path as in bench/clone). */
@@ -270,11 +288,22 @@ static int one_clone(struct machine *m, const struct snapshot *snap, bool preclo
 
 	memset(c, 0, sizeof(*c));
 	c->status = -1;
-	if (pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC))
+	if (stdin_pipe) {
+		if (pipe2(pin, O_CLOEXEC))
+			return -errno;
+	} else { /* as the service hands a request: a memfd */
+		pin[0] = memfd_create("bench-request", MFD_CLOEXEC);
+		pin[1] = dup(pin[0]);
+		if (pin[0] < 0 || pin[1] < 0)
+			return -errno;
+	}
+	if (pipe2(pout, O_CLOEXEC))
 		return -errno;
 	if (write(pin[1], REQ, strlen(REQ)) != (ssize_t)strlen(REQ))
 		return -EIO;
 	close(pin[1]);
+	if (!stdin_pipe && lseek(pin[0], 0, SEEK_SET) < 0)
+		return -errno;
 	getrusage(RUSAGE_CHILDREN, &ru0);
 	struct timespec c0, c1;
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
@@ -369,10 +398,8 @@ static int one_clone(struct machine *m, const struct snapshot *snap, bool preclo
 					c->ph[PH_HCWAIT] += e->t1 - prev;
 				last_recv = i;
 				c->nhc++;
-				static const char *const hn[] = { "?", "WRITE", "READ", "EXIT", "FAULT",
-								  "CLOCK", "RANDOM", "MEMCPY", "MEMSET" };
 				size_t l = strlen(c->hcs);
-				snprintf(c->hcs + l, sizeof(c->hcs) - l, "%s ", e->nr < 9 ? hn[e->nr] : "other");
+				snprintf(c->hcs + l, sizeof(c->hcs) - l, "%s ", hypercall__name(e->nr));
 				prev = e->t1;
 			} else if (e->kind == EV_SEND) {
 				c->ph[PH_HCMON] += e->t1 - prev;
@@ -735,7 +762,9 @@ int main(int argc, char **argv)
 	       *nhc = calloc(n, 8), *phpre[PH_N], *shn = calloc(n, 8), *shr = calloc(n, 8),
 	       *shc = calloc(n, 8), *mcpu = calloc(n, 8), *mcpupre = calloc(n, 8);
 	char hcs[128] = "";
-	const char *pin = getenv("BENCH_PIN");
+	const char *pin = getenv("BENCH_PIN"), *sin = getenv("BENCH_STDIN");
+	stdin_pipe = sin && !strcmp(sin, "pipe");
+	printf("# the clones' stdin: %s\n", stdin_pipe ? "a pipe (BENCH_STDIN=pipe)" : "a memfd, as the service hands a request");
 	if (pin && *pin) {
 		cpu_set_t cs;
 		pin_cpu = atoi(pin);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@ static const char *const hc_names[SB_HC_COUNT] = {
 	[SB_HC_TRACE] = "TRACE",   [SB_HC_PANIC] = "PANIC",
 	[SB_HC_USER_START] = "USER_START", [SB_HC_SLEEP] = "SLEEP",
 	[SB_HC_SET_FS] = "SET_FS", [SB_HC_SYSCALL_PATH] = "SYSCALL_PATH",
+	[SB_HC_STDIN] = "STDIN",   [SB_HC_OUTPUT] = "OUTPUT",
 };
 
 void hypercall__init(struct hc_ctx *hc, struct guest_mem *mem, struct timeout *timeout,
@@ -310,46 +312,183 @@ out:
 	return ret;
 }
 
-static int hc__io(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
+/*
+ * WRITE (io->fd 1 or 2) or a read of stdin (READ, STDIN): *res = bytes
+ * done or -errno for the guest; *asked = bytes the guest's buffers hold.
+ * Returns 0, or -errno when the VM must end (bad pointer, timeout).
+ */
+static int hc__io_do(struct hc_ctx *hc, unsigned nr, const struct sb_hc_io *io, int64_t *res,
+		     uint64_t *asked, struct sb_err *err)
 {
 	struct iovec iov[SB_HC_IOV_MAX];
 	struct sb_iovec gv[SB_HC_IOV_MAX];
-	struct sb_hc_io io;
-	uint64_t total;
-	bool fd_ok, direct;
-	int cnt, ret, fd = -1;
+	uint64_t total = 0;
+	bool direct;
+	int cnt, ret, fd = io->fd == 1 ? hc->stdout_fd : io->fd == 2 ? hc->stderr_fd : hc->stdin_fd;
 
-	ret = hc__arg_in(hc, nr, gpa, &io, sizeof(io), err);
+	*asked = 0;
+	if (nr == SB_HC_WRITE ? io->fd != 1 && io->fd != 2 : io->fd != 0) {
+		*res = -EBADF;
+		return 0;
+	}
+	if (io->iovcnt > SB_HC_IOV_MAX) {
+		*res = -EINVAL;
+		return 0;
+	}
+	ret = hc__iov_map(hc, nr, io, iov, gv, &cnt, &direct, &total, err);
 	if (ret < 0)
 		return ret;
-	if (nr == SB_HC_WRITE) {
-		fd = io.fd == 1 ? hc->stdout_fd : hc->stderr_fd;
-		fd_ok = io.fd == 1 || io.fd == 2;
-	} else {
-		fd_ok = io.fd == 0;
+	*asked = total;
+	if (ret > 0) {
+		*res = -EINVAL;
+		return 0;
 	}
-	if (!fd_ok) {
-		io.ret = -EBADF;
-	} else if (io.iovcnt > SB_HC_IOV_MAX) {
-		io.ret = -EINVAL;
-	} else {
-		ret = hc__iov_map(hc, nr, &io, iov, gv, &cnt, &direct, &total, err);
-		if (ret < 0)
-			return ret;
-		if (ret > 0)
-			io.ret = -EINVAL;
-		else if (!direct)
-			ret = hc__io_copy(hc, nr, nr == SB_HC_WRITE ? fd : hc->stdin_fd, gv, cnt,
-					  total, &io.ret, err);
-		else if (nr == SB_HC_WRITE)
-			ret = hc__writev_all(hc, fd, iov, cnt, &io.ret);
-		else
-			ret = hc__readv(hc, iov, cnt, &io.ret);
-		if (ret < 0)
-			return ret;
-	}
+	if (!direct)
+		return hc__io_copy(hc, nr, fd, gv, cnt, total, res, err);
+	if (nr == SB_HC_WRITE)
+		return hc__writev_all(hc, fd, iov, cnt, res);
+	return hc__readv(hc, iov, cnt, res);
+}
+
+static int hc__io(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
+{
+	struct sb_hc_io io;
+	uint64_t asked;
+	int ret = hc__arg_in(hc, nr, gpa, &io, sizeof(io), err);
+
+	if (ret < 0)
+		return ret;
+	ret = hc__io_do(hc, nr, &io, &io.ret, &asked, err);
+	if (ret < 0)
+		return ret;
 	hc__arg_out(hc, gpa, &io, sizeof(io));
 	return HC_CONTINUE;
+}
+
+/* ---- STDIN (ABI 4): READ with an EOF hint and a randomness pool ---------- */
+
+static int64_t fill_random(uint8_t *dst, uint64_t len);
+
+/*
+ * After a read of stdin that returned got (of asked bytes): will nothing
+ * more come?  Only a regular file (a memfd too) can say: its offset reached
+ * its size (or a read returned 0).  A procfs file says size 0 and has more,
+ * so size 0 hints only when a read returned nothing.  A file that grows
+ * after the hint is not read further.  Pipes, sockets, ttys: no hint.
+ */
+static bool hc__stdin_at_eof(const struct hc_ctx *hc, uint64_t asked, int64_t got)
+{
+	struct stat st;
+	off_t pos;
+
+	if (hc->stdin_fd < 0)
+		return true; /* no stdin: every read is EOF */
+	if (got < 0 || fstat(hc->stdin_fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return false;
+	if (got == 0 && asked > 0)
+		return true;
+	/* the offset, not a short read: a FUSE file may stop short mid-way */
+	pos = lseek(hc->stdin_fd, 0, SEEK_CUR);
+	return pos >= 0 && st.st_size > 0 && pos >= st.st_size;
+}
+
+/* Fresh randomness into the guest's pool: *filled = pool_len, or 0 if the
+ * host has none to give.  0, or -EFAULT (bad pointer: the VM ends). */
+static int hc__fill_pool(struct hc_ctx *hc, unsigned nr, uint64_t gpa, uint32_t len,
+			 uint32_t *filled, struct sb_err *err)
+{
+	uint8_t b[SB_HC_POOL_MAX];
+	uint8_t *p;
+	int ret;
+
+	*filled = 0;
+	if (len == 0)
+		return 0;
+	if (hc__check(hc, nr, gpa, len, err) < 0)
+		return -EFAULT;
+	p = hc__direct(hc, gpa, len);
+	if (hc->ahead_len >= len) { /* drawn before the request */
+		ret = p ? 0 : hc__copy_out(hc, nr, gpa, hc->ahead, len, err);
+		if (p)
+			memcpy(p, hc->ahead, len);
+		explicit_bzero(hc->ahead, hc->ahead_len);
+		hc->ahead_len = 0;
+		if (ret < 0)
+			return ret;
+		*filled = len;
+		return 0;
+	}
+	if (p) {
+		if (fill_random(p, len) == 0)
+			*filled = len;
+		return 0;
+	}
+	if (fill_random(b, len) < 0)
+		return 0;
+	ret = hc__copy_out(hc, nr, gpa, b, len, err);
+	explicit_bzero(b, len);
+	if (ret < 0)
+		return ret;
+	*filled = len;
+	return 0;
+}
+
+void hypercall__draw_ahead(struct hc_ctx *hc)
+{
+	if (!(hc->st.flags & HC_STATE_PENDING_STDIN) || hc->ahead_len)
+		return;
+	if (fill_random(hc->ahead, sizeof(hc->ahead)) == 0)
+		hc->ahead_len = sizeof(hc->ahead);
+}
+
+static int hc__stdin(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
+{
+	struct sb_hc_stdin s;
+	struct sb_hc_io io;
+	uint64_t asked;
+	int ret = hc__arg_in(hc, nr, gpa, &s, sizeof(s), err);
+
+	if (ret < 0)
+		return ret;
+	s.flags = 0;
+	s.pool_fill = 0;
+	if (s.pool_len > SB_HC_POOL_MAX) {
+		s.ret = -EINVAL;
+	} else {
+		io = (struct sb_hc_io){ .fd = 0, .iovcnt = s.iovcnt, .iov_gpa = s.iov_gpa };
+		ret = hc__io_do(hc, nr, &io, &s.ret, &asked, err);
+		if (ret == 0 && s.iovcnt <= SB_HC_IOV_MAX && hc__stdin_at_eof(hc, asked, s.ret))
+			s.flags |= SB_STDIN_EOF;
+		if (ret == 0)
+			ret = hc__fill_pool(hc, nr, s.pool_gpa, s.pool_len, &s.pool_fill, err);
+		if (ret < 0)
+			return ret;
+	}
+	hc__arg_out(hc, gpa, &s, sizeof(s));
+	return HC_CONTINUE;
+}
+
+/* ---- OUTPUT: the proc backend's one-way output -------------------------- */
+
+int hypercall__output(struct hc_ctx *hc, uint32_t fd, const void *buf, uint64_t len,
+		      struct sb_err *err)
+{
+	struct iovec iov = { (void *)buf, (size_t)len };
+	int64_t res;
+	int ret;
+
+	hc->calls[SB_HC_OUTPUT]++;
+	if (fd != 1 && fd != 2)
+		return err__set(err, -EPROTO, "the guest sent output for fd %u (only 1 and 2 are "
+				"its stdout and stderr)", fd);
+	if (len > SB_PROC_OUT_MAX)
+		return err__set(err, -EPROTO, "the guest sent %llu bytes of output in one message "
+				"(at most %d)", (unsigned long long)len, SB_PROC_OUT_MAX);
+	if (len == 0)
+		return HC_CONTINUE;
+	/* nobody waits for the result: a write error (EPIPE, ...) is dropped */
+	ret = hc__writev_all(hc, fd == 1 ? hc->stdout_fd : hc->stderr_fd, &iov, 1, &res);
+	return ret < 0 ? ret : HC_CONTINUE;
 }
 
 /* ---- EXIT / FAULT / PANIC ----------------------------------------------- */
@@ -786,15 +925,18 @@ int hypercall__handle(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_er
 		hc->calls[nr]++;
 	switch (nr) {
 	case SB_HC_READ:
+	case SB_HC_STDIN:
 		if (hc->ready_mode && !(hc->st.flags & HC_STATE_PENDING_READ)) {
 			/* the ready point: leave the read for each clone to do */
-			if (hc__check(hc, nr, gpa, sizeof(struct sb_hc_io), err) < 0)
+			if (hc__check(hc, nr, gpa, nr == SB_HC_STDIN ? sizeof(struct sb_hc_stdin)
+								     : sizeof(struct sb_hc_io), err) < 0)
 				return -EFAULT;
 			hc->st.pending_read_gpa = gpa;
-			hc->st.flags |= HC_STATE_PENDING_READ;
+			hc->st.flags |= HC_STATE_PENDING_READ |
+					(nr == SB_HC_STDIN ? HC_STATE_PENDING_STDIN : 0);
 			return HC_READY;
 		}
-		return hc__io(hc, nr, gpa, err);
+		return nr == SB_HC_STDIN ? hc__stdin(hc, nr, gpa, err) : hc__io(hc, nr, gpa, err);
 	case SB_HC_WRITE: return hc__io(hc, nr, gpa, err);
 	case SB_HC_EXIT: return hc__exit(hc, nr, gpa, err);
 	case SB_HC_FAULT: return hc__fault(hc, nr, gpa, err);
@@ -808,17 +950,54 @@ int hypercall__handle(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_er
 	case SB_HC_SLEEP: return hc__sleep(hc, nr, gpa, err);
 	case SB_HC_SET_FS: return hc__set_base(hc, nr, gpa, err);
 	case SB_HC_SYSCALL_PATH: return hc__syscall_path(hc, nr, gpa, err);
+	case SB_HC_OUTPUT:
+		return err__set(err, -EINVAL, "guest made hypercall OUTPUT, which is the proc "
+				"backend's inline output message, not a call");
 	}
 	return err__set(err, -EINVAL, "guest made unknown hypercall %u", nr);
 }
 
 int hypercall__complete_pending(struct hc_ctx *hc, struct sb_err *err)
 {
+	bool stdin_call = hc->st.flags & HC_STATE_PENDING_STDIN;
+
 	if (!(hc->st.flags & HC_STATE_PENDING_READ))
 		return HC_CONTINUE;
-	hc->st.flags &= ~HC_STATE_PENDING_READ;
+	hc->st.flags &= ~(HC_STATE_PENDING_READ | HC_STATE_PENDING_STDIN);
+	if (stdin_call) {
+		hc->calls[SB_HC_STDIN]++;
+		return hc__stdin(hc, SB_HC_STDIN, hc->st.pending_read_gpa, err);
+	}
 	hc->calls[SB_HC_READ]++;
 	return hc__io(hc, SB_HC_READ, hc->st.pending_read_gpa, err);
+}
+
+/* Calls after which the guest waits for nothing: one-way output, and the
+ * last word (the host ends the VM). */
+static bool hc__one_way(unsigned nr)
+{
+	return nr == SB_HC_OUTPUT || nr == SB_HC_EXIT || nr == SB_HC_FAULT || nr == SB_HC_PANIC;
+}
+
+void hypercall__describe_calls(const struct hc_ctx *hc, char *buf, size_t len)
+{
+	unsigned long long total = 0, waited = 0;
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (unsigned nr = 1; nr < SB_HC_COUNT; nr++) {
+		if (!hc->calls[nr])
+			continue;
+		total += hc->calls[nr];
+		if (!hc__one_way(nr))
+			waited += hc->calls[nr];
+		if (o < len)
+			o += (size_t)snprintf(buf + o, len - o, "%s%s=%llu", o ? " " : "",
+					      hypercall__name(nr), (unsigned long long)hc->calls[nr]);
+	}
+	if (o < len)
+		snprintf(buf + o, len - o, "%sthe guest waited on %llu of %llu", o ? "; " : "none; ",
+			 waited, total);
 }
 
 int hypercall__validate_state(const struct hc_state *st, uint32_t version, uint64_t ram_size,
@@ -832,10 +1011,15 @@ int hypercall__validate_state(const struct hc_state *st, uint32_t version, uint6
 	if (st->syscall_path > SB_SYSCALL_PATH_MAX)
 		return err__set(err, -EBADMSG, "hypercall section: unknown system-call path %u",
 				st->syscall_path);
-	if (st->flags & ~HC_STATE_PENDING_READ)
+	if (st->flags & ~(version < 3 ? HC_STATE_PENDING_READ
+				      : HC_STATE_PENDING_READ | HC_STATE_PENDING_STDIN))
 		return err__set(err, -EINVAL, "hypercall section: unknown flags 0x%x", st->flags);
+	if ((st->flags & HC_STATE_PENDING_STDIN) && !(st->flags & HC_STATE_PENDING_READ))
+		return err__set(err, -EINVAL, "hypercall section: a STDIN call but no call pending");
 	if ((st->flags & HC_STATE_PENDING_READ) &&
-	    !sb_range_in(st->pending_read_gpa, sizeof(struct sb_hc_io), 0, ram_size))
+	    !sb_range_in(st->pending_read_gpa, st->flags & HC_STATE_PENDING_STDIN
+						   ? sizeof(struct sb_hc_stdin) : sizeof(struct sb_hc_io),
+			 0, ram_size))
 		return err__set(err, -EINVAL, "hypercall section: pending read at gpa 0x%llx is outside RAM",
 				(unsigned long long)st->pending_read_gpa);
 	return 0;

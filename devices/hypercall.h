@@ -29,13 +29,18 @@
  * stdin read the program was making at its ready point, which the host
  * performs for each clone with that clone's request; and the system-call
  * path the guest reported (version 2; in version 1 that field was reserved,
- * always 0, which reads as "not reported").
+ * always 0, which reads as "not reported").  Version 3 (guest ABI 4): the
+ * pending call may be SB_HC_STDIN (HC_STATE_PENDING_STDIN), whose struct
+ * sb_hc_stdin is at pending_read_gpa; without that flag it is SB_HC_READ,
+ * as in every older template.
  */
-#define HC_STATE_VERSION 2
+#define HC_STATE_VERSION 3
 #define HC_STATE_VERSION_MIN 1 /* still loaded */
-#define HC_STATE_PENDING_READ (1u << 0)
+#define HC_STATE_PENDING_READ  (1u << 0) /* a stdin call is pending (the ready point) */
+#define HC_STATE_PENDING_STDIN (1u << 1) /* ... and it is SB_HC_STDIN, not READ (v3) */
 struct hc_state {
-	uint64_t pending_read_gpa; /* struct sb_hc_io of the pending READ */
+	uint64_t pending_read_gpa; /* the pending call's struct: sb_hc_io (READ)
+				      or sb_hc_stdin (STDIN) */
 	uint32_t flags;            /* HC_STATE_* */
 	uint32_t syscall_path;     /* enum sb_syscall_path, 0: not reported */
 };
@@ -55,6 +60,9 @@ struct hc_ctx {
 	const char *program;      /* argv[0], for fault messages */
 	bool ready_mode;          /* template create: stop at the first stdin read */
 	struct hc_state st;       /* persisted across snapshot/clone */
+	/* randomness drawn ahead for the pending STDIN's pool (draw_ahead) */
+	uint32_t ahead_len;
+	uint8_t ahead[SB_HC_POOL_MAX];
 
 	/* results */
 	int status;               /* exit status for snapbox once HC_STOP */
@@ -84,8 +92,31 @@ const char *hypercall__name(unsigned nr);
 int hypercall__handle(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err);
 
 /* A clone: perform the stdin read pending since the ready point (if any),
- * from hc->stdin_fd, before the guest resumes.  HC_CONTINUE or -errno. */
+ * from hc->stdin_fd, before the guest resumes (STDIN: with the EOF hint and
+ * a fresh randomness pool).  HC_CONTINUE or -errno. */
 int hypercall__complete_pending(struct hc_ctx *hc, struct sb_err *err);
+
+/* A clone, before its request: draw the randomness the completion of its
+ * pending STDIN call will put in the guest's pool now, off the request's
+ * path (getrandom of 2 KiB costs ~7 us here).  Given once, then wiped. */
+void hypercall__draw_ahead(struct hc_ctx *hc);
+
+/*
+ * The proc backend's one-way output (struct sb_proc_out, ABI 4): len bytes
+ * of the guest's stdout (fd 1) or stderr (fd 2), already out of guest
+ * memory, in the monitor's buffer.  Another fd, or len > SB_PROC_OUT_MAX,
+ * is -EPROTO with a message (the sandbox must end); a failed write (EPIPE,
+ * ...) is not reported: nobody waits for an answer.  HC_CONTINUE,
+ * -ETIMEDOUT, or -errno.
+ */
+int hypercall__output(struct hc_ctx *hc, uint32_t fd, const void *buf, uint64_t len,
+		      struct sb_err *err);
+
+/* The calls made so far, for --stats: "STDIN=1 OUTPUT=1 EXIT=1; the guest
+ * waited on 1 of 3": a clone's count includes the completion of its
+ * pending stdin call; the guest waits on every call but one-way output and
+ * the final EXIT/FAULT/PANIC (synchronous round trips). */
+void hypercall__describe_calls(const struct hc_ctx *hc, char *buf, size_t len);
 
 /* Check a saved struct hc_state (of section version `version`) against
  * guest RAM of ram_size bytes before use. */

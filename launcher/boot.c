@@ -108,6 +108,12 @@ int boot__check_kernel(const struct boot_params *p, struct sb_elf_info *info,
 	if (info->entry < SB_KERNEL_GPA || info->entry >= SB_KERNEL_END)
 		return err__set(err, -ENOEXEC, "%s: entry point 0x%llx is outside the kernel image",
 				p->kernel_path, (unsigned long long)info->entry);
+	if (!info->snapbox_abi)
+		info->snapbox_abi = 3; /* kernels before the note */
+	if (info->snapbox_abi < SB_ABI_BOOT_MIN || info->snapbox_abi > SB_ABI_VERSION)
+		return err__set(err, -ENOEXEC, "%s: the guest kernel speaks ABI %u; this snapbox boots "
+				"kernels of ABI %d to %d", p->kernel_path, info->snapbox_abi,
+				SB_ABI_BOOT_MIN, SB_ABI_VERSION);
 	return 0;
 }
 
@@ -210,7 +216,7 @@ int boot__check_program(const struct boot_params *p, struct sb_err *err)
 /* ---- laying out guest RAM ----------------------------------------------- */
 
 static int boot__load_kernel(struct guest_ram *ram, const struct boot_params *p,
-			     uint64_t *entry, struct sb_err *err)
+			     uint64_t *entry, uint32_t *abi, struct sb_err *err)
 {
 	struct sb_elf_info info;
 	int ret = boot__check_kernel(p, &info, err);
@@ -228,6 +234,7 @@ static int boot__load_kernel(struct guest_ram *ram, const struct boot_params *p,
 		memset(dst + s->filesz, 0, s->memsz - s->filesz);
 	}
 	*entry = info.entry;
+	*abi = info.snapbox_abi;
 	return 0;
 }
 
@@ -350,7 +357,7 @@ static int boot__initrd(struct guest_ram *ram, const struct boot_params *p, uint
 }
 
 int boot__setup(struct guest_ram *ram, const struct boot_params *p, uint64_t *entry,
-		struct sb_err *err)
+		uint32_t *abi, struct sb_err *err)
 {
 	struct sb_boot_info bi;
 	uint64_t initrd_gpa = 0, args_size = 0;
@@ -362,7 +369,7 @@ int boot__setup(struct guest_ram *ram, const struct boot_params *p, uint64_t *en
 		return err__set(err, -EINVAL, "guest RAM size %llu is not a multiple of 2 MiB in [%llu MiB, %llu GiB]",
 				(unsigned long long)ram->size, SB_MIN_MEM >> 20, SB_MAX_MEM >> 30);
 	memset(&bi, 0, sizeof(bi));
-	ret = boot__load_kernel(ram, p, entry, err);
+	ret = boot__load_kernel(ram, p, entry, abi, err);
 	if (!ret)
 		ret = boot__initrd(ram, p, &initrd_gpa, &bi, err);
 	if (!ret)
@@ -373,7 +380,7 @@ int boot__setup(struct guest_ram *ram, const struct boot_params *p, uint64_t *en
 		return ret;
 
 	bi.magic = SB_BOOT_MAGIC;
-	bi.abi_version = SB_ABI_VERSION;
+	bi.abi_version = *abi; /* the kernel's own (boot__check_kernel) */
 	bi.mem_size = ram->size;
 	bi.initrd_gpa = initrd_gpa;
 	bi.initrd_size = p->initrd_size;

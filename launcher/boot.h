@@ -38,7 +38,9 @@ int boot__parse_mem(const char *s, uint64_t *out, struct sb_err *err);
 /* "512M" / "1G" for messages. */
 void boot__fmt_mem(uint64_t bytes, char *buf, size_t len);
 
-/* Check the kernel ELF (PT_LOADs within [SB_KERNEL_GPA, SB_KERNEL_END)). */
+/* Check the kernel ELF (PT_LOADs within [SB_KERNEL_GPA, SB_KERNEL_END), a
+ * guest ABI this host boots: info->snapbox_abi, 3 for a kernel without
+ * snapbox's note). */
 int boot__check_kernel(const struct boot_params *p, struct sb_elf_info *info,
 		       struct sb_err *err);
 
@@ -50,7 +52,8 @@ int boot__check_kernel(const struct boot_params *p, struct sb_elf_info *info,
  */
 int boot__check_program(const struct boot_params *p, struct sb_err *err);
 
-/* Lay the guest out in RAM; *entry = kernel entry point. */
+/* Lay the guest out in RAM; *entry = kernel entry point, *abi = the guest
+ * ABI the kernel speaks (and is told in the boot info). */
 int boot__setup(struct guest_ram *ram, const struct boot_params *p, uint64_t *entry,
-		struct sb_err *err);
+		uint32_t *abi, struct sb_err *err);
 #endif

@@ -183,7 +183,7 @@ static int template_create(struct boot_opts *o, struct boot_prep *p)
 	m->hc.ready_mode = true;
 	m->hc.stdin_fd = -1;
 	p->bp.flags |= m->boot_flags;
-	ret = boot__setup(&m->ram, &p->bp, &entry, &err);
+	ret = boot__setup(&m->ram, &p->bp, &entry, &m->guest_abi, &err);
 	if (ret == 0)
 		ret = be->boot(m, entry, SB_BOOTINFO_GPA, &err);
 	if (ret == 0)
@@ -452,7 +452,8 @@ path:
 		       s->hdr.minor < 2 ? " (template made before format 1.2: no policy)" : "");
 	}
 	if (s->hc.flags & HC_STATE_PENDING_READ)
-		printf("ready      stdin read pending (request struct at gpa 0x%llx)\n",
+		printf("ready      stdin read pending (%s, struct at gpa 0x%llx)\n",
+		       s->hc.flags & HC_STATE_PENDING_STDIN ? "STDIN" : "READ",
 		       (unsigned long long)s->hc.pending_read_gpa);
 	printf("sections   %-10s %7s %8s %8s  %s\n", "TYPE", "VERSION", "OFFSET", "LENGTH", "XXH3");
 	{
@@ -547,7 +548,7 @@ int cmd_run(int argc, char **argv, uint64_t t0)
 	struct machine *m = NULL;
 	struct jail_config jc;
 	struct machine_opts mo;
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], calls[512];
 	uint64_t t_loaded = 0, t_restored = 0, t_end;
 	int ret = parse_small(argc, argv, &o, true, "run");
 
@@ -610,6 +611,8 @@ int cmd_run(int argc, char **argv, uint64_t t0)
 		fprintf(stderr, "stats: syscall_path=%s: %s, observed when the template was created\n",
 			hypercall__syscall_path_token(m->hc.st.syscall_path),
 			hypercall__syscall_path_text(m->hc.st.syscall_path));
+		hypercall__describe_calls(&m->hc, calls, sizeof(calls));
+		fprintf(stderr, "stats: hypercalls: %s (from the ready point)\n", calls);
 		jail_opts__stats(m);
 	}
 	if (ret < 0)

@@ -420,6 +420,7 @@ static int status_for_check(int ret)
 
 static void print_stats(uint64_t t0, uint64_t t_vm, const struct hc_ctx *hc, uint64_t t_end)
 {
+	char calls[512];
 	long long to_user = -1;
 
 	if (hc->user_started) {
@@ -434,6 +435,8 @@ static void print_stats(uint64_t t0, uint64_t t_vm, const struct hc_ctx *hc, uin
 		hypercall__syscall_path_token(hc->st.syscall_path),
 		hc->st.syscall_path ? hypercall__syscall_path_text(hc->st.syscall_path)
 				    : "the program made no system call");
+	hypercall__describe_calls(hc, calls, sizeof(calls));
+	fprintf(stderr, "stats: hypercalls: %s\n", calls);
 }
 
 static int run_vm(struct boot_opts *o, struct boot_params *bp, uint64_t t0)
@@ -457,7 +460,7 @@ static int run_vm(struct boot_opts *o, struct boot_params *bp, uint64_t t0)
 		return fail(&err, EXIT_SNAPBOX);
 	m->hc.program = o->argv[0];
 	bp->flags |= m->boot_flags;
-	ret = boot__setup(&m->ram, bp, &entry, &err);
+	ret = boot__setup(&m->ram, bp, &entry, &m->guest_abi, &err);
 	if (ret == 0)
 		ret = be->boot(m, entry, SB_BOOTINFO_GPA, &err);
 	if (ret == 0)

@@ -271,6 +271,10 @@ static int check_cross(const struct snapshot *s, struct sb_err *err)
 	if (s->memmap.n_slots != 1 || m->gpa != 0 || m->size != s->hdr.mem_size || m->file_offset)
 		return err__set(err, -EBADMSG, "memmap section does not describe one slot of %llu bytes",
 				(unsigned long long)s->hdr.mem_size);
+	/* a guest kernel older than ABI 4 never makes a STDIN call */
+	if ((s->hc.flags & HC_STATE_PENDING_STDIN) && s->hdr.abi_version < 4)
+		return err__set(err, -EBADMSG, "hypercall section: a STDIN call pending in a template "
+				"of guest ABI %u", s->hdr.abi_version);
 	/* the pending read lies in RAM */
 	return hypercall__validate_state(&s->hc, s->hc_version, s->hdr.mem_size, err);
 }

@@ -117,7 +117,7 @@ int snapshot__save(struct machine *m, const struct snap_policy *policy, int dirf
 	h.major = SNAP_MAJOR;
 	h.minor = SNAP_MINOR;
 	h.arch = SNAP_ARCH_X86_64;
-	h.abi_version = SB_ABI_VERSION;
+	h.abi_version = m->guest_abi ? m->guest_abi : SB_ABI_VERSION;
 	h.n_sections = b.n;
 	h.mem_size = m->ram.size;
 	h.cpuid_hash = b.cpuid_hash;

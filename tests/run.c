@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <linux/kvm.h>
 #include <sys/wait.h>
@@ -100,8 +101,9 @@ static int append(char **buf, size_t *len, size_t *cap, const char *d, size_t n)
 	return 0;
 }
 
-int run_snapbox(const char *const *argv, const char *in, size_t in_len, double limit_s,
-		struct run_result *r)
+/* in_file: stdin is a memfd holding in (a regular file), else a pipe */
+static int run_snapbox_(const char *const *argv, const char *in, size_t in_len, bool in_file,
+			double limit_s, struct run_result *r)
 {
 	int pin[2], pout[2], perr[2];
 	posix_spawn_file_actions_t fa;
@@ -133,7 +135,16 @@ int run_snapbox(const char *const *argv, const char *in, size_t in_len, double l
 			av[j++] = argv[i];
 		}
 	}
-	if (pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC) || pipe2(perr, O_CLOEXEC))
+	if (in_file) {
+		pin[0] = memfd_create("snapbox-test-stdin", MFD_CLOEXEC);
+		pin[1] = -1;
+		if (pin[0] < 0 || (in_len && write(pin[0], in, in_len) != (ssize_t)in_len) ||
+		    lseek(pin[0], 0, SEEK_SET) < 0)
+			return -EIO;
+	} else if (pipe2(pin, O_CLOEXEC)) {
+		return -errno;
+	}
+	if (pipe2(pout, O_CLOEXEC) || pipe2(perr, O_CLOEXEC))
 		return -errno;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
@@ -150,7 +161,7 @@ int run_snapbox(const char *const *argv, const char *in, size_t in_len, double l
 	if (rc)
 		return -rc;
 	signal(SIGPIPE, SIG_IGN);
-	if (!in || !in_len) {
+	if ((!in || !in_len) && pin[1] >= 0) {
 		close(pin[1]);
 		pin[1] = -1;
 	}
@@ -223,15 +234,82 @@ int run_snapbox(const char *const *argv, const char *in, size_t in_len, double l
 	return 0;
 }
 
-void run_checked(const char *const *argv, const char *in, double limit_s, struct run_result *r)
+int run_snapbox(const char *const *argv, const char *in, size_t in_len, double limit_s,
+		struct run_result *r)
+{
+	return run_snapbox_(argv, in, in_len, false, limit_s, r);
+}
+
+static void run_checked_(const char *const *argv, const char *in, size_t in_len, bool in_file,
+			 double limit_s, struct run_result *r)
 {
 	run_result_free(r);
-	int rc = run_snapbox(argv, in, in ? strlen(in) : 0, limit_s, r);
+	int rc = run_snapbox_(argv, in, in_len, in_file, limit_s, r);
 	cr_assert_eq(rc, 0, "could not start %s", snapbox_bin());
 	cr_assert(!r->timed_out, "snapbox hung (killed after %.0f s); stderr: %s", test_time(limit_s),
 		  r->err);
 	cr_assert(!r->signaled, "snapbox itself died of a signal (%d); stderr: %s", r->status - 128,
 		  r->err);
+}
+
+void run_checked(const char *const *argv, const char *in, double limit_s, struct run_result *r)
+{
+	run_checked_(argv, in, in ? strlen(in) : 0, false, limit_s, r);
+}
+
+void run_checked_file(const char *const *argv, const void *in, size_t in_len, double limit_s,
+		      struct run_result *r)
+{
+	run_checked_(argv, in, in_len, true, limit_s, r);
+}
+
+const char *build_file(const char *rel)
+{
+	static char path[4][4096];
+	static int k;
+	char exe[4000], *out = path[k++ % 4];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	cr_assert_gt(n, 0);
+	exe[n] = 0;
+	*strrchr(exe, '/') = 0; /* BUILD/tests */
+	snprintf(out, sizeof(path[0]), "%s/../%s", exe, rel);
+	return out;
+}
+
+const char *abi3_kernel(void)
+{
+	const char *e = getenv("SNAPBOX_ABI3_KERNEL"), *path;
+
+	if (e && *e)
+		return e;
+	path = build_file("fixtures/abi3-kernel.elf");
+	cr_assert_eq(access(path, R_OK), 0, "%s is missing: make test-bins builds it (from git)", path);
+	return path;
+}
+
+long stats_calls(const char *err, const char *name)
+{
+	const char *l = strstr(err, "stats: hypercalls:");
+	char line[512], key[40], *p;
+
+	if (!l)
+		return -1;
+	l += strlen("stats: hypercalls:"); /* " EXIT=1 STDIN=1; the guest waited on ..." */
+	snprintf(line, sizeof(line), "%.*s", (int)strcspn(l, ";\n"), l);
+	snprintf(key, sizeof(key), " %s=", name);
+	p = strstr(line, key);
+	return p ? strtol(p + strlen(key), NULL, 10) : 0;
+}
+
+long stats_waited(const char *err)
+{
+	const char *l = strstr(err, "stats: hypercalls: "), *p;
+	long n;
+
+	if (!l || !(p = strstr(l, "the guest waited on ")) || sscanf(p, "the guest waited on %ld", &n) != 1)
+		return -1;
+	return n;
 }
 
 void run_result_free(struct run_result *r)

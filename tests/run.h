@@ -32,6 +32,24 @@ void run_result_free(struct run_result *r);
 /* run_snapbox() into *r (freed first), asserting that snapbox started, did
  * not hang past limit_s and did not itself die of a signal. */
 void run_checked(const char *const *argv, const char *in, double limit_s, struct run_result *r);
+/* The same with stdin a memfd holding in_len bytes of in (a regular file,
+ * as the service hands a request: the guest gets the EOF hint), not a pipe. */
+void run_checked_file(const char *const *argv, const void *in, size_t in_len, double limit_s,
+		      struct run_result *r);
+
+/* From `--stats` output (stderr): how many hypercalls NAME ("STDIN") the
+ * run made (0 if none, -1 without a hypercalls line), and how many of all
+ * the guest waited on (-1 if not there). */
+long stats_calls(const char *err, const char *name);
+long stats_waited(const char *err);
+
+/* A guest kernel of ABI 3, built from git by tests/tests.mk (the suite's
+ * build/fixtures/abi3-kernel.elf, or $SNAPBOX_ABI3_KERNEL): what older
+ * templates hold, to check that they still run. */
+const char *abi3_kernel(void);
+/* A file of the build the running suite belongs to (BUILD/rel, found from
+ * the suite's own path: BUILD/tests/test_x), in a static buffer (4 kept). */
+const char *build_file(const char *rel);
 
 /* Can /dev/kvm be opened and does it answer KVM_GET_API_VERSION (what
  * snapbox's --backend auto asks)? */

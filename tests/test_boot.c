@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "run.h"
+#include "snapbox_abi.h"
 
 static struct run_result R;
 
@@ -69,6 +70,91 @@ Test(boot, stdin_reaches_the_program_byte_for_byte)
 	run_result_free(&R);
 	boot(ARGS("boot", "--", "/bin/cat"), "hello\n", 30);
 	cr_assert_str_eq(R.out, "hello\n");
+}
+
+/* Guest ABI 4: when stdin is a regular file (a memfd here, as the service
+ * hands a request) the host says when it is all read, and the guest's last
+ * read (the one that returns 0) needs no hypercall; a pipe gets no hint. */
+Test(boot, stdin_from_a_file_ends_without_asking_the_host)
+{
+	size_t n = 150000; /* cat reads 64 KiB at a time: 3 reads, then EOF */
+	char *in = malloc(n);
+
+	for (size_t i = 0; i < n; i++)
+		in[i] = (char)('A' + (i * 13 + i / 1000) % 26);
+	if (!test_on_proc())
+		require_kvm();
+	run_checked_file(ARGS("boot", "--stats", "--", "/bin/cat"), in, n, 60, &R);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_eq(R.out_len, n);
+	cr_assert(!memcmp(R.out, in, n), "cat changed the data");
+	cr_assert_eq(stats_calls(R.err, "STDIN"), 3, "stderr: %s", R.err);
+	cr_assert_eq(stats_calls(R.err, "READ"), 0, "stderr: %s", R.err);
+
+	/* a pipe: the same bytes, and the guest asks until the host says 0 */
+	cr_assert_eq(run_snapbox(ARGS("boot", "--stats", "--", "/bin/cat"), in, n, 60, &R), 0);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_eq(R.out_len, n);
+	cr_assert(!memcmp(R.out, in, n), "cat changed the data");
+	cr_assert_geq(stats_calls(R.err, "STDIN"), 4, "stderr: %s", R.err);
+
+	/* an empty file: one call, which says EOF */
+	run_checked_file(ARGS("boot", "--stats", "--", "/bin/cat"), "", 0, 60, &R);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_eq(R.out_len, 0);
+	cr_assert_eq(stats_calls(R.err, "STDIN"), 1, "stderr: %s", R.err);
+	free(in);
+}
+
+/* A guest kernel of ABI 3 (no ABI note; tests/tests.mk builds it from
+ * git) still boots: the host tells it ABI 3 and serves its READ, WRITE and
+ * RANDOM calls as before.  A kernel whose note says an ABI this snapbox
+ * does not speak is refused in one line. */
+Test(boot, an_abi_3_kernel_still_boots)
+{
+	const char *k3 = abi3_kernel();
+	char *dir = make_tempdir(), path[4200];
+	uint8_t *elf;
+	size_t len;
+	int patched = 0;
+
+	boot(ARGS("boot", "--stats", "--kernel", k3, "--", "/bin/lua", "/app/handler.lua"),
+	     "{\"n\": 10}", 30);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert(strstr(R.out, "\"fib\": 55"), "out: %s", R.out);
+	cr_assert_geq(stats_calls(R.err, "READ"), 1, "stderr: %s", R.err);
+	cr_assert_eq(stats_calls(R.err, "STDIN"), 0, "stderr: %s", R.err);
+	cr_assert_eq(stats_calls(R.err, "OUTPUT"), 0, "stderr: %s", R.err);
+	cr_assert_eq(stats_calls(R.err, "WRITE"), 1, "stderr: %s", R.err);
+
+	/* this build's kernel, its note saying ABI 5 */
+	elf = slurp(build_file("guest/kernel.elf"), &len);
+	for (size_t i = 0; i + 12 <= len; i++) {
+		if (!memcmp(elf + i, "snapbox\0", 8) && elf[i + 8] == SB_ABI_VERSION) {
+			elf[i + 8] = SB_ABI_VERSION + 1;
+			patched++;
+		}
+	}
+	cr_assert_eq(patched, 1, "the kernel's ABI note: %d found", patched);
+	cr_assert_eq(write_file(dir, "k5.elf", elf, len, 0644), 0);
+	snprintf(path, sizeof(path), "%s/k5.elf", dir);
+	boot(ARGS("boot", "--kernel", path, "--", "/bin/true"), NULL, 30);
+	cr_assert_eq(R.status, 125, "stderr: %s", R.err);
+	snprintf(path, sizeof(path), "the guest kernel speaks ABI %d; this snapbox boots kernels of "
+		 "ABI %d to %d\n", SB_ABI_VERSION + 1, SB_ABI_BOOT_MIN, SB_ABI_VERSION);
+	cr_assert(strstr(R.err, path) && !strchr(R.err, '\n')[1], "stderr: %s", R.err);
+	free(elf);
+	remove_tempdir(&dir);
+}
+
+/* Output through a dup of stdout or stderr goes where the original goes
+ * (the kernel keeps which console an fd writes to, whatever its number). */
+Test(boot, dups_of_stdout_and_stderr_write_there)
+{
+	boot(ARGS("boot", "--", "/bin/dupout"), NULL, 30);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_str_eq(R.out, "to a dup of stdout\nafter close(1)\n", "stderr: %s", R.err);
+	cr_assert(strstr(R.err, "to fd 7, a dup of stderr\n"), "stderr: %s", R.err);
 }
 
 Test(boot, exit_codes_propagate)

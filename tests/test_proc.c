@@ -164,7 +164,8 @@ Test(proc, hostile_program_is_contained)
 		"seccomp: -38", "prctl: -38", "getpid: 1", "mmap(stub, fixed): -22",
 		"munmap(stub): -22", "arch_prctl(SET_GS)+magic: -22", "read(chan): -9",
 		"read(chan, 64)+magic: -9", "write(chan, 8)+magic: -9",
-		"write(1000+2^32)+magic: -9", "open(/proc/self/maps): -2", "escape: done",
+		"write(1000+2^32)+magic: -9", "write(chan, 16+65537)+magic: -9",
+		"open(/proc/self/maps): -2", "escape: done",
 	};
 
 	unlink("/tmp/snapbox-escape-probe");
@@ -205,7 +206,70 @@ Test(proc, hostile_endings_are_reported)
 	hostile("syslayer", 132, "SIGILL (invalid opcode, #UD) at rip 0x201000");
 	hostile("int80", 139, "SIGSEGV (general protection fault, #GP)");
 	hostile("flood", 125, "10000 unsupported system calls");
+	/* one-way output messages (ABI 4) are as untrusted as hypercalls */
+	hostile("outfd", 125, "output for fd 3");
+	cr_assert_str_eq(R.err, "snapbox: the guest sent output for fd 3 (only 1 and 2 are its "
+		       "stdout and stderr)\n");
+	hostile("outlen", 125, "output message");
+	cr_assert_str_eq(R.err, "snapbox: the sandbox sent an output message of 21 bytes that says "
+		       "it carries 100000\n");
+	cr_assert(!strstr(R.out, "hello"), "the bad message was written: %s", R.out);
 	cr_assert_eq(orphaned_sandboxes(), 0, "a sandbox process outlived its snapbox");
+}
+
+/* The largest one-way output message the filter lets through (one byte
+ * more is trapped: see hostile_program_is_contained) is taken whole. */
+Test(proc, the_largest_output_message_is_taken)
+{
+	char *want = malloc(65536 + 64);
+	int n;
+
+	for (n = 0; n < 65536; n++)
+		want[n] = (char)('a' + n % 26);
+	snprintf(want + n, 64, "outmax: %d\n", 16 + 65536);
+	boot(PROC("--", "/bin/escape", "outmax"), NULL, 30);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_eq(R.out_len, strlen(want), "out: %zu bytes", R.out_len);
+	cr_assert(!memcmp(R.out, want, R.out_len), "the message's bytes changed");
+	free(want);
+}
+
+/*
+ * ABI 4: stdout/stderr go one way, inline on the channel, the guest not
+ * waiting for the monitor.  Larger than one message (64 KiB) and than the
+ * socket's buffer (~208 KiB, so the guest blocks on a full socket), it
+ * arrives whole and in order, before the exit status; as many small writes
+ * (stdio's buffer) and as one write of 1 MiB split into messages.
+ */
+Test(proc, one_way_output_arrives_whole_and_in_order)
+{
+	enum { LINES = 100000, WORDS = 131072 };
+	char line[16];
+
+	boot(PROC("--stats", "--", "/bin/lua", "-e",
+		  "for i = 1, 100000 do io.write(string.format('%07d\\n', i)) end"), NULL, 60);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_eq(R.out_len, 8 * LINES, "%zu bytes of output", R.out_len);
+	for (int i = 1; i <= LINES; i++) {
+		snprintf(line, sizeof(line), "%07d\n", i);
+		cr_assert(!memcmp(R.out + 8 * (i - 1), line, 8), "line %d is %.8s", i, R.out + 8 * (i - 1));
+	}
+	cr_assert_gt(stats_calls(R.err, "OUTPUT"), 1, "stderr: %s", R.err);
+	cr_assert_eq(stats_calls(R.err, "WRITE"), 0, "synchronous writes on proc: %s", R.err);
+
+	boot(PROC("--stats", "--", "/bin/lua", "-e",
+		  "local t = {} for i = 1, 131072 do t[i] = string.format('%07x\\n', i) end "
+		  "io.write(table.concat(t)) io.stdout:flush() io.stderr:write('after\\n') os.exit(7)"),
+	     NULL, 60);
+	cr_assert_eq(R.status, 7, "stderr: %s", R.err);
+	cr_assert_eq(R.out_len, 8 * WORDS, "%zu bytes of output", R.out_len);
+	for (int i = 1; i <= WORDS; i++) {
+		snprintf(line, sizeof(line), "%07x\n", i);
+		cr_assert(!memcmp(R.out + 8 * (i - 1), line, 8), "word %d is %.8s", i, R.out + 8 * (i - 1));
+	}
+	cr_assert(strstr(R.err, "after\n"), "stderr: %s", R.err);
+	/* 1 MiB in one write: 16 messages of 64 KiB */
+	cr_assert_geq(stats_calls(R.err, "OUTPUT"), 16, "stderr: %s", R.err);
 }
 
 /* A monitor killed outright takes its sandbox with it (PR_SET_PDEATHSIG). */

@@ -60,8 +60,8 @@ static void sb(const char *const *argv, const char *in, double limit)
 	run_checked(argv, in, limit, &R);
 }
 
-/* template create NAME --store STORE [--force] [--rootfs $SNAPBOX_TEST_ROOTFS] -- prog... */
-static void create_(const char *name, bool force, const char *const *prog)
+/* template create NAME --store STORE [--force] [--kernel K] [--rootfs $SNAPBOX_TEST_ROOTFS] -- prog... */
+static void create_k(const char *name, bool force, const char *kernel, const char *const *prog)
 {
 	const char *av[32];
 	const char *extra = getenv("SNAPBOX_TEST_ROOTFS");
@@ -75,6 +75,10 @@ static void create_(const char *name, bool force, const char *const *prog)
 	av[n++] = STORE;
 	if (force)
 		av[n++] = "--force";
+	if (kernel) {
+		av[n++] = "--kernel";
+		av[n++] = kernel;
+	}
 	if (extra && *extra) {
 		av[n++] = "--rootfs";
 		av[n++] = extra;
@@ -84,6 +88,11 @@ static void create_(const char *name, bool force, const char *const *prog)
 		av[n++] = prog[i];
 	av[n] = NULL;
 	sb(av, NULL, 60);
+}
+
+static void create_(const char *name, bool force, const char *const *prog)
+{
+	create_k(name, force, NULL, prog);
 }
 
 /* Create a template that must succeed. */
@@ -97,6 +106,22 @@ static void create(const char *name, const char *const *prog)
 static void run_clone(const char *name, const char *in)
 {
 	sb(ARGS("run", "--store", STORE, "--timeout", "60", name), in, 90);
+}
+
+/* run --stats --store STORE NAME, the request in a file (a memfd, as the
+ * service hands it: the guest gets the EOF hint) or, file false, a pipe */
+static void run_stats(const char *name, const void *in, size_t len, bool file)
+{
+	if (!test_on_proc())
+		require_kvm();
+	if (file) {
+		run_checked_file(ARGS("run", "--stats", "--store", STORE, "--timeout", "60", name), in,
+				 len, 90, &R);
+	} else {
+		run_result_free(&R);
+		cr_assert_eq(run_snapbox(ARGS("run", "--stats", "--store", STORE, "--timeout", "60", name),
+					 in, len, 90, &R), 0);
+	}
 }
 
 /* snapbox template SUB --store STORE [NAME] */
@@ -363,6 +388,114 @@ Test(template, clones_draw_fresh_randomness_and_see_current_time)
 	readyrand_clone(&b);
 	cr_assert_str_neq(a.getrandom, b.getrandom, "two clones drew the same getrandom bytes");
 	cr_assert_str_neq(a.urandom, b.urandom, "two clones read the same /dev/urandom bytes");
+	/* guest ABI 4: those bytes came from the pool the clone's completion of
+	 * the pending stdin call filled, not from RANDOM hypercalls */
+	run_stats("rr", "", 0, true);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_eq(stats_calls(R.err, "RANDOM"), 0, "not served from the pool: %s", R.err);
+	cr_assert_eq(stats_calls(R.err, "STDIN"), 1, "stderr: %s", R.err);
+	cr_assert(strstr(R.out, a.getrandom) == NULL && strstr(R.out, b.getrandom) == NULL &&
+		  strstr(R.out, a.urandom) == NULL && strstr(R.out, b.urandom) == NULL,
+		  "a third clone repeats bytes: %s", R.out);
+}
+
+/* More randomness than the pool holds (2 KiB): the rest from RANDOM, and
+ * still a clone's own.  A 5000-byte read of /dev/urandom shows (nearly)
+ * every byte value; two clones differ. */
+Test(template, randomness_beyond_the_pool_comes_from_the_host)
+{
+	char first[128];
+
+	create("big", PROG("/bin/lua", "-e",
+			   "io.read('a') local s = io.open('/dev/urandom', 'rb'):read(5000) "
+			   "local seen, n = {}, 0 for i = 1, #s do local b = s:byte(i) "
+			   "if not seen[b] then seen[b] = true n = n + 1 end end "
+			   "print(#s, n, (s:sub(1, 8):gsub('.', function(c) return ('%02x'):format(c:byte()) end)), "
+			   "(s:sub(-8):gsub('.', function(c) return ('%02x'):format(c:byte()) end)))"));
+	for (int k = 0; k < 2; k++) {
+		int len = 0, distinct = 0;
+		char head[32], tail[32];
+
+		run_stats("big", "x", 1, true);
+		cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+		cr_assert_eq(sscanf(R.out, "%d %d %31s %31s", &len, &distinct, head, tail), 4, "out: %s",
+			     R.out);
+		cr_assert_eq(len, 5000);
+		cr_assert_geq(distinct, 250, "5000 random bytes with %d distinct values", distinct);
+		cr_assert_str_neq(head, tail);
+		cr_assert_geq(stats_calls(R.err, "RANDOM"), 1, "stderr: %s", R.err);
+		if (k)
+			cr_assert_str_neq(R.out, first, "two clones read the same bytes");
+		else
+			snprintf(first, sizeof(first), "%s", R.out);
+	}
+}
+
+/* ---- guest ABI 4 on the request's path --------------------------------------- */
+
+/* The Lua handler's request, handed as a file: the clone's pending stdin
+ * call is the only one it waits on (on proc; kvm adds its WRITE); its
+ * reseed comes from the pool, its last read of stdin from the EOF hint,
+ * and EXIT (and on proc its output) go one way.  On a pipe the guest asks
+ * once more for the EOF. */
+Test(template, a_lua_request_waits_on_the_host_once)
+{
+	char want[128];
+
+	create("lua", LUA);
+	lua_answer(30, want, sizeof(want));
+	run_stats("lua", "{\"n\": 30}", 9, true);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_str_eq(R.out, want, "stderr: %s", R.err);
+	cr_assert_eq(stats_calls(R.err, "STDIN"), 1, "stderr: %s", R.err);
+	cr_assert_eq(stats_calls(R.err, "RANDOM"), 0, "stderr: %s", R.err);
+	cr_assert_eq(stats_calls(R.err, "READ"), 0, "stderr: %s", R.err);
+	cr_assert_eq(stats_calls(R.err, "EXIT"), 1, "stderr: %s", R.err);
+	if (test_on_proc()) {
+		cr_assert_eq(stats_calls(R.err, "OUTPUT"), 1, "stderr: %s", R.err);
+		cr_assert_eq(stats_calls(R.err, "WRITE"), 0, "stderr: %s", R.err);
+		cr_assert_eq(stats_waited(R.err), 1, "stderr: %s", R.err);
+	} else {
+		cr_assert_eq(stats_calls(R.err, "WRITE"), 1, "stderr: %s", R.err);
+		cr_assert_eq(stats_waited(R.err), 2, "stderr: %s", R.err);
+	}
+	run_stats("lua", "{\"n\": 30}", 9, false);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_str_eq(R.out, want, "stderr: %s", R.err);
+	cr_assert_eq(stats_calls(R.err, "STDIN"), 2, "stderr: %s", R.err);
+}
+
+/* A clone reading its whole request (150,000 bytes, 64 KiB at a time) gets
+ * every byte, from a file (the last read answered in the guest) and from a
+ * pipe; and its output, larger than a proc output message (64 KiB) and
+ * than the channel's buffer, arrives whole and in order. */
+Test(template, a_clone_reads_its_request_to_eof_and_writes_it_back)
+{
+	size_t n = 150000;
+	char *in = malloc(n);
+
+	for (size_t i = 0; i < n; i++)
+		in[i] = (char)('a' + (i * 7 + i / 997) % 26);
+	create("cat", PROG("/bin/cat"));
+	for (int file = 1; file >= 0; file--) {
+		run_stats("cat", in, n, file);
+		cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+		cr_assert_eq(R.out_len, n, "%s: %zu bytes back", file ? "file" : "pipe", R.out_len);
+		cr_assert(!memcmp(R.out, in, n), "%s: the bytes changed", file ? "file" : "pipe");
+		if (file)
+			cr_assert_eq(stats_calls(R.err, "STDIN"), 3, "stderr: %s", R.err);
+		else
+			cr_assert_geq(stats_calls(R.err, "STDIN"), 4, "stderr: %s", R.err);
+	}
+	free(in);
+
+	/* 20,000 copies of a 16-byte request: 320,000 bytes out */
+	create("rep", PROG("/bin/lua", "-e", "local r = io.read('a') for i = 1, 20000 do io.write(r) end"));
+	run_stats("rep", "0123456789abcdef", 16, true);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_eq(R.out_len, 320000, "%zu bytes", R.out_len);
+	for (size_t i = 0; i < R.out_len; i += 16)
+		cr_assert(!memcmp(R.out + i, "0123456789abcdef", 16), "at %zu: %.16s", i, R.out + i);
 }
 
 /* ---- 5. damage is refused, never run ---------------------------------------- */
@@ -799,7 +932,8 @@ static void restamp(const char *name, uint32_t abi, uint32_t hc_version, uint32_
 			continue;
 		cr_assert_eq(t[i].length, sizeof(hc));
 		read_file(st, &hc, sizeof(hc), (off_t)t[i].offset);
-		hc.syscall_path = path;
+		if (path != UINT32_MAX)
+			hc.syscall_path = path;
 		t[i].version = hc_version;
 		t[i].hash = XXH3_64bits(&hc, sizeof(hc));
 		patch_file(st, &hc, sizeof(hc), (off_t)t[i].offset);
@@ -814,12 +948,48 @@ static void restamp(const char *name, uint32_t abi, uint32_t hc_version, uint32_
 	patch_file(st, &h, sizeof(h), 0);
 }
 
-Test(template, templates_from_guest_abi_2_still_run)
+/*
+ * Templates of older guest kernels run unchanged: their clones complete a
+ * pending READ and make ABI 3's synchronous calls (READ, WRITE, RANDOM),
+ * which this snapbox still serves.  An ABI 3 kernel (tests/tests.mk builds
+ * it from git) makes a genuine ABI 3 template; stamped ABI 2 with the
+ * hypercall section of version 1 it is what snapbox of ABI 2 saved.
+ */
+Test(template, templates_from_guest_abi_2_and_3_still_run)
 {
-	create("lua", LUA);
+	char want[128];
+	size_t n = 100000;
+	char *in = malloc(n);
+
+	create_k("abi3", false, abi3_kernel(), LUA);
+	cr_assert_eq(R.status, 0, "template create with the ABI 3 kernel: %s", R.err);
+	tcmd("inspect", "abi3");
+	cr_assert_eq(R.status, 0, "inspect: %s", R.err);
+	cr_assert(strstr(R.out, "guest ABI 3"), "inspect: %s", R.out);
+	cr_assert(strstr(R.out, "stdin read pending (READ, "), "inspect: %s", R.out);
+	lua_answer(30, want, sizeof(want));
+	for (int file = 1; file >= 0; file--) {
+		run_stats("abi3", "{\"n\": 30}", 9, file);
+		cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+		cr_assert_str_eq(R.out, want, "stderr: %s", R.err);
+		/* the pending READ, the read of EOF, the reseed's two RANDOMs, WRITE */
+		cr_assert_eq(stats_calls(R.err, "READ"), 2, "stderr: %s", R.err);
+		cr_assert_eq(stats_calls(R.err, "RANDOM"), 2, "stderr: %s", R.err);
+		cr_assert_eq(stats_calls(R.err, "WRITE"), 1, "stderr: %s", R.err);
+		cr_assert_eq(stats_calls(R.err, "STDIN") + stats_calls(R.err, "OUTPUT"), 0, "%s", R.err);
+	}
+	for (size_t i = 0; i < n; i++)
+		in[i] = (char)('0' + i % 10);
+	create_k("cat3", false, abi3_kernel(), PROG("/bin/cat"));
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	run_stats("cat3", in, n, true);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_eq(R.out_len, n);
+	cr_assert(!memcmp(R.out, in, n), "the bytes changed");
+	free(in);
 
 	/* ABI 2, hypercall section 1 (no path): runs, the path reads "none" */
-	copy_template("lua", "abi2");
+	copy_template("abi3", "abi2");
 	restamp("abi2", 2, 1, 0);
 	lua_clone_answers("abi2", 9);
 	tcmd("inspect", "abi2");
@@ -829,24 +999,37 @@ Test(template, templates_from_guest_abi_2_still_run)
 		  "inspect: %s", R.out);
 
 	/* ...but its reserved field must still be zero */
-	copy_template("lua", "v1path");
+	copy_template("abi3", "v1path");
 	restamp("v1path", 2, 1, SB_SYSCALL_PATH_UD_KERNEL);
 	refused("v1path", "hypercall section 1 with a path", "reserved", NULL);
 
 	/* a path this snapbox does not know */
+	create("lua", LUA);
 	copy_template("lua", "badpath");
 	restamp("badpath", SB_ABI_VERSION, HC_STATE_VERSION, SB_SYSCALL_PATH_MAX + 1);
 	refused("badpath", "unknown syscall path", "system-call path", NULL);
 
 	/* a newer guest ABI, and one older than the oldest still served */
-	copy_template("lua", "abi4");
-	restamp("abi4", SB_ABI_VERSION + 1, HC_STATE_VERSION, SB_SYSCALL_PATH_USER);
-	refused("abi4", "guest ABI 4", "speaks ABI 4", NULL);
-	copy_template("lua", "abi1");
+	copy_template("lua", "abi5");
+	restamp("abi5", SB_ABI_VERSION + 1, HC_STATE_VERSION, UINT32_MAX);
+	snprintf(want, sizeof(want), "speaks ABI %d", SB_ABI_VERSION + 1);
+	refused("abi5", "a newer guest ABI", want, NULL);
+	copy_template("abi3", "abi1");
 	restamp("abi1", SB_ABI_VERSION_MIN - 1, 1, 0);
 	refused("abi1", "guest ABI 1", "speaks ABI 1", NULL);
 
+	/* an ABI 4 template waits in a STDIN call, which no older kernel
+	 * makes and no older hypercall section can say */
+	copy_template("lua", "stdin3");
+	restamp("stdin3", 3, HC_STATE_VERSION, UINT32_MAX);
+	refused("stdin3", "STDIN pending in ABI 3", "a STDIN call pending in a template of guest ABI 3",
+		NULL);
+	copy_template("lua", "stdinv2");
+	restamp("stdinv2", SB_ABI_VERSION, 2, UINT32_MAX);
+	refused("stdinv2", "STDIN pending in hypercall section 2", "unknown flags", NULL);
+
 	lua_clone_answers("lua", 3);
+	lua_clone_answers("abi3", 4);
 }
 
 /* A kvm_pvm template (user-mode syscall layer) cannot run under VMX/SVM;

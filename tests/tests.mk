@@ -24,3 +24,19 @@ test-bins: $(TEST_BINS)
 # ASan/UBSan build of the host side.
 test: all $(TEST_BINS)
 	@sh tests/run_all.sh $(BUILD)
+
+# A guest kernel of ABI 3 (the last one before the ABI note, built from
+# git at ABI3_COMMIT), for the tests that check that this snapbox still
+# boots such a kernel and runs its templates, whose clones complete a
+# pending READ and speak the synchronous calls of ABI 3 (test_template,
+# test_boot).  Needs the repository's history (git archive).
+ABI3_COMMIT := ce7a39ca885621dbe2c5e1b0d5570804cd948430
+ABI3_KERNEL := $(BUILD)/fixtures/abi3-kernel.elf
+$(ABI3_KERNEL):
+	@rm -rf $(BUILD)/fixtures/abi3 && mkdir -p $(BUILD)/fixtures/abi3
+	git archive $(ABI3_COMMIT) guest/kernel guest/include guest/lib | tar -x -C $(BUILD)/fixtures/abi3
+	$(MAKE) -s -C $(BUILD)/fixtures/abi3 -f guest/kernel/kernel.mk BUILD=out CC=$(CC) \
+		GUEST_LIB_SRCS="guest/lib/elf64.c guest/lib/cpio.c guest/lib/pagetable.c" out/guest/kernel.elf
+	cp $(BUILD)/fixtures/abi3/out/guest/kernel.elf $@
+
+$(TEST_OUT)/test_template $(TEST_OUT)/test_boot: | $(ABI3_KERNEL)

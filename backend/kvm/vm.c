@@ -117,6 +117,7 @@ int vm__clone_into(struct vm *vm, const struct snapshot *snap, struct sb_err *er
 	vm->m.serial.st = snap->serial;
 	vm->m.hc.st = snap->hc;
 	memcpy(vm->snap_id, snap->id, sizeof(vm->snap_id));
+	hypercall__draw_ahead(&vm->m.hc); /* before the request */
 	return 0;
 }
 

@@ -188,6 +188,16 @@ static int proc__spawn(struct proc_machine *pm, const char *stub, struct sb_err 
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return err__errno(err, "socketpair for the sandbox channel");
+	/* one output message must fit the sandbox's send buffer (a larger
+	 * SOCK_SEQPACKET message is EMSGSIZE), with room for one more queued:
+	 * the default (net.core.wmem_default, 208 KiB) has it */
+	{
+		int have = 0, want = 2 * (int)PROC_RX_MAX;
+		socklen_t l = sizeof(have);
+
+		if (getsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &have, &l) == 0 && have < want)
+			setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+	}
 	if (!pm->jail.prepared || !pm->jail.layers) {
 		pm->pid = pm->jail.pid = proc__vfork(sv[1], stub);
 		if (pm->pid < 0)
@@ -352,6 +362,9 @@ static int proc_be__create(struct machine *m, uint64_t mem_size, enum ram_backen
 	pm->chan = -1;
 	pm->ws.fd = -1;
 	m->ram.fd = -1;
+	pm->rx = malloc(PROC_RX_MAX);
+	if (!pm->rx)
+		return err__set(err, -ENOMEM, "out of memory for the sandbox channel's buffer");
 	serial__init(&m->serial, SB_COM1_PORT, 2);
 	if (ram == RAM_RESERVED) {
 		/* a clone shell: its RAM will be the sandbox's private mapping,
@@ -475,6 +488,7 @@ static int proc_be__clone_into(struct machine *m, const struct snapshot *snap, s
 		return ret;
 	m->serial.st = snap->serial;
 	m->hc.st = snap->hc;
+	hypercall__draw_ahead(&m->hc); /* before the request */
 	pm->reply_pending = true;
 	return 0;
 }
@@ -501,13 +515,15 @@ static int proc_be__run(struct machine *m, struct sb_err *err)
 	if (pm->pid <= 0 || pm->chan < 0)
 		return err__set(err, -ESRCH, "the sandbox is not running");
 	if (pm->reply_pending) {
-		/* a clone: its ready-point READ is complete (complete_pending) */
+		/* a clone: its ready-point stdin call is complete (complete_pending) */
 		pm->reply_pending = false;
 		send(pm->chan, &done, sizeof(done), MSG_NOSIGNAL);
 	}
 	for (;;) {
+		const struct sb_proc_out *out = (const struct sb_proc_out *)pm->rx;
 		struct sb_proc_msg msg;
-		ssize_t n = recv(pm->chan, &msg, sizeof(msg), MSG_TRUNC);
+		/* MSG_TRUNC: n is the message's real length, even beyond rx */
+		ssize_t n = recv(pm->chan, pm->rx, PROC_RX_MAX, MSG_TRUNC);
 
 		if (n < 0) {
 			if (errno == EINTR) {
@@ -525,6 +541,24 @@ static int proc_be__run(struct machine *m, struct sb_err *err)
 			break;
 		}
 		pm->msgs++;
+		if (n >= (ssize_t)sizeof(*out) && out->nr == SB_HC_OUTPUT) {
+			/* one-way output (ABI 4): as untrusted as the rest, no reply */
+			if ((size_t)n > PROC_RX_MAX)
+				ret = err__set(err, -EPROTO, "the sandbox sent an output message of %zd "
+					       "bytes (at most %zu)", n, PROC_RX_MAX);
+			else if (out->len != (uint64_t)n - sizeof(*out))
+				ret = err__set(err, -EPROTO, "the sandbox sent an output message of %zd "
+					       "bytes that says it carries %llu", n,
+					       (unsigned long long)out->len);
+			else
+				ret = hypercall__output(&m->hc, out->fd, out + 1, out->len, err);
+			if (ret == HC_CONTINUE)
+				continue;
+			if (ret == -ETIMEDOUT)
+				ret = proc__timed_out(pm, err);
+			break;
+		}
+		memcpy(&msg, pm->rx, sizeof(msg) < (size_t)n ? sizeof(msg) : (size_t)n);
 		if (n != (ssize_t)sizeof(msg) || msg.reserved) {
 			ret = err__set(err, -EPROTO, "the sandbox sent a malformed message (%zd bytes)", n);
 			break;
@@ -549,7 +583,8 @@ static int proc_be__run(struct machine *m, struct sb_err *err)
 	return ret;
 }
 
-/* At the ready point the guest waits for the reply to its READ.  SIGUSR1
+/* At the ready point the guest waits for the reply to its stdin call (STDIN,
+ * or READ from an ABI 3 kernel).  SIGUSR1
  * makes the stub copy its signal frame (that wait, to be restarted) into a
  * struct sb_proc_cpu and say where; we read it out of the sandbox. */
 static int proc_be__save(struct machine *m, struct snap_writer *w, struct sb_err *err)
@@ -619,6 +654,8 @@ static void proc_be__destroy(struct machine *m)
 	if (pm->chan >= 0)
 		close(pm->chan);
 	pm->chan = -1;
+	free(pm->rx);
+	pm->rx = NULL;
 	ram__destroy(&m->ram);
 }
 

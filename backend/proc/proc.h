@@ -9,6 +9,7 @@
  *   fresh boot: RAM memfd, MAP_SHARED <- same pages -> mapped at [4 KiB, size)
  *   clone: no mapping here; process_vm_readv/writev <- mem.img MAP_PRIVATE
  *   chan (SOCK_SEQPACKET)  <---- sb_proc_msg / reply ---> fd SB_PROC_CHAN_FD
+ *                          <---- sb_proc_out + bytes ---  (one way, ABI 4)
  *                                                      stub at 0x7f0000000000
  *
  * create() forks and execs the stub at once (a shell: it waits for its RAM
@@ -37,7 +38,8 @@ struct proc_machine {
 	uint64_t msgs;          /* channel messages served */
 	int wait_status;        /* the sandbox's, once reaped */
 	uint64_t ro_lo, ro_hi;  /* the rootfs window, read-only in the sandbox */
-	bool reply_pending;     /* a clone waits for the reply to its READ */
+	bool reply_pending;     /* a clone waits for the reply to its stdin call */
+	uint8_t *rx;            /* one channel message: up to PROC_RX_MAX bytes */
 	struct jail jail;       /* namespaces, cgroup (jail.h): set up at create */
 	/* recycling (m.recycle, reset.c): what a reset puts back */
 	struct written_scan ws;       /* the sandbox's pagemap, fd -1: none */
@@ -49,6 +51,10 @@ struct proc_machine {
 	unsigned n_stub;
 	uint64_t reset_stack;         /* the stub's, which its handler clears */
 };
+
+/* The largest channel message: one-way output, a struct sb_proc_out and
+ * at most SB_PROC_OUT_MAX bytes (hypercalls are 16 bytes). */
+#define PROC_RX_MAX (sizeof(struct sb_proc_out) + SB_PROC_OUT_MAX)
 
 extern const struct backend proc_backend;
 

@@ -59,7 +59,7 @@ enum { SB_PROC_RIP = 16, SB_PROC_RSP = 15 }; /* gpr[] indices */
  * Stub -> monitor messages of its own (struct sb_proc_msg, nr beyond every
  * hypercall):
  *  SAVED: SIGUSR1 from the monitor (which only sends it while the guest
- *         waits for the reply to its ready-point READ) made the stub copy
+ *         waits for the reply to its ready-point stdin call) made the stub copy
  *         its signal frame into a struct sb_proc_cpu in its own memory; gpa
  *         is that struct's address in the sandbox (read with
  *         process_vm_readv), 0 if the frame did not fit;

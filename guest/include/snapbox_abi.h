@@ -35,12 +35,26 @@
 #endif
 
 /*
- * 3: SB_HC_SYSCALL_PATH.  A host speaking 3 still runs templates whose
- * guest kernel speaks 2 (it serves every call of 2 unchanged); a guest
- * kernel boots only on a host speaking its own version.
+ * 3: SB_HC_SYSCALL_PATH.
+ * 4: fewer synchronous round trips on a request's path: SB_HC_STDIN (reads
+ *    of fd 0 with an EOF hint, and a randomness pool refilled with each
+ *    one) instead of SB_HC_READ; on the proc backend stdout/stderr as
+ *    one-way inline messages (struct sb_proc_out) instead of SB_HC_WRITE.
+ * A host speaking 4 still runs templates whose guest kernel speaks 2 or 3
+ * (it serves every call of theirs unchanged), and boots kernels of 3 and 4
+ * (SB_ABI_BOOT_MIN, below); a guest kernel boots only when the boot info
+ * says its own version.
  */
-#define SB_ABI_VERSION 3
+#define SB_ABI_VERSION 4
 #define SB_ABI_VERSION_MIN 2 /* oldest guest ABI whose templates the host runs */
+/*
+ * Since ABI 4 the guest kernel says which ABI it speaks in an ELF note:
+ * name "snapbox", type 1, a 32-bit version (guest/lib/elf64.h reads it).
+ * The host boots a kernel of ABI SB_ABI_BOOT_MIN..SB_ABI_VERSION, telling
+ * it its own version in the boot info; a kernel without the note speaks 3.
+ * (So an older kernel, `--kernel`, still makes templates of its ABI.)
+ */
+#define SB_ABI_BOOT_MIN 3
 
 /* ---- guest physical memory map ---------------------------------------- */
 #define SB_BOOTINFO_GPA   0x1000ULL  /* struct sb_boot_info (one page)        */
@@ -136,6 +150,10 @@ enum sb_hc {
 	SB_HC_SLEEP      = 12, /* struct sb_hc_sleep: nanosleep                */
 	SB_HC_SET_FS     = 13, /* struct sb_hc_set_base: FS/GS base (user mode) */
 	SB_HC_SYSCALL_PATH = 14, /* struct sb_hc_syscall_path: once per boot  */
+	SB_HC_STDIN      = 15, /* struct sb_hc_stdin: read fd 0 (ABI 4)        */
+	SB_HC_OUTPUT     = 16, /* not a call: the proc backend's one-way output
+				  message (struct sb_proc_out, ABI 4); refused
+				  as a hypercall                              */
 	SB_HC_COUNT
 };
 #endif
@@ -159,6 +177,39 @@ struct sb_hc_io {
 	int64_t ret;           /* out: bytes done, 0 = EOF, or -errno       */
 };
 _Static_assert(sizeof(struct sb_hc_io) == 24, "sb_hc_io size");
+#endif
+
+/*
+ * Stdin (ABI 4; ABI 2 and 3 kernels read fd 0 with SB_HC_READ, which the
+ * host still serves).  The host reads fd 0 into the iovecs as READ does,
+ * and says what it knows about what is left:
+ *   SB_STDIN_EOF: nothing more will come (fd 0 is a regular file or memfd
+ *   whose offset reached its size, a read of it returned 0, or there is no
+ *   stdin at all): the kernel answers later reads of fd 0 with 0 itself.
+ *   No hint for pipes, sockets, ttys: the kernel asks again.
+ * With every stdin call the host also refills the kernel's randomness
+ * pool: pool_len bytes at pool_gpa (guest RAM, <= SB_HC_POOL_MAX) get fresh
+ * getrandom() bytes, pool_fill says how many (pool_len, or 0 if the host
+ * had none; a pool_len over the maximum makes the call -EINVAL).  The kernel empties its pool before each stdin call and
+ * serves getrandom and /dev/{u,}random from it, then falls back to
+ * SB_HC_RANDOM: so a clone's pool always comes from its own completion of
+ * the template's pending stdin call (the ready point), never from bytes
+ * in the template's RAM that every clone shares.
+ */
+#define SB_STDIN_EOF  (1u << 0)
+#define SB_HC_POOL_MAX 4096
+
+#ifndef __ASSEMBLER__
+struct sb_hc_stdin {
+	uint32_t iovcnt;       /* <= SB_HC_IOV_MAX                          */
+	uint32_t flags;        /* out: SB_STDIN_*                           */
+	uint64_t iov_gpa;      /* array of struct sb_iovec                  */
+	int64_t ret;           /* out: bytes read, 0 = EOF, or -errno       */
+	uint64_t pool_gpa;     /* the kernel's randomness pool              */
+	uint32_t pool_len;     /* its size, <= SB_HC_POOL_MAX (0: none)     */
+	uint32_t pool_fill;    /* out: fresh bytes put at pool_gpa          */
+};
+_Static_assert(sizeof(struct sb_hc_stdin) == 40, "sb_hc_stdin size");
 #endif
 
 #ifndef __ASSEMBLER__
@@ -299,6 +350,19 @@ _Static_assert(sizeof(struct sb_hc_syscall_path) == 8, "sb_hc_syscall_path size"
  * fourth argument register (r10), which the filter checks together with the
  * fd and the length, so that the program's own read/write/arch_prctl calls
  * (without it) trap to the guest kernel like every other call.
+ *
+ * Calls without a reply: EXIT, FAULT and PANIC (the monitor ends the
+ * sandbox; the guest kernel waits in a read of the channel meanwhile), and
+ * (ABI 4) stdout/stderr output, sent inline as one message of a struct
+ * sb_proc_out and its bytes: the bytes are in the socket once the guest's
+ * write() returns, so the program may reuse its buffer at once; a full
+ * socket blocks the guest (flow control).  After a write's messages the
+ * kernel calls sched_yield (with the magic; the filter lets it through) so
+ * that a monitor sharing its CPU writes them out before the guest goes on.  Messages are handled in order,
+ * so output precedes the EXIT that follows it.  The monitor writes the
+ * bytes to its stdout/stderr and reports no error back (a closed pipe is
+ * not seen by the program).  On KVM, output stays SB_HC_WRITE (a VM exit
+ * is synchronous anyway).
  */
 #define SB_PROC_CHAN_FD   1000
 #define SB_PROC_MAGIC     0x53427072436f6d6dULL /* "mmoCrpBS" */
@@ -328,6 +392,18 @@ struct sb_proc_reply {
 	int64_t ret;           /* 0: done, results are in the struct        */
 };
 _Static_assert(sizeof(struct sb_proc_reply) == 8, "sb_proc_reply size");
+
+/* ABI 4, proc: one-way output, one message of sizeof(struct sb_proc_out) +
+ * len bytes (a larger write is split); the filter lets writes of the
+ * channel through for lengths [16, 16 + SB_PROC_OUT_MAX]. */
+#define SB_PROC_OUT_MAX 65536
+struct sb_proc_out {
+	uint32_t nr;           /* SB_HC_OUTPUT                              */
+	uint32_t fd;           /* 1 (stdout) or 2 (stderr)                  */
+	uint64_t len;          /* bytes that follow: the message's length
+				  - 16, at most SB_PROC_OUT_MAX             */
+};
+_Static_assert(sizeof(struct sb_proc_out) == sizeof(struct sb_proc_msg), "sb_proc_out size");
 #endif
 
 /* Under QEMU (PVH boot) the kernel talks to the 8250 at COM1 and leaves

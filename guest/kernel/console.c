@@ -3,15 +3,76 @@
  * under QEMU. */
 #include "kernel.h"
 
-/* proc backend: a message on the channel, then wait for the answer */
+/* proc backend: one message on the channel (a full socket blocks us) */
+static void proc_send(const void *msg, uint64_t len)
+{
+	if (proc_syscall(1 /* write */, SB_PROC_CHAN_FD, (uint64_t)msg, len) != (int64_t)len)
+		kstop(); /* the monitor is gone or ended us */
+}
+
+/* proc backend: a message on the channel, then wait for the answer; the
+ * last word (EXIT, FAULT, PANIC) gets none: the caller kstop()s */
 static void proc_hypercall(int nr, void *arg)
 {
 	struct sb_proc_msg m = { .nr = (uint32_t)nr, .gpa = (uint64_t)arg };
 	struct sb_proc_reply r;
 
-	if (proc_syscall(1 /* write */, SB_PROC_CHAN_FD, (uint64_t)&m, sizeof(m)) != sizeof(m) ||
-	    proc_syscall(0 /* read */, SB_PROC_CHAN_FD, (uint64_t)&r, sizeof(r)) != sizeof(r))
-		kstop(); /* the monitor is gone or ended us */
+	proc_send(&m, sizeof(m));
+	if (nr == SB_HC_EXIT || nr == SB_HC_FAULT || nr == SB_HC_PANIC)
+		return;
+	if (proc_syscall(0 /* read */, SB_PROC_CHAN_FD, (uint64_t)&r, sizeof(r)) != sizeof(r))
+		kstop();
+}
+
+/*
+ * proc backend, ABI 4: stdout/stderr one way, inline (struct sb_proc_out +
+ * the bytes, at most SB_PROC_OUT_MAX per message): the bytes are in the
+ * socket when this returns, nobody answers.  The staging buffer is page
+ * aligned so that a short write dirties one page.
+ */
+static struct {
+	struct sb_proc_out h;
+	uint8_t b[SB_PROC_OUT_MAX];
+} outmsg __attribute__((aligned(4096)));
+
+static void proc_out_send(int fd, uint64_t n)
+{
+	outmsg.h = (struct sb_proc_out){ .nr = SB_HC_OUTPUT, .fd = (uint32_t)fd, .len = n };
+	proc_send(&outmsg, sizeof(outmsg.h) + n);
+}
+
+int64_t proc_output(int fd, const struct sb_iovec *iov, uint64_t cnt)
+{
+	uint64_t used = 0, total = 0;
+
+	for (uint64_t i = 0; i < cnt; i++) {
+		const uint8_t *p = (const uint8_t *)iov[i].base;
+		uint64_t left = iov[i].len;
+
+		while (left) {
+			uint64_t k = SB_PROC_OUT_MAX - used;
+			if (k > left)
+				k = left;
+			memcpy(outmsg.b + used, p, k);
+			used += k;
+			p += k;
+			left -= k;
+			total += k;
+			if (used == SB_PROC_OUT_MAX) {
+				proc_out_send(fd, used);
+				used = 0;
+			}
+		}
+	}
+	if (used)
+		proc_out_send(fd, used);
+	/* Our write woke the monitor, but as a "sync" wakeup: on a shared CPU
+	 * it would wait until we block (at the latest at EXIT), after all the
+	 * program still does.  Hand it the CPU once, so the output goes out
+	 * first.  (Inside a jail's cpu cgroup the scheduler does not yield
+	 * across groups, and then this changes nothing.) */
+	proc_syscall(24 /* sched_yield */, 0, 0, 0);
+	return (int64_t)total;
 }
 
 void hypercall(int nr, void *arg)
@@ -25,11 +86,18 @@ void hypercall(int nr, void *arg)
 }
 
 /* After a final hypercall the host does not resume us.  (No `hlt`: this
- * code may run in user mode.) */
+ * code may run in user mode.)  proc: wait in a read of the channel, not
+ * spinning, until the monitor ends the sandbox (or recycles it with a
+ * signal); EOF or an error means it is gone. */
 void kstop(void)
 {
-	if (k_proc())
+	if (k_proc()) {
+		struct sb_proc_reply r;
+
+		while (proc_syscall(0 /* read */, SB_PROC_CHAN_FD, (uint64_t)&r, sizeof(r)) > 0)
+			;
 		proc_syscall(231 /* exit_group */, 125, 0, 0);
+	}
 	for (;;)
 		__asm__ volatile("pause");
 }
@@ -50,7 +118,10 @@ void console_write(int fd, const void *buf, uint64_t len)
 	if (K.snapbox) {
 		struct sb_iovec iov = { (uint64_t)buf, len };
 		struct sb_hc_io io = { .fd = fd, .iovcnt = 1, .iov_gpa = (uint64_t)&iov };
-		hypercall(SB_HC_WRITE, &io);
+		if (k_proc())
+			proc_output(fd, &iov, 1);
+		else
+			hypercall(SB_HC_WRITE, &io);
 		return;
 	}
 	serial_write(buf, len);

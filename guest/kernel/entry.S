@@ -28,6 +28,13 @@
 	.asciz "Xen"
 	.long pvh_start32
 
+	/* the guest ABI this kernel speaks (snapbox_abi.h, SB_ABI_BOOT_MIN) */
+	.section .note.snapbox, "a"
+	.p2align 2
+	.long 8, 4, 1           /* namesz, descsz, type 1: the ABI version */
+	.asciz "snapbox"
+	.long SB_ABI_VERSION
+
 	.section .text.boot, "ax"
 	.code64
 	.globl _start64

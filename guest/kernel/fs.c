@@ -23,6 +23,8 @@ enum fd_type { FD_FREE, FD_STDIN, FD_OUT, FD_FILE, FD_DIR, FD_NULL, FD_ZERO, FD_
 
 struct ofile {
 	uint8_t type;
+	uint8_t console;       /* FD_OUT: the host's fd it writes to (1 or 2),
+				  whatever number a dup gave it */
 	uint32_t ino;
 	struct fnode node;
 	uint64_t off;
@@ -69,6 +71,8 @@ void fs_init(void)
 	fds[0].type = FD_STDIN;
 	fds[1].type = FD_OUT;
 	fds[2].type = FD_OUT;
+	fds[1].console = 1;
+	fds[2].console = 2;
 	for (int i = 0; i < 3; i++)
 		fds[i].node.mode = S_IFCHR | 0620;
 }
@@ -245,13 +249,21 @@ static int64_t file_read(struct ofile *f, uint64_t buf, uint64_t n, uint64_t off
 	return (int64_t)n;
 }
 
+/* The host said nothing more will come on fd 0 (SB_STDIN_EOF): from now
+ * on a read of it is answered here, with 0. */
+static uint32_t stdin_eof;
+
 static int64_t console_read(const struct sb_iovec *iov, uint64_t cnt)
 {
-	if (!K.snapbox)
+	if (!K.snapbox || stdin_eof)
 		return 0; /* QEMU path: no stdin */
-	struct sb_hc_io io = { .fd = 0, .iovcnt = (uint32_t)cnt, .iov_gpa = (uint64_t)iov };
-	hypercall(SB_HC_READ, &io);
-	return io.ret;
+	struct sb_hc_stdin s = { .iovcnt = (uint32_t)cnt, .iov_gpa = (uint64_t)iov };
+	krandom_pool_give(&s); /* emptied now, refilled by this call */
+	hypercall(SB_HC_STDIN, &s);
+	krandom_pool_filled(&s);
+	if (s.flags & SB_STDIN_EOF)
+		stdin_eof = 1;
+	return s.ret;
 }
 
 static int64_t console_writev(int fd, const struct sb_iovec *iov, uint64_t cnt)
@@ -264,6 +276,8 @@ static int64_t console_writev(int fd, const struct sb_iovec *iov, uint64_t cnt)
 		}
 		return (int64_t)total;
 	}
+	if (k_proc())
+		return proc_output(fd, iov, cnt); /* one way, inline */
 	struct sb_hc_io io = { .fd = (uint32_t)fd, .iovcnt = (uint32_t)cnt, .iov_gpa = (uint64_t)iov };
 	hypercall(SB_HC_WRITE, &io);
 	return io.ret;
@@ -353,7 +367,7 @@ static int64_t sys_writev(uint64_t fd, uint64_t iov, uint64_t cnt)
 		return r;
 	const struct sb_iovec *v = (const struct sb_iovec *)iov;
 	if (f->type == FD_OUT)
-		return console_writev((int)fd, v, cnt);
+		return console_writev(f->console, v, cnt);
 	if (f->type == FD_NULL || f->type == FD_ZERO || f->type == FD_RANDOM) {
 		uint64_t total = 0;
 		for (uint64_t i = 0; i < cnt; i++)
@@ -372,7 +386,7 @@ static int64_t sys_write(uint64_t fd, uint64_t buf, uint64_t n)
 	if (n && !user_ok(buf, n))
 		return -EFAULT;
 	if (f->type == FD_OUT)
-		return console_writev((int)fd, &one, 1);
+		return console_writev(f->console, &one, 1);
 	if (f->type == FD_NULL || f->type == FD_ZERO || f->type == FD_RANDOM)
 		return (int64_t)n;
 	return -EBADF;

@@ -66,12 +66,15 @@ int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
 void kcopy(uint64_t dst, uint64_t src, uint64_t n);   /* bulk: host-assisted */
 void kzero(uint64_t dst, uint64_t n);
-void krandom(void *dst, uint64_t n);
+void krandom(void *dst, uint64_t n);  /* from the pool, else the host */
+void krandom_pool_give(struct sb_hc_stdin *s);   /* before a stdin call: empty it */
+void krandom_pool_filled(const struct sb_hc_stdin *s); /* after: what the host put in */
 size_t kfmt_hex(char *buf, uint64_t v);
 size_t kfmt_dec(char *buf, int64_t v);
 
 /* console.c */
 void console_write(int fd, const void *buf, uint64_t len);
+int64_t proc_output(int fd, const struct sb_iovec *iov, uint64_t cnt); /* proc: one way */
 void kputs(const char *s);
 void hypercall(int nr, void *arg);
 __attribute__((noreturn)) void kexit(int status);

@@ -92,9 +92,49 @@ void kzero(uint64_t dst, uint64_t n)
 	memset((void *)dst, 0, n);
 }
 
+/*
+ * The randomness pool (ABI 4): the host fills it with fresh getrandom()
+ * bytes with every stdin call (SB_HC_STDIN), and it is emptied when such a
+ * call starts.  So bytes in a template's RAM are never served: a clone's
+ * pool comes from its own completion of the pending stdin call.  Bytes are
+ * served once, in order; then SB_HC_RANDOM.  2 KiB covers a stdio read of
+ * /dev/urandom (musl: the request plus its 1 KiB buffer).  One page with
+ * its indices, which the kernel writes anyway.
+ */
+#define POOL_SIZE 2048
+static struct {
+	uint32_t pos, end;      /* unserved bytes: b[pos, end) */
+	uint8_t b[POOL_SIZE];
+} pool __attribute__((aligned(4096)));
+_Static_assert(POOL_SIZE <= SB_HC_POOL_MAX, "pool size");
+
+void krandom_pool_give(struct sb_hc_stdin *s)
+{
+	pool.pos = pool.end = 0;
+	s->pool_gpa = (uint64_t)pool.b;
+	s->pool_len = POOL_SIZE;
+}
+
+void krandom_pool_filled(const struct sb_hc_stdin *s)
+{
+	pool.pos = 0;
+	pool.end = s->pool_fill <= POOL_SIZE ? s->pool_fill : 0;
+}
+
 void krandom(void *dst, uint64_t n)
 {
 	if (K.snapbox) {
+		uint64_t k = pool.end - pool.pos;
+		if (k > n)
+			k = n;
+		if (k) {
+			memcpy(dst, pool.b + pool.pos, k);
+			pool.pos += (uint32_t)k;
+			dst = (uint8_t *)dst + k;
+			n -= k;
+		}
+		if (!n)
+			return;
 		struct sb_hc_mem m = { .dst = (uint64_t)dst, .len = n };
 		hypercall(SB_HC_RANDOM, &m);
 		return;

@@ -47,8 +47,9 @@ const char *sb_elf_strerror(int err)
  * kernel, where every instruction is emulated). */
 #define copy_bytes(d, s, n) __builtin_memcpy((d), (s), (n))
 
-/* Look for the PVH entry note inside one PT_NOTE segment. */
-static uint64_t find_pvh_note(const uint8_t *img, uint64_t off, uint64_t len)
+/* Look for the PVH entry note and snapbox's ABI note (SB_ELF_NOTE_NAME,
+ * type SB_ELF_NOTE_ABI) inside one PT_NOTE segment. */
+static void find_notes(const uint8_t *img, uint64_t off, uint64_t len, struct sb_elf_info *out)
 {
 	uint64_t p = 0;
 	while (p + 12 <= len) {
@@ -62,11 +63,20 @@ static uint64_t find_pvh_note(const uint8_t *img, uint64_t off, uint64_t len)
 		if (w[2] == XEN_ELFNOTE_PHYS32_ENTRY && w[0] == 4 && w[1] >= 4) {
 			uint32_t e;
 			copy_bytes(&e, img + off + desc, 4);
-			return e;
+			out->pvh_entry = e;
+		}
+		if (w[2] == SB_ELF_NOTE_ABI && w[0] == sizeof(SB_ELF_NOTE_NAME) && w[1] == 4) {
+			const uint8_t *name = img + off + p + 12;
+			unsigned i = 0;
+			uint32_t v;
+			while (i < sizeof(SB_ELF_NOTE_NAME) && name[i] == (uint8_t)SB_ELF_NOTE_NAME[i])
+				i++;
+			copy_bytes(&v, img + off + desc, 4);
+			if (i == sizeof(SB_ELF_NOTE_NAME))
+				out->snapbox_abi = v;
 		}
 		p = next;
 	}
-	return 0;
 }
 
 static int check_ident(const struct ehdr *eh)
@@ -107,6 +117,7 @@ int sb_elf_parse(const uint8_t *img, uint64_t size, uint64_t pie_base,
 
 	out->nseg = 0;
 	out->pvh_entry = 0;
+	out->snapbox_abi = 0;
 	for (uint16_t i = 0; i < eh.phnum; i++) {
 		struct phdr ph;
 		uint64_t end;
@@ -118,7 +129,7 @@ int sb_elf_parse(const uint8_t *img, uint64_t size, uint64_t pie_base,
 			have_phdr = 1;
 		}
 		if (ph.type == PT_NOTE && sb_range_in(ph.offset, ph.filesz, 0, size))
-			out->pvh_entry = find_pvh_note(img, ph.offset, ph.filesz);
+			find_notes(img, ph.offset, ph.filesz, out);
 		if (ph.type != PT_LOAD || ph.memsz == 0)
 			continue;
 		if (ph.filesz > ph.memsz || !sb_range_in(ph.offset, ph.filesz, 0, size) ||

@@ -9,6 +9,10 @@
 #include "sbtypes.h"
 
 #define SB_ELF_MAX_SEGS 16
+/* snapbox's ELF note (snapbox_abi.h): name, and the type holding the guest
+ * ABI version (a 32-bit word) */
+#define SB_ELF_NOTE_NAME "snapbox"
+#define SB_ELF_NOTE_ABI  1
 
 struct sb_elf_seg {
 	uint64_t vaddr;    /* where it goes (bias applied) */
@@ -27,6 +31,8 @@ struct sb_elf_info {
 	uint64_t bias;       /* added to every vaddr (0 for EXEC) */
 	uint64_t lo, hi;     /* page-aligned span of all PT_LOADs, bias applied */
 	uint64_t pvh_entry;  /* XEN_ELFNOTE_PHYS32_ENTRY, 0 if none */
+	uint32_t snapbox_abi; /* the guest ABI a snapbox kernel speaks (its
+				 SB_ELF_NOTE_ABI note), 0 if none */
 	unsigned nseg;
 	struct sb_elf_seg seg[SB_ELF_MAX_SEGS];
 };

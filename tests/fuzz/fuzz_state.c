@@ -72,7 +72,9 @@ static void check_result(int ret, const struct sb_err *err)
 		CHECK(snap.vm.n_vcpus == 1);
 	}
 	CHECK(snap.memmap.n_slots == 1 && m->gpa == 0 && m->size == snap.hdr.mem_size);
-	CHECK(!(snap.hc.flags & ~HC_STATE_PENDING_READ));
+	CHECK(!(snap.hc.flags & ~(HC_STATE_PENDING_READ | HC_STATE_PENDING_STDIN)));
+	CHECK(snap.hc_version >= 3 || !(snap.hc.flags & HC_STATE_PENDING_STDIN));
+	CHECK(snap.hdr.abi_version >= 4 || !(snap.hc.flags & HC_STATE_PENDING_STDIN));
 	CHECK(snap.hdr.abi_version >= SB_ABI_VERSION_MIN && snap.hdr.abi_version <= SB_ABI_VERSION);
 	CHECK(snap.hc_version >= HC_STATE_VERSION_MIN && snap.hc_version <= HC_STATE_VERSION);
 	CHECK(snap.hc.syscall_path <= SB_SYSCALL_PATH_MAX);
@@ -85,7 +87,9 @@ static void check_result(int ret, const struct sb_err *err)
 	CHECK(snap.policy.idle_ms <= SNAP_POLICY_MAX_IDLE_MS);
 	CHECK(snap.hdr.minor >= 2 || snap.policy.recycle == SNAP_RECYCLE_DEFAULT);
 	CHECK(!(snap.hc.flags & HC_STATE_PENDING_READ) ||
-	      sb_range_in(snap.hc.pending_read_gpa, sizeof(struct sb_hc_io), 0, snap.hdr.mem_size));
+	      sb_range_in(snap.hc.pending_read_gpa, snap.hc.flags & HC_STATE_PENDING_STDIN ?
+			  sizeof(struct sb_hc_stdin) : sizeof(struct sb_hc_io), 0, snap.hdr.mem_size));
+	CHECK(!(snap.hc.flags & HC_STATE_PENDING_STDIN) || (snap.hc.flags & HC_STATE_PENDING_READ));
 }
 
 static void parse(const char *mode, const uint8_t *buf, size_t len)

@@ -48,6 +48,7 @@
 #define SYS_prctl 157
 #define SYS_arch_prctl 158
 #define SYS_exit_group 231
+#define SYS_sched_yield 24
 #define SYS_sigaltstack 131
 #define SYS_seccomp 317
 #define SYS_close_range 436
@@ -355,11 +356,13 @@ static void handle(int sig, void *fn, unsigned long flags)
  * The filter.  Everything traps (SIGSYS, emulated by the guest kernel)
  * except, with SB_PROC_MAGIC in the 4th argument (r10):
  *   read(SB_PROC_CHAN_FD, _, sizeof(struct sb_proc_reply)),
- *   write(SB_PROC_CHAN_FD, _, sizeof(struct sb_proc_msg)),
- *   arch_prctl(ARCH_SET_FS or ARCH_GET_FS, _), sigaltstack, rt_sigreturn,
- *   exit_group.
- * (sigaltstack is the reset handler's: a guest can move its signal stack
- * anyway, with a forged rt_sigreturn frame.)
+ *   write(SB_PROC_CHAN_FD, _, len) for len from sizeof(struct sb_proc_msg)
+ *     (a hypercall) to sizeof(struct sb_proc_out) + SB_PROC_OUT_MAX (one-way
+ *     output, ABI 4; the monitor checks that the message says its length),
+ *   arch_prctl(ARCH_SET_FS or ARCH_GET_FS, _), rt_sigreturn, exit_group,
+ *   sched_yield (the guest kernel's, after one-way output), sigaltstack
+ *   (the reset handler's: a guest can move its signal stack anyway, with a
+ *   forged rt_sigreturn frame).
  * The magic only keeps the program's own calls (which lack it) going to
  * the guest kernel; it is no secret: whoever sends it reaches the monitor,
  * which trusts nothing it is sent.  A foreign architecture (`int $0x80`)
@@ -383,6 +386,21 @@ static void f_jeq(struct fbuild *b, uint32_t k, int jt, int jf)
 	b->jt[b->n] = (uint8_t)jt;
 	b->jf[b->n] = (uint8_t)jf;
 	b->f[b->n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, k, 0, 0);
+}
+
+/* unsigned A >= k, A > k */
+static void f_jge(struct fbuild *b, uint32_t k, int jt, int jf)
+{
+	b->jt[b->n] = (uint8_t)jt;
+	b->jf[b->n] = (uint8_t)jf;
+	b->f[b->n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, k, 0, 0);
+}
+
+static void f_jgt(struct fbuild *b, uint32_t k, int jt, int jf)
+{
+	b->jt[b->n] = (uint8_t)jt;
+	b->jf[b->n] = (uint8_t)jf;
+	b->f[b->n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, k, 0, 0);
 }
 
 static void f_ret(struct fbuild *b, uint32_t k)
@@ -411,6 +429,7 @@ static void build_filter(struct fbuild *b)
 	f_jeq(b, SYS_rt_sigreturn, L_ALLOW, L_NEXT);
 	f_jeq(b, SYS_exit_group, L_ALLOW, L_NEXT);
 	f_jeq(b, SYS_sigaltstack, L_ALLOW, L_NEXT);
+	f_jeq(b, SYS_sched_yield, L_ALLOW, L_NEXT);
 	f_jeq(b, SYS_arch_prctl, L_PRCTL, L_NEXT);
 	f_jeq(b, SYS_read, L_READ, L_NEXT);
 	f_jeq(b, SYS_write, L_WRITE, L_TRAP);
@@ -424,7 +443,13 @@ static void build_filter(struct fbuild *b)
 	b->at[L_READ] = b->n;
 	f_arg_eq(b, 2, sizeof(struct sb_proc_reply), L_FD);
 	b->at[L_WRITE] = b->n;
-	f_arg_eq(b, 2, sizeof(struct sb_proc_msg), L_FD);
+	/* a hypercall (16 bytes) up to the largest output message */
+	_Static_assert(sizeof(struct sb_proc_out) == sizeof(struct sb_proc_msg), "header sizes");
+	f_ld(b, ARG_HI(2));
+	f_jeq(b, 0, L_NEXT, L_TRAP);
+	f_ld(b, ARG_LO(2));
+	f_jge(b, sizeof(struct sb_proc_msg), L_NEXT, L_TRAP);
+	f_jgt(b, sizeof(struct sb_proc_out) + SB_PROC_OUT_MAX, L_TRAP, L_FD);
 	b->at[L_FD] = b->n;
 	f_arg_eq(b, 0, SB_PROC_CHAN_FD, L_ALLOW);
 	b->at[L_ALLOW] = b->n;

@@ -12,6 +12,11 @@
  *   syslayer   overwrite the guest syscall layer's entry, then syscall
  *   int80      the 32-bit system call instruction
  *   flood      10000 unknown system calls
+ *   outfd      a one-way output message (ABI 4) for fd 3
+ *   outlen     a one-way output message whose header says more bytes than
+ *              it carries (an oversized length)
+ *   outmax     the largest one-way output message (64 KiB of a pattern to
+ *              fd 1, sent with the magic): the monitor takes it; exits 0
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +27,15 @@
 #define STUB 0x7f0000000000ULL            /* where the proc stub is linked */
 #define SYS_ENTRY 0x201000ULL             /* sys_entry_user */
 #define PROBE "/tmp/snapbox-escape-probe"
+#define HC_OUTPUT 16                      /* SB_HC_OUTPUT */
+#define OUT_MAX 65536                     /* SB_PROC_OUT_MAX */
+
+/* struct sb_proc_out + room for one byte more than the largest message */
+static struct {
+	uint32_t nr, fd;
+	uint64_t len;
+	char b[OUT_MAX + 1];
+} out;
 
 static long raw(long n, long a, long b, long c, long d, long e, long f)
 {
@@ -81,6 +95,25 @@ int main(int argc, char **argv)
 		puts("int80: survived");
 		return 0;
 	}
+	if (!strcmp(mode, "outfd") || !strcmp(mode, "outlen")) {
+		out.nr = HC_OUTPUT;
+		out.fd = !strcmp(mode, "outfd") ? 3 : 1;
+		out.len = !strcmp(mode, "outfd") ? 5 : 100000;
+		memcpy(out.b, "hello", 5);
+		raw(1, CHAN_FD, (long)&out, 16 + 5, MAGIC, 0, 0);
+		raw(0, CHAN_FD, (long)buf, 8, MAGIC, 0, 0);
+		puts("out: survived");
+		return 0;
+	}
+	if (!strcmp(mode, "outmax")) {
+		out.nr = HC_OUTPUT;
+		out.fd = 1;
+		out.len = OUT_MAX;
+		for (int i = 0; i < OUT_MAX; i++)
+			out.b[i] = (char)('a' + i % 26);
+		try("outmax", raw(1, CHAN_FD, (long)&out, 16 + OUT_MAX, MAGIC, 0, 0));
+		return 0;
+	}
 	if (!strcmp(mode, "flood")) {
 		for (int i = 0; i < 10000; i++)
 			raw(1000 + i % 100, 0, 0, 0, 0, 0, 0);
@@ -112,6 +145,9 @@ int main(int argc, char **argv)
 	try("write(chan, 8)+magic", raw(1, CHAN_FD, (long)buf, 8, MAGIC, 0, 0));
 	try("write(1000+2^32)+magic", raw(1, CHAN_FD + (1L << 32), (long)buf, 16, MAGIC, 0, 0));
 	try("write(1)+magic", raw(1, 1, (long)"direct\n", 7, MAGIC, 0, 0));
+	/* one byte over the largest output message: the filter traps it, so it
+	 * is the guest kernel's write(1000), which has no such fd */
+	try("write(chan, 16+65537)+magic", raw(1, CHAN_FD, (long)&out, 16 + OUT_MAX + 1, MAGIC, 0, 0));
 	try("kill(host init)", raw(62, 1, 0, 0, 0, 0, 0));
 	try("open(/proc/self/maps)", raw(2, (long)"/proc/self/maps", 0, 0, 0, 0, 0));
 	puts("escape: done");
