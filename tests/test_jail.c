@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,19 +118,55 @@ static int sandbox_memcg(int pid, char *dir, size_t len, const char **limit_file
 	return found;
 }
 
-/* Per-sandbox cgroups whose monitor (sb-<pid>-...) is gone. */
+/* Our own cgroup of the v1 hierarchy of ctl (NULL: the cgroup2 one), as
+ * /proc/self/cgroup says: "/" or "/a/b". */
+static void own_cgroup(const char *ctl, char *out, size_t len)
+{
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	char line[1024];
+
+	snprintf(out, len, "/");
+	while (f && fgets(line, sizeof(line), f)) {
+		/* "N:ctl[,ctl...]:/path" (v1) or "0::/path" (v2) */
+		char *ctls = strchr(line, ':'), *path = ctls ? strchr(ctls + 1, ':') : NULL;
+		bool match = false;
+
+		if (!path)
+			continue;
+		*ctls++ = 0;
+		*path++ = 0;
+		path[strcspn(path, "\n")] = 0;
+		if (!ctl)
+			match = !*ctls;
+		for (char *t = ctls, *save = NULL; ctl && !match && (t = strtok_r(t, ",", &save));
+		     t = NULL)
+			match = !strcmp(t, ctl);
+		if (match) {
+			snprintf(out, len, "%s", path);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
+/* Per-sandbox cgroups whose monitor (sb-<pid>-...) is gone, under our own
+ * cgroup (where our jails make theirs: another session's on this machine
+ * are not ours to judge, and their pids may not even be visible here). */
 static int dead_monitor_cgroups(int verbose)
 {
 	const char *ctls[] = { NULL, "memory", "cpu" };
 	int n = 0;
 
 	for (size_t i = 0; i < 3; i++) {
-		char mnt[256], cmd[600];
+		char mnt[256], own[512], cmd[1000];
 		FILE *f;
 
 		if (!cgroup_mount(ctls[i], mnt, sizeof(mnt)))
 			continue;
-		snprintf(cmd, sizeof(cmd), "find %s -maxdepth 6 -type d -name 'sb-*' 2>/dev/null", mnt);
+		own_cgroup(ctls[i], own, sizeof(own));
+		snprintf(cmd, sizeof(cmd), "find '%s%s' -maxdepth 6 -type d -name 'sb-*' 2>/dev/null",
+			 mnt, strcmp(own, "/") ? own : "");
 		f = popen(cmd, "r");
 		cr_assert(f);
 		for (char line[1024]; fgets(line, sizeof(line), f);) {
