@@ -4,7 +4,7 @@ BENCH_OUT := $(BUILD)/bench
 BENCH_PROGS := $(filter-out common,$(patsubst bench/%.c,%,$(wildcard bench/*.c)))
 BENCH_BINS := $(BENCH_PROGS:%=$(BENCH_OUT)/%)
 
-$(BENCH_OUT)/%: bench/%.c bench/common.c bench/common.h bench/clonekit.h $(BUILD)/libsnapbox.a
+$(BENCH_OUT)/%: bench/%.c bench/common.c bench/common.h bench/clonekit.h bench/warmfork.h $(BUILD)/libsnapbox.a
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) $< bench/common.c -o $@ $(BUILD)/libsnapbox.a $(HOST_LDLIBS)
 
@@ -14,5 +14,5 @@ bench-bins: $(BENCH_BINS)
 
 bench: all $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
-$(BENCH_OUT)/proc: $(BENCH_OUT)/lua_zygote.so # bench/proc's warm-fork peer (LD_PRELOAD into lua5.4)
+$(BENCH_OUT)/proc $(BENCH_OUT)/recycle: $(BENCH_OUT)/lua_zygote.so # the warm-fork peer (LD_PRELOAD into lua5.4)
 $(BENCH_OUT)/%.so: bench/preload/%.c ; @mkdir -p $(dir $@) && $(CC) -O2 -Wall -Wextra -Werror -shared -fPIC $< -o $@

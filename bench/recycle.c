@@ -12,6 +12,8 @@
  *         exited); the machine is torn down by a background thread;
  *       - recycled: the same request on one machine that is reset after
  *         each: complete_pending + run, then machine__reset timed apart;
+ *       - the peer: a warm fork of Debian's lua5.4 that ran the handler's
+ *         set-up (bench/warmfork.h): request -> response;
  *  2. the reset alone against the number of pages the guest wrote:
  *     /bin/secret's `dirty N` (one word in each of N fresh pages) on a
  *     recycled machine per N: reset time, its scan and copy parts;
@@ -28,7 +30,8 @@
  *       own (complete_pending + run + reset, back to back);
  *     - through the pool (pool__run, the service's in-process API, what
  *       `snapbox serve` calls per request): T client threads, recycling on
- *       and off, each run checked.
+ *       and off, each run checked;
+ *     - the warm fork peer, T threads asking it for forks.
  *
  * Prints median / p90 / p99 (bench/common.c); never asserts.
  * Usage: build/bench/recycle [--backend kvm|proc] [rounds] [reset rounds]
@@ -37,6 +40,7 @@
  */
 #include "common.h"
 #include "clonekit.h"
+#include "warmfork.h"
 
 #include "backend/backend.h"
 #include "launcher/pool.h"
@@ -45,8 +49,6 @@
 #include "backend/proc/proc.h"
 #include "memory/written.h"
 
-#define REQ "{\"n\": 30}"
-#define WANT "{\"n\": 30, \"fib\": 832040, \"prime\": 113}\n"
 
 static const struct backend *be;
 
@@ -207,7 +209,9 @@ static int recycled(struct machine *m, const struct snapshot *snap, const char *
 static void latency(const struct snapshot *lua, int n)
 {
 	double *fr = calloc(n, 8), *frun = calloc(n, 8), *rc = calloc(n, 8), *rs = calloc(n, 8),
-	       *rt = calloc(n, 8), *pg = calloc(n, 8), *sc = calloc(n, 8), *cp = calloc(n, 8);
+	       *rt = calloc(n, 8), *pg = calloc(n, 8), *sc = calloc(n, 8), *cp = calloc(n, 8),
+	       *wf = calloc(n, 8);
+	int nwf = 0;
 	struct machine *m = clone_new(lua);
 	int k = 0, bad = 0;
 
@@ -241,8 +245,12 @@ static void latency(const struct snapshot *lua, int n)
 			bad++;
 			break;
 		}
+		double w_resp, w_eof;
+		bool w_ok = zy_ctl >= 0 && warm_fork(&w_resp, &w_eof) == 0;
 		if (i < 0)
 			continue;
+		if (w_ok)
+			wf[nwf++] = w_resp;
 		fr[k] = t2 - t0;
 		frun[k] = t2 - t1;
 		rc[k] = run_us;
@@ -272,6 +280,12 @@ static void latency(const struct snapshot *lua, int n)
 	bench_print("    copying them back", "us", &s);
 	bench_stats(pg, k, &s);
 	bench_print("    pages put back", "", &s);
+	if (nwf) {
+		bench_stats(wf, nwf, &s);
+		bench_print("warm fork of lua5.4: request -> response", "us", &s);
+		printf("# recycled %s request -> response is %.2fx faster than the warm fork's\n",
+		       be->name, s.median / med_rc);
+	}
 	bench_stats(rt, k, &s), med_rt = s.median;
 	bench_print("recycled: run + reset (worker time per request)", "us", &s);
 	printf("recycled request -> response is %.2fx faster than a fresh clone's (medians); "
@@ -556,6 +570,22 @@ static void rate(const char *label, struct tp *proto, int threads, double secs,
 	free(all);
 }
 
+static void *tp_warm_fork(void *arg)
+{
+	struct tp *t = arg;
+
+	while (bench_now_us() < t->until) {
+		double resp, eof;
+
+		if (warm_fork(&resp, &eof) < 0)
+			t->bad++;
+		else if (t->done < t->cap)
+			t->lat[t->done] = resp;
+		t->done++;
+	}
+	return NULL;
+}
+
 static void throughput(const struct snapshot *lua, struct pool *pool, const char *tdir,
 		       double secs)
 {
@@ -565,6 +595,8 @@ static void throughput(const struct snapshot *lua, struct pool *pool, const char
 	printf("\n## requests per second, %ld cores, %.0f s each (Lua handler, %s)\n", ncpu, secs,
 	       REQ);
 	rate("in-process recycled machines", &proto, (int)ncpu, secs, tp_machine);
+	if (zy_ctl >= 0)
+		rate("warm fork of lua5.4", &proto, (int)ncpu, secs, tp_warm_fork);
 	if (!pool)
 		return;
 	for (int threads = (int)ncpu; threads <= 2 * ncpu; threads += (int)ncpu) {
@@ -597,18 +629,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err.msg);
 		return 2;
 	}
-	/* the proc backend finds its stub next to the running program */
-	{
-		char exe[PATH_MAX], link[PATH_MAX + 16];
-		ssize_t k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-		if (k > 0) {
-			exe[k] = 0;
-			*strrchr(exe, '/') = 0;
-			snprintf(link, sizeof(link), "%s/guest", exe);
-			if (access(link, F_OK) && symlink("../guest", link))
-				fprintf(stderr, "symlink %s: %s\n", link, strerror(errno));
-		}
-	}
+	ck_link_guest();
 	if (!be->available(why, sizeof(why))) {
 		fprintf(stderr, "the %s backend is not usable here: %s\n", be->name, why);
 		return 1;
@@ -616,7 +637,7 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	ck_raise_nofile();
-	if (ck_tmpdir_create(NULL, "recycle", NULL) < 0)
+	if (ck_tmpdir_create(NULL, "recycle", zy_kill) < 0)
 		return 1;
 	printf("# recycled sandboxes against fresh clones: %s backend (%s), 256 MiB templates\n",
 	       be->name, why);
@@ -657,6 +678,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pool: %s\n", err.msg);
 		pool = NULL;
 	}
+	if (zy_start() < 0)
+		fprintf(stderr, "(no warm fork peer: apt-get install lua5.4, make build/bench/lua_zygote.so)\n");
 	if (pthread_create(&rp.th, NULL, reap_main, NULL))
 		return 1;
 	latency(&lua, n);
