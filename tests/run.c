@@ -263,6 +263,21 @@ void run_checked_file(const char *const *argv, const void *in, size_t in_len, do
 	run_checked_(argv, in, in_len, true, limit_s, r);
 }
 
+void template_create(const char *store, const char *name, const char *const *prog,
+		     double limit_s)
+{
+	const char *argv[32] = { "snapbox", "template", "create", name, "--store", store, "--" };
+	struct run_result r = { 0 };
+	int n = 7;
+
+	for (int i = 0; prog[i] && n < 31; i++)
+		argv[n++] = prog[i];
+	argv[n] = NULL;
+	run_checked(argv, NULL, limit_s, &r);
+	cr_assert_eq(r.status, 0, "template create %s: %s", name, r.err);
+	run_result_free(&r);
+}
+
 const char *build_file(const char *rel)
 {
 	static char path[4][4096];

@@ -29,6 +29,11 @@ int run_snapbox(const char *const *argv, const char *in, size_t in_len, double l
 		struct run_result *r);
 void run_result_free(struct run_result *r);
 
+/* `snapbox template create NAME --store STORE -- PROG...` (with the backend
+ * under test), asserting that it worked. */
+void template_create(const char *store, const char *name, const char *const *prog,
+		     double limit_s);
+
 /* run_snapbox() into *r (freed first), asserting that snapbox started, did
  * not hang past limit_s and did not itself die of a signal. */
 void run_checked(const char *const *argv, const char *in, double limit_s, struct run_result *r);

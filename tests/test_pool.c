@@ -38,8 +38,6 @@ TestSuite(pool, .fini = fini, .timeout = 120);
  */
 static void setup(const char *name, const char *const *prog)
 {
-	const char *argv[16] = { "snapbox", "template", "create", name, "--store", NULL };
-	int n = 5;
 	struct pool_opts o = { .ready_per_size = 2, .max_live = 64, .log_fd = 2 }; /* errors */
 	struct sb_err err = { "" };
 
@@ -47,14 +45,7 @@ static void setup(const char *name, const char *const *prog)
 		require_kvm();
 	if (!STORE)
 		STORE = make_tempdir();
-	argv[n++] = STORE;
-	argv[n++] = "--";
-	for (int i = 0; prog[i]; i++)
-		argv[n++] = prog[i];
-	argv[n] = NULL;
-	run_result_free(&R);
-	cr_assert_eq(run_snapbox(argv, NULL, 0, 60, &R), 0);
-	cr_assert_eq(R.status, 0, "template create %s: %s", name, R.err);
+	template_create(STORE, name, prog, 60);
 	if (!P)
 		cr_assert_eq(pool__create(&P, &o, &err), 0, "pool__create: %s", err.msg);
 }

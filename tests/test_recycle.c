@@ -52,22 +52,12 @@ TestSuite(recycle, .fini = fini, .timeout = 300);
 /* template create NAME (with the backend under test) -- PROG..., loaded */
 static void make_template(const char *name, const char *const *prog, struct snapshot *snap)
 {
-	const char *argv[16] = { "snapbox", "template", "create", name, "--store", NULL };
-	struct run_result r = { 0 };
 	struct sb_err err = { "" };
 	char dir[4096];
-	int n = 5;
 
 	if (!STORE)
 		STORE = make_tempdir();
-	argv[n++] = STORE;
-	argv[n++] = "--";
-	for (int i = 0; prog[i]; i++)
-		argv[n++] = prog[i];
-	argv[n] = NULL;
-	run_checked(argv, NULL, 120, &r);
-	cr_assert_eq(r.status, 0, "template create %s: %s", name, r.err);
-	run_result_free(&r);
+	template_create(STORE, name, prog, 120);
 	snprintf(dir, sizeof(dir), "%s/templates/%s", STORE, name);
 	cr_assert_eq(snapshot__load(dir, snap, &err), 0, "load %s: %s", name, err.msg);
 }
