@@ -594,6 +594,8 @@ static void throughput(const struct snapshot *lua, struct pool *pool, const char
 
 	printf("\n## requests per second, %ld cores, %.0f s each (Lua handler, %s)\n", ncpu, secs,
 	       REQ);
+	/* one thread: requests back to back on one machine (reset after each) */
+	rate("in-process recycled machine", &proto, 1, secs, tp_machine);
 	rate("in-process recycled machines", &proto, (int)ncpu, secs, tp_machine);
 	if (zy_ctl >= 0)
 		rate("warm fork of lua5.4", &proto, (int)ncpu, secs, tp_warm_fork);
