@@ -8,8 +8,8 @@ HOST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
 	-Iguest/include -Iguest/lib -I. $(EXTRA_CFLAGS)
 HOST_LDLIBS := -lxxhash -llz4 -luring -lmicrohttpd -ljansson -lpthread $(EXTRA_LDLIBS)
 
-GUEST_LIB_SRCS := guest/lib/elf64.c guest/lib/cpio.c guest/lib/pagetable.c
-HOST_SRCS := $(filter-out launcher/main.c,$(wildcard launcher/*.c common/*.c memory/*.c devices/*.c snapshot/*.c backend/*.c backend/*/*.c)) \
+GUEST_LIB_SRCS := guest/lib/elf64.c guest/lib/cpio.c guest/lib/pagetable.c guest/lib/sbfs.c
+HOST_SRCS := $(filter-out launcher/main.c,$(wildcard launcher/*.c common/*.c memory/*.c devices/*.c snapshot/*.c backend/*.c backend/*/*.c sbfs/*.c)) \
 	$(GUEST_LIB_SRCS)
 
 .PHONY: all deps clean test asan bench demo
