@@ -85,5 +85,6 @@ int prepare_boot(struct boot_opts *o, struct boot_prep *bp);
 void boot_prep__free(struct boot_prep *bp);
 
 int cmd_template(int argc, char **argv);
+int cmd_image(int argc, char **argv);
 int cmd_run(int argc, char **argv, uint64_t t0);
 #endif

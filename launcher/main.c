@@ -32,6 +32,7 @@ static const char usage_text[] =
 	"       snapbox template ls|inspect|verify|rm [NAME] [--store DIR]\n"
 	"       snapbox run [--store DIR] [--timeout S] [--stats] [--backend B]\n"
 	"                   [--jail ...] [--mem-max SIZE] [--cpu-max PCT] TEMPLATE < request\n"
+	"       snapbox image build DIR -o FILE | image inspect|verify FILE\n"
 	"       snapbox info\n"
 	"       snapbox run --server SOCKET [--timeout S] TEMPLATE < request\n"
 	"       snapbox serve --socket PATH [--store DIR] [--pool N] [--max-live N]\n"
@@ -84,6 +85,9 @@ static const char usage_text[] =
 	"keeping --pool ready workers per RAM size (default 2) and at most\n"
 	"--max-live sandboxes at once (default 64).  run --server, ps and kill talk\n"
 	"to it (SOCKET: --server, else $SNAPBOX_SOCKET, else /run/snapbox.sock).\n"
+	"\n"
+	"image build makes a read-only root file system layer (sbfs) of DIR, the\n"
+	"same bytes for the same tree; image verify checks one completely.\n"
 	"\n"
 	"exit status: the program's; 124 timeout; 125 snapbox or VM error;\n"
 	"127 program cannot be executed; 128+N program killed by signal N.\n";
@@ -663,6 +667,8 @@ int main(int argc, char **argv)
 		return cmd_boot(argc - 1, argv + 1, t0);
 	if (strcmp(argv[1], "template") == 0)
 		return cmd_template(argc - 1, argv + 1);
+	if (strcmp(argv[1], "image") == 0)
+		return cmd_image(argc - 1, argv + 1);
 	if (strcmp(argv[1], "run") == 0)
 		return cmd_run(argc - 1, argv + 1, t0);
 	if (strcmp(argv[1], "serve") == 0)
