@@ -30,7 +30,7 @@ FUZZ_LDLIBS  := -lxxhash
 # syscall_names.c; load.c pulls image.c; no backend).
 FUZZ_SRCS    := tests/fuzz/fuzz_state.c snapshot/load.c \
 	snapshot/image.c common/err.c devices/hypercall.c \
-	common/timeout.c common/syscall_names.c memory/ram.c
+	common/timeout.c common/syscall_names.c memory/ram.c guest/lib/sbfs.c
 FUZZ_OBJS    := $(patsubst %.c,$(FUZZ_OUT)/obj/%.o,$(FUZZ_SRCS))
 FUZZ_SBFS_BIN    := $(FUZZ_OUT)/fuzz_sbfs
 FUZZ_SBFS_SRCS   := tests/fuzz/fuzz_sbfs.c sbfs/check.c guest/lib/sbfs.c common/err.c
