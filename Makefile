@@ -1,5 +1,6 @@
 # snapbox top-level build.  `make` installs missing Debian packages
-# (mk/deps.sh), then builds the launcher, the guest kernel and the rootfs.
+# (mk/deps.sh), then builds the launcher, the guest kernel and the base
+# layer of the root file system (build/guest/base.sbfs, made by the launcher).
 # Everything lands under build/ (BUILD=... to change).
 
 BUILD   ?= build
@@ -8,12 +9,12 @@ HOST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
 	-Iguest/include -Iguest/lib -I. $(EXTRA_CFLAGS)
 HOST_LDLIBS := -lxxhash -llz4 -luring -lmicrohttpd -ljansson -lpthread $(EXTRA_LDLIBS)
 
-GUEST_LIB_SRCS := guest/lib/elf64.c guest/lib/cpio.c guest/lib/pagetable.c
-HOST_SRCS := $(filter-out launcher/main.c,$(wildcard launcher/*.c common/*.c memory/*.c devices/*.c snapshot/*.c backend/*.c backend/*/*.c)) \
+GUEST_LIB_SRCS := guest/lib/elf64.c guest/lib/pagetable.c guest/lib/sbfs.c
+HOST_SRCS := $(filter-out launcher/main.c,$(wildcard launcher/*.c common/*.c memory/*.c devices/*.c snapshot/*.c backend/*.c backend/*/*.c sbfs/*.c)) \
 	$(GUEST_LIB_SRCS)
 
 .PHONY: all deps clean test asan bench demo
-all: deps $(BUILD)/snapbox $(BUILD)/guest/kernel.elf $(BUILD)/guest/rootfs.cpio $(BUILD)/guest/proc-stub
+all: deps $(BUILD)/snapbox $(BUILD)/guest/kernel.elf $(BUILD)/guest/base.sbfs $(BUILD)/guest/proc-stub
 
 deps:
 	@sh mk/deps.sh

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
 
 #include "backend/backend.h"
 #include "backend/kvm/vm.h"
 #include "backend/proc/proc.h"
+#include "sbfs/layers.h"
 #include "snapshot/snapshot.h"
 
 const struct backend *const backend__all[] = { &kvm_backend, &proc_backend, NULL };
@@ -137,6 +139,57 @@ int machine__reset(struct machine *m, const struct snapshot *snap, struct reset_
 	m->serial.st = snap->serial;
 	m->serial.tx_bytes = 0;
 	st->total_us = now_us() - t0;
+	return 0;
+}
+
+int machine__map_layers(struct machine *m, const struct layer_set *ls, struct sb_err *err)
+{
+	struct machine_layer l[SB_MAX_LAYERS];
+	int fds[SB_MAX_LAYERS];
+	int ret;
+
+	if (ls->n == 0 || ls->n > SB_MAX_LAYERS)
+		return err__set(err, -EINVAL, "%u root file system layers", ls->n);
+	for (unsigned i = 0; i < ls->n; i++) {
+		l[i].gpa = layers__gpa(ls, i);
+		l[i].size = ls->map[i].size;
+		memcpy(l[i].id, ls->map[i].fs.h.id, sizeof(l[i].id));
+		fds[i] = ls->map[i].fd;
+	}
+	ret = m->be->map_layers(m, fds, l, ls->n, err);
+	if (ret < 0)
+		return ret;
+	memcpy(m->layers, l, sizeof(l[0]) * ls->n);
+	m->n_layers = ls->n;
+	return 0;
+}
+
+int machine__map_snapshot_layers(struct machine *m, const struct snapshot *snap, struct sb_err *err)
+{
+	struct machine_layer l[SB_MAX_LAYERS];
+	int fds[SB_MAX_LAYERS];
+	unsigned n = snap->layers.n_layers, opened = 0;
+	int ret = 0;
+
+	for (unsigned i = 0; i < n && ret == 0; i++) {
+		const struct snap_layer *s = &snap->layers.layers[i];
+		int fd = snapshot__open_layer(snap, i, err);
+
+		l[i] = (struct machine_layer){ .gpa = s->gpa, .size = s->size };
+		memcpy(l[i].id, s->id, sizeof(l[i].id));
+		if (fd < 0)
+			ret = fd;
+		else
+			fds[opened++] = fd;
+	}
+	if (ret == 0 && n)
+		ret = m->be->map_layers(m, fds, l, n, err);
+	for (unsigned i = 0; i < opened; i++)
+		close(fds[i]);
+	if (ret < 0)
+		return ret;
+	memcpy(m->layers, l, sizeof(l[0]) * n);
+	m->n_layers = n;
 	return 0;
 }
 

@@ -7,10 +7,12 @@
  *
  * Life of a machine (calls return 0 or -errno with a message in err):
  *   m = machine__new(be, mem_size, RAM_ANON or RAM_RESERVED, err)
- *   fresh boot: boot__setup(&m->ram, ...) with m->boot_flags in the boot
+ *   fresh boot: machine__map_layers(m, layers) (the root file system),
+ *               boot__setup(&m->ram, ...) with m->boot_flags in the boot
  *               parameters' flags, then be->boot(m, entry, SB_BOOTINFO_GPA)
  *   clone:      be->check(snap), then be->clone_into(m, snap) into a shell
- *               (RAM_RESERVED) and hypercall__complete_pending(&m->hc)
+ *               (RAM_RESERVED: it maps the template's layers too) and
+ *               hypercall__complete_pending(&m->hc)
  *   be->run(m): the program's exit status (>= 0; 124 on timeout), its ready
  *               point (MACHINE_READY: template create then calls
  *               snapshot__save(m), which asks be->save for the backend's
@@ -32,6 +34,7 @@
 #include "devices/serial.h"
 #include "memory/guest_mem.h"
 #include "memory/ram.h"
+#include "snapbox_abi.h"
 
 /* run() result: the guest reached its ready point (its first stdin read). */
 #define MACHINE_READY 1000
@@ -39,6 +42,15 @@
 struct snapshot;
 struct snap_writer;
 struct jail_config;
+struct layer_set;
+
+/* A root file system layer as a machine maps it in the guest's layer
+ * window (SB_IMG_GPA) and a template records it. */
+struct machine_layer {
+	uint64_t gpa;             /* 2 MiB-aligned */
+	uint64_t size;            /* bytes: the image file's size */
+	uint8_t id[16];           /* the image's id (its header's) */
+};
 
 /* Per-machine options a backend may honour (machine__new_opts); read by
  * create() only, so they may live on the caller's stack. */
@@ -78,6 +90,11 @@ struct machine {
 	                             machine__reset it: the backend then keeps
 	                             what a reset needs (proc: its stub's memory) */
 	char template_id[33];     /* the template machine__clone_into mapped */
+	/* the root file system's layers, bottom first, once mapped (a fresh
+	 * boot's, or the template's for a clone; 0 for a template made before
+	 * layers, whose rootfs is in its RAM) */
+	struct machine_layer layers[SB_MAX_LAYERS];
+	unsigned n_layers;
 };
 
 struct backend {
@@ -90,6 +107,11 @@ struct backend {
 	 * (a shell for clone_into).  Cleans up after itself on failure. */
 	int (*create)(struct machine *m, uint64_t mem_size, enum ram_backend ram,
 		      struct sb_err *err);
+	/* Make n read-only layer images (fds: the caller's, open read-only;
+	 * where: l) the guest's layer window: before boot() for a fresh boot
+	 * (machine__map_layers), and by clone_into for a template's. */
+	int (*map_layers)(struct machine *m, const int *fds, const struct machine_layer *l, unsigned n,
+			  struct sb_err *err);
 	/* Fresh boot: RAM is laid out; start the guest kernel at entry(arg). */
 	int (*boot)(struct machine *m, uint64_t entry, uint64_t arg, struct sb_err *err);
 	/* Can this host run that template (CPU features, ...)? */
@@ -145,6 +167,13 @@ bool machine__recyclable(const struct machine *m);
  * leaves them; stdio fds and the program name are the caller's to set. */
 int machine__reset(struct machine *m, const struct snapshot *snap, struct reset_stats *st,
 		   struct sb_err *err);
+/* A fresh boot's root file system: the layers of ls, where boot__setup
+ * tells the guest they are; m->layers records them (and a template). */
+int machine__map_layers(struct machine *m, const struct layer_set *ls, struct sb_err *err);
+/* A clone's: the template's layers (format 1.3), each opened from the
+ * template and checked against it, mapped where they were.  A template
+ * without layers maps none.  For a backend's clone_into. */
+int machine__map_snapshot_layers(struct machine *m, const struct snapshot *snap, struct sb_err *err);
 /* Destroy and free; NULL is fine. */
 void machine__free(struct machine *m);
 #endif

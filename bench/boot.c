@@ -17,7 +17,7 @@
 
 static const char *qemu_argv_fmt[] = {
 	"qemu-system-x86_64", "-M", "microvm", "-accel", "kvm", "-cpu", "host,-arch-capabilities",
-	"-m", "256M", "-kernel", "build/guest/kernel.elf", "-initrd", "build/guest/rootfs.cpio",
+	"-m", "256M", "-kernel", "build/guest/kernel.elf", "-initrd", "build/guest/base.sbfs",
 	"-append", NULL, "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
 	"-device", "isa-debug-exit,iobase=0xf4,iosize=4", NULL,
 };

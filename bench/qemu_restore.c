@@ -34,7 +34,7 @@
 #define REQ "{\"n\": 30}"
 #define WANT "{\"n\": 30, \"fib\": 832040, \"prime\": 113}\n"
 #define KERNEL "build/guest/kernel.elf"
-#define INITRD "build/guest/rootfs.cpio"
+#define INITRD "build/guest/base.sbfs"
 #define MAXRUNS 200
 
 static char *const tmp = ck_tmpdir;

@@ -4,7 +4,7 @@
 #define SB_FDMSG_H
 #include <stddef.h>
 
-#define FDMSG_MAX_FDS 4
+#define FDMSG_MAX_FDS 9 /* the proc start message: RAM + 8 layers */
 
 /*
  * Send len bytes of m on sock with nfds (<= FDMSG_MAX_FDS) descriptors

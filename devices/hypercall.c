@@ -742,6 +742,16 @@ static int hc__mem(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *
 		return ret;
 	if (hc__check(hc, nr, m.dst, m.len, err) < 0)
 		return -EFAULT;
+	if (nr == SB_HC_MEMCPY && hc->mem->ro_host &&
+	    sb_range_in(m.src, m.len, hc->mem->ro_gpa, hc->mem->ro_gpa + hc->mem->ro_size)) {
+		/* from the layer window (file bytes, the program's ELF) */
+		m.ret = 0;
+		ret = hc__copy_out(hc, nr, m.dst, hc->mem->ro_host + (m.src - hc->mem->ro_gpa), m.len, err);
+		if (ret < 0)
+			return ret;
+		hc__arg_out(hc, gpa, &m, sizeof(m));
+		return HC_CONTINUE;
+	}
 	if (nr == SB_HC_MEMCPY && hc__check(hc, nr, m.src, m.len, err) < 0)
 		return -EFAULT;
 	dst = hc__direct(hc, m.dst, m.len);

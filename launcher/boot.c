@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "launcher/boot.h"
-#include "launcher/rootfs.h"
 #include "pagetable.h"
 #include "snapbox_abi.h"
 
@@ -20,11 +19,6 @@
 static uint64_t align_up(uint64_t x, uint64_t a)
 {
 	return (x + a - 1) & ~(a - 1);
-}
-
-static uint64_t align_down(uint64_t x, uint64_t a)
-{
-	return x & ~(a - 1);
 }
 
 static uint64_t mib_ceil(uint64_t bytes)
@@ -110,36 +104,16 @@ int boot__check_kernel(const struct boot_params *p, struct sb_elf_info *info,
 				p->kernel_path, (unsigned long long)info->entry);
 	if (!info->snapbox_abi)
 		info->snapbox_abi = 3; /* kernels before the note */
-	if (info->snapbox_abi < SB_ABI_BOOT_MIN || info->snapbox_abi > SB_ABI_VERSION)
+	if (info->snapbox_abi < SB_ABI_BOOT_MIN)
+		return err__set(err, -ENOEXEC, "%s: the guest kernel speaks ABI %u, which expects its root "
+				"file system as a cpio in RAM; this snapbox boots kernels of ABI %d to %d, "
+				"over layers (templates made with older kernels still run)", p->kernel_path,
+				info->snapbox_abi, SB_ABI_BOOT_MIN, SB_ABI_VERSION);
+	if (info->snapbox_abi > SB_ABI_VERSION)
 		return err__set(err, -ENOEXEC, "%s: the guest kernel speaks ABI %u; this snapbox boots "
 				"kernels of ABI %d to %d", p->kernel_path, info->snapbox_abi,
 				SB_ABI_BOOT_MIN, SB_ABI_VERSION);
 	return 0;
-}
-
-/* Smallest RAM that leaves the rootfs window above SB_USER_LOAD. */
-static uint64_t rootfs_min_mem(uint64_t initrd_size)
-{
-	/* + the file index: 32 bytes per entry of >= 112 archive bytes */
-	return SB_USER_LOAD + align_up(initrd_size + initrd_size / 3 + 8, SB_PAGE_2M);
-}
-
-/* prog_need: what the program needs in all (0 if unknown), for the hint. */
-static int boot__check_rootfs_fits(const struct boot_params *p, uint64_t prog_need,
-				   struct sb_err *err)
-{
-	uint64_t need = rootfs_min_mem(p->initrd_size);
-	char mem[32], hint[128] = "";
-
-	if (p->mem_size >= need)
-		return 0;
-	boot__fmt_mem(p->mem_size, mem, sizeof(mem));
-	if (prog_need)
-		snprintf(hint, sizeof(hint), "; with %s it needs at least %llu MiB", p->argv[0],
-			 (unsigned long long)(prog_need / MIB));
-	return err__set(err, -ENOMEM,
-			"--mem %s is too small: the root file system alone needs %llu MiB%s",
-			mem, (unsigned long long)mib_ceil(p->initrd_size), hint);
 }
 
 static int boot__args_size(const struct boot_params *p, uint64_t *size, struct sb_err *err)
@@ -158,53 +132,53 @@ static int boot__args_size(const struct boot_params *p, uint64_t *size, struct s
 	return 0;
 }
 
-static int boot__find_program(const struct boot_params *p, struct sb_cpio_entry *e,
-			      struct sb_err *err)
+static int boot__find_program(const struct boot_params *p, struct sbfs_hit *h,
+			      const uint8_t **data, struct sb_err *err)
 {
 	const char *prog = p->argv[0];
-	int ret = rootfs__lookup(p->initrd, p->initrd_size, prog, e);
+	int ret = layers__lookup(p->layers, prog, 1, h, data);
 
-	if (ret == -ENOENT)
+	if (ret == -ENOENT || ret == -ENOTDIR)
 		return err__set(err, -ENOENT, "%s: no such file in the root file system", prog);
 	if (ret == -ELOOP)
 		return err__set(err, -ELOOP, "%s: too many levels of symbolic links", prog);
-	if (ret == -EINVAL)
-		return err__set(err, -ENOEXEC, "%s: the root file system archive is malformed", prog);
+	if (ret == -EIO)
+		return err__set(err, -ENOEXEC, "%s: the root file system layer %s is damaged", prog,
+				p->layers->what[h->layer]);
 	if (ret < 0)
 		return err__set(err, ret, "%s: %s", prog, strerror(-ret));
-	if (S_ISDIR(e->mode))
+	if ((h->n.mode & SBFS_S_IFMT) == SBFS_S_IFDIR)
 		return err__set(err, -EISDIR, "%s: is a directory", prog);
-	if (!S_ISREG(e->mode))
+	if ((h->n.mode & SBFS_S_IFMT) != SBFS_S_IFREG)
 		return err__set(err, -ENOEXEC, "%s: not a regular file", prog);
 	return 0;
 }
 
 int boot__check_program(const struct boot_params *p, struct sb_err *err)
 {
-	struct sb_cpio_entry e;
+	struct sbfs_hit h;
 	struct sb_elf_info info;
+	const uint8_t *data = NULL;
 	uint64_t args, need, span;
 	char mem[32];
 	int ret;
 
 	if (p->argc == 0)
 		return err__set(err, -EINVAL, "no program given");
-	ret = boot__find_program(p, &e, err);
+	ret = boot__find_program(p, &h, &data, err);
 	if (ret < 0)
 		return ret;
-	ret = sb_elf_parse(e.data, e.size, SB_USER_LOAD, &info);
+	ret = sb_elf_parse(data, h.n.size, SB_USER_LOAD, &info);
 	if (ret != SB_ELF_OK)
 		return err__set(err, -ENOEXEC, "%s: %s", p->argv[0], sb_elf_strerror(ret));
 	ret = boot__args_size(p, &args, err);
 	if (ret < 0)
 		return ret;
+	/* the root file system is not in RAM: the program, its stack, slack */
 	span = info.hi - info.lo;
 	need = (info.hi > SB_USER_BASE + span ? info.hi : SB_USER_BASE + span) +
-	       BOOT_STACK_RESERVE + BOOT_SLACK + align_up(p->initrd_size, SB_PAGE_2M);
+	       BOOT_STACK_RESERVE + BOOT_SLACK;
 	need = align_up(need, SB_PAGE_2M);
-	ret = boot__check_rootfs_fits(p, need, err);
-	if (ret < 0)
-		return ret;
 	if (p->mem_size < need) {
 		boot__fmt_mem(p->mem_size, mem, sizeof(mem));
 		return err__set(err, -ENOMEM, "--mem %s is too small for %s (needs at least %llu MiB)",
@@ -238,15 +212,12 @@ static int boot__load_kernel(struct guest_ram *ram, const struct boot_params *p,
 	return 0;
 }
 
-static int boot__page_tables(struct guest_ram *ram, uint64_t initrd_gpa, struct sb_err *err)
+static int boot__page_tables(struct guest_ram *ram, uint64_t img_span, struct sb_err *err)
 {
-	uint64_t n_pd = sb_pt_pd_count(ram->size, 1);
-	/* kernel below SB_USER_BASE; the rootfs window readable by the
-	 * user-mode syscall layer, writable by nobody */
-	struct sb_pt_range sup[2] = {
-		{ 0, SB_USER_BASE, SB_PT_SUPERVISOR },
-		{ align_down(initrd_gpa, SB_PAGE_2M), ram->size, SB_PT_USER_RO },
-	};
+	uint64_t n_pd = sb_pt_pd_count(ram->size, 1), n_img = sb_pt_img_pd_count(img_span);
+	/* the kernel below SB_USER_BASE; the layer window readable by the
+	 * user-mode syscall layer (and the program), writable by nobody */
+	struct sb_pt_range sup[1] = { { 0, SB_USER_BASE, SB_PT_SUPERVISOR } };
 	struct sb_pt_tables t = {
 		.pml4 = ram__gpa_to_host(ram, SB_PML4_GPA, PAGE_4K),
 		.pdpt = ram__gpa_to_host(ram, SB_PDPT_GPA, PAGE_4K),
@@ -254,12 +225,16 @@ static int boot__page_tables(struct guest_ram *ram, uint64_t initrd_gpa, struct 
 		.pml4_gpa = SB_PML4_GPA,
 		.pdpt_gpa = SB_PDPT_GPA,
 		.pd_gpa = SB_PD_GPA,
+		.img_gpa = SB_IMG_GPA,
+		.pd_img = ram__gpa_to_host(ram, SB_IMG_PD_GPA, (n_img ? n_img : 1) * PAGE_4K),
+		.pd_img_gpa = SB_IMG_PD_GPA,
 	};
 
-	if (!t.pml4 || !t.pdpt || !t.pd || SB_PD_GPA + n_pd * PAGE_4K > SB_ARGS_GPA)
-		return err__set(err, -EINVAL, "page tables for %llu MiB do not fit below 0x%llx",
-				(unsigned long long)(ram->size / MIB), SB_ARGS_GPA);
-	if (sb_pt_build(&t, ram->size, 1, sup, 2) < 0)
+	if (!t.pml4 || !t.pdpt || !t.pd || !t.pd_img || SB_PD_GPA + n_pd * PAGE_4K > SB_IMG_PD_GPA ||
+	    img_span > SB_IMG_MAX)
+		return err__set(err, -EINVAL, "page tables for %llu MiB and %llu MiB of layers do not fit",
+				(unsigned long long)(ram->size / MIB), (unsigned long long)(img_span / MIB));
+	if (sb_pt_build(&t, ram->size, 1, sup, 1, img_span) < 0)
 		return err__set(err, -EINVAL, "sb_pt_build: cannot map %llu bytes",
 				(unsigned long long)ram->size);
 	return 0;
@@ -293,66 +268,18 @@ static int boot__args(struct guest_ram *ram, const struct boot_params *p, uint64
 	return 0;
 }
 
-/*
- * Index the archive for the guest kernel (struct sb_file_entry, names and
- * data as guest addresses inside the archive at initrd_gpa).  With idx NULL
- * only counts.  Returns the entry count or -EINVAL.
- */
-static int64_t boot__file_index(const struct boot_params *p, uint64_t initrd_gpa,
-				struct sb_file_entry *idx)
+/* The layer table the kernel reads (struct sb_layer[], SB_LAYERS_GPA). */
+static int boot__layers(struct guest_ram *ram, const struct boot_params *p, struct sb_err *err)
 {
-	struct sb_cpio_entry e;
-	uint64_t off = 0;
-	int64_t n = 0;
-	int r;
+	struct sb_layer *tab;
 
-	while ((r = sb_cpio_next(p->initrd, p->initrd_size, &off, &e)) == 1) {
-		const char *name = e.name;
-		uint32_t len = e.namelen;
-
-		while (len && (*name == '/' || (*name == '.' && len > 1 && name[1] == '/'))) {
-			name++;
-			len--;
-		}
-		if (!len || (len == 1 && *name == '.'))
-			continue;
-		if (idx)
-			idx[n] = (struct sb_file_entry){
-				.name_gpa = initrd_gpa + (uint64_t)((const uint8_t *)name - p->initrd),
-				.namelen = len,
-				.mode = e.mode,
-				.data_gpa = initrd_gpa + (uint64_t)(e.data - p->initrd),
-				.size = e.size,
-			};
-		n++;
-	}
-	return r < 0 ? -EINVAL : n;
-}
-
-/* The archive at the top of RAM, its file index right after it. */
-static int boot__initrd(struct guest_ram *ram, const struct boot_params *p, uint64_t *gpa,
-			struct sb_boot_info *bi, struct sb_err *err)
-{
-	uint8_t *dst;
-	uint64_t idx_off, idx_bytes;
-	int64_t n;
-	int ret = boot__check_rootfs_fits(p, 0, err);
-
-	if (ret < 0)
-		return ret;
-	n = boot__file_index(p, 0, NULL);
-	if (n < 0)
-		return err__set(err, -EINVAL, "the root file system archive is malformed");
-	idx_off = align_up(p->initrd_size, 8);
-	idx_bytes = (uint64_t)n * sizeof(struct sb_file_entry);
-	*gpa = align_down(ram->size - idx_off - idx_bytes, PAGE_4K);
-	dst = ram__gpa_to_host(ram, *gpa, idx_off + idx_bytes);
-	if (!dst)
-		return err__set(err, -EINVAL, "root file system does not fit in guest RAM");
-	memcpy(dst, p->initrd, p->initrd_size);
-	boot__file_index(p, *gpa, (struct sb_file_entry *)(dst + idx_off));
-	bi->files_gpa = *gpa + idx_off;
-	bi->files_count = (uint32_t)n;
+	if (!p->layers || p->layers->n == 0 || p->layers->n > SB_MAX_LAYERS)
+		return err__set(err, -EINVAL, "no root file system layers");
+	tab = ram__gpa_to_host(ram, SB_LAYERS_GPA, p->layers->n * sizeof(*tab));
+	if (!tab)
+		return err__set(err, -EINVAL, "guest RAM too small for the layer table");
+	for (unsigned i = 0; i < p->layers->n; i++)
+		tab[i] = (struct sb_layer){ layers__gpa(p->layers, i), p->layers->map[i].size };
 	return 0;
 }
 
@@ -360,7 +287,7 @@ int boot__setup(struct guest_ram *ram, const struct boot_params *p, uint64_t *en
 		uint32_t *abi, struct sb_err *err)
 {
 	struct sb_boot_info bi;
-	uint64_t initrd_gpa = 0, args_size = 0;
+	uint64_t args_size = 0;
 	void *dst;
 	int ret;
 
@@ -371,9 +298,9 @@ int boot__setup(struct guest_ram *ram, const struct boot_params *p, uint64_t *en
 	memset(&bi, 0, sizeof(bi));
 	ret = boot__load_kernel(ram, p, entry, abi, err);
 	if (!ret)
-		ret = boot__initrd(ram, p, &initrd_gpa, &bi, err);
+		ret = boot__layers(ram, p, err);
 	if (!ret)
-		ret = boot__page_tables(ram, initrd_gpa, err);
+		ret = boot__page_tables(ram, layers__span(p->layers), err);
 	if (!ret)
 		ret = boot__args(ram, p, &args_size, err);
 	if (ret < 0)
@@ -382,8 +309,8 @@ int boot__setup(struct guest_ram *ram, const struct boot_params *p, uint64_t *en
 	bi.magic = SB_BOOT_MAGIC;
 	bi.abi_version = *abi; /* the kernel's own (boot__check_kernel) */
 	bi.mem_size = ram->size;
-	bi.initrd_gpa = initrd_gpa;
-	bi.initrd_size = p->initrd_size;
+	bi.layers_gpa = SB_LAYERS_GPA;
+	bi.n_layers = p->layers->n;
 	bi.args_gpa = SB_ARGS_GPA;
 	bi.args_size = args_size;
 	bi.argc = p->argc;

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Building a fresh guest: the kernel ELF at 1 MiB, identity page tables,
- * the root file system at the top of RAM, argv/env, and struct
- * sb_boot_info at SB_BOOTINFO_GPA.  Also the early checks that give a clear
+ * Building a fresh guest: the kernel ELF at 1 MiB, identity page tables
+ * (RAM and the layer window), the layer table, argv/env, and struct
+ * sb_boot_info at SB_BOOTINFO_GPA.  The layers themselves are mapped by the
+ * backend (machine__map_layers).  Also the early checks that give a clear
  * one-line error before any VM exists.
  */
 #ifndef SB_BOOT_H
@@ -13,6 +14,7 @@
 #include "elf64.h"
 #include "common/err.h"
 #include "memory/ram.h"
+#include "sbfs/layers.h"
 
 #define BOOT_STACK_RESERVE (8ULL << 20) /* the program's stack */
 #define BOOT_SLACK         (4ULL << 20) /* heap and kernel bookkeeping, at least */
@@ -22,8 +24,7 @@ struct boot_params {
 	const uint8_t *kernel;    /* kernel ELF image */
 	uint64_t kernel_size;
 	const char *kernel_path;  /* for messages */
-	const uint8_t *initrd;    /* finished newc cpio */
-	uint64_t initrd_size;
+	const struct layer_set *layers; /* the root file system, bottom first */
 	char *const *argv;        /* argv[0]: program path in the rootfs */
 	unsigned argc;
 	char *const *envp;
@@ -45,9 +46,9 @@ int boot__check_kernel(const struct boot_params *p, struct sb_elf_info *info,
 		       struct sb_err *err);
 
 /*
- * Before creating a VM: the program exists in the rootfs, is a static
- * x86-64 ELF, argv/env fit, and mem_size leaves room for the rootfs and the
- * program.  -ENOENT/-EISDIR/-ENOEXEC/-ELOOP: the program cannot be executed
+ * Before creating a VM: the program exists in the layers (symlinks
+ * followed), is a static x86-64 ELF, argv/env fit, and mem_size leaves room
+ * for the program.  -ENOENT/-EISDIR/-ENOEXEC/-ELOOP: the program cannot be executed
  * (exit 127); -ENOMEM/-E2BIG: not enough room (exit 125).
  */
 int boot__check_program(const struct boot_params *p, struct sb_err *err);

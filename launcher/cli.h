@@ -7,7 +7,7 @@
 
 #include "launcher/boot.h"
 #include "common/err.h"
-#include "launcher/rootfs.h"
+#include "sbfs/layers.h"
 #include "snapshot/format.h"
 
 #define SNAPBOX_VERSION "0.1.0"
@@ -56,10 +56,10 @@ struct boot_opts {
 
 enum boot_mode { MODE_BOOT, MODE_TEMPLATE };
 
-/* A prepared boot: rootfs built, program checked, kernel loaded. */
+/* A prepared boot: layers open (and built), program checked, kernel loaded. */
 struct boot_prep {
 	struct boot_params bp;
-	struct rootfs fs;
+	struct layer_set layers;
 	uint8_t *kernel;
 	char kernel_path[4096];
 	char prog[4096];
@@ -85,5 +85,6 @@ int prepare_boot(struct boot_opts *o, struct boot_prep *bp);
 void boot_prep__free(struct boot_prep *bp);
 
 int cmd_template(int argc, char **argv);
+int cmd_image(int argc, char **argv);
 int cmd_run(int argc, char **argv, uint64_t t0);
 #endif

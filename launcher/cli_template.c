@@ -54,8 +54,8 @@ static void json_strv(FILE *f, char *const *v, unsigned n)
 }
 
 static int write_manifest(int dirfd, const struct boot_opts *o, const char *id,
-			  const struct snap_image_stats *st, uint64_t mem, uint32_t syscall_path,
-			  double boot_ms, double snap_ms, struct sb_err *err)
+			  const struct snap_image_stats *st, const struct machine *m,
+			  const struct layer_set *ls, double boot_ms, double snap_ms, struct sb_err *err)
 {
 	int fd = openat(dirfd, SNAP_MANIFEST_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 	char created[64];
@@ -81,12 +81,23 @@ static int write_manifest(int dirfd, const struct boot_opts *o, const char *id,
 	fprintf(f, ",\n  \"env\": ");
 	json_strv(f, o->env, o->n_env);
 	fprintf(f, ",\n  \"mem_bytes\": %llu,\n  \"stored_bytes\": %llu,\n",
-		(unsigned long long)mem, (unsigned long long)st->written_bytes);
+		(unsigned long long)m->ram.size, (unsigned long long)st->written_bytes);
+	fprintf(f, "  \"layers\": [");
+	for (unsigned i = 0; i < m->n_layers; i++) {
+		char hex[33];
+
+		sbfs__id_hex(m->layers[i].id, hex);
+		fprintf(f, "%s\n    {\"id\": \"%s\", \"bytes\": %llu, \"source\": ", i ? "," : "", hex,
+			(unsigned long long)m->layers[i].size);
+		json_str(f, i == 0 && !o->initrd ? "base" : ls->what[i]);
+		fputc('}', f);
+	}
+	fprintf(f, "\n  ],\n");
 	fprintf(f, "  \"pages\": {\"total\": %llu, \"zero\": %llu, \"unique\": %llu, \"dup\": %llu},\n",
 		(unsigned long long)st->n_pages, (unsigned long long)st->zero_pages,
 		(unsigned long long)st->unique_pages, (unsigned long long)st->dup_pages);
 	fprintf(f, "  \"syscall_path\": \"%s\",\n",
-		hypercall__syscall_path_token(syscall_path));
+		hypercall__syscall_path_token(m->hc.st.syscall_path));
 	{
 		char pol[64];
 
@@ -102,9 +113,10 @@ static int write_manifest(int dirfd, const struct boot_opts *o, const char *id,
 	return 0;
 }
 
-/* Save the sandbox (at its ready point) as template o->name. */
-static int template_save(struct machine *m, const struct boot_opts *o, const struct store *st,
-			 double boot_ms, struct sb_err *err)
+/* Save the sandbox (at its ready point) as template o->name, its layers
+ * (already in the store's images/) linked in. */
+static int template_save(struct machine *m, const struct boot_opts *o, const struct layer_set *ls,
+			 const struct store *st, double boot_ms, struct sb_err *err)
 {
 	char tmp[PATH_MAX], id[33];
 	struct snap_image_stats ist;
@@ -121,10 +133,11 @@ static int template_save(struct machine *m, const struct boot_opts *o, const str
 		goto out;
 	}
 	ret = snapshot__save(m, &o->policy, dirfd, id, &ist, err);
+	for (unsigned i = 0; ret == 0 && i < m->n_layers; i++)
+		ret = store__link_image(st, dirfd, m->layers[i].id, err);
 	snap_ms = (double)(now_ns() - t0) / 1e6;
 	if (ret == 0)
-		ret = write_manifest(dirfd, o, id, &ist, m->ram.size, m->hc.st.syscall_path,
-				     boot_ms, snap_ms, err);
+		ret = write_manifest(dirfd, o, id, &ist, m, ls, boot_ms, snap_ms, err);
 	if (ret == 0)
 		fsync(dirfd);
 	close(dirfd);
@@ -174,6 +187,11 @@ static int template_create(struct boot_opts *o, struct boot_prep *p)
 	ret = jail_opts__machine(&o->jail, be->name, p->bp.mem_size, &jc, &mo);
 	if (ret >= 0)
 		return ret;
+	/* the layers go into the store first (checked; nothing to do for one
+	 * that is there), the template links them when it is saved */
+	for (unsigned i = 0; i < p->layers.n; i++)
+		if (store__put_image(&st, &p->layers.map[i], p->layers.what[i], &err) < 0)
+			return fail(&err, EXIT_SNAPBOX);
 	m = machine__new_opts(be, p->bp.mem_size, RAM_ANON, &mo, &err);
 	if (!m)
 		return fail(&err, EXIT_SNAPBOX);
@@ -183,7 +201,9 @@ static int template_create(struct boot_opts *o, struct boot_prep *p)
 	m->hc.ready_mode = true;
 	m->hc.stdin_fd = -1;
 	p->bp.flags |= m->boot_flags;
-	ret = boot__setup(&m->ram, &p->bp, &entry, &m->guest_abi, &err);
+	ret = machine__map_layers(m, &p->layers, &err);
+	if (ret == 0)
+		ret = boot__setup(&m->ram, &p->bp, &entry, &m->guest_abi, &err);
 	if (ret == 0)
 		ret = be->boot(m, entry, SB_BOOTINFO_GPA, &err);
 	if (ret == 0)
@@ -201,7 +221,7 @@ static int template_create(struct boot_opts *o, struct boot_prep *p)
 	timeout__stop(&m->timeout);
 	if (ret == MACHINE_READY) {
 		double boot_ms = (double)(now_ns() - t0) / 1e6;
-		ret = template_save(m, o, &st, boot_ms, &err);
+		ret = template_save(m, o, &p->layers, &st, boot_ms, &err);
 		ret = ret < 0 ? fail(&err, EXIT_SNAPBOX) : 0;
 	} else if (ret < 0) {
 		ret = fail(&err, EXIT_SNAPBOX);
@@ -451,6 +471,17 @@ path:
 		printf("recycle    %s%s\n", pol,
 		       s->hdr.minor < 2 ? " (template made before format 1.2: no policy)" : "");
 	}
+	if (!s->layers.n_layers)
+		printf("layers     none: the root file system is in RAM (template made before format 1.3)\n");
+	for (unsigned i = 0; i < s->layers.n_layers; i++) {
+		char rel[64];
+
+		snapshot__layer_path(s, i, rel, sizeof(rel));
+		printf("%s %s, %llu KiB at gpa 0x%llx%s\n", i ? "          " : "layers    ", rel,
+		       (unsigned long long)(s->layers.layers[i].size >> 10),
+		       (unsigned long long)s->layers.layers[i].gpa,
+		       i == s->layers.n_layers - 1 ? " (top)" : i == 0 ? " (bottom)" : "");
+	}
 	if (s->hc.flags & HC_STATE_PENDING_READ)
 		printf("ready      stdin read pending (%s, struct at gpa 0x%llx)\n",
 		       s->hc.flags & HC_STATE_PENDING_STDIN ? "STDIN" : "READ",
@@ -485,14 +516,34 @@ static int template_verify(const struct small_opts *o)
 
 	if (!s)
 		return EXIT_SNAPBOX;
+	s->dirfd = -1;
 	ret = load_template(o, s, dir, sizeof(dir), &err);
-	if (ret == 0) {
+	if (ret == 0)
 		ret = snap_image__verify(s->dirfd, s->hdr.mem_size, &bad, &err);
-		snapshot__close(s);
+	for (unsigned i = 0; ret == 0 && i < s->layers.n_layers; i++) {
+		struct sbfs_map lm;
+		char rel[64];
+		int fd = snapshot__open_layer(s, i, &err);
+
+		snapshot__layer_path(s, i, rel, sizeof(rel));
+		ret = fd < 0 ? fd : sbfs_map__fd(&lm, fd, rel, &err);
+		if (ret == 0) {
+			ret = sbfs__verify(lm.map, lm.size, &err);
+			if (ret < 0) {
+				struct sb_err e = err;
+				err__set(&err, ret, "%s: %s", rel, e.msg);
+			}
+			sbfs_map__close(&lm);
+		}
 	}
 	if (ret == 0)
-		printf("template %s: ok (id %s; state, index and %llu pages verified)\n", o->name, s->id,
-		       (unsigned long long)s->pages.n_pages);
+		snapshot__close(s);
+	if (ret == 0)
+		printf("template %s: ok (id %s; state, index, %llu pages and %u layer image%s verified)\n",
+		       o->name, s->id, (unsigned long long)s->pages.n_pages, s->layers.n_layers,
+		       s->layers.n_layers == 1 ? "" : "s");
+	else if (s->dirfd >= 0)
+		snapshot__close(s);
 	free(s);
 	if (ret == -EBADMSG) {
 		if (bad > 1)

@@ -13,7 +13,6 @@
 
 #include "launcher/boot.h"
 #include "common/file.h"
-#include "launcher/rootfs.h"
 #include "backend/backend.h"
 #include "backend/proc/jail.h"
 #include "backend/proc/proc.h"
@@ -32,6 +31,7 @@ static const char usage_text[] =
 	"       snapbox template ls|inspect|verify|rm [NAME] [--store DIR]\n"
 	"       snapbox run [--store DIR] [--timeout S] [--stats] [--backend B]\n"
 	"                   [--jail ...] [--mem-max SIZE] [--cpu-max PCT] TEMPLATE < request\n"
+	"       snapbox image build DIR -o FILE | image inspect|verify FILE\n"
 	"       snapbox info\n"
 	"       snapbox run --server SOCKET [--timeout S] TEMPLATE < request\n"
 	"       snapbox serve --socket PATH [--store DIR] [--pool N] [--max-live N]\n"
@@ -45,11 +45,13 @@ static const char usage_text[] =
 	"\n"
 	"boot options:\n"
 	"  --mem SIZE          guest RAM, e.g. 512M, 1G (default 256M)\n"
-	"  --rootfs DIR        add DIR's files on top of the root file system (repeatable)\n"
+	"  --rootfs DIR        add DIR's files on top of the root file system: a layer\n"
+	"                      each, the last on top (at most 7)\n"
 	"  --timeout SECONDS   stop the VM after this long (exit status 124; 0: none)\n"
 	"  --trace-syscalls    print each guest system call to stderr\n"
 	"  --kernel FILE       guest kernel ELF (default <snapbox dir>/guest/kernel.elf)\n"
-	"  --initrd FILE       base root file system cpio (default <snapbox dir>/guest/rootfs.cpio)\n"
+	"  --base FILE         the base layer, an sbfs image (default <snapbox dir>/guest/base.sbfs;\n"
+	"                      --initrd FILE is the same)\n"
 	"  --env KEY=VAL       set a guest environment variable (repeatable;\n"
 	"                      defaults: PATH=/bin:/usr/bin HOME=/)\n"
 	"  --stats             print timings to stderr\n"
@@ -84,6 +86,9 @@ static const char usage_text[] =
 	"keeping --pool ready workers per RAM size (default 2) and at most\n"
 	"--max-live sandboxes at once (default 64).  run --server, ps and kill talk\n"
 	"to it (SOCKET: --server, else $SNAPBOX_SOCKET, else /run/snapbox.sock).\n"
+	"\n"
+	"image build makes a read-only root file system layer (sbfs) of DIR, the\n"
+	"same bytes for the same tree; image verify checks one completely.\n"
 	"\n"
 	"exit status: the program's; 124 timeout; 125 snapbox or VM error;\n"
 	"127 program cannot be executed; 128+N program killed by signal N.\n";
@@ -153,6 +158,7 @@ static const struct option boot_longopts[] = {
 	{ "trace-syscalls", no_argument, NULL, OPT_TRACE },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "base", required_argument, NULL, OPT_INITRD },
 	{ "env", required_argument, NULL, OPT_ENV },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -284,8 +290,8 @@ static int boot_option(struct boot_opts *o, int c, char *arg, char *bad, enum bo
 			return usage_error("%s", err.msg);
 		return -1;
 	case OPT_ROOTFS:
-		if (o->n_rootfs == sizeof(o->rootfs_dirs) / sizeof(o->rootfs_dirs[0]))
-			return usage_error("too many --rootfs options%s", "");
+		if (o->n_rootfs == SB_MAX_LAYERS - 1)
+			return usage_error("too many --rootfs options (at most %s: each is a layer)", "7");
 		o->rootfs_dirs[o->n_rootfs++] = arg;
 		return -1;
 	case OPT_TIMEOUT:
@@ -358,23 +364,23 @@ int parse_boot_opts(struct boot_opts *o, int argc, char **argv, enum boot_mode m
 
 /* ---- boot --------------------------------------------------------------- */
 
-static int load_rootfs(const struct boot_opts *o, struct rootfs *fs, struct sb_err *err)
+/* The base layer, then a layer per --rootfs DIR (built here, in memory). */
+static int load_layers(const struct boot_opts *o, struct layer_set *ls, struct sb_err *err)
 {
 	char path[PATH_MAX];
 	int ret;
 
 	if (!o->initrd) {
-		ret = file__exe_relative("guest/rootfs.cpio", path, sizeof(path), err);
+		ret = file__exe_relative("guest/base.sbfs", path, sizeof(path), err);
 		if (ret < 0)
 			return ret;
 	}
-	ret = rootfs__load_base(fs, o->initrd ? o->initrd : path, err);
+	ret = layers__add_file(ls, o->initrd ? o->initrd : path, o->initrd ? o->initrd : "base", err);
 	if (ret == -ENOENT && !o->initrd)
-		strncat(err->msg, " (build it with make, or pass --initrd FILE)",
-			sizeof(err->msg) - strlen(err->msg) - 1);
+		err__set(err, ret, "%s: no base layer (build it with make, or pass --base FILE)", path);
 	for (unsigned i = 0; ret == 0 && i < o->n_rootfs; i++)
-		ret = rootfs__add_dir(fs, o->rootfs_dirs[i], err);
-	return ret ? ret : rootfs__finish(fs, err);
+		ret = layers__add_dir(ls, o->rootfs_dirs[i], err);
+	return ret;
 }
 
 static int load_kernel(const struct boot_opts *o, char *path, size_t len, uint8_t **img,
@@ -395,7 +401,7 @@ static int load_kernel(const struct boot_opts *o, char *path, size_t len, uint8_
 }
 
 /* A bare program name is looked up in the guest's PATH, like a shell would. */
-static int resolve_program(struct boot_opts *o, const struct rootfs *fs, char *buf, size_t len)
+static int resolve_program(struct boot_opts *o, const struct layer_set *ls, char *buf, size_t len)
 {
 	const char *pathvar = "/bin:/usr/bin";
 
@@ -404,7 +410,7 @@ static int resolve_program(struct boot_opts *o, const struct rootfs *fs, char *b
 	for (unsigned i = 0; i < o->n_env; i++)
 		if (strncmp(o->env[i], "PATH=", 5) == 0)
 			pathvar = o->env[i] + 5;
-	if (rootfs__which(fs->buf, fs->size, o->argv[0], pathvar, buf, len) == 0)
+	if (layers__which(ls, o->argv[0], pathvar, buf, len) == 0)
 		o->argv[0] = buf;
 	return 0;
 }
@@ -460,7 +466,9 @@ static int run_vm(struct boot_opts *o, struct boot_params *bp, uint64_t t0)
 		return fail(&err, EXIT_SNAPBOX);
 	m->hc.program = o->argv[0];
 	bp->flags |= m->boot_flags;
-	ret = boot__setup(&m->ram, bp, &entry, &m->guest_abi, &err);
+	ret = machine__map_layers(m, bp->layers, &err);
+	if (ret == 0)
+		ret = boot__setup(&m->ram, bp, &entry, &m->guest_abi, &err);
 	if (ret == 0)
 		ret = be->boot(m, entry, SB_BOOTINFO_GPA, &err);
 	if (ret == 0)
@@ -488,14 +496,13 @@ int prepare_boot(struct boot_opts *o, struct boot_prep *p)
 	int ret;
 
 	memset(p, 0, sizeof(*p));
-	rootfs__init(&p->fs);
-	ret = load_rootfs(o, &p->fs, &err);
+	layers__init(&p->layers);
+	ret = load_layers(o, &p->layers, &err);
 	if (ret < 0)
 		return fail(&err, EXIT_SNAPBOX);
-	resolve_program(o, &p->fs, p->prog, sizeof(p->prog));
+	resolve_program(o, &p->layers, p->prog, sizeof(p->prog));
 	p->bp.mem_size = o->mem;
-	p->bp.initrd = p->fs.buf;
-	p->bp.initrd_size = p->fs.size;
+	p->bp.layers = &p->layers;
 	p->bp.argv = o->argv;
 	p->bp.argc = o->argc;
 	p->bp.envp = o->env;
@@ -519,7 +526,7 @@ int prepare_boot(struct boot_opts *o, struct boot_prep *p)
 void boot_prep__free(struct boot_prep *p)
 {
 	free(p->kernel);
-	rootfs__free(&p->fs);
+	layers__free(&p->layers);
 }
 
 static int cmd_boot(int argc, char **argv, uint64_t t0)
@@ -666,6 +673,8 @@ int main(int argc, char **argv)
 		return cmd_boot(argc - 1, argv + 1, t0);
 	if (strcmp(argv[1], "template") == 0)
 		return cmd_template(argc - 1, argv + 1);
+	if (strcmp(argv[1], "image") == 0)
+		return cmd_image(argc - 1, argv + 1);
 	if (strcmp(argv[1], "run") == 0)
 		return cmd_run(argc - 1, argv + 1, t0);
 	if (strcmp(argv[1], "serve") == 0)

@@ -545,6 +545,23 @@ static json_t *template__sections(const struct snapshot *snap)
 	return a;
 }
 
+/* The template's root file system layers, bottom first ([] before format 1.3). */
+static json_t *template__layers(const struct snapshot *snap)
+{
+	json_t *a = json_array();
+
+	for (unsigned i = 0; a && i < snap->layers.n_layers; i++) {
+		char hex[33];
+
+		for (int k = 0; k < 16; k++)
+			snprintf(hex + 2 * k, 3, "%02x", snap->layers.layers[i].id[k]);
+		json_array_append_new(a, json_pack("{s:s, s:I, s:o}", "id", hex,
+			"bytes", (json_int_t)snap->layers.layers[i].size,
+			"gpa", template__hex(snap->layers.layers[i].gpa)));
+	}
+	return a;
+}
+
 static int template__details(const struct snapshot *snap, json_t *j)
 {
 	char format[16];
@@ -559,6 +576,7 @@ static int template__details(const struct snapshot *snap, json_t *j)
 			"total", (json_int_t)snap->pages.n_pages, "zero", (json_int_t)snap->pages.zero_pages,
 			"unique", (json_int_t)snap->pages.unique_pages, "dup", (json_int_t)snap->pages.dup_pages)) |
 	       json_object_set_new(j, "sections", template__sections(snap)) |
+	       json_object_set_new(j, "layers", template__layers(snap)) |
 	       json_object_set_new(j, "vcpu", json_pack("{s:o, s:o, s:o}",
 			"rip", template__hex(snap->vcpu.regs.rip), "rsp", template__hex(snap->vcpu.regs.rsp),
 			"cr3", template__hex(snap->vcpu.sregs.cr3))) ? -ENOMEM : 0;

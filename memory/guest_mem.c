@@ -36,6 +36,7 @@ static int ram_mem__write(const struct guest_mem *m, uint64_t gpa, const void *s
 
 void guest_mem__from_ram(struct guest_mem *m, struct guest_ram *ram)
 {
+	*m = (struct guest_mem){ 0 };
 	m->size = ram->size;
 	m->ptr = ram_mem__ptr;
 	m->read = ram_mem__read;
@@ -86,6 +87,7 @@ static int proc_mem__write(const struct guest_mem *m, uint64_t gpa, const void *
 
 void guest_mem__from_process(struct guest_mem *m, uint64_t size, const int *pid)
 {
+	*m = (struct guest_mem){ 0 };
 	m->size = size;
 	m->ptr = proc_mem__ptr;
 	m->read = proc_mem__read;

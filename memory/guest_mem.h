@@ -21,6 +21,11 @@ struct guest_mem {
 	int (*read)(const struct guest_mem *m, uint64_t gpa, void *dst, size_t len);
 	int (*write)(const struct guest_mem *m, uint64_t gpa, const void *src, size_t len);
 	void *opaque;
+	/* a read-only region besides RAM, mapped here: the root file system's
+	 * layer window [ro_gpa, + ro_size) at ro_host (SB_HC_MEMCPY's source
+	 * may lie there); ro_host NULL: none */
+	uint64_t ro_gpa, ro_size;
+	const uint8_t *ro_host;
 };
 
 /* Guest memory that is ram (mapped here; ram->host may change later). */

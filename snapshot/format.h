@@ -7,8 +7,12 @@
  *   pages.idx    struct snap_pages_header + one xxh3-64 per 4 KiB page of RAM
  *                (0 = zero page): integrity, dedup, the content address
  *   state.bin    struct snap_header, a table of struct snap_section, then the
- *                sections: CPUID, vCPU, VM, memory map, one per device, and
- *                the template's policy (1.2)
+ *                sections: CPUID, vCPU, VM, memory map, one per device, the
+ *                template's policy (1.2) and its root file system layers (1.3)
+ *   layers/<id>.sbfs  (1.3) the root file system's layers the template names:
+ *                read-only sbfs images (guest/include/sbfs.h), hard links of
+ *                the store's content-addressed images/<id>.sbfs (shared by
+ *                every template with the same layer), never modified
  *   template.json  a manifest for people and tools (not read by clones)
  *
  * Every struct here is plain data with its size pinned.  Readers check every
@@ -25,9 +29,12 @@
 
 #define SNAP_MAGIC      "SNAPBOX\0"
 #define SNAP_MAJOR      1
-#define SNAP_MINOR      2 /* 1.1: the backend in the header, PROC_CPU section;
+#define SNAP_MINOR      3 /* 1.1: the backend in the header, PROC_CPU section;
                              1.2: the POLICY section (required from 1.2 on,
-                             refused before: a 1.1 template's policy is "not set") */
+                             refused before: a 1.1 template's policy is "not set");
+                             1.3: the LAYERS section (required from 1.3 on, refused
+                             before: an older template's root file system is a cpio
+                             in its RAM, served by the kernel in it) */
 #define SNAP_ARCH_X86_64 1
 #define SNAP_PAGE       4096ULL
 #define SNAP_MAX_MEM_PAGES ((64ULL << 30) / SNAP_PAGE)
@@ -38,6 +45,7 @@
 #define SNAP_PAGES_FILE "pages.idx"
 #define SNAP_STATE_FILE "state.bin"
 #define SNAP_MANIFEST_FILE "template.json"
+#define SNAP_LAYERS_DIR "layers"    /* layers/<32 hex digits of the id>.sbfs */
 
 struct snap_header {
 	char magic[8];          /* SNAP_MAGIC */
@@ -72,6 +80,7 @@ enum snap_section_type {
 	SNAP_SEC_HYPERCALL = 6, /* struct hc_state (devices/hypercall.h) */
 	SNAP_SEC_PROC_CPU = 7,  /* struct snap_proc_cpu (proc backend only) */
 	SNAP_SEC_POLICY = 8,    /* struct snap_policy (1.2; every backend) */
+	SNAP_SEC_LAYERS = 9,    /* struct snap_layers (1.3; every backend) */
 	SNAP_SEC_TYPE_MAX
 };
 
@@ -198,6 +207,30 @@ struct snap_policy {
 	uint32_t reserved[5];           /* zero */
 };
 _Static_assert(sizeof(struct snap_policy) == 32, "snap_policy size");
+
+/*
+ * The root file system's layers (1.3): the sbfs images the guest saw in its
+ * layer window, bottom first, where it saw them (laid out as the host lays
+ * out a boot's: from SB_IMG_GPA, each 2 MiB-aligned after the one before),
+ * and their ids, which name the files in layers/.  A clone maps the same
+ * files at the same addresses (the guest's page tables and its kernel's
+ * layer table, in RAM, say so) and is refused if one is missing or is not
+ * that image (its size or the id in its header differs; `template verify`
+ * checks every byte).  Entries past n_layers are zero.
+ */
+#define SNAP_LAYERS_VERSION 1
+struct snap_layer {
+	uint8_t id[16];                 /* the image's id (xxh3-128, canonical) */
+	uint64_t gpa;
+	uint64_t size;                  /* the image file's size */
+};
+_Static_assert(sizeof(struct snap_layer) == 32, "snap_layer size");
+struct snap_layers {
+	uint32_t n_layers;              /* 1..SB_MAX_LAYERS */
+	uint32_t reserved;              /* zero */
+	struct snap_layer layers[SB_MAX_LAYERS];
+};
+_Static_assert(sizeof(struct snap_layers) == 8 + 32 * SB_MAX_LAYERS, "snap_layers size");
 
 /* ---- pages.idx ------------------------------------------------------------ */
 #define SNAP_PAGES_MAGIC "SBPAGES\0"

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "sbfs.h"
 #include "sbtypes.h"
 #include "snapbox_abi.h"
 #include "snapshot/snapshot.h"
@@ -31,6 +32,7 @@ const char *snapshot__section_name(uint32_t type)
 	case SNAP_SEC_HYPERCALL: return "hypercall";
 	case SNAP_SEC_PROC_CPU: return "proc-cpu";
 	case SNAP_SEC_POLICY: return "policy";
+	case SNAP_SEC_LAYERS: return "layers";
 	}
 	return "unknown";
 }
@@ -45,13 +47,16 @@ const char *snapshot__backend_name(uint32_t backend)
 }
 
 /* The sections a template of that backend and format has, no more, no
- * fewer: a 1.2 one has its policy, a 1.1 one none ("not set"). */
+ * fewer: a 1.2 one has its policy, a 1.1 one none ("not set"); a 1.3 one
+ * its layers, an older one none (its root file system is in its RAM). */
 static uint32_t template_sections(const struct snap_header *h)
 {
 	uint32_t common = 1u << SNAP_SEC_MEMMAP | 1u << SNAP_SEC_SERIAL | 1u << SNAP_SEC_HYPERCALL;
 
 	if (h->minor >= 2)
 		common |= 1u << SNAP_SEC_POLICY;
+	if (h->minor >= 3)
+		common |= 1u << SNAP_SEC_LAYERS;
 	if (h->backend == SNAP_BACKEND_PROC)
 		return common | 1u << SNAP_SEC_PROC_CPU;
 	return common | 1u << SNAP_SEC_CPUID | 1u << SNAP_SEC_VCPU | 1u << SNAP_SEC_VM;
@@ -121,6 +126,7 @@ static size_t section_size(uint32_t type)
 	case SNAP_SEC_HYPERCALL: return sizeof(struct hc_state);
 	case SNAP_SEC_PROC_CPU: return sizeof(struct snap_proc_cpu);
 	case SNAP_SEC_POLICY: return sizeof(struct snap_policy);
+	case SNAP_SEC_LAYERS: return sizeof(struct snap_layers);
 	}
 	return 0;
 }
@@ -136,6 +142,7 @@ static uint32_t section_version(uint32_t type)
 	case SNAP_SEC_HYPERCALL: return HC_STATE_VERSION;
 	case SNAP_SEC_PROC_CPU: return SNAP_PROC_CPU_VERSION;
 	case SNAP_SEC_POLICY: return SNAP_POLICY_VERSION;
+	case SNAP_SEC_LAYERS: return SNAP_LAYERS_VERSION;
 	}
 	return 0;
 }
@@ -237,6 +244,37 @@ int snapshot__validate_policy(const struct snap_policy *p, struct sb_err *err)
 	return 0;
 }
 
+/* The layers: 1..SB_MAX_LAYERS, laid out as a boot lays them out, each a
+ * whole number of pages, with an id; nothing past them. */
+static int validate_layers(const struct snap_layers *l, struct sb_err *err)
+{
+	uint64_t at = SB_IMG_GPA;
+	static const uint8_t zero[16];
+
+	if (l->reserved || l->n_layers == 0 || l->n_layers > SB_MAX_LAYERS)
+		return err__set(err, -EBADMSG, "layers section: %u layers", l->n_layers);
+	for (unsigned i = 0; i < SB_MAX_LAYERS; i++) {
+		const struct snap_layer *x = &l->layers[i];
+
+		if (i >= l->n_layers) {
+			if (!all_zero(x, sizeof(*x)))
+				return err__set(err, -EBADMSG, "layers section: an entry past the last layer");
+			continue;
+		}
+		if (x->gpa != at || x->size < SBFS_PAGE || x->size % SBFS_PAGE || x->size > SB_IMG_MAX ||
+		    !memcmp(x->id, zero, sizeof(zero)))
+			return err__set(err, -EBADMSG,
+					"layers section: layer %u at %#llx, %llu bytes (expected at %#llx, whole pages, an id)",
+					i, (unsigned long long)x->gpa, (unsigned long long)x->size,
+					(unsigned long long)at);
+		at += (x->size + SB_PAGE_2M - 1) & ~(SB_PAGE_2M - 1);
+		if (at > SB_IMG_GPA + SB_IMG_MAX)
+			return err__set(err, -EBADMSG, "layers section: the layers span more than %llu GiB",
+					SB_IMG_MAX >> 30);
+	}
+	return 0;
+}
+
 static int take_section(const struct snap_section *sec, const uint8_t *p, struct snapshot *s,
 			struct sb_err *err)
 {
@@ -256,6 +294,9 @@ static int take_section(const struct snap_section *sec, const uint8_t *p, struct
 	case SNAP_SEC_POLICY:
 		memcpy(&s->policy, p, sizeof(s->policy));
 		return snapshot__validate_policy(&s->policy, err);
+	case SNAP_SEC_LAYERS:
+		memcpy(&s->layers, p, sizeof(s->layers));
+		return validate_layers(&s->layers, err);
 	}
 	return 0;
 }
@@ -275,6 +316,13 @@ static int check_cross(const struct snapshot *s, struct sb_err *err)
 	if ((s->hc.flags & HC_STATE_PENDING_STDIN) && s->hdr.abi_version < 4)
 		return err__set(err, -EBADMSG, "hypercall section: a STDIN call pending in a template "
 				"of guest ABI %u", s->hdr.abi_version);
+	/* no read-only rootfs window in the RAM of a template with layers */
+	if (s->hdr.backend == SNAP_BACKEND_PROC && s->layers.n_layers && s->proc.ro_lo != s->proc.ro_hi)
+		return err__set(err, -EBADMSG, "proc-cpu section: a read-only rootfs window and layers");
+	/* layers came after ABI 4: no older guest kernel reads them */
+	if (s->layers.n_layers && s->hdr.abi_version < 4)
+		return err__set(err, -EBADMSG, "layers section in a template of guest ABI %u, "
+				"whose kernel has no layers", s->hdr.abi_version);
 	/* the pending read lies in RAM */
 	return hypercall__validate_state(&s->hc, s->hc_version, s->hdr.mem_size, err);
 }
@@ -301,7 +349,8 @@ int snapshot__parse_state(const uint8_t *buf, size_t len, struct snapshot *s, st
 
 		if (sec->type == 0 || sec->type >= SNAP_SEC_TYPE_MAX)
 			return err__set(err, -EBADMSG, "state.bin: unknown section type %u", sec->type);
-		if (!(template_sections(&s->hdr) & (1u << sec->type)) && sec->type == SNAP_SEC_POLICY)
+		if (!(template_sections(&s->hdr) & (1u << sec->type)) &&
+		    (sec->type == SNAP_SEC_POLICY || sec->type == SNAP_SEC_LAYERS))
 			return err__set(err, -EBADMSG, "state.bin: section %s in a %u.%u template", name,
 					s->hdr.major, s->hdr.minor);
 		if (!(template_sections(&s->hdr) & (1u << sec->type)))
@@ -401,6 +450,14 @@ int snapshot__load(const char *dir, struct snapshot *s, struct sb_err *err)
 	if (ret == 0 && pages_hash != s->hdr.pages_hash)
 		ret = err__set(err, -EBADMSG, "%s does not match state.bin (hash mismatch)",
 			       SNAP_PAGES_FILE);
+	for (unsigned i = 0; ret == 0 && i < s->layers.n_layers; i++) {
+		int fd = snapshot__open_layer(s, i, err);
+
+		if (fd < 0)
+			ret = fd;
+		else
+			close(fd);
+	}
 	free(buf);
 	if (ret < 0)
 		snapshot__close(s);
@@ -412,6 +469,47 @@ void snapshot__close(struct snapshot *s)
 	if (s->dirfd >= 0)
 		close(s->dirfd);
 	s->dirfd = -1;
+}
+
+void snapshot__layer_path(const struct snapshot *s, unsigned i, char *out, size_t len)
+{
+	char hex[33];
+
+	for (int k = 0; k < 16; k++)
+		snprintf(hex + 2 * k, 3, "%02x", s->layers.layers[i].id[k]);
+	snprintf(out, len, "%s/%s.sbfs", SNAP_LAYERS_DIR, hex);
+}
+
+int snapshot__open_layer(const struct snapshot *s, unsigned i, struct sb_err *err)
+{
+	const struct snap_layer *l = &s->layers.layers[i];
+	struct sbfs_header h;
+	struct sbfs fs;
+	struct stat sb;
+	char rel[64];
+	int fd, r;
+
+	if (i >= s->layers.n_layers)
+		return err__set(err, -EINVAL, "the template has no layer %u", i);
+	snapshot__layer_path(s, i, rel, sizeof(rel));
+	fd = openat(s->dirfd, rel, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err__errno(err, "the template's root file system layer %u, %s", i, rel);
+	if (fstat(fd, &sb) < 0) {
+		r = err__errno(err, "%s", rel);
+		close(fd);
+		return r;
+	}
+	if ((uint64_t)sb.st_size != l->size || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+	    (r = sbfs_open(&fs, &h, l->size)) != 0 || memcmp(h.id, l->id, sizeof(h.id))) {
+		close(fd);
+		return err__set(err, -EBADMSG,
+				"the template's root file system layer %u, %s, is not the image it was made "
+				"with (%lld bytes, expected %llu%s)",
+				i, rel, (long long)sb.st_size, (unsigned long long)l->size,
+				(uint64_t)sb.st_size != l->size ? "" : "; its header differs");
+	}
+	return fd;
 }
 
 int snapshot__open_mem(const struct snapshot *s, struct sb_err *err)

@@ -55,7 +55,17 @@ static int state__sections(struct machine *m, const struct snap_policy *pol, str
 			   struct sb_err *err)
 {
 	struct snap_memmap mm = { .n_slots = 1, .slots = { { 0, m->ram.size, 0 } } };
-	int ret = m->be->save(m, b, err);
+	struct snap_layers ly = { .n_layers = m->n_layers };
+	int ret;
+
+	if (m->n_layers == 0 || m->n_layers > SB_MAX_LAYERS)
+		return err__set(err, -EINVAL, "the sandbox has %u root file system layers", m->n_layers);
+	for (unsigned i = 0; i < m->n_layers; i++) {
+		memcpy(ly.layers[i].id, m->layers[i].id, sizeof(ly.layers[i].id));
+		ly.layers[i].gpa = m->layers[i].gpa;
+		ly.layers[i].size = m->layers[i].size;
+	}
+	ret = m->be->save(m, b, err);
 
 	if (!ret)
 		ret = snap_writer__add(b, SNAP_SEC_MEMMAP, SNAP_MEMMAP_VERSION, &mm, sizeof(mm), NULL, 0);
@@ -67,6 +77,8 @@ static int state__sections(struct machine *m, const struct snap_policy *pol, str
 				       sizeof(m->hc.st), NULL, 0);
 	if (!ret)
 		ret = snap_writer__add(b, SNAP_SEC_POLICY, SNAP_POLICY_VERSION, pol, sizeof(*pol), NULL, 0);
+	if (!ret)
+		ret = snap_writer__add(b, SNAP_SEC_LAYERS, SNAP_LAYERS_VERSION, &ly, sizeof(ly), NULL, 0);
 	if (ret < 0 && !err->msg[0])
 		err__set(err, ret, "building state.bin: %s", strerror(-ret));
 	return ret;

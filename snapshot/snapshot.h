@@ -30,6 +30,7 @@ struct snapshot {
 	struct hc_state hc;
 	uint32_t hc_version;    /* its section's version (1: no syscall_path) */
 	struct snap_policy policy; /* all zero (recycle "not set") before format 1.2 */
+	struct snap_layers layers; /* 1.3; none (n_layers 0) before: the rootfs is in RAM */
 	char id[33];            /* xxh3-128 of state.bin (which covers pages.idx) */
 	uint64_t state_bytes;
 };
@@ -37,7 +38,8 @@ struct snapshot {
 /*
  * Save sb (stopped at its ready point) into the empty directory dirfd:
  * mem.img, pages.idx, state.bin (the backend's sections from its save(),
- * then the memory map, the devices and the template's policy, last).
+ * then the memory map, the devices, the template's policy and its layers,
+ * last).  The layer images themselves are the caller's to link in.
  * Writes the id.
  */
 int snapshot__save(struct machine *sb, const struct snap_policy *policy, int dirfd, char id[33],
@@ -54,7 +56,8 @@ void snap_writer__set_cpuid_hash(struct snap_writer *w, uint64_t hash);
 /*
  * Load and validate the template in directory dir: state.bin completely
  * (every hash, size, version), mem.img's size, pages.idx's header and its
- * hash against state.bin.  Page contents are checked by `template verify`.
+ * hash against state.bin, each layer image's presence, size and header.
+ * Page and image contents are checked by `template verify`.
  * 0 or -errno + message.
  */
 int snapshot__load(const char *dir, struct snapshot *s, struct sb_err *err);
@@ -62,6 +65,13 @@ void snapshot__close(struct snapshot *s);
 
 /* Open mem.img read-only for mapping: fd or -errno. */
 int snapshot__open_mem(const struct snapshot *s, struct sb_err *err);
+
+/* Open the template's layer i (layers/<id>.sbfs) read-only for mapping, after
+ * checking that it is that image (its size, and the id and sizes in its
+ * header): fd, or -errno with a one-line message naming the file. */
+int snapshot__open_layer(const struct snapshot *s, unsigned i, struct sb_err *err);
+/* "layers/<id>.sbfs" of layer i, relative to the template's directory. */
+void snapshot__layer_path(const struct snapshot *s, unsigned i, char *out, size_t len);
 
 /* A policy section's contents: a known mode, max_reuses and idle_ms only
  * for "on" and within their limits, reserved fields zero.  0 or -EBADMSG. */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,8 +53,8 @@ int store__open(struct store *st, const char *root, struct sb_err *err)
 		n = snprintf(st->root, sizeof(st->root), "%s/.local/share/snapbox", home);
 	if (n < 0 || (size_t)n >= sizeof(st->root) - 16)
 		return err__set(err, -ENAMETOOLONG, "store path too long");
-	static const char *const subs[] = { "templates", "tmp", "trash" };
-	for (int i = 0; i < 3; i++) {
+	static const char *const subs[] = { "templates", "tmp", "trash", "images" };
+	for (int i = 0; i < 4; i++) {
 		snprintf(sub, sizeof(sub), "%s/%s", st->root, subs[i]);
 		ret = mkdir_p(sub, err);
 		if (ret < 0)
@@ -180,6 +181,114 @@ int store__remove(const struct store *st, const char *name, struct sb_err *err)
 		return err__set(err, ret, "removing template %s: %s", name, strerror(-ret));
 	store__discard(trash);
 	return 0;
+}
+
+static void image_path(const struct store *st, const uint8_t id[16], char *out, size_t len)
+{
+	char hex[33];
+
+	sbfs__id_hex(id, hex);
+	snprintf(out, len, "%s/images/%s.sbfs", st->root, hex);
+}
+
+/* Is the file at path that image (its size and its header's id)? */
+static bool image_there(const char *path, uint64_t size, const uint8_t id[16])
+{
+	struct sbfs_header h;
+	struct stat sb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = fstat(fd, &sb) == 0 && (uint64_t)sb.st_size == size &&
+	     pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) && !memcmp(h.id, id, 16);
+	close(fd);
+	return ok;
+}
+
+static int write_all(int fd, const uint8_t *p, uint64_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len > (1U << 30) ? (1U << 30) : len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+int store__put_image(const struct store *st, const struct sbfs_map *m, const char *what,
+		     struct sb_err *err)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 32];
+	int fd, ret;
+
+	image_path(st, m->fs.h.id, path, sizeof(path));
+	if (image_there(path, m->size, m->fs.h.id))
+		return 0;
+	ret = sbfs__verify(m->map, m->size, err);
+	if (ret < 0) {
+		struct sb_err e = *err;
+		return err__set(err, ret, "%s: %s", what, e.msg);
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return err__errno(err, "creating %s", tmp);
+	ret = write_all(fd, m->map, m->size);
+	if (ret < 0)
+		err__set(err, ret, "writing %s: %s", tmp, strerror(-ret));
+	else if (fchmod(fd, 0444) < 0 || fsync(fd) < 0)
+		ret = err__errno(err, "writing %s", tmp);
+	close(fd);
+	if (ret == 0 && rename(tmp, path) < 0)
+		ret = err__errno(err, "rename %s to %s", tmp, path);
+	if (ret < 0)
+		unlink(tmp);
+	return ret;
+}
+
+int store__link_image(const struct store *st, int dirfd, const uint8_t id[16], struct sb_err *err)
+{
+	char src[PATH_MAX], dst[64], hex[33];
+	int in, out, ret = 0;
+	struct stat sb;
+
+	image_path(st, id, src, sizeof(src));
+	sbfs__id_hex(id, hex);
+	snprintf(dst, sizeof(dst), "layers/%s.sbfs", hex);
+	if (mkdirat(dirfd, "layers", 0755) < 0 && errno != EEXIST)
+		return err__errno(err, "mkdir layers");
+	if (linkat(AT_FDCWD, src, dirfd, dst, 0) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != EXDEV && errno != EPERM && errno != EMLINK)
+		return err__errno(err, "link %s into the template", src);
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return err__errno(err, "%s", src);
+	out = openat(dirfd, dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	if (out < 0 || fstat(in, &sb) < 0) {
+		ret = err__errno(err, "copying %s into the template", src);
+		goto done;
+	}
+	for (off_t off = 0; off < sb.st_size && ret == 0;) {
+		ssize_t n = sendfile(out, in, &off, (size_t)(sb.st_size - off));
+		if (n <= 0)
+			ret = n < 0 ? err__errno(err, "copying %s into the template", src)
+				    : err__set(err, -EIO, "%s shrank while copied", src);
+	}
+	if (ret == 0 && fsync(out) < 0)
+		ret = err__errno(err, "copying %s into the template", src);
+done:
+	if (out >= 0)
+		close(out);
+	close(in);
+	return ret;
 }
 
 static int cmp_str(const void *a, const void *b)

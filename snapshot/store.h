@@ -6,6 +6,14 @@
  * replaced or removed ones until they are deleted.  Clones map mem.img,
  * so a template in use is never modified: replacing or removing renames
  * the directory away and unlinks it, and mappings keep the old files.
+ *
+ * <root>/images/<id>.sbfs are the root file system layers templates use,
+ * by content (the id is the image's xxh3-128): written once (into a
+ * temporary file, checked completely, renamed into place), never modified,
+ * hard-linked into each template that uses them (<template>/layers/), so
+ * templates with the same layer share one file and its page cache, and a
+ * template stays whole on its own.  Removing a template leaves the image
+ * (an image only in images/, link count 1, is no template's).
  */
 #ifndef SNAP_STORE_H
 #define SNAP_STORE_H
@@ -14,6 +22,7 @@
 #include <stddef.h>
 
 #include "common/err.h"
+#include "sbfs/sbfs_host.h"
 
 struct store {
 	char root[PATH_MAX - 256]; /* leaves room for sub-paths */
@@ -43,6 +52,16 @@ void store__discard(const char *dir);
 
 /* Remove template <name>: -ENOENT if there is none. */
 int store__remove(const struct store *st, const char *name, struct sb_err *err);
+
+/* Put the image m (what names it in messages) into <root>/images/<id>.sbfs
+ * unless an image of that size and id is there already (then nothing is
+ * read or written).  A new one is checked completely first (sbfs__verify). */
+int store__put_image(const struct store *st, const struct sbfs_map *m, const char *what,
+		     struct sb_err *err);
+
+/* <dirfd>/layers/<id>.sbfs: a hard link of <root>/images/<id>.sbfs (a copy
+ * where linking fails, e.g. across file systems). */
+int store__link_image(const struct store *st, int dirfd, const uint8_t id[16], struct sb_err *err);
 
 /* Names of the templates, sorted; *names is malloc'd (free each, then it). */
 int store__list(const struct store *st, char ***names, size_t *n, struct sb_err *err);

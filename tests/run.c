@@ -303,6 +303,17 @@ const char *abi3_kernel(void)
 	return path;
 }
 
+const char *old_snapbox(void)
+{
+	const char *e = getenv("SNAPBOX_OLD_BIN"), *path;
+
+	if (e && *e)
+		return e;
+	path = build_file("fixtures/old-host/build/snapbox");
+	cr_assert_eq(access(path, X_OK), 0, "%s is missing: make test-bins builds it (from git)", path);
+	return path;
+}
+
 long stats_calls(const char *err, const char *name)
 {
 	const char *l = strstr(err, "stats: hypercalls:");

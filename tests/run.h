@@ -52,6 +52,11 @@ long stats_waited(const char *err);
  * build/fixtures/abi3-kernel.elf, or $SNAPBOX_ABI3_KERNEL): what older
  * templates hold, to check that they still run. */
 const char *abi3_kernel(void);
+/* A snapbox from before the root file system became layers (built from git
+ * by tests/tests.mk: build/fixtures/old-host/build/snapbox, or
+ * $SNAPBOX_OLD_BIN): the only one that boots an ABI 3 kernel, so the one
+ * that makes templates of it (format 1.2, the rootfs a cpio in RAM). */
+const char *old_snapbox(void);
 /* A file of the build the running suite belongs to (BUILD/rel, found from
  * the suite's own path: BUILD/tests/test_x), in a static buffer (4 kept). */
 const char *build_file(const char *rel);

@@ -145,8 +145,8 @@ if [ $asan_ok = 1 ]; then
 	done
 fi
 
-echo "== fuzz-regress: the state.bin reader over tests/fuzz/corpus (libFuzzer, ASan, UBSan)"
-ncorp=$(ls tests/fuzz/corpus | wc -l)
+echo "== fuzz-regress: the state.bin reader and the sbfs image check/reader over tests/fuzz/corpus and tests/fuzz/sbfs-corpus (libFuzzer, ASan, UBSan)"
+ncorp=$(($(ls tests/fuzz/corpus | wc -l) + $(ls tests/fuzz/sbfs-corpus | wc -l)))
 if make -s BUILD="$BUILD" fuzz-regress >"$BUILD/fuzz-regress.log" 2>&1; then
 	echo "$ncorp corpus inputs parsed without a crash or a broken invariant"
 	pass=$((pass + ncorp))

@@ -95,6 +95,22 @@ static void create_(const char *name, bool force, const char *const *prog)
 	create_k(name, force, NULL, prog);
 }
 
+/* template create with the snapbox from before the layers (run.h:
+ * old_snapbox), as a template made before an upgrade. */
+static void create_old(const char *name, const char *kernel, const char *const *prog)
+{
+	const char *was = getenv("SNAPBOX_BIN");
+	char *keep = was ? strdup(was) : NULL;
+
+	setenv("SNAPBOX_BIN", old_snapbox(), 1);
+	create_k(name, false, kernel, prog);
+	if (keep)
+		setenv("SNAPBOX_BIN", keep, 1);
+	else
+		unsetenv("SNAPBOX_BIN");
+	free(keep);
+}
+
 /* Create a template that must succeed. */
 static void create(const char *name, const char *const *prog)
 {
@@ -521,7 +537,7 @@ static void damaged(const char *name, const char *what, const char *mention)
 static const char *secname(uint32_t type)
 {
 	static const char *const n[] = { "?", "cpuid", "vcpu", "vm", "memmap", "serial", "hypercall",
-					 "proc-cpu", "policy" };
+					 "proc-cpu", "policy", "layers" };
 	return type < sizeof(n) / sizeof(n[0]) ? n[type] : "?";
 }
 
@@ -952,7 +968,9 @@ static void restamp(const char *name, uint32_t abi, uint32_t hc_version, uint32_
  * Templates of older guest kernels run unchanged: their clones complete a
  * pending READ and make ABI 3's synchronous calls (READ, WRITE, RANDOM),
  * which this snapbox still serves.  An ABI 3 kernel (tests/tests.mk builds
- * it from git) makes a genuine ABI 3 template; stamped ABI 2 with the
+ * it from git) in the snapbox from before the layers (built from git too:
+ * this one refuses to boot it) makes a genuine ABI 3 template, of format
+ * 1.2 with its rootfs in RAM and no layers; stamped ABI 2 with the
  * hypercall section of version 1 it is what snapbox of ABI 2 saved.
  */
 Test(template, templates_from_guest_abi_2_and_3_still_run)
@@ -961,12 +979,13 @@ Test(template, templates_from_guest_abi_2_and_3_still_run)
 	size_t n = 100000;
 	char *in = malloc(n);
 
-	create_k("abi3", false, abi3_kernel(), LUA);
+	create_old("abi3", abi3_kernel(), LUA);
 	cr_assert_eq(R.status, 0, "template create with the ABI 3 kernel: %s", R.err);
 	tcmd("inspect", "abi3");
 	cr_assert_eq(R.status, 0, "inspect: %s", R.err);
 	cr_assert(strstr(R.out, "guest ABI 3"), "inspect: %s", R.out);
 	cr_assert(strstr(R.out, "stdin read pending (READ, "), "inspect: %s", R.out);
+	cr_assert(strstr(R.out, "layers     none: the root file system is in RAM"), "inspect: %s", R.out);
 	lua_answer(30, want, sizeof(want));
 	for (int file = 1; file >= 0; file--) {
 		run_stats("abi3", "{\"n\": 30}", 9, file);
@@ -980,7 +999,7 @@ Test(template, templates_from_guest_abi_2_and_3_still_run)
 	}
 	for (size_t i = 0; i < n; i++)
 		in[i] = (char)('0' + i % 10);
-	create_k("cat3", false, abi3_kernel(), PROG("/bin/cat"));
+	create_old("cat3", abi3_kernel(), PROG("/bin/cat"));
 	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
 	run_stats("cat3", in, n, true);
 	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
@@ -1220,27 +1239,30 @@ Test(template, create_with_each_recycle_policy_form)
 		create_policy(c[i].name, c[i].arg, c[i].before);
 		cr_assert_eq(R.status, 0, "--recycle %s: status %d, stderr: %s", c[i].arg, R.status, R.err);
 		cr_assert_str_eq(inspect_recycle(c[i].name), c[i].inspect, "--recycle %s", c[i].arg);
-		snprintf(want, sizeof(want), "format     1.2,");
+		snprintf(want, sizeof(want), "format     1.3,");
 		cr_assert(strstr(R.out, want), "inspect: %s", R.out);
 		cr_assert(strstr(R.out, " policy "), "inspect lists the policy section: %s", R.out);
 		assert_manifest_recycle(c[i].name, c[i].manifest);
 	}
-	/* the policy is in state.bin (so in the id): the last section, as written */
+	/* the policy is in state.bin (so in the id), as written */
 	{
 		struct snap_header hd;
 		struct snap_section t[SNAP_MAX_SECTIONS];
+		uint32_t i;
 
 		read_file(tpath("full", SNAP_STATE_FILE), &hd, sizeof(hd), 0);
-		cr_assert_eq(hd.minor, 2);
+		cr_assert_eq(hd.minor, 3);
 		read_file(tpath("full", SNAP_STATE_FILE), t, hd.n_sections * sizeof(t[0]), sizeof(hd));
-		cr_assert_eq(t[hd.n_sections - 1].type, SNAP_SEC_POLICY);
-		cr_assert_eq(t[hd.n_sections - 1].length, sizeof(pol));
-		read_file(tpath("full", SNAP_STATE_FILE), &pol, sizeof(pol), (off_t)t[hd.n_sections - 1].offset);
+		for (i = 0; i < hd.n_sections && t[i].type != SNAP_SEC_POLICY; i++)
+			;
+		cr_assert_lt(i, hd.n_sections, "a policy section");
+		cr_assert_eq(t[i].length, sizeof(pol));
+		read_file(tpath("full", SNAP_STATE_FILE), &pol, sizeof(pol), (off_t)t[i].offset);
 		cr_assert_eq(pol.recycle, SNAP_RECYCLE_ON);
 		cr_assert_eq(pol.max_reuses, 1000);
 		cr_assert_eq(pol.idle_ms, 60000);
 		h = XXH3_64bits(&pol, sizeof(pol));
-		cr_assert_eq(h, t[hd.n_sections - 1].hash);
+		cr_assert_eq(h, t[i].hash);
 	}
 	inspect_id("none", id0);
 	inspect_id("off", id1);
@@ -1318,22 +1340,30 @@ static void policy_section(const char *name, struct snap_header *h, struct snap_
 	cr_assert_lt(*idx, h->n_sections, "%s has no policy section", name);
 }
 
-/* Take the policy section out of the table (and the file: it is last),
- * and stamp the header minor: what a snapbox before format 1.2 wrote. */
-static void strip_policy(const char *name, uint16_t minor)
+/* Take the sections of the types in `drop` (a bit per type) out of the
+ * table (their bytes stay, unreferenced) and stamp the header minor: what
+ * an older snapbox wrote (1.1: no policy, no layers; 1.2: no layers). */
+static void strip_sections(const char *name, uint32_t drop, uint16_t minor)
 {
 	struct snap_section t[SNAP_MAX_SECTIONS];
 	struct snap_header h;
-	uint32_t i;
+	uint32_t n = 0;
 
-	policy_section(name, &h, t, &i);
-	cr_assert_eq(i, h.n_sections - 1, "the policy section is written last");
-	cr_assert_eq(truncate(tpath(name, SNAP_STATE_FILE), (off_t)t[i].offset), 0);
-	h.n_sections--;
+	read_file(tpath(name, SNAP_STATE_FILE), &h, sizeof(h), 0);
+	cr_assert_leq(h.n_sections, SNAP_MAX_SECTIONS);
+	read_file(tpath(name, SNAP_STATE_FILE), t, h.n_sections * sizeof(t[0]), sizeof(h));
+	for (uint32_t i = 0; i < h.n_sections; i++)
+		if (!(drop & (1u << t[i].type)))
+			t[n++] = t[i];
+	cr_assert_lt(n, h.n_sections, "%s: nothing to strip", name);
+	h.n_sections = n;
 	h.minor = minor;
+	patch_file(tpath(name, SNAP_STATE_FILE), t, n * sizeof(t[0]), sizeof(h));
 	patch_file(tpath(name, SNAP_STATE_FILE), &h, sizeof(h), 0);
 	resign(name);
 }
+#define POLICY (1u << SNAP_SEC_POLICY)
+#define LAYERS (1u << SNAP_SEC_LAYERS)
 
 static void set_policy(const char *name, struct snap_policy pol)
 {
@@ -1351,9 +1381,12 @@ Test(template, a_template_from_before_format_1_2_has_the_service_default)
 	create_policy("lua", "on,max=5", false);
 	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
 
-	/* 1.1, no policy section: loads, runs, and says "service default" */
+	/* 1.1, no policy section (nor layers): loads, runs, and says "service
+	 * default".  (A real 1.1 template has its root file system in its RAM;
+	 * this one's guest kernel is today's, left without layers: it runs
+	 * because the handler opens only /dev/urandom after its ready point.) */
 	copy_template("lua", "old");
-	strip_policy("old", 1);
+	strip_sections("old", POLICY | LAYERS, 1);
 	lua_clone_answers("old", 9);
 	cr_assert_str_eq(inspect_recycle("old"),
 			 "service default (template made before format 1.2: no policy)");
@@ -1364,17 +1397,10 @@ Test(template, a_template_from_before_format_1_2_has_the_service_default)
 
 	/* 1.2 without it: refused; 1.1 with one: refused */
 	copy_template("lua", "nopol");
-	strip_policy("nopol", 2);
+	strip_sections("nopol", POLICY | LAYERS, 2);
 	refused("nopol", "a 1.2 template without its policy", "section policy is missing", NULL);
 	copy_template("lua", "oldpol");
-	{
-		struct snap_header h;
-
-		read_file(tpath("oldpol", SNAP_STATE_FILE), &h, sizeof(h), 0);
-		h.minor = 1;
-		patch_file(tpath("oldpol", SNAP_STATE_FILE), &h, sizeof(h), 0);
-		resign("oldpol");
-	}
+	strip_sections("oldpol", LAYERS, 1);
 	refused("oldpol", "a 1.1 template with a policy", "section policy in a 1.1 template", NULL);
 
 	/* what the section says is checked, not only its hash */
@@ -1414,4 +1440,320 @@ Test(template, a_template_from_before_format_1_2_has_the_service_default)
 	cr_assert_str_eq(inspect_recycle("good"), "on (max 2 reuses, idle 1500 ms)");
 	lua_clone_answers("good", 4);
 	lua_clone_answers("lua", 3);
+}
+
+/* ---- root file system layers (format 1.3) ------------------------------------ */
+
+#define ALL(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+/* template create NAME --store STORE --rootfs DIR -- prog... */
+static void create_layered(const char *name, const char *dir, const char *const *prog)
+{
+	const char *av[32] = { "snapbox", "template", "create", name, "--store", STORE,
+			       "--rootfs", dir, "--" };
+	int n = 9;
+
+	for (int i = 0; prog[i] && n < 31; i++)
+		av[n++] = prog[i];
+	av[n] = NULL;
+	sb(av, NULL, 60);
+	cr_assert_eq(R.status, 0, "template create %s: status %d, stderr: %s", name, R.status, R.err);
+}
+
+static void mkdirs(const char *dir, const char *sub)
+{
+	char p[1024];
+	snprintf(p, sizeof(p), "%s/%s", dir, sub);
+	cr_assert_eq(mkdir(p, 0755), 0, "mkdir %s", p);
+}
+
+/* A handler that reads a file of its layer before its ready point and,
+ * after it, a file its layer puts over the base's, one only its layer has
+ * and one only the base has. */
+static const char LAYER_LUA[] =
+	"local function slurp(p) local f = assert(io.open(p)) local s = f:read('a') f:close() return s end\n"
+	"local before = slurp('/app/data.txt')\n"
+	"local req = io.read('a')\n"
+	"io.write(before, '|', slurp('/etc/motd'), '|', slurp('/app/late.txt'), '|',\n"
+	"         slurp('/app/hello.lua'), '|', slurp('/app/link'), '|', req)\n";
+
+static char *layer_tree(void)
+{
+	char *dir = make_tempdir(), p[1024];
+
+	chmod(dir, 0755);
+	mkdirs(dir, "app");
+	mkdirs(dir, "etc");
+	cr_assert_eq(write_file(dir, "app/main.lua", LAYER_LUA, strlen(LAYER_LUA), 0644), 0);
+	cr_assert_eq(write_file(dir, "app/data.txt", "data", 4, 0644), 0);
+	cr_assert_eq(write_file(dir, "app/late.txt", "late", 4, 0644), 0);
+	cr_assert_eq(write_file(dir, "etc/motd", "layer motd\n", 11, 0644), 0);
+	snprintf(p, sizeof(p), "%s/app/link", dir);
+	cr_assert_eq(symlink("../etc/motd", p), 0);
+	return dir;
+}
+
+static int count_dir(const char *path)
+{
+	char cmd[1200];
+	FILE *f;
+	int n = -1;
+
+	snprintf(cmd, sizeof(cmd), "ls -1 '%s' | wc -l", path);
+	f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	cr_assert_eq(fscanf(f, "%d", &n), 1);
+	pclose(f);
+	return n;
+}
+
+/* The path of the template's layer i (its layers/ directory, sorted). */
+static const char *layer_file(const char *name, int i)
+{
+	static char out[2400];
+	char cmd[1200];
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "ls -1 '%s' | sed -n %dp", tpath(name, "layers"), i + 1);
+	f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(cmd, sizeof(cmd), f), "%s has no layer %d", name, i);
+	pclose(f);
+	cmd[strcspn(cmd, "\n")] = 0;
+	snprintf(out, sizeof(out), "%s/%s", tpath(name, "layers"), cmd);
+	return out;
+}
+
+Test(template, a_rootfs_layer_is_in_the_template_and_its_clones)
+{
+	char *dir = layer_tree(), want[1500], p[1200];
+	struct stat a, b;
+
+	create_layered("lay", dir, ALL("/bin/lua", "/app/main.lua"));
+	/* in a clone: the layer's files, over the base's where both have one,
+	 * the base's where only it has one, a symlink followed */
+	for (int i = 0; i < 2; i++) {
+		snprintf(p, sizeof(p), "request %d", i);
+		run_clone("lay", p);
+		cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+		snprintf(want, sizeof(want), "data|layer motd\n|late|print(\"hello from lua\")\n|layer motd\n|%s", p);
+		cr_assert_str_eq(R.out, want);
+	}
+	/* the template names both layers and has them; the store has them once */
+	cr_assert_eq(count_dir(tpath("lay", "layers")), 2);
+	snprintf(p, sizeof(p), "%s/images", STORE);
+	cr_assert_eq(count_dir(p), 2);
+	tcmd("inspect", "lay");
+	cr_assert(strstr(R.out, "(bottom)") && strstr(R.out, "(top)"), "inspect: %s", R.out);
+	tcmd("verify", "lay");
+	cr_assert_eq(R.status, 0, "verify: %s", R.err);
+	cr_assert(strstr(R.out, "2 layer images"), "verify: %s", R.out);
+	{
+		size_t n;
+		char *j = (char *)slurp(tpath("lay", SNAP_MANIFEST_FILE), &n);
+		snprintf(want, sizeof(want), "\"source\": \"--rootfs %s\"", dir);
+		cr_assert(strstr(j, want) && strstr(j, "\"source\": \"base\""), "template.json: %s", j);
+		free(j);
+	}
+	/* a second template of the same tree shares the images (the same files) */
+	create_layered("lay2", dir, ALL("/bin/lua", "/app/main.lua"));
+	cr_assert_eq(count_dir(p), 2, "no new image for the same content");
+	cr_assert_eq(stat(layer_file("lay", 0), &a), 0);
+	cr_assert_eq(stat(layer_file("lay2", 0), &b), 0);
+	cr_assert_eq(a.st_ino, b.st_ino, "one file for both templates");
+	cr_assert_geq(a.st_nlink, 3, "images/, lay, lay2");
+	/* removing a template leaves the images: the other one still runs */
+	tcmd("rm", "lay");
+	cr_assert_eq(R.status, 0, "rm: %s", R.err);
+	cr_assert_eq(count_dir(p), 2);
+	run_clone("lay2", "x");
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert(strstr(R.out, "|layer motd\n|late|"), "out: %s", R.out);
+	remove_tempdir(&dir);
+}
+
+/* Where mem.img has data (SEEK_DATA/SEEK_HOLE), does it hold `what`? */
+static bool mem_holds(const char *name, const void *what, size_t len, uint64_t *stored)
+{
+	int fd = open(tpath(name, SNAP_MEM_FILE), O_RDONLY);
+	struct stat st;
+	bool found = false;
+	off_t off = 0;
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(fstat(fd, &st), 0);
+	*stored = (uint64_t)st.st_blocks * 512;
+	while (!found && off < st.st_size) {
+		off_t d = lseek(fd, off, SEEK_DATA), h;
+		char *buf;
+
+		if (d < 0)
+			break;
+		h = lseek(fd, d, SEEK_HOLE);
+		buf = malloc((size_t)(h - d));
+		cr_assert_eq(pread(fd, buf, (size_t)(h - d), d), h - d);
+		found = memmem(buf, (size_t)(h - d), what, len) != NULL;
+		free(buf);
+		off = h;
+	}
+	close(fd);
+	return found;
+}
+
+Test(template, the_template_holds_no_root_file_system)
+{
+	enum { BLOB = 2 << 20 };
+	char *dir = make_tempdir();
+	uint8_t *blob = malloc(BLOB);
+	uint64_t x = 0x853c49e6748fea9bULL ^ (uint64_t)getpid(), stored;
+	char motd[128];
+	size_t n;
+	uint8_t *base_motd = slurp("guest/rootfs/etc/motd", &n);
+
+	/* 2 MiB nobody reads, in a layer; the base's /etc/motd, nobody reads */
+	for (size_t i = 0; i < BLOB; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		blob[i] = (uint8_t)x;
+	}
+	cr_assert_eq(write_file(dir, "blob.bin", blob, BLOB, 0644), 0);
+	create_layered("lua", dir, LUA);
+	lua_clone_answers("lua", 6);
+	/* with the root file system in RAM, mem.img held all of it */
+	cr_assert(!mem_holds("lua", blob + BLOB / 2, 256, &stored), "the layer's file is in mem.img");
+	cr_assert_lt(stored, (uint64_t)BLOB, "mem.img stores %llu bytes", (unsigned long long)stored);
+	snprintf(motd, sizeof(motd), "%.*s", (int)(n < 60 ? n : 60), (const char *)base_motd);
+	cr_assert(!mem_holds("lua", motd, strlen(motd), &stored), "the base layer's /etc/motd is in mem.img");
+	free(base_motd);
+	free(blob);
+	remove_tempdir(&dir);
+}
+
+Test(template, a_missing_or_damaged_layer_is_refused_in_one_line)
+{
+	char *dir = make_tempdir(), cmd[3000], other[1100];
+	const char *lf;
+
+	create("lua", LUA);
+	/* missing */
+	copy_template("lua", "gone");
+	lf = layer_file("gone", 0);
+	cr_assert_eq(unlink(lf), 0);
+	refused("gone", "a missing layer", "No such file", NULL);
+	cr_assert(strstr(R.err, "layers/"), "names the file: %s", R.err);
+	tcmd("inspect", "gone");
+	cr_assert_neq(R.status, 0);
+	cr_assert(one_line(R.err, R.err_len), "inspect: %s", R.err);
+	/* shorter */
+	copy_template("lua", "short");
+	lf = layer_file("short", 0);
+	{
+		struct stat st;
+		cr_assert_eq(stat(lf, &st), 0);
+		cr_assert_eq(truncate(lf, st.st_size - 4096), 0);
+	}
+	refused("short", "a truncated layer", "is not the image", NULL);
+	/* another image in its place, under its name */
+	cr_assert_eq(write_file(dir, "x", "another tree", 12, 0644), 0);
+	snprintf(other, sizeof(other), "%s.sbfs", dir);
+	sb(ARGS("image", "build", dir, "-o", other), NULL, 30);
+	cr_assert_eq(R.status, 0, "%s", R.err);
+	copy_template("lua", "other");
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", other, layer_file("other", 0));
+	cr_assert_eq(system(cmd), 0);
+	refused("other", "another image in the layer's place", "is not the image", NULL);
+	unlink(other);
+	/* its header damaged (the id) */
+	copy_template("lua", "hdr");
+	flip(layer_file("hdr", 0), 96, 0x04);
+	refused("hdr", "a layer whose header is damaged", "its header differs", NULL);
+	/* a byte of a file damaged: not looked for per clone; verify finds it */
+	copy_template("lua", "data");
+	{
+		struct stat st;
+		cr_assert_eq(stat(layer_file("data", 0), &st), 0);
+		flip(layer_file("data", 0), st.st_size - 1, 0x01);
+	}
+	tcmd("verify", "data");
+	cr_assert_eq(R.status, 1, "verify: %d %s", R.status, R.err);
+	cr_assert(one_line(R.err, R.err_len) && strstr(R.err, "layers/"), "verify: %s", R.err);
+	/* and the template itself was never touched */
+	lua_clone_answers("lua", 3);
+	tcmd("verify", "lua");
+	cr_assert_eq(R.status, 0, "verify: %s", R.err);
+	remove_tempdir(&dir);
+}
+
+/* The section of a type in template name: its table index. */
+static uint32_t find_section(const char *name, uint32_t type, struct snap_header *h,
+			     struct snap_section *t)
+{
+	uint32_t i;
+
+	read_file(tpath(name, SNAP_STATE_FILE), h, sizeof(*h), 0);
+	cr_assert_leq(h->n_sections, SNAP_MAX_SECTIONS);
+	read_file(tpath(name, SNAP_STATE_FILE), t, h->n_sections * sizeof(t[0]), sizeof(*h));
+	for (i = 0; i < h->n_sections && t[i].type != type; i++)
+		;
+	cr_assert_lt(i, h->n_sections, "%s has no section %u", name, type);
+	return i;
+}
+
+Test(template, the_layers_section_is_checked)
+{
+	struct snap_header h;
+	struct snap_section t[SNAP_MAX_SECTIONS];
+	struct snap_layers ly;
+	uint32_t i;
+
+	create("lua", LUA);
+	i = find_section("lua", SNAP_SEC_LAYERS, &h, t);
+	cr_assert_eq(h.minor, 3);
+	cr_assert_eq(t[i].length, sizeof(ly));
+	read_file(tpath("lua", SNAP_STATE_FILE), &ly, sizeof(ly), (off_t)t[i].offset);
+	cr_assert_eq(ly.n_layers, 1, "the base layer");
+	cr_assert_eq(ly.layers[0].gpa, SB_IMG_GPA);
+
+	/* 1.3 without it, 1.2 with it */
+	copy_template("lua", "nolayers");
+	strip_sections("nolayers", LAYERS, 3);
+	refused("nolayers", "a 1.3 template without its layers", "section layers is missing", NULL);
+	copy_template("lua", "old");
+	{
+		read_file(tpath("old", SNAP_STATE_FILE), &h, sizeof(h), 0);
+		h.minor = 2;
+		patch_file(tpath("old", SNAP_STATE_FILE), &h, sizeof(h), 0);
+		resign("old");
+	}
+	refused("old", "a 1.2 template with layers", "section layers in a 1.2 template", NULL);
+
+	/* what it says, with every hash right */
+	static const struct {
+		const char *what, *says;
+		int field; /* 0: gpa + 2 MiB, 1: 9 layers, 2: no id, 3: odd size, 4: an entry past the last */
+	} bad[] = {
+		{ "a layer elsewhere", "layers section: layer 0 at", 0 },
+		{ "nine layers", "layers section: 9 layers", 1 },
+		{ "a layer without an id", "an id", 2 },
+		{ "half a page", "whole pages", 3 },
+		{ "an entry past the last layer", "past the last layer", 4 },
+	};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		char name[32];
+		struct snap_layers l = ly;
+
+		snprintf(name, sizeof(name), "ly%zu", k);
+		copy_template("lua", name);
+		switch (bad[k].field) {
+		case 0: l.layers[0].gpa += SB_PAGE_2M; break;
+		case 1: l.n_layers = 9; break;
+		case 2: memset(l.layers[0].id, 0, 16); break;
+		case 3: l.layers[0].size -= 2048; break;
+		case 4: l.layers[1].size = 4096; break;
+		}
+		patch_file(tpath(name, SNAP_STATE_FILE), &l, sizeof(l), (off_t)t[i].offset);
+		resign(name);
+		refused(name, bad[k].what, bad[k].says, NULL);
+		cr_assert_null(strstr(R.err, "hash"), "%s: the hashes are right: %s", bad[k].what, R.err);
+	}
+	lua_clone_answers("lua", 4);
 }

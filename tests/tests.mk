@@ -26,10 +26,11 @@ test: all $(TEST_BINS)
 	@sh tests/run_all.sh $(BUILD)
 
 # A guest kernel of ABI 3 (the last one before the ABI note, built from
-# git at ABI3_COMMIT), for the tests that check that this snapbox still
-# boots such a kernel and runs its templates, whose clones complete a
-# pending READ and speak the synchronous calls of ABI 3 (test_template,
-# test_boot).  Needs the repository's history (git archive).
+# git at ABI3_COMMIT), for the tests that check that this snapbox refuses
+# to boot such a kernel in one line (it expects a cpio rootfs in RAM;
+# test_boot) and still runs its templates, whose clones complete a pending
+# READ and speak the synchronous calls of ABI 3 (test_template).  Needs the
+# repository's history (git archive).
 ABI3_COMMIT := ce7a39ca885621dbe2c5e1b0d5570804cd948430
 ABI3_KERNEL := $(BUILD)/fixtures/abi3-kernel.elf
 $(ABI3_KERNEL):
@@ -39,4 +40,20 @@ $(ABI3_KERNEL):
 		GUEST_LIB_SRCS="guest/lib/elf64.c guest/lib/cpio.c guest/lib/pagetable.c" out/guest/kernel.elf
 	cp $(BUILD)/fixtures/abi3/out/guest/kernel.elf $@
 
-$(TEST_OUT)/test_template $(TEST_OUT)/test_boot: | $(ABI3_KERNEL)
+# A snapbox from before the root file system became layers (main at
+# OLD_HOST_COMMIT, the merge of the layers' first parent), built from git:
+# only it still boots an ABI 3 kernel (with its rootfs as a cpio in RAM), so
+# test_template makes its ABI 3 templates with it (format 1.2, no layers),
+# as a user upgrading from it would have them.  Its rootfs build reuses
+# $(BUILD)/src (the fetched Lua source).
+OLD_HOST_COMMIT := b236f394c05d192c8e0b4cbc6c02e82c5e54926a
+OLD_HOST_DIR := $(BUILD)/fixtures/old-host
+OLD_SNAPBOX := $(OLD_HOST_DIR)/build/snapbox
+$(OLD_SNAPBOX): | $(LUA_SRCDIR)
+	@rm -rf $(OLD_HOST_DIR) && mkdir -p $(OLD_HOST_DIR)/build
+	git archive $(OLD_HOST_COMMIT) | tar -x -C $(OLD_HOST_DIR)
+	ln -sfn $(abspath $(BUILD))/src $(OLD_HOST_DIR)/build/src
+	$(MAKE) -s -C $(OLD_HOST_DIR) BUILD=build CC=$(CC) build/snapbox build/guest/rootfs.cpio \
+		build/guest/proc-stub build/guest/kernel.elf
+
+$(TEST_OUT)/test_template $(TEST_OUT)/test_boot: | $(ABI3_KERNEL) $(OLD_SNAPBOX)

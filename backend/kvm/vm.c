@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -11,6 +12,7 @@
 #include "backend/kvm/vcpu_state.h"
 #include "backend/kvm/vm.h"
 #include "snapshot/snapshot.h"
+#include "sbtypes.h"
 #include "snapbox_abi.h"
 
 /* Three pages just below 4 GiB, the usual spot (needed by VMX only). */
@@ -27,6 +29,77 @@ static int vm__set_memory(struct vm *vm, struct sb_err *err)
 	int ret = KVM_IOCTL(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region, err);
 
 	return ret < 0 ? ret : 0;
+}
+
+/* Slot 1, the layer window: window bytes at SB_IMG_GPA, read-only, over a
+ * fresh PROT_READ reservation (the old one, if any, goes). */
+static int vm__set_img_window(struct vm *vm, uint64_t window, struct sb_err *err)
+{
+	struct kvm_userspace_memory_region region = {
+		.slot = 1, .flags = KVM_MEM_READONLY, .guest_phys_addr = SB_IMG_GPA,
+	};
+	void *p;
+	int ret;
+
+	if (kvm__ioctl_raw(vm->kvm_fd, KVM_CHECK_EXTENSION, (void *)KVM_CAP_READONLY_MEM) <= 0)
+		return err__set(err, -ENOTSUP, "this KVM has no read-only memory slots "
+				"(KVM_CAP_READONLY_MEM), which the root file system's layers need");
+	if (vm->img_host) { /* a size cannot change: delete the slot, then make it anew */
+		region.memory_size = 0;
+		ret = KVM_IOCTL(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region, err);
+		if (ret < 0)
+			return ret;
+		munmap(vm->img_host, vm->img_window);
+		vm->img_host = NULL;
+		vm->img_window = 0;
+	}
+	p = mmap(NULL, window, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return err__errno(err, "reserving %llu MiB for the layer window",
+				  (unsigned long long)(window >> 20));
+	vm->img_host = p;
+	vm->img_window = window;
+	region.memory_size = window;
+	region.userspace_addr = (uint64_t)(uintptr_t)p;
+	ret = KVM_IOCTL(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region, err);
+	if (ret < 0)
+		return ret;
+	/* the hypercalls' MEMCPY may read it */
+	vm->m.mem.ro_gpa = SB_IMG_GPA;
+	vm->m.mem.ro_size = window;
+	vm->m.mem.ro_host = p;
+	return 0;
+}
+
+/* Map the layer images (fds) where l says, growing the window if needed. */
+static int vm__map_layers(struct vm *vm, const int *fds, const struct machine_layer *l, unsigned n,
+			  struct sb_err *err)
+{
+	uint64_t span = 0;
+	int ret;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (l[i].gpa < SB_IMG_GPA || l[i].gpa % SB_PAGE_2M || l[i].size % 4096 ||
+		    !sb_range_in(l[i].gpa, l[i].size, SB_IMG_GPA, SB_IMG_GPA + SB_IMG_MAX))
+			return err__set(err, -EINVAL, "layer %u at %#llx+%llu is outside the layer window", i,
+					(unsigned long long)l[i].gpa, (unsigned long long)l[i].size);
+		if (l[i].gpa + l[i].size - SB_IMG_GPA > span)
+			span = l[i].gpa + l[i].size - SB_IMG_GPA;
+	}
+	if (span > vm->img_window) {
+		uint64_t w = (span + VM_IMG_WINDOW_MIN - 1) & ~(VM_IMG_WINDOW_MIN - 1);
+
+		ret = vm__set_img_window(vm, w, err);
+		if (ret < 0)
+			return ret;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		void *at = vm->img_host + (l[i].gpa - SB_IMG_GPA);
+
+		if (mmap(at, l[i].size, PROT_READ, MAP_PRIVATE | MAP_FIXED, fds[i], 0) != at)
+			return err__errno(err, "mapping root file system layer %u into the VM", i);
+	}
+	return 0;
 }
 
 static void vm__zero(struct vm *vm)
@@ -47,6 +120,8 @@ static int vm__create_on_ram(struct vm *vm, struct sb_err *err)
 		return ret;
 	vm->vm_fd = ret;
 	ret = vm__set_memory(vm, err); /* first, before anything else touches the VM */
+	if (ret == 0)
+		ret = vm__set_img_window(vm, VM_IMG_WINDOW_MIN, err);
 	if (ret < 0)
 		return ret;
 	(void)kvm__ioctl_raw(vm->vm_fd, KVM_SET_TSS_ADDR, (void *)VM_TSS_ADDR);
@@ -58,6 +133,9 @@ static int vm__create_on_ram(struct vm *vm, struct sb_err *err)
 	(void)vcpu_msrs__list(&vm->vcpu, &vm->vcpu.msrs.why);
 	serial__init(&vm->m.serial, SB_COM1_PORT, 2);
 	guest_mem__from_ram(&vm->m.mem, &vm->m.ram);
+	vm->m.mem.ro_gpa = SB_IMG_GPA; /* the layer window: MEMCPY may read it */
+	vm->m.mem.ro_size = vm->img_window;
+	vm->m.mem.ro_host = vm->img_host;
 	hypercall__init(&vm->m.hc, &vm->m.mem, &vm->m.timeout, NULL);
 	vm->m.hc.set_base = vcpu__set_base;
 	vm->m.hc.set_base_arg = &vm->vcpu;
@@ -103,6 +181,9 @@ int vm__clone_into(struct vm *vm, const struct snapshot *snap, struct sb_err *er
 		return err__set(err, -EINVAL, "VM shell has %llu MiB of RAM, the template %llu MiB",
 				(unsigned long long)(vm->m.ram.size >> 20),
 				(unsigned long long)(snap->hdr.mem_size >> 20));
+	ret = machine__map_snapshot_layers(&vm->m, snap, err);
+	if (ret < 0)
+		return ret;
 	fd = snapshot__open_mem(snap, err);
 	if (fd < 0)
 		return fd;
@@ -178,6 +259,10 @@ void vm__destroy(struct vm *vm)
 	ram__destroy(&vm->m.ram);
 	written__close(&vm->written);
 	snap_pristine__close(&vm->pristine);
+	if (vm->img_host)
+		munmap(vm->img_host, vm->img_window);
+	vm->img_host = NULL;
+	vm->img_window = 0;
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	vm->vm_fd = vm->kvm_fd = -1;
@@ -206,6 +291,12 @@ static int kvm_be__create(struct machine *m, uint64_t mem_size, enum ram_backend
 			  struct sb_err *err)
 {
 	return vm__create(vm__of(m), mem_size, ram, err);
+}
+
+static int kvm_be__map_layers(struct machine *m, const int *fds, const struct machine_layer *l,
+			      unsigned n, struct sb_err *err)
+{
+	return vm__map_layers(vm__of(m), fds, l, n, err);
 }
 
 static int kvm_be__boot(struct machine *m, uint64_t entry, uint64_t arg, struct sb_err *err)
@@ -303,6 +394,7 @@ const struct backend kvm_backend = {
 	.size = sizeof(struct vm),
 	.available = kvm_be__available,
 	.create = kvm_be__create,
+	.map_layers = kvm_be__map_layers,
 	.boot = kvm_be__boot,
 	.check = kvm_be__check,
 	.clone_into = kvm_be__clone_into,

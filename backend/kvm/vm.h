@@ -27,7 +27,17 @@ struct vm {
 	struct snap_pristine pristine; /* the template's pages as saved */
 	uint32_t n_pt_pages;           /* the template's page-table pages */
 	uint64_t pt_pages[VM_PT_PAGES_MAX]; /* their GPAs, sorted */
+	/* the layer window: memory slot 1 at SB_IMG_GPA, read-only
+	 * (KVM_MEM_READONLY), over img_window bytes reserved here (anonymous,
+	 * PROT_READ: zeros) that the layer images are mapped over */
+	uint8_t *img_host;
+	uint64_t img_window;
 };
+
+/* The layer window a VM registers when it is made (slot cost grows with
+ * its size: ~0.1 ms and ~60 KiB of kernel memory for 64 MiB here); a boot or
+ * template whose layers span more registers a bigger one. */
+#define VM_IMG_WINDOW_MIN (64ULL << 20)
 
 /* The backend (ops on struct vm through its struct machine). */
 extern const struct backend kvm_backend;
@@ -39,8 +49,9 @@ static inline struct vm *vm__of(struct machine *m)
 
 /*
  * Open /dev/kvm, map mem_size bytes of RAM, KVM_CREATE_VM, register RAM as
- * slot 0 at GPA 0 right away (cheap only before anything else), then
- * KVM_SET_TSS_ADDR (VMX only; failure tolerated) and the vCPU.  No irqchip,
+ * slot 0 at GPA 0 and the layer window as slot 1 right away (cheap only
+ * before anything else), then KVM_SET_TSS_ADDR (VMX only; failure
+ * tolerated) and the vCPU.  No irqchip,
  * no PIT.  Devices get defaults: serial -> stderr, hypercalls on our stdio.
  */
 int vm__create(struct vm *vm, uint64_t mem_size, enum ram_backend backend, struct sb_err *err);

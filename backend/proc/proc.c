@@ -219,15 +219,53 @@ static int proc__spawn(struct proc_machine *pm, const char *stub, struct sb_err 
 	return 0;
 }
 
-/* The first message, with the RAM's fd attached. */
-static int proc__send_start(struct proc_machine *pm, const struct sb_proc_start *st, int fd,
+static void proc__drop_layers(struct proc_machine *pm)
+{
+	for (unsigned i = 0; i < pm->n_layers; i++)
+		close(pm->layer_fd[i]);
+	pm->n_layers = 0;
+}
+
+/* The first message, with the RAM's fd and the layers' (map_layers) attached. */
+static int proc__send_start(struct proc_machine *pm, struct sb_proc_start *st, int fd,
 			    struct sb_err *err)
 {
-	int ret = fdmsg__send(pm->chan, st, sizeof(*st), &fd, 1);
+	int fds[1 + SB_MAX_LAYERS] = { fd };
+	int ret;
 
+	st->n_layers = pm->n_layers;
+	for (unsigned i = 0; i < pm->n_layers; i++) {
+		fds[1 + i] = pm->layer_fd[i];
+		st->layers[i] = pm->layer[i];
+	}
+	ret = fdmsg__send(pm->chan, st, sizeof(*st), fds, 1 + (int)pm->n_layers);
+	proc__drop_layers(pm);
 	if (ret < 0)
 		return err__set(err, ret, "starting the sandbox process (pid %d): %s", (int)pm->pid,
 				strerror(-ret));
+	return 0;
+}
+
+/* Until the start message: the sandbox maps them before its filter. */
+static int proc_be__map_layers(struct machine *m, const int *fds, const struct machine_layer *l,
+			       unsigned n, struct sb_err *err)
+{
+	struct proc_machine *pm = pm_of(m);
+
+	proc__drop_layers(pm);
+	if (n > SB_MAX_LAYERS)
+		return err__set(err, -EINVAL, "%u root file system layers", n);
+	for (unsigned i = 0; i < n; i++) {
+		int fd = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
+
+		if (fd < 0) {
+			int ret = err__errno(err, "dup of root file system layer %u", i);
+			proc__drop_layers(pm);
+			return ret;
+		}
+		pm->layer_fd[pm->n_layers] = fd;
+		pm->layer[pm->n_layers++] = (struct sb_layer){ l[i].gpa, l[i].size };
+	}
 	return 0;
 }
 
@@ -276,6 +314,9 @@ int proc__died(struct proc_machine *pm, struct sb_err *err)
 		return err__set(err, -EIO, "the sandbox stub could not map guest RAM at %#llx "
 				"(check vm.mmap_min_addr: it must be at most %llu)",
 				(unsigned long long)SB_PROC_RAM_BASE, (unsigned long long)SB_PROC_RAM_BASE);
+	if (pm->msgs == 0 && WEXITSTATUS(st) == 118)
+		return err__set(err, -EIO, "the sandbox stub could not map the root file system's "
+				"layers at %#llx", (unsigned long long)SB_IMG_GPA);
 	if (pm->msgs == 0)
 		return err__set(err, -EIO, "the sandbox stub failed to set up (code %d)",
 				WEXITSTATUS(st));
@@ -405,8 +446,7 @@ static int proc_be__boot(struct machine *m, uint64_t entry, uint64_t arg, struct
 	 * no privileged instruction, hypercalls on the channel */
 	bi->flags = (bi->flags & ~SB_BOOT_USER_SYSCALLS) | SB_BOOT_PROC;
 	bi->mmio_gpa = 0;
-	pm->ro_lo = bi->initrd_gpa & ~(SB_PAGE_2M - 1); /* the rootfs, read-only as in the VM */
-	pm->ro_hi = m->ram.size;
+	pm->ro_lo = pm->ro_hi = 0; /* the rootfs is in the layers, not in RAM */
 	memset(&st, 0, sizeof(st));
 	st.magic = SB_PROC_MAGIC;
 	st.mem_size = m->ram.size;
@@ -462,6 +502,8 @@ static int proc_be__clone_into(struct machine *m, const struct snapshot *snap, s
 				(unsigned long long)(m->ram.size >> 20),
 				(unsigned long long)(snap->hdr.mem_size >> 20));
 	ret = proc_be__check(snap, err); /* the backend, XSAVE features: cheap (CPUID) */
+	if (ret == 0)
+		ret = machine__map_snapshot_layers(m, snap, err); /* for the start message */
 	if (ret < 0)
 		return ret;
 	fd = snapshot__open_mem(snap, err);
@@ -651,6 +693,7 @@ static void proc_be__destroy(struct machine *m)
 	proc__kill(pm);
 	proc__recycle_release(pm);
 	jail__cleanup(&pm->jail);
+	proc__drop_layers(pm);
 	if (pm->chan >= 0)
 		close(pm->chan);
 	pm->chan = -1;
@@ -680,6 +723,7 @@ const struct backend proc_backend = {
 	.size = sizeof(struct proc_machine),
 	.available = proc_be__available,
 	.create = proc_be__create,
+	.map_layers = proc_be__map_layers,
 	.boot = proc_be__boot,
 	.check = proc_be__check,
 	.clone_into = proc_be__clone_into,

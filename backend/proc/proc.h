@@ -8,6 +8,7 @@
  *   monitor (this code, in the snapbox process)      sandbox process
  *   fresh boot: RAM memfd, MAP_SHARED <- same pages -> mapped at [4 KiB, size)
  *   clone: no mapping here; process_vm_readv/writev <- mem.img MAP_PRIVATE
+ *   the root file system's layers (fds)    ---------> mapped read-only at SB_IMG_GPA
  *   chan (SOCK_SEQPACKET)  <---- sb_proc_msg / reply ---> fd SB_PROC_CHAN_FD
  *                          <---- sb_proc_out + bytes ---  (one way, ABI 4)
  *                                                      stub at 0x7f0000000000
@@ -37,7 +38,13 @@ struct proc_machine {
 	int chan;               /* our end of the channel, -1: none */
 	uint64_t msgs;          /* channel messages served */
 	int wait_status;        /* the sandbox's, once reaped */
-	uint64_t ro_lo, ro_hi;  /* the rootfs window, read-only in the sandbox */
+	uint64_t ro_lo, ro_hi;  /* a template's rootfs window in RAM (before layers),
+				   read-only in the sandbox */
+	/* the layers the start message will carry (map_layers): our copies of
+	 * their fds, closed once sent */
+	int layer_fd[SB_MAX_LAYERS];
+	struct sb_layer layer[SB_MAX_LAYERS];
+	unsigned n_layers;
 	bool reply_pending;     /* a clone waits for the reply to its stdin call */
 	uint8_t *rx;            /* one channel message: up to PROC_RX_MAX bytes */
 	struct jail jail;       /* namespaces, cgroup (jail.h): set up at create */

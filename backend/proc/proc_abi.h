@@ -22,7 +22,8 @@
 				a struct sb_proc_cpu follows on the channel */
 
 /* monitor -> stub, first message on the channel; the RAM fd rides along
- * (SCM_RIGHTS), so the stub can be started before anyone knows which RAM */
+ * (SCM_RIGHTS), then one fd per layer, so the stub can be started before
+ * anyone knows which RAM or which root file system */
 struct sb_proc_start {
 	uint64_t magic;        /* SB_PROC_MAGIC                               */
 	uint64_t mem_size;     /* RAM: the fd mapped at [4 KiB, size)          */
@@ -30,7 +31,10 @@ struct sb_proc_start {
 	uint64_t arg;          /* struct sb_boot_info                         */
 	uint64_t ro_lo, ro_hi; /* made read-only before the guest runs        */
 	uint32_t mode;         /* SB_PROC_MODE_*                              */
-	uint32_t reserved[3];
+	uint32_t n_layers;     /* layer fds after the RAM fd, <= SB_MAX_LAYERS */
+	uint32_t reserved[2];
+	struct sb_layer layers[SB_MAX_LAYERS]; /* mapped read-only (PROT_READ,
+				  MAP_PRIVATE) at gpa, size bytes           */
 };
 
 /*
@@ -81,5 +85,5 @@ enum { SB_PROC_RIP = 16, SB_PROC_RSP = 15 }; /* gpr[] indices */
 #define SB_PROC_MSG_RESUMED 0x10002
 #define SB_PROC_MSG_RESET   0x10003
 #define SB_PROC_RESET_STACK 8192
-_Static_assert(sizeof(struct sb_proc_start) == 64, "sb_proc_start size");
+_Static_assert(sizeof(struct sb_proc_start) == 64 + 16 * SB_MAX_LAYERS, "sb_proc_start size");
 #endif

@@ -5,9 +5,11 @@
  * fixed-width fields, sizes pinned with _Static_assert.
  *
  * Memory model: guest virtual == guest physical for all of RAM (one
- * identity map of 2 MiB pages).  The low 2 MiB and the 2 MiB-aligned
- * window holding the initrd at the top of RAM are supervisor-only; the rest
- * belongs to the user program.
+ * identity map of 2 MiB pages).  The low 2 MiB is supervisor-only; the rest
+ * of RAM belongs to the user program.  The root file system is not in RAM:
+ * its layers (read-only sbfs images, sbfs.h) lie in the layer window at
+ * SB_IMG_GPA, identity-mapped too, read-only and user-readable (the syscall
+ * layer that reads them runs in user mode on kvm_pvm and under proc).
  *
  * Hypercalls (Solo5 style): the guest writes the guest-physical address of
  * an argument struct to the hypercall's slot: a 64-bit store to
@@ -40,10 +42,15 @@
  *    of fd 0 with an EOF hint, and a randomness pool refilled with each
  *    one) instead of SB_HC_READ; on the proc backend stdout/stderr as
  *    one-way inline messages (struct sb_proc_out) instead of SB_HC_WRITE.
+ *    The root file system layers (the layer window, layers_gpa/n_layers in
+ *    the boot info, SB_HC_MEMCPY from the window) came with 4 too: the boot
+ *    info words were reserved space and every hypercall is unchanged, but a
+ *    kernel of 4 reads its files from the layers, not from a cpio in RAM.
  * A host speaking 4 still runs templates whose guest kernel speaks 2 or 3
- * (it serves every call of theirs unchanged), and boots kernels of 3 and 4
- * (SB_ABI_BOOT_MIN, below); a guest kernel boots only when the boot info
- * says its own version.
+ * (it serves every call of theirs unchanged; their rootfs is in their RAM,
+ * they have no layers), and boots kernels of 4 only (SB_ABI_BOOT_MIN,
+ * below): a kernel of 3 expects a cpio, which this host no longer builds.
+ * A guest kernel boots only when the boot info says its own version.
  */
 #define SB_ABI_VERSION 4
 #define SB_ABI_VERSION_MIN 2 /* oldest guest ABI whose templates the host runs */
@@ -51,10 +58,10 @@
  * Since ABI 4 the guest kernel says which ABI it speaks in an ELF note:
  * name "snapbox", type 1, a 32-bit version (guest/lib/elf64.h reads it).
  * The host boots a kernel of ABI SB_ABI_BOOT_MIN..SB_ABI_VERSION, telling
- * it its own version in the boot info; a kernel without the note speaks 3.
- * (So an older kernel, `--kernel`, still makes templates of its ABI.)
+ * it its own version in the boot info; a kernel without the note speaks 3,
+ * and is refused in one line (it has no layers).
  */
-#define SB_ABI_BOOT_MIN 3
+#define SB_ABI_BOOT_MIN 4
 
 /* ---- guest physical memory map ---------------------------------------- */
 #define SB_BOOTINFO_GPA   0x1000ULL  /* struct sb_boot_info (one page)        */
@@ -75,6 +82,22 @@
 #define SB_HC_MMIO(base, n) ((base) + 8ULL * (n))
 #define SB_PAGE_2M        0x200000ULL
 #define SB_MIN_MEM        (16ULL << 20)
+
+/*
+ * The layer window: the root file system's layers, read-only sbfs images
+ * (sbfs.h), bottom layer first, each at a 2 MiB boundary after the one
+ * before; described to the kernel by struct sb_layer[n_layers] at
+ * SB_LAYERS_GPA (boot info: layers_gpa, n_layers).  KVM: a read-only memory
+ * slot; proc: read-only file mappings the stub makes before its filter.  The
+ * host-built page tables map [SB_IMG_GPA, + the layers' span) with 2 MiB
+ * pages, present, user, not writable, from page directories at
+ * SB_IMG_PD_GPA (one per GiB).  SB_HC_MEMCPY may take its source there.
+ */
+#define SB_IMG_GPA        (128ULL << 30)
+#define SB_IMG_MAX        (8ULL << 30)  /* the window's span at most */
+#define SB_IMG_PD_GPA     0x44000ULL    /* up to 8 PDs: 0x44000..0x4bfff */
+#define SB_MAX_LAYERS     8
+#define SB_LAYERS_GPA     0x4fc00ULL    /* in the proc boot info's page, after its fault report */
 
 /* GDT selectors (same on every path) */
 #define SB_SEL_KCODE 0x08
@@ -106,18 +129,29 @@ struct sb_boot_info {
 	uint32_t files_count;  /* entries in the file index (0: parse cpio)  */
 	uint64_t files_gpa;    /* struct sb_file_entry[files_count]          */
 	uint64_t mmio_gpa;     /* hypercall MMIO page (= mem_size), 0: none  */
-	uint64_t reserved[6];
+	uint64_t layers_gpa;   /* struct sb_layer[n_layers] (SB_LAYERS_GPA)  */
+	uint32_t n_layers;     /* root file system layers, 1..SB_MAX_LAYERS  */
+	uint32_t reserved32;
+	uint64_t reserved[4];
 };
 _Static_assert(sizeof(struct sb_boot_info) == 128, "sb_boot_info size");
 _Static_assert(__builtin_offsetof(struct sb_boot_info, flags) == 56, "sb_boot_info flags");
 #endif
 #define SB_BOOT_INFO_FLAGS_OFF 56 /* for entry.S */
 
+/* A root file system layer in the layer window (see SB_IMG_GPA). */
+#ifndef __ASSEMBLER__
+struct sb_layer {
+	uint64_t gpa;          /* 2 MiB-aligned, in [SB_IMG_GPA, + SB_IMG_MAX) */
+	uint64_t size;         /* the image's size (its header's image_size) */
+};
+_Static_assert(sizeof(struct sb_layer) == 16, "sb_layer size");
+#endif
+
 /*
- * The host indexes the cpio for the kernel (parsing it in emulated kernel
- * mode costs ~0.5 ms per file on kvm_pvm).  Placed right after the archive,
- * inside the supervisor-only initrd window; names and data point into the
- * archive.  Later entries with the same name win.
+ * Before the layers (a kernel of ABI <= 3 in a template made before them):
+ * the host indexed a cpio in RAM for the kernel.  Neither this host nor this
+ * kernel uses it any more (initrd_*, files_* are 0); the layout stays.
  */
 #ifndef __ASSEMBLER__
 struct sb_file_entry {
@@ -142,7 +176,8 @@ enum sb_hc {
 	SB_HC_FAULT      = 4,  /* struct sb_hc_fault: program died of a fault  */
 	SB_HC_CLOCK      = 5,  /* struct sb_hc_clock: clock_gettime           */
 	SB_HC_RANDOM     = 6,  /* struct sb_hc_mem: fill dst with randomness   */
-	SB_HC_MEMCPY     = 7,  /* struct sb_hc_mem: dst <- src, len bytes      */
+	SB_HC_MEMCPY     = 7,  /* struct sb_hc_mem: dst <- src, len bytes (src:
+				  RAM or the layer window)                    */
 	SB_HC_MEMSET     = 8,  /* struct sb_hc_mem: dst <- (uint8)val          */
 	SB_HC_TRACE      = 9,  /* struct sb_hc_trace: one syscall, traced      */
 	SB_HC_PANIC      = 10, /* struct sb_hc_panic: kernel gives up, message */
@@ -378,6 +413,17 @@ _Static_assert(sizeof(struct sb_hc_syscall_path) == 8, "sb_hc_syscall_path size"
 #define SB_PROC_FAULT_GPA    (SB_PROC_BOOTINFO_GPA + 0x800) /* stub's sb_hc_fault */
 #if SB_PD_GPA + (SB_MAX_MEM >> 30) * 0x1000 > SB_PROC_BOOTINFO_GPA || SB_PROC_BOOTINFO_GPA + 0x1000 > SB_ARGS_GPA
 #error "the proc boot info page overlaps the page tables or the arguments"
+#endif
+#if SB_PD_GPA + (SB_MAX_MEM >> 30) * 0x1000 > SB_IMG_PD_GPA || \
+	SB_IMG_PD_GPA + (SB_IMG_MAX >> 30) * 0x1000 > SB_PROC_BOOTINFO_GPA
+#error "the layer window's page directories overlap the RAM's or the proc boot info"
+#endif
+#if SB_LAYERS_GPA < SB_PROC_FAULT_GPA + 48 || SB_LAYERS_GPA + SB_MAX_LAYERS * 16 > SB_ARGS_GPA || \
+	SB_LAYERS_GPA < SB_PROC_RAM_BASE
+#error "the layer table overlaps the proc fault report or the arguments"
+#endif
+#if SB_MAX_MEM + SB_PAGE_2M > SB_IMG_GPA || (SB_IMG_GPA & ((1ULL << 30) - 1))
+#error "the layer window must lie above RAM and its hypercall page, GiB-aligned"
 #endif
 
 #ifndef __ASSEMBLER__

@@ -2,6 +2,7 @@
 /* Load the program named by argv[0] from the rootfs and enter it. */
 #include "kernel.h"
 #include "elf64.h"
+#include "sbfs.h"
 
 #define AT_NULL 0
 #define AT_PHDR 3
@@ -95,19 +96,12 @@ static uint64_t stack_size(uint64_t span)
 
 void exec_init_program(void)
 {
-	const char *path = K.argv[0];
 	struct fnode n;
-	uint32_t ino;
-	char norm[256];
-	size_t i = 0;
+	char norm[PATH_MAX_K];
 
-	/* normalise: absolute paths only (there is no cwd yet) */
-	while (*path == '/')
-		path++;
-	for (; path[i] && i < sizeof(norm) - 1; i++)
-		norm[i] = path[i];
-	norm[i] = 0;
-	if (fs_lookup(norm, &n, &ino) || (n.mode & 0170000) != 0100000)
+	/* absolute paths only (there is no cwd yet); symlinks followed */
+	if (sbfs_normalize(K.argv[0], strlen(K.argv[0]), norm, sizeof(norm)) ||
+	    fs_lookup(norm, 1, &n, 0) || (n.mode & 0170000) != 0100000)
 		kpanic(SB_PANIC_EXEC, K.argv[0], ": no such file in the root file system");
 	int err = sb_elf_parse(n.data, n.size, SB_USER_LOAD, &elf);
 	if (err) {

@@ -1,23 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A read-only file system over the newc cpio in guest RAM, plus the console
- * (fds 0-2) and /dev/{null,zero,urandom,random}.  The archive is indexed
- * once at boot; a later entry with the same name wins (--rootfs overlays
- * are appended by the host).
+ * A read-only file system over the root file system's layers (sbfs images
+ * in the layer window, guest/include/sbfs.h), plus the console (fds 0-2)
+ * and /dev/{null,zero,urandom,random}.  A path resolves in the highest
+ * layer that has it (the host stacks --rootfs layers on the base), with
+ * symlinks followed; directories list the union of their layers.  Nothing
+ * is indexed or copied: a lookup is a hash probe per layer in the image.
  */
 #include "kernel.h"
-#include "cpio.h"
+#include "sbfs.h"
 
-#define MAX_NODES 4096
 #define MAX_FDS 64
-#define PATH_MAX_K 256
 #define S_IFMT 0170000
 #define S_IFDIR 0040000
 #define S_IFREG 0100000
 #define S_IFCHR 0020000
 #define S_IFLNK 0120000
 #define AT_FDCWD (-100)
+#define AT_SYMLINK_NOFOLLOW 0x100
 #define AT_EMPTY_PATH 0x1000
+#define O_NOFOLLOW 0400000
+#define ELOOP 40
+#define INO_DEV 0x10000 /* + enum fd_type: the devices' inode numbers */
 
 enum fd_type { FD_FREE, FD_STDIN, FD_OUT, FD_FILE, FD_DIR, FD_NULL, FD_ZERO, FD_RANDOM };
 
@@ -25,48 +29,39 @@ struct ofile {
 	uint8_t type;
 	uint8_t console;       /* FD_OUT: the host's fd it writes to (1 or 2),
 				  whatever number a dup gave it */
-	uint32_t ino;
 	struct fnode node;
-	uint64_t off;
-	char path[PATH_MAX_K]; /* directories: for getdents64 */
+	uint64_t off;          /* files: bytes; directories: a getdents cursor */
+	char path[PATH_MAX_K]; /* directories: the path, links followed */
 };
 
-static struct fnode node_buf[MAX_NODES]; /* QEMU path: parsed here */
-static const struct fnode *nodes = node_buf;
-static uint32_t n_nodes;
+static struct sbfs layers[SB_MAX_LAYERS];
+static unsigned n_layers;
 static struct ofile fds[MAX_FDS];
 static char cwd[PATH_MAX_K]; /* normalised, no leading '/', "" = root */
 
-static void fs_parse_cpio(void)
+static void layer_open(unsigned i, uint64_t gpa, uint64_t size)
 {
-	uint64_t off = 0;
-	struct sb_cpio_entry e;
-	int r = 0;
+	int r = sbfs_open(&layers[i], (const void *)gpa, size);
 
-	while (K.initrd_size && (r = sb_cpio_next(K.initrd, K.initrd_size, &off, &e)) == 1) {
-		const char *n = e.name;
-		uint32_t len = e.namelen;
-		while (len && (*n == '/' || (*n == '.' && len > 1 && n[1] == '/'))) {
-			n++;
-			len--;
-		}
-		if (!len || (len == 1 && *n == '.'))
-			continue;
-		if (n_nodes == MAX_NODES)
-			kpanic(SB_PANIC_KERNEL, "root file system has too many files", 0);
-		node_buf[n_nodes++] = (struct fnode){ n, len, e.mode, e.data, e.size };
-	}
-	if (K.initrd_size && r < 0)
-		kpanic(SB_PANIC_KERNEL, "root file system archive is malformed", 0);
+	if (r)
+		kpanic(SB_PANIC_KERNEL, "a root file system layer is damaged: ", sbfs_strerror(r));
 }
 
 void fs_init(void)
 {
-	if (K.files_count) {
-		nodes = (const struct fnode *)K.files;
-		n_nodes = K.files_count;
-	} else {
-		fs_parse_cpio();
+	if (K.snapbox) {
+		if (K.n_layers == 0 || K.n_layers > SB_MAX_LAYERS)
+			kpanic(SB_PANIC_KERNEL, "boot info: no root file system layers", 0);
+		for (unsigned i = 0; i < K.n_layers; i++) {
+			struct sb_layer l = K.layers[i];
+			if (l.gpa % SB_PAGE_2M || !sb_range_in(l.gpa, l.size, SB_IMG_GPA, SB_IMG_GPA + SB_IMG_MAX))
+				kpanic(SB_PANIC_KERNEL, "boot info: a layer outside the layer window", 0);
+			layer_open(i, l.gpa, l.size);
+		}
+		n_layers = K.n_layers;
+	} else if (K.initrd_size) { /* QEMU: the module is the one layer, in RAM */
+		layer_open(0, (uint64_t)K.initrd, K.initrd_size);
+		n_layers = 1;
 	}
 	fds[0].type = FD_STDIN;
 	fds[1].type = FD_OUT;
@@ -80,57 +75,19 @@ void fs_init(void)
 /* Normalise `path` (relative to cwd unless absolute) into out[PATH_MAX_K]. */
 static int normalize(const char *path, char *out)
 {
-	size_t o = 0;
-	const char *p = path;
+	char tmp[PATH_MAX_K * 2];
+	size_t c = strlen(cwd), p = strlen(path);
 
-	if (!*p)
+	if (!*path)
 		return -ENOENT;
-	if (*p != '/') {
-		for (size_t i = 0; cwd[i]; i++)
-			out[o++] = cwd[i];
-	}
-	while (*p) {
-		const char *c;
-		size_t len;
-		while (*p == '/')
-			p++;
-		c = p;
-		while (*p && *p != '/')
-			p++;
-		len = p - c;
-		if (len == 0 || (len == 1 && c[0] == '.'))
-			continue;
-		if (len == 2 && c[0] == '.' && c[1] == '.') {
-			while (o && out[o - 1] != '/')
-				o--;
-			if (o)
-				o--;
-			continue;
-		}
-		if (o + len + 2 >= PATH_MAX_K)
-			return -ENAMETOOLONG;
-		if (o)
-			out[o++] = '/';
-		for (size_t i = 0; i < len; i++)
-			out[o++] = c[i];
-	}
-	out[o] = 0;
-	return 0;
-}
-
-static int name_eq(const struct fnode *n, const char *s, size_t len)
-{
-	return n->namelen == len && !memcmp(n->name, s, len);
-}
-
-/* Is some node below directory `d` (len bytes)? */
-static int has_children(const char *d, size_t len)
-{
-	for (uint32_t i = 0; i < n_nodes; i++)
-		if (nodes[i].namelen > len && nodes[i].name[len] == '/' &&
-		    !memcmp(nodes[i].name, d, len))
-			return 1;
-	return 0;
+	if (*path == '/')
+		return sbfs_normalize(path, p, out, PATH_MAX_K);
+	if (c + 1 + p >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	memcpy(tmp, cwd, c);
+	tmp[c] = '/';
+	memcpy(tmp + c + 1, path, p);
+	return sbfs_normalize(tmp, c + 1 + p, out, PATH_MAX_K);
 }
 
 static enum fd_type dev_type(const char *p)
@@ -145,32 +102,52 @@ static enum fd_type dev_type(const char *p)
 	return FD_FREE;
 }
 
-int fs_lookup(const char *norm, struct fnode *out, uint32_t *ino)
+static uint64_t layer_ino(uint32_t layer, uint32_t ino)
 {
+	return ((uint64_t)(layer + 1) << 32) | (ino + 1);
+}
+
+static void node_of(const struct sbfs_hit *h, struct fnode *out)
+{
+	*out = (struct fnode){ .mode = h->n.mode, .nlink = h->n.nlink, .size = h->n.size,
+			       .ino = layer_ino(h->layer, h->ino), .mtime = h->n.mtime };
+	if ((h->n.mode & S_IFMT) == S_IFREG && sbfs_file(&layers[h->layer], &h->n, &out->data))
+		out->size = 0, out->data = 0; /* a damaged layer: an empty file */
+	if ((h->n.mode & S_IFMT) == S_IFDIR)
+		out->size = 4096;
+}
+
+int fs_lookup(const char *norm, int follow, struct fnode *out, char *resolved)
+{
+	char path[PATH_MAX_K], tmp[PATH_MAX_K];
+	struct sbfs_hit h;
 	size_t len = strlen(norm);
-	if (len == 0) {
-		*out = (struct fnode){ "", 0, S_IFDIR | 0755, 0, 0 };
-		*ino = 1;
-		return 0;
-	}
-	for (uint32_t i = n_nodes; i-- > 0;) {
-		if (name_eq(&nodes[i], norm, len)) {
-			*out = nodes[i];
-			*ino = i + 2;
-			return 0;
-		}
-	}
+	int r;
+
+	if (len >= PATH_MAX_K)
+		return -ENAMETOOLONG;
+	/* the devices are the kernel's: no layer puts a file over them */
 	if (dev_type(norm) != FD_FREE) {
-		*out = (struct fnode){ norm, (uint32_t)len, S_IFCHR | 0666, 0, 0 };
-		*ino = 0x10000 + dev_type(norm);
+		*out = (struct fnode){ .mode = S_IFCHR | 0666, .nlink = 1, .ino = INO_DEV + dev_type(norm) };
+		if (resolved)
+			memcpy(resolved, norm, len + 1);
 		return 0;
 	}
-	if (has_children(norm, len)) {
-		*out = (struct fnode){ norm, (uint32_t)len, S_IFDIR | 0755, 0, 0 };
-		*ino = 0x20000 + (uint32_t)len;
+	memcpy(path, norm, len + 1);
+	r = sbfs_resolve(layers, n_layers, path, tmp, PATH_MAX_K, follow, &h);
+	if (r == 0) {
+		node_of(&h, out);
+		if (resolved)
+			memcpy(resolved, path, strlen(path) + 1);
 		return 0;
 	}
-	return -ENOENT;
+	if (r == -ENOENT && len == 0) { /* no layers (QEMU without a module) */
+		*out = (struct fnode){ .mode = S_IFDIR | 0755, .nlink = 2, .size = 4096, .ino = 1 };
+		if (resolved)
+			resolved[0] = 0;
+		return 0;
+	}
+	return r;
 }
 
 static struct ofile *get_fd(uint64_t fd)
@@ -197,26 +174,28 @@ static int64_t user_path(uint64_t up, char *norm)
 	return normalize(raw, norm);
 }
 
-/* A user path: copied in, normalised into norm[PATH_MAX_K], looked up. */
-static int64_t lookup_user(uint64_t up, char *norm, struct fnode *n, uint32_t *ino)
+/* A user path: copied in, normalised into norm[PATH_MAX_K], looked up;
+ * resolved (may be NULL) gets it with links followed. */
+static int64_t lookup_user(uint64_t up, int follow, char *norm, struct fnode *n, char *resolved)
 {
 	int64_t r = user_path(up, norm);
-	return r ? r : fs_lookup(norm, n, ino);
+	return r ? r : fs_lookup(norm, follow, n, resolved);
 }
 
 static int64_t sys_open(uint64_t up, uint64_t flags)
 {
-	char norm[PATH_MAX_K];
+	char norm[PATH_MAX_K], real[PATH_MAX_K];
 	struct fnode n;
-	uint32_t ino;
-	int64_t r = lookup_user(up, norm, &n, &ino);
+	int64_t r = lookup_user(up, !(flags & O_NOFOLLOW), norm, &n, real);
 	int fd;
 	if (r == -ENOENT && (flags & 0100)) /* O_CREAT */
 		return -EROFS;
 	if (r)
 		return r;
+	if ((n.mode & S_IFMT) == S_IFLNK) /* O_NOFOLLOW on a link */
+		return -ELOOP;
 	if ((flags & 3) != 0 || (flags & 01000)) { /* write access or O_TRUNC */
-		enum fd_type t = dev_type(norm);
+		enum fd_type t = dev_type(real);
 		if (t != FD_NULL && t != FD_ZERO && t != FD_RANDOM)
 			return (n.mode & S_IFMT) == S_IFDIR ? -EISDIR : -EROFS;
 	}
@@ -226,16 +205,13 @@ static int64_t sys_open(uint64_t up, uint64_t flags)
 	if (fd < 0)
 		return fd;
 	struct ofile *f = &fds[fd];
-	f->ino = ino;
 	f->node = n;
 	f->off = 0;
-	f->type = dev_type(norm);
+	f->type = n.ino >= INO_DEV && n.ino < INO_DEV + 16 ? dev_type(real) : FD_FREE;
 	if (f->type == FD_FREE)
 		f->type = (n.mode & S_IFMT) == S_IFDIR ? FD_DIR : FD_FILE;
-	if (f->type == FD_DIR) {
-		memcpy(f->path, norm, strlen(norm) + 1);
-		f->node.name = f->path;
-	}
+	if (f->type == FD_DIR)
+		memcpy(f->path, real, strlen(real) + 1);
 	return fd;
 }
 
@@ -402,19 +378,20 @@ struct kstat {
 };
 _Static_assert(sizeof(struct kstat) == 144, "struct stat");
 
-static int64_t fill_stat(const struct fnode *n, uint32_t ino, uint64_t up)
+static int64_t fill_stat(const struct fnode *n, uint64_t up)
 {
 	if (!user_ok(up, sizeof(struct kstat)))
 		return -EFAULT;
 	struct kstat *st = (struct kstat *)up;
 	memset(st, 0, sizeof(*st));
 	st->dev = 1;
-	st->ino = ino;
-	st->nlink = (n->mode & S_IFMT) == S_IFDIR ? 2 : 1;
+	st->ino = n->ino;
+	st->nlink = n->nlink ? n->nlink : 1;
 	st->mode = n->mode;
 	st->size = (int64_t)n->size;
 	st->blksize = 4096;
 	st->blocks = (int64_t)((n->size + 511) / 512);
+	st->atime = st->mtime = st->ctime = n->mtime;
 	if ((n->mode & S_IFMT) == S_IFCHR)
 		st->rdev = 0x0501; /* looks like a tty-ish char device */
 	return 0;
@@ -424,18 +401,17 @@ static int64_t sys_fstatat(int64_t dirfd, uint64_t up, uint64_t stp, uint64_t fl
 {
 	char norm[PATH_MAX_K];
 	struct fnode n;
-	uint32_t ino;
 	int64_t r;
 	if ((flags & AT_EMPTY_PATH) && up && user_ok(up, 1) && *(const char *)up == 0) {
 		struct ofile *f = get_fd((uint64_t)dirfd);
 		if (!f)
 			return -EBADF;
-		return fill_stat(&f->node, f->ino, stp);
+		return fill_stat(&f->node, stp);
 	}
 	if (dirfd != AT_FDCWD && up && user_ok(up, 1) && *(const char *)up != '/')
 		return -ENOSYS; /* relative to a directory fd: not needed so far */
-	r = lookup_user(up, norm, &n, &ino);
-	return r ? r : fill_stat(&n, ino, stp);
+	r = lookup_user(up, !(flags & AT_SYMLINK_NOFOLLOW), norm, &n, 0);
+	return r ? r : fill_stat(&n, stp);
 }
 
 static int64_t sys_lseek(uint64_t fd, int64_t off, uint64_t whence)
@@ -464,11 +440,38 @@ static int64_t sys_lseek(uint64_t fd, int64_t off, uint64_t whence)
 	return (int64_t)f->off;
 }
 
+/*
+ * Directory cursor: 0 ".", 1 "..", then 2 + (k << 32 | i): entry i of the
+ * directory in the k-th layer from the top.  A name an upper layer also has
+ * is listed once, from the highest (as a lookup finds it).
+ */
+#define CUR_LAYERS 2ULL
+
+/* Does a layer above `layer` have dir/name?  (buf: PATH_MAX_K) */
+static int shadowed(unsigned layer, const char *dir, size_t dl, const char *name, size_t nl, char *buf)
+{
+	size_t len = dl + !!dl + nl;
+	struct sbfs_inode n;
+
+	if (len >= PATH_MAX_K)
+		return 0;
+	memcpy(buf, dir, dl);
+	if (dl)
+		buf[dl] = '/';
+	memcpy(buf + dl + !!dl, name, nl);
+	for (unsigned u = layer + 1; u < n_layers; u++)
+		if (sbfs_lookup(&layers[u], buf, len, &n) != SBFS_NONE)
+			return 1;
+	return 0;
+}
+
 /* linux_dirent64 */
 static int64_t sys_getdents64(uint64_t fd, uint64_t buf, uint64_t count)
 {
 	struct ofile *f = get_fd(fd);
 	uint64_t used = 0;
+	char scratch[PATH_MAX_K];
+	int more = 1;
 	if (!f)
 		return -EBADF;
 	if (f->type != FD_DIR)
@@ -476,58 +479,56 @@ static int64_t sys_getdents64(uint64_t fd, uint64_t buf, uint64_t count)
 	if (!user_ok(buf, count))
 		return -EFAULT;
 	size_t dl = strlen(f->path);
-	for (;;) {
+	while (more) {
 		const char *name;
 		size_t nl;
 		uint8_t dtype;
-		uint64_t cur = f->off;
-		if (cur == 0 || cur == 1) {
+		uint64_t cur = f->off, next, d_ino;
+		if (cur < CUR_LAYERS) {
 			name = cur ? ".." : ".";
 			nl = cur + 1;
-			dtype = 4;
+			dtype = SBFS_DT_DIR;
+			d_ino = cur + 1;
+			next = cur + 1;
 		} else {
-			uint64_t i = cur - 2;
-			if (i >= n_nodes)
+			uint64_t k = (cur - CUR_LAYERS) >> 32, i = (cur - CUR_LAYERS) & 0xffffffffULL;
+			struct sbfs_inode d;
+			struct sbfs_dirent e;
+			unsigned l;
+			if (k >= n_layers) {
+				more = 0;
 				break;
-			const struct fnode *n = &nodes[i];
-			size_t skip = dl ? dl + 1 : 0;
-			f->off = cur + 1;
-			if (n->namelen <= skip || (dl && (n->name[dl] != '/' || memcmp(n->name, f->path, dl))))
-				continue;
-			name = n->name + skip;
-			nl = 0;
-			while (skip + nl < n->namelen && name[nl] != '/')
-				nl++;
-			int implied = skip + nl < n->namelen;
-			dtype = implied || (n->mode & S_IFMT) == S_IFDIR ? 4 :
-				(n->mode & S_IFMT) == S_IFLNK ? 10 : 8;
-			/* report each child once: skip if a later node has the same
-			 * direct name (overlays and implied directories) */
-			int dup = 0;
-			for (uint64_t j = i + 1; j < n_nodes && !dup; j++) {
-				const struct fnode *m = &nodes[j];
-				if (m->namelen >= skip + nl && !memcmp(m->name, n->name, skip + nl) &&
-				    (m->namelen == skip + nl || m->name[skip + nl] == '/'))
-					dup = 1;
 			}
-			if (dup)
+			l = n_layers - 1 - (unsigned)k;
+			if (sbfs_lookup(&layers[l], f->path, dl, &d) == SBFS_NONE ||
+			    (d.mode & S_IFMT) != S_IFDIR || i >= d.size ||
+			    sbfs_dirent(&layers[l], &d, i, &e, &name)) {
+				f->off = CUR_LAYERS + ((k + 1) << 32); /* the next layer down */
 				continue;
-			f->off = cur; /* emit below, then advance */
+			}
+			nl = e.name_len;
+			next = cur + 1;
+			if (shadowed(l, f->path, dl, name, nl, scratch)) {
+				f->off = next;
+				continue;
+			}
+			dtype = e.d_type;
+			d_ino = layer_ino(l, e.inode);
 		}
 		uint64_t reclen = (19 + nl + 1 + 7) & ~7ULL;
 		if (used + reclen > count)
 			break;
-		uint8_t *d = (uint8_t *)(buf + used);
-		*(uint64_t *)d = cur + 1;            /* d_ino */
-		*(int64_t *)(d + 8) = (int64_t)cur + 1; /* d_off */
-		*(uint16_t *)(d + 16) = (uint16_t)reclen;
-		d[18] = dtype;
-		memcpy(d + 19, name, nl);
-		memset(d + 19 + nl, 0, reclen - 19 - nl);
+		uint8_t *p = (uint8_t *)(buf + used);
+		*(uint64_t *)p = d_ino;
+		*(int64_t *)(p + 8) = (int64_t)next; /* d_off */
+		*(uint16_t *)(p + 16) = (uint16_t)reclen;
+		p[18] = dtype;
+		memcpy(p + 19, name, nl);
+		memset(p + 19 + nl, 0, reclen - 19 - nl);
 		used += reclen;
-		f->off = cur + 1;
+		f->off = next;
 	}
-	if (!used && f->off < n_nodes + 2)
+	if (!used && more)
 		return -EINVAL; /* buffer too small for one entry */
 	return (int64_t)used;
 }
@@ -546,8 +547,6 @@ static int64_t sys_dup(uint64_t old, int64_t newfd, int from)
 	}
 	if ((uint64_t)newfd != old)
 		fds[newfd] = *f;
-	if (fds[newfd].type == FD_DIR)
-		fds[newfd].node.name = fds[newfd].path;
 	return newfd;
 }
 
@@ -569,14 +568,13 @@ static int64_t sys_fcntl(uint64_t fd, uint64_t cmd, uint64_t arg)
 
 static int64_t sys_access(uint64_t up, uint64_t mode)
 {
-	char norm[PATH_MAX_K];
+	char norm[PATH_MAX_K], real[PATH_MAX_K];
 	struct fnode n;
-	uint32_t ino;
-	int64_t r = lookup_user(up, norm, &n, &ino);
+	int64_t r = lookup_user(up, 1, norm, &n, real);
 	if (r)
 		return r;
 	if (mode & 2) /* W_OK */
-		return dev_type(norm) != FD_FREE ? 0 : -EROFS;
+		return dev_type(real) != FD_FREE ? 0 : -EROFS;
 	return 0;
 }
 
@@ -595,33 +593,40 @@ static int64_t sys_getcwd(uint64_t buf, uint64_t size)
 
 static int64_t sys_chdir(uint64_t up)
 {
-	char norm[PATH_MAX_K];
+	char norm[PATH_MAX_K], real[PATH_MAX_K];
 	struct fnode n;
-	uint32_t ino;
-	int64_t r = lookup_user(up, norm, &n, &ino);
+	int64_t r = lookup_user(up, 1, norm, &n, real);
 	if (r)
 		return r;
 	if ((n.mode & S_IFMT) != S_IFDIR)
 		return -ENOTDIR;
-	memcpy(cwd, norm, strlen(norm) + 1);
+	memcpy(cwd, real, strlen(real) + 1);
 	return 0;
 }
 
 static int64_t sys_readlink(uint64_t up, uint64_t buf, uint64_t size)
 {
-	char norm[PATH_MAX_K];
-	struct fnode n;
-	uint32_t ino;
-	int64_t r = lookup_user(up, norm, &n, &ino);
+	char norm[PATH_MAX_K], path[PATH_MAX_K], tmp[PATH_MAX_K];
+	struct sbfs_hit h;
+	const char *t;
+	int64_t r = user_path(up, norm);
 	if (r)
 		return r;
-	if ((n.mode & S_IFMT) != S_IFLNK)
+	memcpy(path, norm, strlen(norm) + 1);
+	if (dev_type(norm) != FD_FREE)
 		return -EINVAL;
-	if (size > n.size)
-		size = n.size;
+	r = sbfs_resolve(layers, n_layers, path, tmp, PATH_MAX_K, 0, &h);
+	if (r)
+		return r;
+	if ((h.n.mode & S_IFMT) != S_IFLNK)
+		return -EINVAL;
+	if (sbfs_link(&layers[h.layer], &h.n, &t))
+		return -EIO;
+	if (size > h.n.size)
+		size = h.n.size;
 	if (!user_ok(buf, size))
 		return -EFAULT;
-	memcpy((void *)buf, n.data, size);
+	memcpy((void *)buf, t, size);
 	return (int64_t)size;
 }
 
@@ -653,11 +658,12 @@ int64_t fs_syscall(uint64_t nr, const uint64_t *a, int *handled)
 			return -EBADF;
 		fds[a[0]].type = FD_FREE;
 		return 0;
-	case 4: case 6: return sys_fstatat(AT_FDCWD, a[0], a[1], 0);
+	case 4: return sys_fstatat(AT_FDCWD, a[0], a[1], 0);
 	case 5: {
 		struct ofile *f = get_fd(a[0]);
-		return f ? fill_stat(&f->node, f->ino, a[1]) : -EBADF;
+		return f ? fill_stat(&f->node, a[1]) : -EBADF;
 	}
+	case 6: return sys_fstatat(AT_FDCWD, a[0], a[1], AT_SYMLINK_NOFOLLOW); /* lstat */
 	case 8: return sys_lseek(a[0], (int64_t)a[1], a[2]);
 	case 16: return get_fd(a[0]) ? -ENOTTY : -EBADF; /* ioctl */
 	case 17: return sys_read(a[0], a[1], a[2], 1, a[3]);

@@ -46,8 +46,8 @@ struct kernel {
 	const char *argv[256];
 	const char *envp[256];
 	uint64_t unknown_syscalls;
-	const struct sb_file_entry *files; /* host-built index, or NULL */
-	uint32_t files_count;
+	const struct sb_layer *layers; /* the root file system's layers (snapbox) */
+	uint32_t n_layers;
 	uint64_t mmio;          /* hypercall MMIO page (snapbox), 0: ports */
 	uint32_t sc_slow;       /* SC_SLOW_*: the dispatcher's rare work */
 };
@@ -155,19 +155,20 @@ int64_t sys_mremap(uint64_t old, uint64_t oldlen, uint64_t newlen, uint64_t flag
 int64_t sys_madvise(uint64_t addr, uint64_t len, uint64_t advice);
 
 /* fs.c */
+#define PATH_MAX_K 512
 struct fnode {
-	const char *name;       /* no leading '/' */
-	uint32_t namelen;
-	uint32_t mode;
-	const uint8_t *data;
+	uint32_t mode;          /* st_mode */
+	uint32_t nlink;
 	uint64_t size;
+	const uint8_t *data;    /* a regular file's bytes, in its layer */
+	uint64_t ino;           /* st_ino */
+	int64_t mtime;
 };
-/* the host's index is used as the node table as it is */
-_Static_assert(sizeof(struct fnode) == sizeof(struct sb_file_entry), "fnode layout");
-_Static_assert(__builtin_offsetof(struct fnode, data) ==
-	       __builtin_offsetof(struct sb_file_entry, data_gpa), "fnode layout");
 void fs_init(void);
-int fs_lookup(const char *path, struct fnode *out, uint32_t *ino); /* 0 or -errno */
+/* Look up a normalised path (no leading '/') in the layers top-down, then
+ * the devices; follow: a symlink as the last component too.  0 or -errno;
+ * resolved[PATH_MAX_K] (may be NULL) gets the path with links followed. */
+int fs_lookup(const char *path, int follow, struct fnode *out, char *resolved);
 int64_t fs_file_data(int fd, const uint8_t **data, uint64_t *size); /* for mmap */
 int64_t fs_syscall(uint64_t nr, const uint64_t *a, int *handled);
 

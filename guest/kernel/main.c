@@ -14,7 +14,7 @@ static void build_page_tables(void)
 		{ 0, SB_USER_BASE, SB_PT_SUPERVISOR },
 		{ K.user_top, K.mem_size, SB_PT_USER_RO },
 	};
-	if (sb_pt_build(&t, K.mem_size, 0, sup, 2))
+	if (sb_pt_build(&t, K.mem_size, 0, sup, 2, 0))
 		kpanic(SB_PANIC_KERNEL, "cannot build page tables", 0);
 	__asm__ volatile("mov %0, %%cr3" ::"r"(SB_PML4_GPA) : "memory");
 }
@@ -50,8 +50,8 @@ void kmain_snapbox(const struct sb_boot_info *bi)
 	K.mem_size = bi->mem_size;
 	K.initrd = (const uint8_t *)bi->initrd_gpa;
 	K.initrd_size = bi->initrd_size;
-	K.files = (const struct sb_file_entry *)bi->files_gpa;
-	K.files_count = bi->files_count;
+	K.layers = (const struct sb_layer *)bi->layers_gpa;
+	K.n_layers = bi->n_layers;
 	K.mmio = bi->mmio_gpa;
 
 	const char *p = (const char *)bi->args_gpa, *end = p + bi->args_size;

@@ -26,12 +26,21 @@ static void zero_table(uint64_t *t)
 		t[i] = 0;
 }
 
+uint64_t sb_pt_img_pd_count(uint64_t img_size)
+{
+	return (img_size + GIB - 1) / GIB;
+}
+
 int sb_pt_build(const struct sb_pt_tables *t, uint64_t mem_size, int mmio,
-		const struct sb_pt_range *ranges, unsigned n_ranges)
+		const struct sb_pt_range *ranges, unsigned n_ranges, uint64_t img_size)
 {
 	uint64_t n_pd = sb_pt_pd_count(mem_size, mmio);
+	uint64_t img_pd = sb_pt_img_pd_count(img_size), img_first = t->img_gpa / GIB;
 
 	if (mem_size == 0 || mem_size % MIB2 || n_pd > PT_ENTRIES)
+		return -22;
+	if (img_size && (img_size % MIB2 || t->img_gpa % GIB || img_first < n_pd ||
+			 img_first + img_pd > PT_ENTRIES || !t->pd_img))
 		return -22;
 	zero_table(t->pml4);
 	zero_table(t->pdpt);
@@ -48,5 +57,11 @@ int sb_pt_build(const struct sb_pt_tables *t, uint64_t mem_size, int mmio,
 		}
 		t->pd[i] = e;
 	}
+	for (uint64_t i = 0; i < img_pd; i++)
+		t->pdpt[img_first + i] = (t->pd_img_gpa + i * 4096) | SB_PTE_P | SB_PTE_RW | SB_PTE_US;
+	for (uint64_t i = 0; i < img_pd * PT_ENTRIES; i++)
+		t->pd_img[i] = i * MIB2 < img_size
+				       ? (t->img_gpa + i * MIB2) | SB_PTE_P | SB_PTE_PS | SB_PTE_US
+				       : 0;
 	return 0;
 }

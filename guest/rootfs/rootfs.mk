@@ -1,28 +1,32 @@
 # guest/rootfs/rootfs.mk -- the guest root file system (included from the
 # top-level Makefile; paths are relative to the repository root).
 #
-# Builds $(ROOTFS_CPIO) = $(BUILD)/guest/rootfs.cpio, a newc cpio archive of
-# the staging tree $(ROOTFS_STAGE) = $(BUILD)/guest/rootfs/:
+# Builds $(ROOTFS_IMAGE) = $(BUILD)/guest/base.sbfs, the base layer of the
+# root file system: an sbfs image (guest/include/sbfs.h, made by
+# `build/snapbox image build`) of the staging tree $(ROOTFS_STAGE) =
+# $(BUILD)/guest/rootfs/:
 #   bin/lua          Lua 5.4 (Debian's lua5.4 source package), static musl
 #   bin/<name>       one static musl program per guest/rootfs/examples/<name>.c
 #   app/*, etc/*     copied from guest/rootfs/app/ and guest/rootfs/etc/
 #   dev/, tmp/       empty directories
-# Names are stored without a leading "/" or "./", sorted, directories before
-# their contents, owner 0:0, mode 0755 (dirs, bin/*) / 0644 (other files),
-# tmp/ 1777, every mtime $(ROOTFS_MTIME).
+# Mode 0755 (dirs, bin/*) / 0644 (other files), tmp/ 1777, every mtime
+# $(ROOTFS_MTIME): the same sources give the same image, byte for byte, and
+# so the same id (the image is content-addressed: templates' stores keep it
+# as images/<id>.sbfs).  A rebuilt image replaces the old file by a rename:
+# whoever maps the old one keeps it.
 #
 # Intermediates: $(BUILD)/src/lua5.4/ (fetched source, kept as a cache),
 # $(BUILD)/guest/lua-obj/ (Lua objects), $(BUILD)/guest/bin-unstripped/
 # (unstripped binaries, handy for gdb), $(BUILD)/guest/rootfs/ (staging).
 #
-# Targets: rootfs (alias for the cpio), rootfs-check (run the host-runnable
+# Targets: rootfs (alias for the image), rootfs-check (run the host-runnable
 # programs natively as a smoke test), rootfs-clean (everything above except
 # the fetched Lua source), lua-src (just fetch the Lua source).
 
 BUILD ?= build
 
 ROOTFS_SRC        := guest/rootfs
-ROOTFS_CPIO       := $(BUILD)/guest/rootfs.cpio
+ROOTFS_IMAGE      := $(BUILD)/guest/base.sbfs
 ROOTFS_STAGE      := $(BUILD)/guest/rootfs
 ROOTFS_UNSTRIPPED := $(BUILD)/guest/bin-unstripped
 ROOTFS_NORM       := $(BUILD)/guest/rootfs.norm
@@ -30,9 +34,6 @@ ROOTFS_CC         ?= musl-gcc
 ROOTFS_STRIP      ?= strip
 ROOTFS_CFLAGS     ?= -static -O2 -Wall -Wextra -Werror
 ROOTFS_MTIME      ?= $(if $(SOURCE_DATE_EPOCH),$(SOURCE_DATE_EPOCH),0)
-# evaluated when the recipe runs (cpio may only just have been installed)
-ROOTFS_CPIO_FLAGS  = -o -H newc -R 0:0 --quiet \
-	$(shell cpio --help 2>/dev/null | grep -q -- --reproducible && echo --reproducible)
 
 # ---- Lua 5.4 from Debian's source package ---------------------------------
 LUA_SRCPKG    ?= lua5.4
@@ -137,33 +138,30 @@ $(ROOTFS_DATA_STAGED): $(ROOTFS_STAGE)/%: $(ROOTFS_SRC)/%
 	@mkdir -p $(@D)
 	cp $< $@
 
-# ---- the archive ----------------------------------------------------------
+# ---- the image --------------------------------------------------------------
 ROOTFS_DIRS    := app bin dev etc tmp
 ROOTFS_BINS    := bin/lua $(ROOTFS_EXAMPLES:%=bin/%)
 ROOTFS_FILES   := $(ROOTFS_BINS) $(ROOTFS_DATA)
-ROOTFS_ENTRIES := $(sort $(ROOTFS_DIRS) $(ROOTFS_FILES))
 
-# Archive a normalised copy of exactly the listed entries (mode, mtime), so
+# Image a normalised copy of exactly the listed entries (mode, mtime), so
 # the staging tree keeps real timestamps for make and stale files left in it
-# never reach the archive.
-$(ROOTFS_CPIO): $(ROOTFS_FILES:%=$(ROOTFS_STAGE)/%) $(ROOTFS_SRC)/rootfs.mk
+# never reach the image.
+$(ROOTFS_IMAGE): $(ROOTFS_FILES:%=$(ROOTFS_STAGE)/%) $(ROOTFS_SRC)/rootfs.mk $(BUILD)/snapbox
 	@mkdir -p $(ROOTFS_STAGE)/dev $(ROOTFS_STAGE)/tmp
-	@set -e; n=$(ROOTFS_NORM); rm -rf $$n; \
+	@set -e; n=$(ROOTFS_NORM); rm -rf $$n; mkdir -p $$n; chmod 0755 $$n; \
 	for d in $(ROOTFS_DIRS); do mkdir -p $$n/$$d; chmod 0755 $$n/$$d; done; \
 	chmod 1777 $$n/tmp; \
 	for f in $(ROOTFS_BINS); do install -m 0755 $(ROOTFS_STAGE)/$$f $$n/$$f; done; \
 	for f in $(ROOTFS_DATA); do install -m 0644 $(ROOTFS_STAGE)/$$f $$n/$$f; done; \
 	find $$n -exec touch -h -d @$(ROOTFS_MTIME) {} +
-	cd $(ROOTFS_NORM) && printf '%s\n' $(ROOTFS_ENTRIES) | LC_ALL=C sort | \
-		cpio $(ROOTFS_CPIO_FLAGS) > $(abspath $@).tmp
-	@mv -f $@.tmp $@
+	$(BUILD)/snapbox image build $(ROOTFS_NORM) -o $@
 	@rm -rf $(ROOTFS_NORM)
 
 .PHONY: rootfs rootfs-check rootfs-clean
-rootfs: $(ROOTFS_CPIO)
+rootfs: $(ROOTFS_IMAGE)
 
 # Smoke test on the host (the binaries are static x86-64 Linux programs).
-rootfs-check: $(ROOTFS_CPIO)
+rootfs-check: $(ROOTFS_IMAGE)
 	@set -e; b=$(ROOTFS_STAGE)/bin; \
 	test "$$($$b/hello)" = "hello from snapbox"; \
 	$$b/true; ! $$b/false; \
@@ -174,9 +172,9 @@ rootfs-check: $(ROOTFS_CPIO)
 	test "$$(echo '{"n": 10}' | $$b/lua $(ROOTFS_STAGE)/app/handler.lua)" = \
 		'{"n": 10, "fib": 55, "prime": 29}'; \
 	$$b/memtest 16 >/dev/null; \
-	cpio -t --quiet < $(ROOTFS_CPIO) >/dev/null; \
+	$(BUILD)/snapbox image verify $(ROOTFS_IMAGE) >/dev/null; \
 	echo "rootfs-check: ok"
 
 rootfs-clean:
-	rm -rf $(ROOTFS_CPIO) $(ROOTFS_CPIO).tmp $(ROOTFS_STAGE) $(ROOTFS_NORM) \
+	rm -rf $(ROOTFS_IMAGE) $(ROOTFS_IMAGE).tmp.* $(ROOTFS_STAGE) $(ROOTFS_NORM) \
 		$(ROOTFS_UNSTRIPPED) $(LUA_OBJDIR)

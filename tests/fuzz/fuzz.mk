@@ -1,10 +1,12 @@
-# libFuzzer harness for the template state-file reader (snapshot/load.c:
-# snapshot__parse_state).  Included by the top-level Makefile.
+# libFuzzer harnesses for the template state-file reader (snapshot/load.c:
+# snapshot__parse_state) and for sbfs layer images (sbfs/check.c and the
+# guest's reader, guest/lib/sbfs.c).  Included by the top-level Makefile.
 #
 #   make fuzz           build $(BUILD)/fuzz/fuzz_state, fuzz for FUZZ_SECONDS over
 #                       a copy of tests/fuzz/corpus (new inputs and crashes stay
 #                       under $(BUILD)/fuzz/)
-#   make fuzz-regress   run every file of tests/fuzz/corpus once (no fuzzing)
+#   make fuzz-sbfs      the same for $(BUILD)/fuzz/fuzz_sbfs over tests/fuzz/sbfs-corpus
+#   make fuzz-regress   run every file of both corpora once (no fuzzing)
 #   make fuzz-merge     add the inputs of the last `make fuzz` that reach new
 #                       edges to tests/fuzz/corpus (libFuzzer -merge=1; hit
 #                       counts are ignored, -use_counters=0, to keep it small)
@@ -28,12 +30,19 @@ FUZZ_LDLIBS  := -lxxhash
 # syscall_names.c; load.c pulls image.c; no backend).
 FUZZ_SRCS    := tests/fuzz/fuzz_state.c snapshot/load.c \
 	snapshot/image.c common/err.c devices/hypercall.c \
-	common/timeout.c common/syscall_names.c memory/ram.c
+	common/timeout.c common/syscall_names.c memory/ram.c guest/lib/sbfs.c
 FUZZ_OBJS    := $(patsubst %.c,$(FUZZ_OUT)/obj/%.o,$(FUZZ_SRCS))
+FUZZ_SBFS_BIN    := $(FUZZ_OUT)/fuzz_sbfs
+FUZZ_SBFS_SRCS   := tests/fuzz/fuzz_sbfs.c sbfs/check.c guest/lib/sbfs.c common/err.c
+FUZZ_SBFS_OBJS   := $(patsubst %.c,$(FUZZ_OUT)/obj/%.o,$(FUZZ_SBFS_SRCS))
+FUZZ_SBFS_CORPUS := tests/fuzz/sbfs-corpus
+FUZZ_SBFS_WORK   := $(FUZZ_OUT)/sbfs-corpus
+FUZZ_SBFS_RUNARGS := -max_len=65536 -timeout=10 -artifact_prefix=$(FUZZ_OUT)/artifacts/ \
+	-print_final_stats=1
 FUZZ_RUNARGS := -max_len=$(FUZZ_MAX_LEN) -timeout=10 -dict=tests/fuzz/state.dict \
 	-artifact_prefix=$(FUZZ_OUT)/artifacts/ -print_final_stats=1
 
-.PHONY: fuzz fuzz-regress fuzz-merge fuzz-deps
+.PHONY: fuzz fuzz-sbfs fuzz-regress fuzz-merge fuzz-deps
 fuzz-deps:
 	@sh tests/fuzz/deps.sh $(FUZZ_CC)
 
@@ -44,15 +53,24 @@ $(FUZZ_OUT)/obj/%.o: %.c | fuzz-deps
 $(FUZZ_BIN): $(FUZZ_OBJS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $^ -o $@ $(FUZZ_LDLIBS)
 
--include $(FUZZ_OBJS:.o=.d)
+$(FUZZ_SBFS_BIN): $(FUZZ_SBFS_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $^ -o $@ $(FUZZ_LDLIBS)
+
+-include $(FUZZ_OBJS:.o=.d) $(FUZZ_SBFS_OBJS:.o=.d)
 
 fuzz: fuzz-deps $(FUZZ_BIN)
 	@mkdir -p $(FUZZ_WORK) $(FUZZ_OUT)/artifacts
 	cp -n $(FUZZ_CORPUS)/* $(FUZZ_WORK)/
 	$(FUZZ_BIN) $(FUZZ_RUNARGS) -max_total_time=$(FUZZ_SECONDS) $(FUZZ_ARGS) $(FUZZ_WORK)
 
-fuzz-regress: fuzz-deps $(FUZZ_BIN)
+fuzz-sbfs: fuzz-deps $(FUZZ_SBFS_BIN)
+	@mkdir -p $(FUZZ_SBFS_WORK) $(FUZZ_OUT)/artifacts
+	cp -n $(FUZZ_SBFS_CORPUS)/* $(FUZZ_SBFS_WORK)/
+	$(FUZZ_SBFS_BIN) $(FUZZ_SBFS_RUNARGS) -max_total_time=$(FUZZ_SECONDS) $(FUZZ_ARGS) $(FUZZ_SBFS_WORK)
+
+fuzz-regress: fuzz-deps $(FUZZ_BIN) $(FUZZ_SBFS_BIN)
 	$(FUZZ_BIN) $(FUZZ_CORPUS)/*
+	$(FUZZ_SBFS_BIN) $(FUZZ_SBFS_CORPUS)/*
 
 fuzz-merge: fuzz-deps $(FUZZ_BIN)
 	$(FUZZ_BIN) -merge=1 -use_counters=0 -max_len=$(FUZZ_MAX_LEN) $(FUZZ_CORPUS) $(FUZZ_WORK)

@@ -86,6 +86,15 @@ static void check_result(int ret, const struct sb_err *err)
 	CHECK(snap.policy.max_reuses <= SNAP_POLICY_MAX_REUSES);
 	CHECK(snap.policy.idle_ms <= SNAP_POLICY_MAX_IDLE_MS);
 	CHECK(snap.hdr.minor >= 2 || snap.policy.recycle == SNAP_RECYCLE_DEFAULT);
+	/* the layers (1.3): 1..8, laid out from SB_IMG_GPA, whole pages; none before */
+	CHECK((snap.hdr.minor >= 3) == (snap.layers.n_layers >= 1));
+	CHECK(snap.layers.n_layers <= SB_MAX_LAYERS);
+	CHECK(snap.layers.n_layers == 0 || snap.hdr.abi_version >= 4); /* no older kernel reads them */
+	for (unsigned i = 0; i < snap.layers.n_layers; i++) {
+		const struct snap_layer *l = &snap.layers.layers[i];
+		CHECK(l->gpa >= SB_IMG_GPA && l->gpa % SB_PAGE_2M == 0 && l->size % 4096 == 0 && l->size);
+		CHECK(l->gpa + l->size <= SB_IMG_GPA + SB_IMG_MAX);
+	}
 	CHECK(!(snap.hc.flags & HC_STATE_PENDING_READ) ||
 	      sb_range_in(snap.hc.pending_read_gpa, snap.hc.flags & HC_STATE_PENDING_STDIN ?
 			  sizeof(struct sb_hc_stdin) : sizeof(struct sb_hc_io), 0, snap.hdr.mem_size));

@@ -9,8 +9,10 @@
  *      (a fresh boot: the monitor's memfd; a clone: the template's mem.img)
  *      and, for a clone, the saved CPU (struct sb_proc_cpu),
  *   2. maps guest RAM at the guest's own addresses (shared, or private for
- *      a clone), the rootfs window read-only, and unmaps the vDSO/vvar
- *      (host time without a syscall); a clone sets its FS base,
+ *      a clone), an old template's rootfs window read-only, the root file
+ *      system's layers (their fds ride along) read-only at their addresses
+ *      in the layer window, and unmaps the vDSO/vvar (host time without a
+ *      syscall); a clone sets its FS base,
  *   3. installs its signal handlers on an alternate stack: SIGSYS (a
  *      trapped system call) resumes the program at sys_entry_user with
  *      RCX = return address and R11 = RFLAGS, exactly what `syscall` does
@@ -468,7 +470,7 @@ static void build_filter(struct fbuild *b)
 
 static uint8_t altstack[65536] __attribute__((aligned(64)));
 
-/* The first message and the RAM fd riding with it (SCM_RIGHTS). */
+/* The first message, the RAM fd and the layers' riding with it (SCM_RIGHTS). */
 struct k_iovec {
 	void *base;
 	uint64_t len;
@@ -483,18 +485,39 @@ struct k_msghdr {
 	int flags, pad1;
 };
 
-static int recv_start(struct sb_proc_start *st)
+static int recv_start(struct sb_proc_start *st, int *layer_fd)
 {
-	uint64_t ctl[4] = { 0 }; /* struct cmsghdr {u64 len; int level, type;} + one int */
+	/* struct cmsghdr {u64 len; int level, type;} + up to 1 + SB_MAX_LAYERS ints */
+	uint64_t ctl[2 + (1 + SB_MAX_LAYERS + 1) / 2] = { 0 };
 	struct k_iovec iov = { st, sizeof(*st) };
 	struct k_msghdr mh = { .iov = &iov, .iovlen = 1, .control = ctl, .controllen = sizeof(ctl) };
 	int *c = (int *)&ctl[1];
 
 	if (sys3(SYS_recvmsg, SB_PROC_CHAN_FD, &mh, 0) != (long)sizeof(*st))
 		return -1;
-	if (ctl[0] != 16 + sizeof(int) || c[0] != SOL_SOCKET || c[1] != SCM_RIGHTS)
+	if (st->n_layers > SB_MAX_LAYERS || ctl[0] != 16 + sizeof(int) * (1 + st->n_layers) ||
+	    c[0] != SOL_SOCKET || c[1] != SCM_RIGHTS)
 		return -1;
+	for (uint32_t i = 0; i < st->n_layers; i++)
+		layer_fd[i] = c[3 + i];
 	return c[2];
+}
+
+/* The root file system's layers, read-only, private: nothing the sandbox
+ * does reaches the files, and nothing it maps later can replace them (the
+ * filter traps mmap). */
+static void map_layers(const struct sb_proc_start *st, const int *fd)
+{
+	for (uint32_t i = 0; i < st->n_layers; i++) {
+		const struct sb_layer *l = &st->layers[i];
+
+		if (l->gpa < SB_IMG_GPA || l->gpa % SB_PAGE_2M || l->size == 0 || l->size % 4096 ||
+		    l->size > SB_IMG_MAX || l->gpa + l->size > SB_IMG_GPA + SB_IMG_MAX ||
+		    sys6(SYS_mmap, (long)l->gpa, (long)l->size, PROT_READ,
+			 MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd[i], 0) != (long)l->gpa)
+			die(118);
+		sys3(SYS_close, fd[i], 0, 0);
+	}
 }
 
 /* A clone's CPU, and the frame rt_sigreturn takes it from. */
@@ -566,7 +589,7 @@ __attribute__((noreturn)) void stub_main(uint64_t *sp)
 	struct sb_proc_start st;
 	struct sock_fprog prog;
 	struct k_stack ss = { .sp = altstack, .flags = 0, .size = sizeof(altstack) };
-	int ram_fd, clone;
+	int ram_fd, clone, layer_fd[SB_MAX_LAYERS];
 
 	{
 		/* argc, argv[], NULL, envp[], NULL, then the auxv pairs */
@@ -603,7 +626,7 @@ __attribute__((noreturn)) void stub_main(uint64_t *sp)
 	prog.filter = fb.f;
 	if (sys6(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0) < 0)
 		die(115);
-	ram_fd = recv_start(&st);
+	ram_fd = recv_start(&st, layer_fd);
 	if (ram_fd < 0 || st.magic != SB_PROC_MAGIC || st.mem_size <= SB_PROC_RAM_BASE ||
 	    st.mem_size > SB_MAX_MEM ||
 	    (st.mode != SB_PROC_MODE_BOOT && st.mode != SB_PROC_MODE_CLONE))
@@ -615,6 +638,7 @@ __attribute__((noreturn)) void stub_main(uint64_t *sp)
 		 SB_PROC_RAM_BASE) != (long)SB_PROC_RAM_BASE)
 		die(111);
 	sys3(SYS_close, ram_fd, 0, 0);
+	map_layers(&st, layer_fd);
 	if (st.ro_lo < st.ro_hi &&
 	    sys3(SYS_mprotect, st.ro_lo, st.ro_hi - st.ro_lo, PROT_READ) < 0)
 		die(112);
