@@ -314,7 +314,7 @@ int proc__died(struct proc_machine *pm, struct sb_err *err)
 		return err__set(err, -EIO, "the sandbox stub could not map guest RAM at %#llx "
 				"(check vm.mmap_min_addr: it must be at most %llu)",
 				(unsigned long long)SB_PROC_RAM_BASE, (unsigned long long)SB_PROC_RAM_BASE);
-	if (pm->msgs == 0 && WEXITSTATUS(st) == 118)
+	if (pm->msgs == 0 && WEXITSTATUS(st) == 109) /* map_layers */
 		return err__set(err, -EIO, "the sandbox stub could not map the root file system's "
 				"layers at %#llx", (unsigned long long)SB_IMG_GPA);
 	if (pm->msgs == 0)

@@ -515,7 +515,7 @@ static void map_layers(const struct sb_proc_start *st, const int *fd)
 		    l->size > SB_IMG_MAX || l->gpa + l->size > SB_IMG_GPA + SB_IMG_MAX ||
 		    sys6(SYS_mmap, (long)l->gpa, (long)l->size, PROT_READ,
 			 MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd[i], 0) != (long)l->gpa)
-			die(118);
+			die(109);
 		sys3(SYS_close, fd[i], 0, 0);
 	}
 }
@@ -605,8 +605,9 @@ __attribute__((noreturn)) void stub_main(uint64_t *sp)
 	 * handlers on their stack, the descriptors, the filter built and
 	 * no_new_privs.  A fault before the RAM is mapped finds no fault page
 	 * and kills us, which the monitor reports as before; SIGUSR1 only
-	 * comes at a ready point; the start message's one descriptor arrives
-	 * after close_range (recv_start refuses any other number of them). */
+	 * comes at a ready point; the start message's descriptors (the RAM's
+	 * and one per layer) arrive after close_range (recv_start refuses any
+	 * other number of them). */
 	unmap_vdso();
 	if (sys3(SYS_sigaltstack, &ss, 0, 0) < 0)
 		die(113);
