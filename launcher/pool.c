@@ -44,7 +44,8 @@
 #define TAKE_WAIT_S 30       /* a request waits this long for a free worker */
 #define REFILL_THREADS 2     /* workers being started at once */
 #define TCACHE_SIZE 16       /* templates kept loaded by the service */
-#define RESET_WAIT_MS 2000   /* a request waits this long for a reset to end */
+#define RESET_WAIT_MS 7000   /* a request waits this long for a reset to end
+				(longer than a backend's own reset may take) */
 #define SWEEP_MS 200         /* how often idle recycled workers are checked */
 #define DEFAULT_IDLE_MS 60000
 /* A page a reset puts back stays the sandbox's own, so every later reset

@@ -46,7 +46,7 @@
 #include "snapshot/snapshot.h"
 
 #define PAGE 4096ULL
-#define RESET_WAIT_MS 1000   /* for the handler's answer */
+#define RESET_WAIT_MS 5000   /* for the handler's answer (a loaded host can be slow) */
 #define RESET_JUNK_MAX 1024  /* messages the guest left on its channel */
 #define IOVN 1024            /* UIO_MAXIOV */
 

@@ -47,11 +47,19 @@ size_t strlen(const char *s)
 	return n;
 }
 
+/* Kernel mode is emulated only under kvm_pvm (which also runs our system
+ * calls in user mode: SB_BOOT_USER_SYSCALLS); on VMX/SVM it is the CPU's,
+ * and a host call would cost more than the copy. */
+static int kernel_mode_emulated(void)
+{
+	return K.snapbox && (K.flags & SB_BOOT_USER_SYSCALLS) && !cpu_user_mode();
+}
+
 /* In user mode copies run natively; in (emulated) kernel mode big ones go
  * to the host. */
 void kcopy(uint64_t dst, uint64_t src, uint64_t n)
 {
-	if (K.snapbox && n >= HOST_COPY_MIN && !cpu_user_mode()) {
+	if (n >= HOST_COPY_MIN && kernel_mode_emulated()) {
 		struct sb_hc_mem m = { .dst = dst, .src = src, .len = n };
 		hypercall(SB_HC_MEMCPY, &m);
 		return;
@@ -84,7 +92,7 @@ void kzero(uint64_t dst, uint64_t n)
 		zero_sparse(dst, n);
 		return;
 	}
-	if (K.snapbox && n >= HOST_COPY_MIN) {
+	if (n >= HOST_COPY_MIN && kernel_mode_emulated()) {
 		struct sb_hc_mem m = { .dst = dst, .len = n, .val = 0 };
 		hypercall(SB_HC_MEMSET, &m);
 		return;
