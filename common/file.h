@@ -7,6 +7,11 @@
 
 #include "common/err.h"
 
+/* pwrite/pread all of len bytes at off (retrying short and interrupted
+ * calls): 0, or -errno (-EIO: the file ended first). */
+int file__pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+int file__pread_all(int fd, void *buf, size_t len, uint64_t off);
+
 /* Read a whole regular file into a malloc'd buffer (*buf, *size; free() it). */
 int file__read_all(const char *path, uint8_t **buf, uint64_t *size, struct sb_err *err);
 

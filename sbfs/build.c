@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "common/file.h"
 #include "sbfs/sbfs_host.h"
 #include "sbtypes.h"
 
@@ -177,41 +178,6 @@ static long builder__find(const struct builder *b, const char *p, size_t len)
 	return -1;
 }
 
-static int write_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static int read_full_at(int fd, void *buf, size_t len, uint64_t off)
-{
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
 
 /* Stored contents, for sharing identical files. */
 struct dedup {
@@ -230,7 +196,7 @@ static int same_bytes(int out, uint64_t a, uint64_t b, uint64_t len, uint8_t *bu
 	for (uint64_t done = 0; done < len;) {
 		size_t k = len - done < CHUNK ? (size_t)(len - done) : CHUNK;
 
-		if (read_full_at(out, x, k, a + done) || read_full_at(out, y, k, b + done))
+		if (file__pread_all(out, x, k, a + done) || file__pread_all(out, y, k, b + done))
 			return -1;
 		if (memcmp(x, y, k))
 			return 0;
@@ -273,7 +239,7 @@ static int builder__file(struct builder *b, struct bent *e, int out, uint64_t *c
 			break;
 		}
 		XXH3_64bits_update(hs, buf, (size_t)n);
-		ret = write_full(out, buf, (size_t)n, *cur + done);
+		ret = file__pwrite_all(out, buf, (size_t)n, *cur + done);
 		if (ret < 0) {
 			err__set(b->err, ret, "writing the image: %s", strerror(-ret));
 			break;
@@ -288,7 +254,7 @@ static int builder__file(struct builder *b, struct bent *e, int out, uint64_t *c
 	/* zero the rest of the last page (a shared file's bytes may lie there) */
 	pad = (SBFS_PAGE - size % SBFS_PAGE) % SBFS_PAGE;
 	memset(buf, 0, pad);
-	ret = write_full(out, buf, (size_t)pad, *cur + size);
+	ret = file__pwrite_all(out, buf, (size_t)pad, *cur + size);
 	if (ret < 0)
 		return err__set(b->err, ret, "writing the image: %s", strerror(-ret));
 	for (size_t j = (size_t)e->xxh3 & dd->mask;; j = (j + 1) & dd->mask) {
@@ -518,7 +484,7 @@ int sbfs__build_dir(const char *dir, int out, uint8_t id[16], struct sbfs_build_
 		ret = err__set(err, -ENOMEM, "out of memory building the image of %s", dir);
 		goto out;
 	}
-	ret = write_full(out, meta, h.data_off, 0);
+	ret = file__pwrite_all(out, meta, h.data_off, 0);
 	if (ret < 0) {
 		err__set(err, ret, "writing the image: %s", strerror(-ret));
 		goto out;
@@ -530,7 +496,7 @@ int sbfs__build_dir(const char *dir, int out, uint8_t id[16], struct sbfs_build_
 	}
 	sbfs__compute_id(map, cur, id);
 	munmap(map, cur);
-	ret = write_full(out, id, 16, __builtin_offsetof(struct sbfs_header, id));
+	ret = file__pwrite_all(out, id, 16, __builtin_offsetof(struct sbfs_header, id));
 	if (ret < 0)
 		err__set(err, ret, "writing the image: %s", strerror(-ret));
 	st->meta_bytes = h.data_off;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "common/file.h"
 #include "snapshot/image.h"
 
 static double now_s(void)
@@ -35,22 +36,6 @@ uint64_t snap_image__page_hash(const void *page)
 	return h ? h : 1;
 }
 
-static int write_full(int fd, const void *buf, size_t len, off_t off)
-{
-	const uint8_t *p = buf;
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -132,7 +117,7 @@ static int image__scan_and_write(const struct guest_ram *ram, int mem_fd, uint64
 		}
 		if (run_len) {
 			double t = now_s();
-			ret = write_full(mem_fd, base + run_start * SNAP_PAGE, run_len * SNAP_PAGE,
+			ret = file__pwrite_all(mem_fd, base + run_start * SNAP_PAGE, run_len * SNAP_PAGE,
 					 (off_t)(run_start * SNAP_PAGE));
 			tw += now_s() - t;
 			st->written_bytes += run_len * SNAP_PAGE;
@@ -190,7 +175,7 @@ int snap_image__write(const struct guest_ram *ram, int dirfd, struct snap_image_
 		ret = err__errno(err, "create %s", SNAP_PAGES_FILE);
 		goto out;
 	}
-	ret = write_full(idx_fd, idx, idx_len, 0);
+	ret = file__pwrite_all(idx_fd, idx, idx_len, 0);
 	if (ret < 0) {
 		err__set(err, ret, "writing %s: %s", SNAP_PAGES_FILE, strerror(-ret));
 		goto out;
