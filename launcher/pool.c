@@ -573,12 +573,19 @@ static int pool__reset_result(struct pool *p, struct worker *w, int ms, struct m
 	return 1;
 }
 
-/* Locked. */
-static void pool__count_reset(struct pool *p, const struct msg_recycled *rc)
+/* What pool__reset_result() said (r, rc), into the statistics; a worker
+ * whose reset failed (or that is retired after it) ends.  Locked. */
+static void pool__settle_reset(struct pool *p, struct worker *w, int r,
+			       const struct msg_recycled *rc)
 {
-	p->st.resets++;
-	p->st.reset_pages += rc->pages;
-	p->st.reset_us_sum += rc->reset_us;
+	if (r > 0) {
+		p->st.resets++;
+		p->st.reset_pages += rc->pages;
+		p->st.reset_us_sum += rc->reset_us;
+	} else if (r < 0) {
+		p->st.failed_resets += r != -E2BIG;
+		pool__retire(p, w, true);
+	}
 }
 
 /* Recycled workers: take in finished resets, end idle and dead ones.  Locked. */
@@ -591,12 +598,8 @@ static void pool__sweep(struct pool *p)
 		if (w->state == W_RECYCLING) {
 			struct msg_recycled rc;
 			int r = pool__reset_result(p, w, 0, &rc);
-			if (r > 0)
-				pool__count_reset(p, &rc);
-			if (r < 0) {
-				p->st.failed_resets += r != -E2BIG;
-				pool__retire(p, w, true);
-			} else if (r > 0) {
+			pool__settle_reset(p, w, r, &rc);
+			if (r > 0) {
 				w->state = W_RECYCLED;
 				w->idle_until = now + (w->idle_ms ? w->idle_ms : DEFAULT_IDLE_MS) * 1e3;
 			}
@@ -937,13 +940,11 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 			/* its reset is under way: a few tens of us, usually */
 			r = pool__reset_result(p, sb->w, RESET_WAIT_MS, &rc);
 			pthread_mutex_lock(&p->lock);
+			pool__settle_reset(p, sb->w, r, &rc);
 			if (r > 0) {
-				pool__count_reset(p, &rc);
 				pthread_mutex_unlock(&p->lock);
 				break;
 			}
-			p->st.failed_resets += r != -E2BIG;
-			pool__retire(p, sb->w, true);
 			p->live--;
 			p->st.started--;
 			pthread_cond_broadcast(&p->changed);
