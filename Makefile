@@ -10,7 +10,7 @@ HOST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
 HOST_LDLIBS := -lxxhash -llz4 -luring -lmicrohttpd -ljansson -lpthread $(EXTRA_LDLIBS)
 
 GUEST_LIB_SRCS := guest/lib/elf64.c guest/lib/pagetable.c guest/lib/sbfs.c
-HOST_SRCS := $(filter-out launcher/main.c,$(wildcard launcher/*.c common/*.c memory/*.c devices/*.c snapshot/*.c backend/*.c backend/*/*.c sbfs/*.c)) \
+HOST_SRCS := $(filter-out launcher/main.c,$(wildcard launcher/*.c common/*.c memory/*.c devices/*.c snapshot/*.c backend/*.c backend/*/*.c sbfs/*.c migrate/*.c)) \
 	$(GUEST_LIB_SRCS)
 
 .PHONY: all deps clean test asan bench demo

@@ -38,6 +38,11 @@
 
 /* run() result: the guest reached its ready point (its first stdin read). */
 #define MACHINE_READY 1000
+/* run() result: another thread asked it to pause (machine.pause, then a
+ * signal to the running thread): the guest is stopped between two of its
+ * steps (a stdin read it was blocked in is left pending, hc.st, as at a
+ * ready point); hypercall__complete_pending + run() go on (migrate/). */
+#define MACHINE_PAUSED 1001
 
 struct snapshot;
 struct snap_writer;
@@ -90,6 +95,8 @@ struct machine {
 	                             machine__reset it: the backend then keeps
 	                             what a reset needs (proc: its stub's memory) */
 	char template_id[33];     /* the template machine__clone_into mapped */
+	int pause;                /* set (__atomic) by another thread, then a signal
+	                             to the running one: run() returns MACHINE_PAUSED */
 	/* the root file system's layers, bottom first, once mapped (a fresh
 	 * boot's, or the template's for a clone; 0 for a template made before
 	 * layers, whose rootfs is in its RAM) */

@@ -234,6 +234,8 @@ static int hc__readv(struct hc_ctx *hc, struct iovec *iov, int cnt, int64_t *ret
 		if (errno == EINTR) {
 			if (hc__expired(hc))
 				return -ETIMEDOUT;
+			if (hc->pause && __atomic_load_n(hc->pause, __ATOMIC_ACQUIRE))
+				return -EINPROGRESS; /* nothing read: left pending */
 			continue;
 		}
 		if (errno == EAGAIN) {
@@ -946,7 +948,19 @@ int hypercall__handle(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_er
 					(nr == SB_HC_STDIN ? HC_STATE_PENDING_STDIN : 0);
 			return HC_READY;
 		}
-		return nr == SB_HC_STDIN ? hc__stdin(hc, nr, gpa, err) : hc__io(hc, nr, gpa, err);
+		{
+			int ret = nr == SB_HC_STDIN ? hc__stdin(hc, nr, gpa, err)
+						    : hc__io(hc, nr, gpa, err);
+			if (ret == -EINPROGRESS && hc->pause) {
+				/* paused while waiting for stdin: as at a ready point */
+				hc->calls[nr]--;
+				hc->st.pending_read_gpa = gpa;
+				hc->st.flags |= HC_STATE_PENDING_READ |
+						(nr == SB_HC_STDIN ? HC_STATE_PENDING_STDIN : 0);
+				return HC_PAUSED;
+			}
+			return ret;
+		}
 	case SB_HC_WRITE: return hc__io(hc, nr, gpa, err);
 	case SB_HC_EXIT: return hc__exit(hc, nr, gpa, err);
 	case SB_HC_FAULT: return hc__fault(hc, nr, gpa, err);

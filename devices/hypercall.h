@@ -23,6 +23,8 @@
 #define HC_CONTINUE 0 /* resume the guest */
 #define HC_STOP     1 /* the run is over: hc->status, message (if any) in err */
 #define HC_READY    2 /* ready point: first read of stdin, not performed (hc->st) */
+#define HC_PAUSED   3 /* *pause was set while the guest waited for stdin: the read
+			     is left pending (hc->st), as at the ready point */
 
 /*
  * What of the hypercall device a template keeps (section HYPERCALL): the
@@ -59,6 +61,8 @@ struct hc_ctx {
 	int trace_fd;             /* --trace-syscalls output (stderr) */
 	const char *program;      /* argv[0], for fault messages */
 	bool ready_mode;          /* template create: stop at the first stdin read */
+	const int *pause;         /* NULL, or machine.pause: a stdin read interrupted
+				     (EINTR) while it is set is left pending (HC_PAUSED) */
 	struct hc_state st;       /* persisted across snapshot/clone */
 	/* randomness drawn ahead for the pending STDIN's pool (draw_ahead) */
 	uint32_t ahead_len;

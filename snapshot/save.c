@@ -88,10 +88,9 @@ int snapshot__save(struct machine *m, const struct snap_policy *policy, int dirf
 		   struct snap_image_stats *st, struct sb_err *err)
 {
 	static const struct snap_policy unset; /* recycle not set: the service's default */
-	struct snap_writer b = { 0 };
-	struct snap_header h;
 	uint64_t pages_hash;
-	size_t table_len;
+	uint8_t *buf = NULL;
+	size_t len = 0;
 	int ret, fd;
 
 	if (!policy)
@@ -102,6 +101,34 @@ int snapshot__save(struct machine *m, const struct snap_policy *policy, int dirf
 	ret = snap_image__write(&m->ram, dirfd, st, &pages_hash, err);
 	if (ret < 0)
 		return ret;
+	ret = snapshot__build_state(m, policy, pages_hash, &buf, &len, err);
+	if (ret < 0)
+		return ret;
+	XXH128_hash_t id128 = XXH3_128bits(buf, len);
+	snprintf(id, 33, "%016llx%016llx", (unsigned long long)id128.high64,
+		 (unsigned long long)id128.low64);
+
+	fd = openat(dirfd, SNAP_STATE_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	if (fd < 0) {
+		ret = err__errno(err, "create %s", SNAP_STATE_FILE);
+		goto out;
+	}
+	if (write(fd, buf, len) != (ssize_t)len || fdatasync(fd) < 0)
+		ret = err__errno(err, "write %s", SNAP_STATE_FILE);
+	close(fd);
+out:
+	free(buf);
+	return ret;
+}
+
+int snapshot__build_state(struct machine *m, const struct snap_policy *policy, uint64_t pages_hash,
+			  uint8_t **out, size_t *out_len, struct sb_err *err)
+{
+	struct snap_writer b = { 0 };
+	struct snap_header h;
+	size_t table_len;
+	int ret;
+
 	/* room for header + table, filled in last */
 	b.len = sizeof(h) + SNAP_MAX_SECTIONS * sizeof(struct snap_section);
 	b.cap = b.len + 65536;
@@ -138,19 +165,9 @@ int snapshot__save(struct machine *m, const struct snap_policy *policy, int dirf
 	h.backend = m->be->snap_backend;
 	h.header_hash = XXH3_64bits(&h, sizeof(h));
 	memcpy(b.p, &h, sizeof(h));
-
-	XXH128_hash_t id128 = XXH3_128bits(b.p, b.len);
-	snprintf(id, 33, "%016llx%016llx", (unsigned long long)id128.high64,
-		 (unsigned long long)id128.low64);
-
-	fd = openat(dirfd, SNAP_STATE_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
-	if (fd < 0) {
-		ret = err__errno(err, "create %s", SNAP_STATE_FILE);
-		goto out;
-	}
-	if (write(fd, b.p, b.len) != (ssize_t)b.len || fdatasync(fd) < 0)
-		ret = err__errno(err, "write %s", SNAP_STATE_FILE);
-	close(fd);
+	*out = b.p;
+	*out_len = b.len;
+	return 0;
 out:
 	free(b.p);
 	return ret;

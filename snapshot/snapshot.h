@@ -45,6 +45,11 @@ struct snapshot {
 int snapshot__save(struct machine *sb, const struct snap_policy *policy, int dirfd, char id[33],
 		   struct snap_image_stats *st, struct sb_err *err);
 
+/* state.bin's bytes for m (stopped at its ready point, or paused: a
+ * migration's state), as snapshot__save writes them: *out malloc'd. */
+int snapshot__build_state(struct machine *m, const struct snap_policy *policy, uint64_t pages_hash,
+			  uint8_t **out, size_t *out_len, struct sb_err *err);
+
 /* state.bin being built, for a backend's save(). */
 struct snap_writer;
 /* Append a section: a (alen bytes) followed by c (clen bytes, may be 0). */

@@ -203,6 +203,8 @@ static int vcpu__io_hypercall(struct vcpu *vcpu, unsigned nr, struct sb_err *err
 		return vm->m.hc.status;
 	if (ret == HC_READY)
 		return VCPU_READY;
+	if (ret == HC_PAUSED)
+		return MACHINE_PAUSED;
 	return ret;
 }
 
@@ -232,6 +234,8 @@ static int vcpu__mmio(struct vcpu *vcpu, struct sb_err *err)
 			return vcpu->vm->m.hc.status;
 		if (ret == HC_READY)
 			return VCPU_READY;
+		if (ret == HC_PAUSED)
+			return MACHINE_PAUSED;
 		return ret;
 	}
 	return err__set(err, -EFAULT,
@@ -345,6 +349,8 @@ int vcpu__run(struct vcpu *vcpu, struct sb_err *err)
 				return err__set(err, ret, "KVM_RUN: %s", strerror(-ret));
 			if (timeout__expired(t))
 				return vcpu__timed_out(vcpu, err);
+			if (__atomic_load_n(&vcpu->vm->m.pause, __ATOMIC_ACQUIRE))
+				return MACHINE_PAUSED; /* between two exits: nothing pending */
 			continue;
 		}
 		vcpu->exits++;
