@@ -987,13 +987,24 @@ int hypercall__complete_pending(struct hc_ctx *hc, struct sb_err *err)
 
 	if (!(hc->st.flags & HC_STATE_PENDING_READ))
 		return HC_CONTINUE;
+	uint32_t flags = hc->st.flags;
+	int ret;
+
 	hc->st.flags &= ~(HC_STATE_PENDING_READ | HC_STATE_PENDING_STDIN);
 	if (stdin_call) {
 		hc->calls[SB_HC_STDIN]++;
-		return hc__stdin(hc, SB_HC_STDIN, hc->st.pending_read_gpa, err);
+		ret = hc__stdin(hc, SB_HC_STDIN, hc->st.pending_read_gpa, err);
+	} else {
+		hc->calls[SB_HC_READ]++;
+		ret = hc__io(hc, SB_HC_READ, hc->st.pending_read_gpa, err);
 	}
-	hc->calls[SB_HC_READ]++;
-	return hc__io(hc, SB_HC_READ, hc->st.pending_read_gpa, err);
+	if (ret == -EINPROGRESS && hc->pause) {
+		/* paused while it waited: still pending */
+		hc->calls[stdin_call ? SB_HC_STDIN : SB_HC_READ]--;
+		hc->st.flags = flags;
+		return HC_PAUSED;
+	}
+	return ret;
 }
 
 /* Calls after which the guest waits for nothing: one-way output, and the

@@ -422,6 +422,81 @@ int cmd_kill(int argc, char **argv)
 	return ret;
 }
 
+/* ---- snapbox migrate ------------------------------------------------------------------ */
+
+/* `snapbox migrate [--server SOCKET] [--downtime-ms N] ID tcp:HOST:PORT|unix:PATH` */
+int cmd_migrate(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "server", required_argument, NULL, 's' },
+		{ "downtime-ms", required_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct http_response r;
+	struct sb_err err = { "" };
+	const char *sock = NULL, *id, *to;
+	unsigned long downtime = 0;
+	char target[96], *end;
+	json_t *body, *j;
+	char *text;
+	int c, ret;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
+		if (c == 's') {
+			sock = optarg;
+		} else if (c == 'd') {
+			errno = 0;
+			downtime = strtoul(optarg, &end, 10);
+			if (errno || *end || end == optarg || downtime < 1 || downtime > 60000)
+				return client__usage("--downtime-ms %s: expected 1..60000", optarg);
+		} else if (c == ':') {
+			return client__usage("option %s needs an argument", argv[optind - 1]);
+		} else {
+			return client__usage("unknown option %s", argv[optind - 1]);
+		}
+	}
+	sock = client__socket_path(sock);
+	if (optind != argc - 2)
+		return client__usage("migrate: expected a sandbox ID and a destination "
+				     "(tcp:HOST:PORT or unix:PATH)%s", "");
+	id = argv[optind];
+	to = argv[optind + 1];
+	if (!*id || strlen(id) > 20 || strspn(id, "0123456789") != strlen(id))
+		return client__usage("migrate: %s is not a sandbox ID (a number, see 'snapbox ps')", id);
+	snprintf(target, sizeof(target), "/v1/sandboxes/%s/migrate", id);
+	body = json_pack("{s:s}", "to", to);
+	if (body && downtime)
+		json_object_set_new(body, "downtime_ms", json_integer((json_int_t)downtime));
+	text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (!text)
+		return client__usage("migrate: out of memory%s", "");
+	ret = client__request(sock, "POST", target, text, strlen(text), CLIENT_MAX_HEADERS, 600, &r,
+			      &err);
+	free(text);
+	if (ret < 0)
+		return client__fail(&err);
+	if (r.status != 200) {
+		ret = client__fail_answer(&r);
+		http_response__free(&r);
+		return ret;
+	}
+	j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+	printf("sandbox %s migrated to %s: %lld pages (%lld bytes; %lld private) in %d rounds, "
+	       "downtime %.2f ms, total %.1f ms\n", id, to,
+	       (long long)json_integer_value(json_object_get(j, "pages_sent")),
+	       (long long)json_integer_value(json_object_get(j, "bytes_sent")),
+	       (long long)json_integer_value(json_object_get(j, "private_pages")),
+	       (int)json_integer_value(json_object_get(j, "rounds")),
+	       json_number_value(json_object_get(j, "downtime_ms")),
+	       json_number_value(json_object_get(j, "total_ms")));
+	json_decref(j);
+	http_response__free(&r);
+	return 0;
+}
+
 /* ---- snapbox run --server ------------------------------------------------------------- */
 
 static int b64__value(unsigned char c)

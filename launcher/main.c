@@ -36,8 +36,10 @@ static const char usage_text[] =
 	"       snapbox run --server SOCKET [--timeout S] TEMPLATE < request\n"
 	"       snapbox serve --socket PATH [--store DIR] [--pool N] [--max-live N]\n"
 	"                     [--recycle off|on[,max=N][,idle=D]] [--log-level error|info|debug]\n"
+	"                     [--listen-migration tcp:HOST:PORT|unix:PATH]\n"
 	"       snapbox ps [--server SOCKET]\n"
 	"       snapbox kill [--server SOCKET] ID\n"
+	"       snapbox migrate [--server SOCKET] [--downtime-ms N] ID tcp:HOST:PORT|unix:PATH\n"
 	"       snapbox --help | --version\n"
 	"\n"
 	"Boot a microVM that runs one static x86-64 Linux program from the root\n"
@@ -607,11 +609,12 @@ static int parse_serve_opts(int argc, char **argv, struct serve_opts *o)
 		{ "max-live", required_argument, NULL, 'm' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "recycle", required_argument, NULL, 'r' },
+		{ "listen-migration", required_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, ret = -1;
 
-	*o = (struct serve_opts){ NULL, NULL, 2, 64, SERVE_LOG_INFO, { .recycle = SNAP_RECYCLE_OFF } };
+	*o = (struct serve_opts){ NULL, NULL, 2, 64, SERVE_LOG_INFO, { .recycle = SNAP_RECYCLE_OFF }, NULL };
 	optind = 1;
 	opterr = 0;
 	while (ret < 0 && (c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
@@ -619,6 +622,8 @@ static int parse_serve_opts(int argc, char **argv, struct serve_opts *o)
 			o->socket_path = optarg;
 		else if (c == 'S')
 			o->store = optarg;
+		else if (c == 'L')
+			o->listen_migration = optarg;
 		else if (c == 'p')
 			ret = parse_count("--pool", optarg, 64, &o->pool);
 		else if (c == 'm')
@@ -683,6 +688,8 @@ int main(int argc, char **argv)
 		return cmd_ps(argc - 1, argv + 1);
 	if (strcmp(argv[1], "kill") == 0)
 		return cmd_kill(argc - 1, argv + 1);
+	if (strcmp(argv[1], "migrate") == 0)
+		return cmd_migrate(argc - 1, argv + 1);
 	if (argv[1][0] == '-')
 		return usage_error("unknown option %s", argv[1]);
 	return usage_error("unknown command %s", argv[1]);

@@ -37,6 +37,7 @@
 #include "backend/backend.h"
 #include "backend/proc/proc.h"
 #include "snapshot/snapshot.h"
+#include "migrate/migrate.h"
 
 #define MAX_WORKERS 1024
 #define DEFAULT_MAX_OUTPUT (16ULL << 20)
@@ -81,7 +82,12 @@ static const struct backend *kind_backend(uint64_t kind)
 }
 
 enum msg_type { MSG_SPAWN = 1, MSG_SPAWNED, MSG_READY, MSG_ERROR, MSG_JOB, MSG_RESULT,
-		MSG_RECYCLED };
+		MSG_RECYCLED, MSG_MIGRATE, MSG_MIG_PAUSED, MSG_MIG_IO, MSG_MIG_DONE,
+		MSG_MIG_IN_READY, MSG_MIG_GO };
+
+/* The migration kick: interrupts the worker's run (KVM_RUN, a blocking
+ * read) so that it sees machine.pause; a no-op handler, no SA_RESTART. */
+#define MIG_KICK_SIGNAL (SIGRTMIN + 3)
 
 struct msg_spawn {           /* service -> zygote */
 	uint32_t type;
@@ -108,7 +114,30 @@ struct msg_job {             /* service -> worker, + SCM_RIGHTS(stdin, stdout, s
 	uint64_t id;
 	uint64_t timeout_ns;
 	char name[72];
+	uint32_t migratable;     /* long-lived: may be asked to migrate (MSG_MIGRATE) */
+	uint32_t migrate_in;     /* not a clone: a migrating sandbox arrives on fds[4]
+				    (the stream after its hello) */
+	struct mig_hello hello;  /* migrate_in: the stream's hello, read by the service */
 	struct snapshot snap;    /* loaded and checked by the service; dirfd is fds[3] */
+};
+
+/* service -> worker, + SCM_RIGHTS(the connection to the destination, the
+ * control socket for the messages below) */
+struct msg_migrate {
+	uint32_t type;
+	uint32_t downtime_ms;
+	struct mig_hello hello;
+};
+
+/* on the control socket: PAUSED (worker), IO (service, + a memfd: struct
+ * mig_io + stdout + stderr), DONE (worker: status, figures); and on the
+ * worker socket of an arriving sandbox: IN_READY (worker, + a memfd: the
+ * stream's IO payload), GO (service) */
+struct msg_mig {
+	uint32_t type;
+	int32_t status;
+	struct mig_stats st;
+	char message[256];
 };
 
 struct msg_result {          /* worker -> service */
@@ -216,7 +245,7 @@ static void pool__log(struct pool *p, int level, const char *fmt, ...)
 /* Receive exactly one message of len bytes (and up to maxfds descriptors). */
 static int msg_recv(int sock, void *m, size_t len, int *fds, int maxfds)
 {
-	char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+	char cbuf[CMSG_SPACE(sizeof(int) * 8)];
 	struct iovec iov = { m, len };
 	struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			    .msg_controllen = sizeof(cbuf) };
@@ -253,18 +282,337 @@ static int msg_recv(int sock, void *m, size_t len, int *fds, int maxfds)
 
 /* ---- the worker: one sandbox, in its own process ------------------------- */
 
+/* ---- migration, in the worker -------------------------------------------- */
+
+/*
+ * A long-lived sandbox's worker runs a control thread besides the main one
+ * (which runs the machine).  On MSG_MIGRATE it sends the sandbox
+ * (mig__send); to pause it, it sets machine.pause and kicks the main thread
+ * until run() returns MACHINE_PAUSED; the main thread then builds the
+ * state and waits for the verdict: resume (the migration failed: the
+ * sandbox goes on untouched), or exit (the destination has it).
+ */
+enum { WP_RUNNING, WP_PAUSING, WP_PAUSED, WP_ENDED };
+enum { V_NONE, V_RESUME, V_EXIT };
+
+struct wctl {
+	struct machine *m;
+	int sock;                /* the worker socket (MSG_MIGRATE comes here) */
+	int ctl;                 /* the control socket of the migration under way */
+	pthread_t main, thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int phase, verdict;
+	uint8_t *state;          /* built by the main thread once paused */
+	size_t state_len;
+	char why[256];           /* why it could not */
+};
+
+static void wctl__on_kick(int sig)
+{
+	(void)sig;
+}
+
+static int wctl__pause(void *arg, uint8_t **state, size_t *len, struct sb_err *err)
+{
+	struct wctl *c = arg;
+	int ret = 0;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->phase == WP_RUNNING) {
+		c->phase = WP_PAUSING;
+		__atomic_store_n(&c->m->pause, 1, __ATOMIC_RELEASE);
+	}
+	while (c->phase == WP_PAUSING) {
+		struct timespec ts;
+
+		pthread_kill(c->main, MIG_KICK_SIGNAL);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 500000;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+	}
+	if (c->phase != WP_PAUSED)
+		ret = err__set(err, -ESRCH, "the sandbox ended before it paused");
+	else if (!c->state)
+		ret = err__set(err, -EIO, "saving the paused sandbox's state: %s", c->why);
+	else
+		*state = c->state, *len = c->state_len, c->state = NULL;
+	pthread_mutex_unlock(&c->mu);
+	return ret;
+}
+
+/* Once paused: the service's part (its output so far, whether stdin was
+ * closed), then what is left in the stdin pipe, read here. */
+static int wctl__io(void *arg, uint8_t **out, size_t *len, struct sb_err *err)
+{
+	struct wctl *c = arg;
+	struct msg_mig mm = { .type = MSG_MIG_PAUSED };
+	struct pollfd pf = { c->ctl, POLLIN, 0 };
+	struct mig_io io;
+	struct stat sb;
+	uint8_t *buf = NULL;
+	size_t have, cap;
+	int fd = -1, ret, in = c->m->hc.stdin_fd;
+
+	if (fdmsg__send(c->ctl, &mm, sizeof(mm), NULL, 0) < 0 || poll(&pf, 1, 10000) != 1 ||
+	    msg_recv(c->ctl, &mm, sizeof(mm), &fd, 1) != 1 || mm.type != MSG_MIG_IO)
+		return err__set(err, -EIO, "the service did not hand over the sandbox's output");
+	if (fstat(fd, &sb) < 0 || sb.st_size < (off_t)sizeof(io) || sb.st_size > MIG_MAX_IO) {
+		close(fd);
+		return err__set(err, -EIO, "the service's output buffer is not usable");
+	}
+	have = (size_t)sb.st_size;
+	cap = have + 65536;
+	buf = malloc(cap);
+	if (!buf || pread(fd, buf, have, 0) != (ssize_t)have) {
+		close(fd);
+		free(buf);
+		return err__set(err, -EIO, "reading the service's output buffer");
+	}
+	close(fd);
+	memcpy(&io, buf, sizeof(io));
+	if (in >= 0) {
+		int fl = fcntl(in, F_GETFL);
+
+		fcntl(in, F_SETFL, fl | O_NONBLOCK);
+		for (;;) {
+			if (have == cap) {
+				uint8_t *nb = cap < MIG_MAX_IO ? realloc(buf, cap * 2) : NULL;
+				if (!nb) {
+					ret = err__set(err, -E2BIG, "too much unread stdin");
+					fcntl(in, F_SETFL, fl);
+					free(buf);
+					return ret;
+				}
+				buf = nb;
+				cap *= 2;
+			}
+			ssize_t n = read(in, buf + have, cap - have);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			have += (size_t)n;
+			io.in_len += (uint64_t)n;
+		}
+		fcntl(in, F_SETFL, fl);
+	}
+	memcpy(buf, &io, sizeof(io));
+	*out = buf;
+	*len = have;
+	return 0;
+}
+
+static void *wctl__thread(void *arg)
+{
+	struct wctl *c = arg;
+	struct msg_migrate mm;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, MIG_KICK_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	for (;;) {
+		struct mig_src_ops ops = { wctl__pause, wctl__io, c };
+		struct msg_mig done = { .type = MSG_MIG_DONE };
+		struct sb_err err = { "" };
+		int fds[2], n = msg_recv(c->sock, &mm, sizeof(mm), fds, 2);
+
+		if (n < 0 && n != -EBADMSG)
+			return NULL; /* the service is gone: so are we, soon */
+		if (n != 2 || mm.type != MSG_MIGRATE) {
+			for (int i = 0; i < n; i++)
+				close(fds[i]);
+			continue;
+		}
+		c->ctl = fds[1];
+		mm.hello.template_name[sizeof(mm.hello.template_name) - 1] = 0;
+		done.status = mig__send(c->m, fds[0], &mm.hello, mm.downtime_ms, &ops, &done.st, &err);
+		snprintf(done.message, sizeof(done.message), "%s", err.msg);
+		close(fds[0]);
+		fdmsg__send(c->ctl, &done, sizeof(done), NULL, 0);
+		close(c->ctl);
+		c->ctl = -1;
+		pthread_mutex_lock(&c->mu);
+		if (c->phase == WP_PAUSED)
+			c->verdict = done.status == 0 ? V_EXIT : V_RESUME;
+		else if (c->phase == WP_PAUSING)
+			c->phase = WP_RUNNING;
+		if (c->phase != WP_PAUSED)
+			__atomic_store_n(&c->m->pause, 0, __ATOMIC_RELEASE);
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+		if (done.status == 0)
+			return NULL;
+	}
+}
+
+static struct wctl *wctl__start(struct machine *m, int sock)
+{
+	struct wctl *c = calloc(1, sizeof(*c));
+	struct sigaction sa;
+
+	if (!c)
+		return NULL;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = wctl__on_kick; /* no SA_RESTART: blocking calls see EINTR */
+	sigemptyset(&sa.sa_mask);
+	sigaction(MIG_KICK_SIGNAL, &sa, NULL);
+	c->m = m;
+	c->sock = sock;
+	c->ctl = -1;
+	c->main = pthread_self();
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	if (pthread_create(&c->thread, NULL, wctl__thread, c) != 0) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Run the machine (its pending stdin call first), pausing when asked:
+ * the run's result, or -ETIMEDOUT while the pending call waited. */
+static int worker__go(struct machine *m, struct wctl *c, struct sb_err *err)
+{
+	static const struct snap_policy unset;
+	int ret;
+
+	for (;;) {
+		ret = hypercall__complete_pending(&m->hc, err);
+		if (ret == HC_CONTINUE)
+			ret = m->be->run(m, err);
+		else if (ret == HC_PAUSED)
+			ret = MACHINE_PAUSED;
+		if (ret != MACHINE_PAUSED || !c)
+			break;
+		{
+			struct sb_err e = { "" };
+			uint8_t *st = NULL;
+			size_t len = 0;
+			int r = snapshot__build_state(m, &unset, 0, &st, &len, &e);
+
+			pthread_mutex_lock(&c->mu);
+			c->state = r < 0 ? NULL : st;
+			c->state_len = len;
+			snprintf(c->why, sizeof(c->why), "%s", e.msg);
+			c->phase = WP_PAUSED;
+			pthread_cond_broadcast(&c->cv);
+			while (c->verdict == V_NONE)
+				pthread_cond_wait(&c->cv, &c->mu);
+			if (c->verdict == V_EXIT) {
+				/* the destination runs it now */
+				pthread_mutex_unlock(&c->mu);
+				m->be->destroy_detached(m);
+				_exit(0);
+			}
+			free(c->state);
+			c->state = NULL;
+			c->verdict = V_NONE;
+			c->phase = WP_RUNNING;
+			__atomic_store_n(&m->pause, 0, __ATOMIC_RELEASE);
+			pthread_mutex_unlock(&c->mu);
+		}
+	}
+	if (c) {
+		pthread_mutex_lock(&c->mu);
+		c->phase = WP_ENDED;
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+	}
+	return ret;
+}
+
+/* An arriving sandbox: the rest of the stream (conn), checked; the machine
+ * made from the template and the stream; READY to the source, its COMMIT;
+ * the IO part to the service (IN_READY), its GO; RESUMED to the source. */
+static int worker__migrate_in(struct machine *m, struct msg_job *job, int conn, int sock,
+			      struct sb_err *err)
+{
+	struct snapshot *merged = calloc(1, sizeof(*merged));
+	struct mig_incoming in = { 0 };
+	struct mig_reader r;
+	struct mig_rec rec;
+	uint8_t *p = NULL;
+	int ret, fd = -1;
+
+	if (!merged) {
+		ret = err__set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	mig_reader__fd(&r, conn, MIG_READ_TIMEOUT_MS);
+	r.mem_size = job->hello.mem_size;
+	ret = mig__read_body(&r, &in, err);
+	if (ret == 0) {
+		struct mig_io io;
+		const char *a, *b, *c;
+		ret = mig__parse_io(in.io, in.io_len, &io, &a, &b, &c, err);
+	}
+	if (ret == 0)
+		ret = mig__merge_state(&job->snap, in.state, in.state_len, merged, err);
+	if (ret == 0)
+		ret = mig__restore(m, merged, &in, err);
+	if (ret < 0)
+		goto fail;
+	ret = mig__write_rec(conn, MIG_REC_READY, 0, NULL, 0);
+	if (ret == 0)
+		ret = mig__read_rec(&r, &rec, &p, err);
+	else
+		err__set(err, ret, "the source went away before the hand-over");
+	if (ret == 0 && rec.type != MIG_REC_COMMIT)
+		ret = err__set(err, -ECANCELED, "the source did not commit (%s%s%s)",
+			       mig__rec_name(rec.type), p ? ": " : "", p ? (char *)p : "");
+	free(p);
+	if (ret < 0)
+		goto out; /* no ERROR back: the source decided */
+	fd = memfd_create("snapbox-migrate-io", MFD_CLOEXEC);
+	if (fd < 0 || write(fd, in.io, in.io_len) != (ssize_t)in.io_len) {
+		ret = err__errno(err, "memfd for the sandbox's output");
+		goto out;
+	}
+	{
+		struct msg_mig mm = { .type = MSG_MIG_IN_READY };
+		struct pollfd pf = { sock, POLLIN, 0 };
+
+		if (fdmsg__send(sock, &mm, sizeof(mm), &fd, 1) < 0 || poll(&pf, 1, 10000) != 1 ||
+		    msg_recv(sock, &mm, sizeof(mm), NULL, 0) < 0 || mm.type != MSG_MIG_GO) {
+			ret = err__set(err, -EIO, "the service did not take the sandbox");
+			goto out;
+		}
+	}
+	(void)mig__write_rec(conn, MIG_REC_RESUMED, 0, NULL, 0);
+	goto out;
+fail:
+	(void)mig__write_rec(conn, MIG_REC_ERROR, 0, err->msg, strlen(err->msg));
+out:
+	if (fd >= 0)
+		close(fd);
+	close(conn);
+	mig__incoming_free(&in);
+	free(merged);
+	return ret;
+}
+
 /* One request.  A recycled machine (recycled) is already its template's
  * clone.  Returns whether the machine is to be recycled now. */
 static bool worker__run_job(struct machine *m, struct msg_job *job, const int *fds, int sock,
 			    bool recycled)
 {
+	struct wctl *c = NULL;
 	struct msg_result r = { .type = MSG_RESULT };
 	struct sb_err err = { "" };
 	double t0 = now_us(), t1;
 	int ret = 0;
 
 	job->snap.dirfd = fds[3];
-	if (!recycled) {
+	if (job->migrate_in) {
+		m->recycle = false;
+		ret = worker__migrate_in(m, job, fds[4], sock, &err);
+	} else if (!recycled) {
 		m->recycle = job->recycle != 0;
 		ret = machine__clone_into(m, &job->snap, &err);
 	} else if (memcmp(m->template_id, job->snap.id, sizeof(m->template_id))) {
@@ -278,14 +626,15 @@ static bool worker__run_job(struct machine *m, struct msg_job *job, const int *f
 		m->hc.stderr_fd = fds[2];
 		m->hc.trace_fd = fds[2];
 		m->hc.program = job->name;
+		if (job->migratable)
+			c = wctl__start(m, sock);
+		m->hc.pause = c ? &m->pause : NULL;
 		ret = timeout__start(&m->timeout, job->timeout_ns, &err);
 		if (ret == 0)
-			ret = hypercall__complete_pending(&m->hc, &err);
+			ret = worker__go(m, c, &err);
 		if (ret == -ETIMEDOUT) {
 			ret = 124;
 			err__set(&err, 0, "timed out reading the request");
-		} else if (ret == HC_CONTINUE) {
-			ret = m->be->run(m, &err);
 		}
 		timeout__stop(&m->timeout);
 		r.run_us = now_us() - t1;
@@ -337,7 +686,7 @@ static void worker__main(int sock, uint64_t kind, int netns_fd)
 	struct jail_config jc;
 	struct machine_opts mo = { NULL };
 	bool recycled = false;
-	int fds[4], n;
+	int fds[5], n;
 
 	signal(SIGPIPE, SIG_IGN);
 	if (be == &proc_backend) {
@@ -359,7 +708,8 @@ static void worker__main(int sock, uint64_t kind, int netns_fd)
 		_exit(1);
 	/* one request, or, recycled, one after the other until the service
 	 * closes our socket (idle) or a reset fails */
-	while ((n = msg_recv(sock, job, sizeof(*job), fds, 4)) == 4 && job->type == MSG_JOB) {
+	while ((n = msg_recv(sock, job, sizeof(*job), fds, 5)) >= 4 && job->type == MSG_JOB &&
+	       n == (job->migrate_in ? 5 : 4)) {
 		job->name[sizeof(job->name) - 1] = 0;
 		if (!worker__run_job(m, job, fds, sock, recycled))
 			break;
@@ -842,6 +1192,11 @@ struct sandbox {
 	struct msg_result r;
 	double t0;
 	bool done;
+	uint64_t kind;           /* its RAM size and backend */
+	/* migration: under way (or done: the worker ended for it), and where */
+	bool migrating, migrated;
+	char location[128];
+	pthread_mutex_t rd_lock; /* a read of its output pipes and its append */
 	pthread_mutex_t in_lock; /* long-lived: one stdin writer at a time */
 	pthread_t thread;
 	struct sandbox *next;
@@ -903,7 +1258,7 @@ static int pool__template(struct pool *p, const char *tdir, struct snapshot *sna
 }
 
 static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, const char *tdir,
-			  int stdin_fd, struct sb_err *err)
+			  int stdin_fd, const struct mig_hello *mig, int conn, struct sb_err *err)
 {
 	struct msg_job *job = calloc(1, sizeof(*job));
 	int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, ret;
@@ -911,6 +1266,7 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 
 	sb->p = p;
 	sb->out_r = sb->err_r = -1;
+	pthread_mutex_init(&sb->rd_lock, NULL);
 	snprintf(sb->name, sizeof(sb->name), "%s", name);
 	if (!job) {
 		ret = err__set(err, -ENOMEM, "out of memory");
@@ -922,7 +1278,13 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 	if (ret < 0)
 		goto out;
 	kind = kind_of(job->snap.hdr.mem_size, job->snap.hdr.backend);
-	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+	sb->kind = kind;
+	if (mig && (job->snap.hdr.mem_size != mig->mem_size || job->snap.hdr.backend != mig->backend ||
+		    memcmp(job->snap.id, mig->template_id, sizeof(job->snap.id)))) {
+		ret = err__set(err, -EINVAL, "template %s is not the sandbox's", name);
+		goto out;
+	}
+	if (pipe2(out, O_CLOEXEC | O_NONBLOCK) < 0 || pipe2(errp, O_CLOEXEC | O_NONBLOCK) < 0) {
 		ret = err__errno(err, "pipe for the sandbox's output");
 		goto out;
 	}
@@ -976,6 +1338,14 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 					     why);
 		goto out;
 	}
+	if (mig) {
+		/* it keeps its id (the caller checked it is free here) */
+		pthread_mutex_lock(&p->lock);
+		sb->id = sb->w->id = mig->sandbox_id;
+		if (p->next_id <= sb->id)
+			p->next_id = sb->id + 1;
+		pthread_mutex_unlock(&p->lock);
+	}
 	sb->res.id = sb->id;
 	sb->res.wait_us = now_us() - sb->t0;
 	pool__log(p, 1, "sandbox %llu: template %s, worker pid %d", (unsigned long long)sb->id, name,
@@ -983,9 +1353,15 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 	job->type = MSG_JOB;
 	job->id = sb->id;
 	job->timeout_ns = sb->lim.timeout_ns;
+	job->migratable = sb->stdin_w != -1; /* long-lived (pool__start) */
+	if (mig) {
+		job->migrate_in = 1;
+		job->migratable = 1;
+		job->hello = *mig;
+	}
 	snprintf(job->name, sizeof(job->name), "%s", name);
-	int fds[4] = { stdin_fd, out[1], errp[1], job->snap.dirfd };
-	ret = fdmsg__send(sb->w->sock, job, sizeof(*job), fds, 4);
+	int fds[5] = { stdin_fd, out[1], errp[1], job->snap.dirfd, conn };
+	ret = fdmsg__send(sb->w->sock, job, sizeof(*job), fds, mig ? 5 : 4);
 	if (ret < 0)
 		err__set(err, ret, "handing the request to its worker: %s", strerror(-ret));
 	sb->out_r = out[0];
@@ -1027,8 +1403,14 @@ static void sandbox__collect(struct sandbox *sb)
 		for (int i = 0; i < 2; i++) {
 			if (pf[i].fd < 0 || !pf[i].revents)
 				continue;
+			pthread_mutex_lock(&sb->rd_lock);
 			ssize_t n = read(pf[i].fd, buf, sizeof(buf));
+			if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+				pthread_mutex_unlock(&sb->rd_lock);
+				continue; /* a migration's drain took it */
+			}
 			if (n <= 0) {
+				pthread_mutex_unlock(&sb->rd_lock);
 				pf[i].fd = -1;
 				continue;
 			}
@@ -1043,6 +1425,7 @@ static void sandbox__collect(struct sandbox *sb)
 				append(&sb->res.err, &sb->res.err_len, buf, (size_t)n);
 			}
 			pthread_mutex_unlock(&p->lock);
+			pthread_mutex_unlock(&sb->rd_lock);
 		}
 		if (!have_result && pf[2].revents) {
 			have_result = true;
@@ -1078,6 +1461,10 @@ static void sandbox__finish(struct sandbox *sb)
 		res->status = 125;
 		snprintf(res->message, sizeof(res->message), "%s", r->message);
 		p->st.failed++;
+	} else if (sb->migrating) {
+		/* its worker ended after the destination took the sandbox */
+		res->status = 0;
+		snprintf(res->message, sizeof(res->message), "migrated");
 	} else {
 		res->status = 128 + SIGKILL;
 		snprintf(res->message, sizeof(res->message), "%s",
@@ -1139,7 +1526,7 @@ int pool__run(struct pool *p, const char *name, const char *tdir, const void *in
 			ret = err__errno(err, "the request's memfd");
 			break;
 		}
-		ret = sandbox__begin(p, &sb, name, tdir, in_fd, err);
+		ret = sandbox__begin(p, &sb, name, tdir, in_fd, NULL, -1, err);
 		if (ret < 0)
 			break;
 		sandbox__collect(&sb);
@@ -1193,7 +1580,8 @@ int pool__start(struct pool *p, const char *name, const char *tdir,
 	sb->lim.recycle.on = false; /* a long-lived sandbox is never recycled */
 	sb->t0 = now_us();
 	pthread_mutex_init(&sb->in_lock, NULL);
-	ret = sandbox__begin(p, sb, name, tdir, in[0], err);
+	sb->stdin_w = in[1]; /* long-lived: migratable */
+	ret = sandbox__begin(p, sb, name, tdir, in[0], NULL, -1, err);
 	close(in[0]);
 	if (ret < 0) {
 		close(in[1]);
@@ -1228,6 +1616,10 @@ int pool__write_stdin(struct pool *p, uint64_t id, const void *buf, size_t len, 
 		return -ENOENT;
 	pthread_mutex_lock(&sb->in_lock);
 	fd = sb->stdin_w;
+	if (sb->migrated) {
+		pthread_mutex_unlock(&sb->in_lock);
+		return -EXDEV;
+	}
 	for (size_t done = 0; fd >= 0 && done < len;) {
 		ssize_t n = write(fd, (const char *)buf + done, len - done);
 		if (n < 0 && errno == EINTR)
@@ -1262,6 +1654,8 @@ int pool__read(struct pool *p, uint64_t id, size_t out_off, size_t err_off,
 		goto out;
 	}
 	o->done = sb->done;
+	o->migrated = sb->migrated;
+	snprintf(o->location, sizeof(o->location), "%s", sb->location);
 	o->out_total = sb->res.out_len;
 	o->err_total = sb->res.err_len;
 	if (out_off < sb->res.out_len) {
@@ -1398,7 +1792,10 @@ int pool__list(struct pool *p, struct sandbox_info **out, size_t *n)
 		struct sandbox_info *s = &v[(*n)++];
 		s->id = sb->id;
 		snprintf(s->template_name, sizeof(s->template_name), "%s", sb->name);
-		snprintf(s->state, sizeof(s->state), "exited %d", sb->res.status);
+		if (sb->migrated)
+			snprintf(s->state, sizeof(s->state), "migrated");
+		else
+			snprintf(s->state, sizeof(s->state), "exited %d", sb->res.status);
 		s->age_ms = (now - sb->t0) / 1e3;
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -1449,4 +1846,271 @@ void pool__destroy(struct pool *p)
 	pthread_mutex_destroy(&p->tlock);
 	pthread_cond_destroy(&p->changed);
 	free(p);
+}
+
+/* ---- live migration, the service's side ------------------------------------- */
+
+/* Paused: take what the collector has not read yet from the output pipes,
+ * and hand the worker a memfd of struct mig_io + stdout + stderr. */
+static int migrate__io(struct pool *p, struct sandbox *sb, int ctl)
+{
+	struct msg_mig mm = { .type = MSG_MIG_IO };
+	struct mig_io io = { 0 };
+	char buf[65536];
+	int fd, ret = 0;
+
+	pthread_mutex_lock(&sb->rd_lock);
+	for (int i = 0; i < 2; i++) {
+		int rfd = i == 0 ? sb->out_r : sb->err_r;
+		for (;;) {
+			ssize_t n = rfd >= 0 ? read(rfd, buf, sizeof(buf)) : 0;
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			pthread_mutex_lock(&p->lock);
+			if (i == 0)
+				append(&sb->res.out, &sb->res.out_len, buf, (size_t)n);
+			else
+				append(&sb->res.err, &sb->res.err_len, buf, (size_t)n);
+			pthread_mutex_unlock(&p->lock);
+		}
+	}
+	fd = memfd_create("snapbox-migrate-io", MFD_CLOEXEC);
+	pthread_mutex_lock(&p->lock);
+	io.out_len = sb->res.out_len;
+	io.err_len = sb->res.err_len;
+	io.flags = sb->stdin_w < 0 ? MIG_IO_STDIN_EOF : 0;
+	if (fd < 0 || write(fd, &io, sizeof(io)) != (ssize_t)sizeof(io) ||
+	    (io.out_len && write(fd, sb->res.out, io.out_len) != (ssize_t)io.out_len) ||
+	    (io.err_len && write(fd, sb->res.err, io.err_len) != (ssize_t)io.err_len))
+		ret = -EIO;
+	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&sb->rd_lock);
+	if (ret == 0)
+		ret = fdmsg__send(ctl, &mm, sizeof(mm), &fd, 1);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+int pool__migrate_out(struct pool *p, uint64_t id, int conn, const char *to, uint32_t downtime_ms,
+		      struct mig_stats *st, struct sb_err *err)
+{
+	struct msg_migrate mm = { .type = MSG_MIGRATE, .downtime_ms = downtime_ms };
+	struct msg_mig rep = { 0 };
+	struct sandbox *sb;
+	bool in_locked = false;
+	int ctl[2], ret;
+
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&p->lock);
+	sb = pool__find(p, id);
+	if (!sb || sb->done || !sb->w) {
+		pthread_mutex_unlock(&p->lock);
+		return err__set(err, -ENOENT, "no running long-lived sandbox %llu", (unsigned long long)id);
+	}
+	if (sb->migrating) {
+		pthread_mutex_unlock(&p->lock);
+		return err__set(err, -EBUSY, "sandbox %llu is migrating already", (unsigned long long)id);
+	}
+	sb->migrating = true;
+	mm.hello.backend = (uint32_t)(sb->kind & KIND_BACKEND_MASK);
+	mm.hello.mem_size = kind_mem(sb->kind);
+	mm.hello.sandbox_id = id;
+	memcpy(mm.hello.template_id, sb->tid, sizeof(mm.hello.template_id));
+	snprintf(mm.hello.template_name, sizeof(mm.hello.template_name), "%s", sb->name);
+	ret = socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0 ? -errno : 0;
+	if (ret == 0) {
+		int fds[2] = { conn, ctl[1] };
+		ret = fdmsg__send(sb->w->sock, &mm, sizeof(mm), fds, 2);
+		close(ctl[1]);
+		if (ret < 0)
+			close(ctl[0]);
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (ret < 0) {
+		sb->migrating = false;
+		return err__set(err, ret, "handing the migration to the sandbox's worker: %s",
+				strerror(-ret));
+	}
+	pool__log(p, 1, "sandbox %llu: migrating to %s", (unsigned long long)id, to);
+	for (;;) {
+		struct pollfd pf = { ctl[0], POLLIN, 0 };
+		int n = poll(&pf, 1, MIG_ACK_TIMEOUT_MS * 2);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != 1 || msg_recv(ctl[0], &rep, sizeof(rep), NULL, 0) < 0) {
+			rep.status = -EIO;
+			snprintf(rep.message, sizeof(rep.message), "the sandbox's worker stopped answering "
+				 "(it ended?)");
+			break;
+		}
+		if (rep.type == MSG_MIG_PAUSED) {
+			/* no stdin writes from here until the verdict */
+			pthread_mutex_lock(&sb->in_lock);
+			in_locked = true;
+			if (migrate__io(p, sb, ctl[0]) < 0) {
+				rep.status = -EIO;
+				snprintf(rep.message, sizeof(rep.message), "handing over its output failed");
+				break;
+			}
+			continue;
+		}
+		if (rep.type == MSG_MIG_DONE)
+			break;
+	}
+	close(ctl[0]);
+	rep.message[sizeof(rep.message) - 1] = 0;
+	pthread_mutex_lock(&p->lock);
+	if (rep.status == 0) {
+		sb->migrated = true;
+		snprintf(sb->location, sizeof(sb->location), "%s", to);
+	} else {
+		sb->migrating = false;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (in_locked)
+		pthread_mutex_unlock(&sb->in_lock);
+	*st = rep.st;
+	if (rep.status < 0) {
+		pool__log(p, 0, "sandbox %llu: migration to %s failed, it runs on here: %s",
+			  (unsigned long long)id, to, rep.message);
+		return err__set(err, rep.status, "%s", rep.message);
+	}
+	pool__log(p, 1, "sandbox %llu: migrated to %s (%u rounds, %llu pages, downtime %.2f ms)",
+		  (unsigned long long)id, to, rep.st.rounds, (unsigned long long)rep.st.pages_sent,
+		  rep.st.downtime_ms);
+	return 0;
+}
+
+/* Is id used here (a sandbox listed, or a worker's)?  Locked. */
+static bool pool__id_used(struct pool *p, uint64_t id)
+{
+	if (pool__find(p, id))
+		return true;
+	for (int i = 0; i < MAX_WORKERS; i++)
+		if (p->w[i].state == W_BUSY && p->w[i].id == id)
+			return true;
+	return false;
+}
+
+static int migrate__refuse(int conn, int ret, struct sb_err *err)
+{
+	(void)mig__write_rec(conn, MIG_REC_ERROR, 0, err->msg, strlen(err->msg));
+	close(conn);
+	return ret;
+}
+
+int pool__migrate_in(struct pool *p, int conn, pool_tdir_fn tdir_of, void *arg, uint64_t *id,
+		     struct sb_err *err)
+{
+	struct mig_hello h;
+	struct mig_reader r;
+	struct sandbox *sb;
+	char name[80], dir[4096];
+	int in[2] = { -1, -1 }, ret, fd = -1;
+
+	mig_reader__fd(&r, conn, MIG_READ_TIMEOUT_MS);
+	ret = mig__read_hello(&r, &h, err);
+	if (ret < 0)
+		return migrate__refuse(conn, ret, err);
+	ret = tdir_of(arg, h.template_id, h.template_name, name, sizeof(name), dir, sizeof(dir), err);
+	if (ret < 0)
+		return migrate__refuse(conn, ret, err);
+	pthread_mutex_lock(&p->lock);
+	if (pool__id_used(p, h.sandbox_id))
+		ret = err__set(err, -EEXIST, "sandbox id %llu is in use on the destination",
+			       (unsigned long long)h.sandbox_id);
+	pthread_mutex_unlock(&p->lock);
+	if (ret < 0)
+		return migrate__refuse(conn, ret, err);
+	sb = calloc(1, sizeof(*sb));
+	if (!sb || pipe2(in, O_CLOEXEC) < 0) {
+		free(sb);
+		ret = err__set(err, -ENOMEM, "out of memory");
+		return migrate__refuse(conn, ret, err);
+	}
+	fcntl(in[1], F_SETPIPE_SZ, 1 << 20);
+	sb->lim.max_output = DEFAULT_MAX_OUTPUT;
+	sb->t0 = now_us();
+	sb->stdin_w = in[1];
+	pthread_mutex_init(&sb->in_lock, NULL);
+	/* the worker reads the rest of the stream and answers the source */
+	ret = sandbox__begin(p, sb, name, dir, in[0], &h, conn, err);
+	close(in[0]);
+	close(conn);
+	if (ret < 0) {
+		close(in[1]);
+		free(sb);
+		return ret;
+	}
+	{
+		struct msg_mig mm;
+		struct pollfd pf = { sb->w->sock, POLLIN, 0 };
+		int n = poll(&pf, 1, MIG_READ_TIMEOUT_MS * 3);
+
+		if (n == 1) /* else its MSG_RESULT: the arrival failed (the source heard why) */
+			n = msg_recv(sb->w->sock, &mm, sizeof(mm), &fd, 1);
+		if (n != 1 || mm.type != MSG_MIG_IN_READY) {
+			if (fd >= 0)
+				close(fd);
+			fd = -1;
+			ret = err__set(err, -EIO, "the sandbox did not arrive (the source gave up, "
+				       "or the stream was refused)");
+		}
+	}
+	if (ret == 0) {
+		/* its output so far and its unread stdin, then GO */
+		struct stat st;
+		uint8_t *buf = NULL;
+		struct mig_io io;
+		const char *o, *e, *i;
+
+		if (fstat(fd, &st) < 0 || st.st_size > MIG_MAX_IO || !(buf = malloc((size_t)st.st_size + 1)) ||
+		    pread(fd, buf, (size_t)st.st_size, 0) != st.st_size ||
+		    mig__parse_io(buf, (size_t)st.st_size, &io, &o, &e, &i, err) < 0) {
+			ret = err__set(err, -EIO, "the arriving sandbox's output is not usable");
+		} else {
+			append(&sb->res.out, &sb->res.out_len, o, io.out_len);
+			append(&sb->res.err, &sb->res.err_len, e, io.err_len);
+			if (io.in_len && write(sb->stdin_w, i, io.in_len) != (ssize_t)io.in_len)
+				ret = err__set(err, -EIO, "its unread stdin does not fit the pipe");
+			if (io.flags & MIG_IO_STDIN_EOF) {
+				close(sb->stdin_w);
+				sb->stdin_w = -1;
+			}
+		}
+		free(buf);
+		close(fd);
+	}
+	if (ret == 0) {
+		struct msg_mig go = { .type = MSG_MIG_GO };
+		ret = fdmsg__send(sb->w->sock, &go, sizeof(go), NULL, 0);
+	}
+	if (ret == 0) {
+		pthread_mutex_lock(&p->lock);
+		sb->next = p->live_list;
+		p->live_list = sb;
+		pthread_mutex_unlock(&p->lock);
+		if (pthread_create(&sb->thread, NULL, sandbox__thread, sb) != 0) {
+			kill(sb->w->pid, SIGKILL);
+			sandbox__collect(sb);
+			sandbox__finish(sb);
+			sb->thread = 0;
+		}
+		*id = sb->id;
+		pool__log(p, 1, "sandbox %llu: arrived (template %s)", (unsigned long long)sb->id, name);
+		return 0;
+	}
+	/* it is not ours: end its worker, settle the slot */
+	kill(sb->w->pid, SIGKILL);
+	sandbox__collect(sb);
+	sandbox__finish(sb);
+	if (sb->stdin_w >= 0)
+		close(sb->stdin_w);
+	sandbox_result__free(&sb->res);
+	free(sb);
+	return ret;
 }

@@ -132,6 +132,8 @@ struct sandbox_output {
 	char *out, *err;           /* bytes from the offsets on (malloc'd) */
 	size_t out_len, err_len;
 	size_t out_total, err_total;
+	bool migrated;             /* it moved to another service: */
+	char location[128];        /* ... its migration address */
 };
 int pool__start(struct pool *p, const char *name, const char *tdir,
 		const struct sandbox_limits *lim, uint64_t *id, struct sb_err *err);
@@ -140,6 +142,23 @@ int pool__read(struct pool *p, uint64_t id, size_t out_off, size_t err_off,
 	       struct sandbox_output *o);
 void sandbox_output__free(struct sandbox_output *o);
 int pool__release(struct pool *p, uint64_t id);
+
+/*
+ * Live migration (migrate/migrate.h).  Out: send long-lived sandbox id over
+ * conn (connected to the destination service's migration listener, whose
+ * address is `to`), pre-copying until the rest fits downtime_ms; 0 once the
+ * destination has it (then it is listed here as "migrated" to `to`), or
+ * -errno with a message, the sandbox running here untouched.  In: a
+ * connection on this service's listener; tdir_of finds the stream's
+ * template in the store by its id.  0 once the sandbox runs here.
+ */
+struct mig_stats;
+int pool__migrate_out(struct pool *p, uint64_t id, int conn, const char *to, uint32_t downtime_ms,
+		      struct mig_stats *st, struct sb_err *err);
+typedef int (*pool_tdir_fn)(void *arg, const char *template_id, const char *name_hint,
+			    char *name, size_t name_len, char *dir, size_t dir_len, struct sb_err *err);
+int pool__migrate_in(struct pool *p, int conn, pool_tdir_fn tdir_of, void *arg, uint64_t *id,
+		     struct sb_err *err);
 
 /* Kill sandbox id: 0, or -ENOENT if no such live sandbox. */
 int pool__kill(struct pool *p, uint64_t id);

@@ -37,6 +37,7 @@
 #include "launcher/cli.h"
 #include "launcher/pool.h"
 #include "launcher/serve.h"
+#include "migrate/migrate.h"
 #include "snapshot/policy.h"
 #include "snapshot/snapshot.h"
 #include "snapshot/store.h"
@@ -80,6 +81,9 @@ struct serve {
 	pthread_cond_t idle;
 	unsigned inflight;             /* runs and creates under way */
 	bool stopping;
+	int mig_fd;                    /* --listen-migration's socket, -1: none */
+	pthread_t mig_thread;
+	bool mig_started;
 	pthread_mutex_t plock;         /* guards pcache, ptick */
 	struct policy_cache pcache[POLICY_CACHE_SIZE];
 	uint64_t ptick;
@@ -1305,6 +1309,10 @@ static int api__sandbox_stdin(struct call *c)
 	if (ret == -EPIPE)
 		return reply__error(c->r, MHD_HTTP_CONFLICT, "sandbox %llu: stdin is closed, or it has ended",
 				    (unsigned long long)id);
+	if (ret == -EXDEV)
+		return reply__error(c->r, MHD_HTTP_CONFLICT, "sandbox %llu has migrated to another "
+				    "service (GET /v1/sandboxes/%llu says where)", (unsigned long long)id,
+				    (unsigned long long)id);
 	if (ret < 0)
 		return reply__error(c->r, MHD_HTTP_INTERNAL_SERVER_ERROR, "stdin: %s", strerror(-ret));
 	return reply__empty(c->r, MHD_HTTP_NO_CONTENT);
@@ -1329,12 +1337,14 @@ static int api__sandbox_get(struct call *c)
 		return reply__error(c->r, MHD_HTTP_NOT_FOUND, "no long-lived sandbox %llu",
 				    (unsigned long long)id);
 	j = json_pack("{s:I, s:s, s:I, s:I}", "id", (json_int_t)id, "state",
-		      o.done ? "exited" : "running", "stdout_total", (json_int_t)o.out_total,
-		      "stderr_total", (json_int_t)o.err_total);
+		      o.migrated ? "migrated" : o.done ? "exited" : "running", "stdout_total",
+		      (json_int_t)o.out_total, "stderr_total", (json_int_t)o.err_total);
+	if (j && o.migrated)
+		json_object_set_new(j, "location", json__text(o.location));
 	if (j && (json__set_bytes(j, "stdout", o.out ? o.out : "", o.out_len) < 0 ||
 		  json__set_bytes(j, "stderr", o.err ? o.err : "", o.err_len) < 0))
 		json_decref(j), j = NULL;
-	if (j && o.done) {
+	if (j && o.done && !o.migrated) {
 		json_object_set_new(j, "exit_code", json_integer(o.result.status));
 		json_object_set_new(j, "timed_out", json_boolean(o.result.timed_out));
 		json_object_set_new(j, "killed", json_boolean(o.result.killed));
@@ -1344,6 +1354,68 @@ static int api__sandbox_get(struct call *c)
 	sandbox_output__free(&o);
 	return reply__json(c->r, MHD_HTTP_OK, j);
 }
+
+/* POST /v1/sandboxes/{id}/migrate {"to": "tcp:HOST:PORT"|"unix:PATH", "downtime_ms": N}:
+ * move it to the service listening there (--listen-migration); answers
+ * once it runs there, or with why not (it runs on here). */
+static int api__sandbox_migrate(struct call *c)
+{
+	struct sb_err err = { "" };
+	struct mig_stats st;
+	json_error_t je;
+	json_t *body, *v;
+	const char *to;
+	uint64_t id, downtime = MIG_DEFAULT_DOWNTIME_MS;
+	int ret = sandbox__id(c, &id), conn;
+
+	if (ret)
+		return ret;
+	body = json_loadb(c->rq->body ? c->rq->body : "", c->rq->len, JSON_REJECT_DUPLICATES, &je);
+	if (!body)
+		return reply__error(c->r, MHD_HTTP_BAD_REQUEST, "line %d column %d: %s", je.line,
+				    je.column, je.text);
+	to = json_string_value(json_object_get(body, "to"));
+	v = json_object_get(body, "downtime_ms");
+	if (!json_is_object(body) || !to || strlen(to) > 120 ||
+	    (v && (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 60000))) {
+		json_decref(body);
+		return reply__error(c->r, MHD_HTTP_BAD_REQUEST, "expected {\"to\": \"tcp:HOST:PORT\" or "
+				    "\"unix:PATH\", \"downtime_ms\": 1..60000}");
+	}
+	if (v)
+		downtime = (uint64_t)json_integer_value(v);
+	conn = mig__connect(to, &err);
+	if (conn < 0) {
+		json_decref(body);
+		return reply__error(c->r, conn == -EINVAL ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_BAD_GATEWAY,
+				    "%s", err.msg);
+	}
+	ret = pool__migrate_out(c->s->pool, id, conn, to, (uint32_t)downtime, &st, &err);
+	close(conn);
+	if (ret == -ENOENT) {
+		json_decref(body);
+		return reply__error(c->r, MHD_HTTP_NOT_FOUND, "%s", err.msg);
+	}
+	if (ret < 0) {
+		json_decref(body);
+		return reply__error(c->r, ret == -EBUSY ? MHD_HTTP_CONFLICT : MHD_HTTP_BAD_GATEWAY,
+				    "sandbox %llu did not migrate (it runs on here): %s",
+				    (unsigned long long)id, err.msg);
+	}
+	{
+		char to_copy[128];
+		snprintf(to_copy, sizeof(to_copy), "%s", to);
+		json_decref(body);
+		return reply__json(c->r, MHD_HTTP_OK, json_pack(
+			"{s:I, s:s, s:i, s:I, s:I, s:I, s:I, s:f, s:f, s:f}", "id", (json_int_t)id,
+			"location", to_copy, "rounds", (int)st.rounds, "pages_sent",
+			(json_int_t)st.pages_sent, "bytes_sent", (json_int_t)st.bytes_sent,
+			"private_pages", (json_int_t)st.private_pages, "last_pages",
+			(json_int_t)st.last_pages, "precopy_ms", st.precopy_ms, "downtime_ms",
+			st.downtime_ms, "total_ms", st.total_ms));
+	}
+}
+
 
 static int api__health(struct call *c)
 {
@@ -1437,6 +1509,7 @@ static const struct route routes[] = {
 	{ "POST", "/v1/sandboxes", R_EXACT, api__sandbox_start, "" },
 	{ "GET", "/v1/sandboxes/", R_ARG, api__sandbox_get, "" },
 	{ "POST", "/v1/sandboxes/", R_ARG, api__sandbox_stdin, "/stdin" },
+	{ "POST", "/v1/sandboxes/", R_ARG, api__sandbox_migrate, "/migrate" },
 	{ "DELETE", "/v1/sandboxes/", R_ARG, api__sandbox_kill, "" },
 };
 
@@ -1692,6 +1765,130 @@ static int serve__pool_start(struct serve *s, struct sb_err *err)
 	return pool__create(&s->pool, &po, err);
 }
 
+/* ---- the migration listener (--listen-migration) ------------------------------------------ */
+
+/* The stream's template in our store, by its content id: the name the
+ * source used first, then every template. */
+static int serve__tdir_of(void *arg, const char *tid, const char *hint, char *name, size_t name_len,
+			  char *dir, size_t dir_len, struct sb_err *err)
+{
+	struct serve *s = arg;
+	struct snapshot *snap = calloc(1, sizeof(*snap));
+	char **names = NULL;
+	size_t n = 0;
+	int found = 0;
+
+	if (!snap)
+		return err__set(err, -ENOMEM, "out of memory");
+	if (store__list(&s->store, &names, &n, err) < 0)
+		n = 0;
+	for (size_t i = 0; i <= n && !found; i++) {
+		const char *nm = i == 0 ? hint : names[i - 1];
+		struct sb_err e = { "" };
+
+		if ((i > 0 && !strcmp(nm, hint)) || store__check_name(nm, &e) < 0 ||
+		    store__path(&s->store, nm, dir, dir_len, &e) < 0)
+			continue;
+		if (snapshot__load(dir, snap, &e) == 0) {
+			found = !strcmp(snap->id, tid);
+			snapshot__close(snap);
+		}
+		if (found)
+			snprintf(name, name_len, "%s", nm);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	free(snap);
+	if (!found)
+		return err__set(err, -ENOENT, "template %s (id %s) is not in the destination's store "
+				"(%s): create it there first", hint, tid, s->store.root);
+	return 0;
+}
+
+struct mig_conn {
+	struct serve *s;
+	int fd;
+};
+
+static void *serve__mig_one(void *arg)
+{
+	struct mig_conn *mc = arg;
+	struct sb_err err = { "" };
+	uint64_t id = 0;
+
+	if (serve__enter(mc->s) < 0) {
+		close(mc->fd);
+	} else {
+		if (pool__migrate_in(mc->s->pool, mc->fd, serve__tdir_of, mc->s, &id, &err) < 0)
+			serve__log(mc->s, SERVE_LOG_ERROR, "an arriving sandbox was refused: %s", err.msg);
+		else
+			serve__log(mc->s, SERVE_LOG_INFO, "sandbox %llu arrived", (unsigned long long)id);
+		serve__leave(mc->s);
+	}
+	free(mc);
+	return NULL;
+}
+
+static void *serve__mig_accept(void *arg)
+{
+	struct serve *s = arg;
+
+	for (;;) {
+		int fd = accept4(s->mig_fd, NULL, NULL, SOCK_CLOEXEC);
+		struct mig_conn *mc;
+		pthread_t t;
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE)
+				continue;
+			return NULL; /* shut down */
+		}
+		mc = calloc(1, sizeof(*mc));
+		if (!mc) {
+			close(fd);
+			continue;
+		}
+		mc->s = s;
+		mc->fd = fd;
+		if (pthread_create(&t, NULL, serve__mig_one, mc) != 0) {
+			close(fd);
+			free(mc);
+			continue;
+		}
+		pthread_detach(t);
+	}
+}
+
+static int serve__mig_start(struct serve *s, struct sb_err *err)
+{
+	if (!s->o->listen_migration)
+		return 0;
+	s->mig_fd = mig__listen(s->o->listen_migration, err);
+	if (s->mig_fd < 0)
+		return s->mig_fd;
+	if (pthread_create(&s->mig_thread, NULL, serve__mig_accept, s) != 0) {
+		close(s->mig_fd);
+		s->mig_fd = -1;
+		return err__set(err, -EAGAIN, "cannot start the migration listener");
+	}
+	s->mig_started = true;
+	return 0;
+}
+
+static void serve__mig_stop(struct serve *s)
+{
+	if (!s->mig_started)
+		return;
+	shutdown(s->mig_fd, SHUT_RDWR);
+	pthread_join(s->mig_thread, NULL);
+	close(s->mig_fd);
+	s->mig_fd = -1;
+	s->mig_started = false;
+	if (!strncmp(s->o->listen_migration, "unix:", 5))
+		unlink(s->o->listen_migration + 5);
+}
+
 /* Stop accepting, end what runs, stop the HTTP threads, then the pool. */
 static void serve__stop(struct serve *s)
 {
@@ -1704,6 +1901,7 @@ static void serve__stop(struct serve *s)
 			close(s->listen_fd);
 		s->listen_fd = -1;
 		serve__unlink(s);
+		serve__mig_stop(s);
 		serve__drain(s);
 		MHD_stop_daemon(s->mhd);
 		s->mhd = NULL;
@@ -1727,6 +1925,7 @@ int serve__run(const struct serve_opts *o, struct sb_err *err)
 		return err__set(err, -ENOMEM, "out of memory");
 	s->o = o;
 	s->listen_fd = -1;
+	s->mig_fd = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->plock, NULL);
 	pthread_cond_init(&s->idle, NULL);
@@ -1745,6 +1944,8 @@ int serve__run(const struct serve_opts *o, struct sb_err *err)
 		ret = serve__listen(s, err);
 	if (ret == 0)
 		ret = serve__http_start(s, err);
+	if (ret == 0)
+		ret = serve__mig_start(s, err);
 	if (ret == 0) {
 		char pol[64];
 

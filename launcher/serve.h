@@ -25,6 +25,8 @@ struct serve_opts {
 	int log_level;             /* enum serve_log_level */
 	struct snap_policy recycle; /* --recycle: the policy of runs of templates
 	                               whose own is "not set" (not set here: off) */
+	const char *listen_migration; /* --listen-migration tcp:HOST:PORT|unix:PATH:
+	                                 sandboxes arrive here (NULL: none) */
 };
 
 /* "error" / "info" / "debug" -> level, or -EINVAL. */
