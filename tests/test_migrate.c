@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Live migration end to end: two `snapbox serve` of their own (stores of
+ * their own; the template is created in A's and copied into B's, as an
+ * operator would install it), a long-lived sandbox of /bin/counter (it
+ * dirties memory and prints a counter) moved from A to B while the test
+ * reads its output through the API, on the backend under test
+ * (SNAPBOX_TEST_BACKEND).  Also: a destination that dies mid-way leaves the
+ * sandbox running on A; a corrupt, truncated or foreign stream is refused
+ * with a message; and the same between two network namespaces the test
+ * makes itself (root and `ip` only; skipped otherwise).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "launcher/client.h"
+#include "migrate/stream.h"
+#include "run.h"
+
+extern char **environ;
+
+#define ARGS(...) ((const char *const[]){ "snapbox", __VA_ARGS__, NULL })
+
+struct svc {
+	char store[512];
+	char sock[600];
+	char mig[600];           /* its --listen-migration address */
+	char log[600];
+	const char *netns;       /* run inside this network namespace (NULL: ours) */
+	pid_t pid;
+};
+
+static char *DIR_;
+static struct svc A, B;
+
+static int req(const struct svc *s, const char *method, const char *target, const char *body,
+	       struct http_response *r)
+{
+	struct sb_err err = { "" };
+	int ret = client__request(s->sock, method, target, body, body ? strlen(body) : 0, 64 << 20,
+				  120, r, &err);
+	return ret < 0 ? ret : r->status;
+}
+
+static json_t *req_json(const struct svc *s, const char *method, const char *target,
+			const char *body, int want)
+{
+	struct http_response r;
+	json_error_t jerr;
+	int st = req(s, method, target, body, &r);
+	cr_assert_eq(st, want, "%s %s: status %d (want %d): %s", method, target, st, want,
+		     st > 0 ? r.body : strerror(-st));
+	json_t *j = json_loadb(r.body, r.len, 0, &jerr);
+	cr_assert(j, "%s %s: not JSON (%s): %s", method, target, jerr.text, r.body);
+	http_response__free(&r);
+	return j;
+}
+
+static void svc_init(struct svc *s, const char *name, const char *mig)
+{
+	memset(s, 0, sizeof(*s));
+	snprintf(s->store, sizeof(s->store), "%s/%s", DIR_, name);
+	snprintf(s->sock, sizeof(s->sock), "%s/%s.sock", DIR_, name);
+	snprintf(s->log, sizeof(s->log), "%s/%s.log", DIR_, name);
+	snprintf(s->mig, sizeof(s->mig), "%s", mig);
+	mkdir(s->store, 0755);
+	s->pid = -1;
+}
+
+static void svc_start(struct svc *s)
+{
+	posix_spawn_file_actions_t fa;
+	const char *av[] = { "ip", "netns", "exec", s->netns, snapbox_bin(), "serve", "--socket",
+			     s->sock, "--store", s->store, "--listen-migration", s->mig,
+			     "--log-level", "info", NULL };
+	const char *const *argv = s->netns ? av : av + 4;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	cr_assert_eq(posix_spawnp(&s->pid, argv[0], &fa, NULL, (char *const *)argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	for (double t0 = test_now(); test_now() - t0 < test_time(15); usleep(20000)) {
+		struct http_response r;
+		int st = req(s, "GET", "/v1/health", NULL, &r);
+		if (st > 0)
+			http_response__free(&r);
+		if (st == 200)
+			return;
+		cr_assert_eq(waitpid(s->pid, NULL, WNOHANG), 0, "snapbox serve exited; see %s", s->log);
+	}
+	cr_assert_fail("snapbox serve did not answer /v1/health within 15 s");
+}
+
+static void svc_stop(struct svc *s)
+{
+	if (s->pid <= 0)
+		return;
+	kill(s->pid, SIGTERM);
+	for (double t0 = test_now(); test_now() - t0 < test_time(20); usleep(20000))
+		if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
+			s->pid = -1;
+			return;
+		}
+	kill(s->pid, SIGKILL);
+	waitpid(s->pid, NULL, 0);
+	s->pid = -1;
+}
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+/* The counter template in A's store, and a copy of it in B's. */
+static void make_template(void)
+{
+	struct run_result r = { 0 };
+
+	run_checked(ARGS("template", "create", "ctr", "--store", A.store, "--mem", "64M", "--",
+			 "/bin/counter"), NULL, test_time(60), &r);
+	cr_assert_eq(r.status, 0, "template create: %s", r.err);
+	run_result_free(&r);
+	sh("mkdir -p %s/templates && cp -a %s/templates/ctr %s/templates/", B.store, A.store, B.store);
+}
+
+static unsigned port_base(void)
+{
+	return 20000 + (unsigned)getpid() % 20000;
+}
+
+static void init(void)
+{
+	char a[64], b[64];
+
+	if (!test_on_proc())
+		require_kvm();
+	DIR_ = make_tempdir();
+	cr_assert(DIR_);
+	snprintf(a, sizeof(a), "tcp:127.0.0.1:%u", port_base());
+	snprintf(b, sizeof(b), "tcp:127.0.0.1:%u", port_base() + 1);
+	svc_init(&A, "a", a);
+	svc_init(&B, "b", b);
+}
+
+static void fini(void)
+{
+	svc_stop(&A);
+	svc_stop(&B);
+	remove_tempdir(&DIR_);
+}
+
+TestSuite(migrate, .init = init, .fini = fini, .timeout = 240);
+
+/* ---- the sandbox's output, read as a client would ------------------------------- */
+
+struct reader {
+	char *text;              /* stdout so far, as clients saw it */
+	size_t len;
+};
+
+/* Read sandbox id's stdout on s from r->len on; its JSON state out. */
+static void read_more(const struct svc *s, uint64_t id, struct reader *r, char *state, size_t slen)
+{
+	char target[128];
+	json_t *j;
+	const char *b64;
+
+	snprintf(target, sizeof(target), "/v1/sandboxes/%" PRIu64 "?stdout_offset=%zu", id, r->len);
+	j = req_json(s, "GET", target, NULL, 200);
+	snprintf(state, slen, "%s", json_string_value(json_object_get(j, "state")));
+	b64 = json_string_value(json_object_get(j, "stdout"));
+	if (b64 && *b64) {
+		size_t n = strlen(b64);
+		r->text = realloc(r->text, r->len + n + 1);
+		memcpy(r->text + r->len, b64, n + 1);
+		r->len += n;
+	}
+	json_decref(j);
+}
+
+/* "c N" lines: each of 1..*last exactly once, in order (asserts). */
+static void check_counter(const struct reader *r, uint64_t *last)
+{
+	uint64_t want = 1;
+	const char *p = r->text ? r->text : "";
+
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		uint64_t c;
+
+		if (!nl)
+			break; /* a partial line: more to come */
+		if (sscanf(p, "c %" SCNu64, &c) == 1) {
+			cr_assert_eq(c, want, "counter line %" PRIu64 " where %" PRIu64 " was due "
+				     "(a line lost or repeated)", c, want);
+			want++;
+		}
+		p = nl + 1;
+	}
+	*last = want - 1;
+}
+
+/* What counter's "sum" prints after `steps` steps of kib KiB. */
+static uint64_t expected_sum(uint64_t steps, uint64_t kib)
+{
+	const uint64_t words = (16u << 20) / 8, w = 128 * kib;
+	uint64_t *a = calloc(words, 8), sum = 0;
+
+	cr_assert(a);
+	for (uint64_t c = 1; c <= steps; c++)
+		for (uint64_t j = 0; j < w; j++) {
+			uint64_t i = (c * w + j) % words;
+			a[i] = c * 0x9e3779b97f4a7c15ULL ^ i;
+		}
+	for (uint64_t i = 0; i < words; i++)
+		sum += a[i];
+	free(a);
+	return sum;
+}
+
+static uint64_t start_counter(const struct svc *s)
+{
+	json_t *j = req_json(s, "POST", "/v1/sandboxes", "{\"template\": \"ctr\"}", 201);
+	uint64_t id = (uint64_t)json_integer_value(json_object_get(j, "id"));
+
+	json_decref(j);
+	return id;
+}
+
+static void send_stdin(const struct svc *s, uint64_t id, const char *text)
+{
+	char target[96];
+	struct http_response r;
+	int st;
+
+	snprintf(target, sizeof(target), "/v1/sandboxes/%" PRIu64 "/stdin", id);
+	st = req(s, "POST", target, text, &r);
+	cr_assert_eq(st, 204, "stdin: %d %s", st, st > 0 ? r.body : "");
+	http_response__free(&r);
+}
+
+/* Does text have a line starting with prefix? */
+static bool has_line(const char *text, const char *prefix)
+{
+	for (const char *p = text; p && *p; p = strchr(p, '\n')) {
+		if (*p == '\n')
+			p++;
+		if (!strncmp(p, prefix, strlen(prefix)))
+			return true;
+	}
+	return false;
+}
+
+/* Wait until the output on s has a line starting with prefix. */
+static void wait_for(const struct svc *s, uint64_t id, struct reader *r, const char *prefix)
+{
+	char state[32];
+
+	for (double t0 = test_now(); test_now() - t0 < test_time(60); usleep(5000)) {
+		read_more(s, id, r, state, sizeof(state));
+		if (has_line(r->text, prefix))
+			return;
+		cr_assert(strcmp(state, "exited"), "the sandbox ended: %s", r->text);
+	}
+	cr_assert_fail("no \"%s\" within 60 s: %s", prefix, r->text);
+}
+
+/* `snapbox migrate` from s; its result. */
+static void migrate(const struct svc *s, uint64_t id, const char *to, struct run_result *r)
+{
+	char ids[32];
+
+	snprintf(ids, sizeof(ids), "%" PRIu64, id);
+	run_checked(ARGS("migrate", "--server", s->sock, "--downtime-ms", "20", ids, to), NULL,
+		    test_time(120), r);
+}
+
+/* ---- tests ------------------------------------------------------------------------- */
+
+/* A sandbox dirtying memory moves A -> B while its output is read; then,
+ * idle (blocked reading stdin), back B -> A (over a Unix socket). */
+static void migrate_there_and_back(void)
+{
+	struct reader rd = { 0 };
+	struct run_result r = { 0 };
+	char state[32], line[64], back[560];
+	uint64_t id, last = 0;
+	const uint64_t steps = 400, kib = 16;
+
+	svc_start(&A);
+	svc_start(&B);
+	make_template();
+	id = start_counter(&A);
+	snprintf(line, sizeof(line), "dirty %" PRIu64 " %" PRIu64 " 2000\n", steps, kib);
+	send_stdin(&A, id, line);
+	wait_for(&A, id, &rd, "c 20\n");
+	migrate(&A, id, B.mig, &r);
+	cr_assert_eq(r.status, 0, "migrate: %s%s", r.out, r.err);
+	cr_assert(strstr(r.out, "migrated to"), "%s", r.out);
+	/* A: it moved, and says where; its output up to then stays readable */
+	read_more(&A, id, &rd, state, sizeof(state));
+	cr_assert_str_eq(state, "migrated");
+	{
+		char t[64];
+		snprintf(t, sizeof(t), "/v1/sandboxes/%" PRIu64, id);
+		json_t *j = req_json(&A, "GET", t, NULL, 200);
+		cr_assert_str_eq(json_string_value(json_object_get(j, "location")), B.mig);
+		json_decref(j);
+		struct http_response h;
+		char target[96];
+		snprintf(target, sizeof(target), "/v1/sandboxes/%" PRIu64 "/stdin", id);
+		cr_assert_eq(req(&A, "POST", target, "x", &h), 409, "stdin on the source: %s", h.body);
+		http_response__free(&h);
+	}
+	/* B: the same id, the same output offsets, the counter going on */
+	snprintf(line, sizeof(line), "c %" PRIu64 "\n", steps);
+	wait_for(&B, id, &rd, line);
+	check_counter(&rd, &last);
+	cr_assert_eq(last, steps);
+	send_stdin(&B, id, "sum\n");
+	snprintf(line, sizeof(line), "sum %" PRIu64 " %016" PRIx64, steps, expected_sum(steps, kib));
+	wait_for(&B, id, &rd, "sum ");
+	cr_assert(strstr(rd.text, line), "want \"%s\": %s", line, rd.text + (rd.len > 200 ? rd.len - 200 : 0));
+	/* idle now, waiting for stdin: back to A over a Unix socket */
+	svc_stop(&A);
+	snprintf(back, sizeof(back), "unix:%.500s/a.mig", DIR_);
+	snprintf(A.mig, sizeof(A.mig), "%s", back);
+	A.pid = -1;
+	svc_start(&A);
+	migrate(&B, id, A.mig, &r);
+	cr_assert_eq(r.status, 0, "migrate back: %s%s", r.out, r.err);
+	send_stdin(&A, id, "sum\ndirty 5 4 0\n");
+	snprintf(line, sizeof(line), "c %" PRIu64 "\n", steps + 5);
+	wait_for(&A, id, &rd, line);
+	check_counter(&rd, &last);
+	cr_assert_eq(last, steps + 5);
+	{
+		/* the same sum before and after the way back */
+		snprintf(line, sizeof(line), "sum %" PRIu64 " %016" PRIx64 "\n", steps,
+			 expected_sum(steps, kib));
+		char *first = strstr(rd.text, line);
+		cr_assert(first && strstr(first + 1, line), "the sum twice: %s", rd.text + rd.len - 300);
+	}
+	run_result_free(&r);
+	free(rd.text);
+}
+
+Test(migrate, there_and_back)
+{
+	migrate_there_and_back();
+}
