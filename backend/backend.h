@@ -79,6 +79,20 @@ struct machine_opts {
 	bool recycle;
 };
 
+/* A paused machine's conversation with its guest, beyond its CPU and RAM
+ * (proc: the sandbox channel; kvm: none, all zero).  Set by run() when it
+ * returns MACHINE_PAUSED; given to clone_into for a migrated-in machine
+ * (machine.mig_hold), which goes on from it. */
+#define MACHINE_PAUSED_REPLY    (1u << 0) /* the guest waits for a reply to a call
+					     that is done (or is the pending stdin
+					     read: done by complete_pending) */
+#define MACHINE_PAUSED_DEFERRED (1u << 1) /* call nr (struct at gpa) came and was
+					     not performed yet: perform it first */
+struct machine_paused {
+	uint32_t flags, nr;
+	uint64_t gpa;
+};
+
 /* What every backend's machine has; a backend embeds it first in its own. */
 struct machine {
 	const struct backend *be;
@@ -97,6 +111,11 @@ struct machine {
 	char template_id[33];     /* the template machine__clone_into mapped */
 	int pause;                /* set (__atomic) by another thread, then a signal
 	                             to the running one: run() returns MACHINE_PAUSED */
+	struct machine_paused paused; /* see MACHINE_PAUSED_* */
+	bool mig_hold;            /* clone_into for a migration: the guest waits (proc:
+	                             SB_PROC_MODE_MIGRATE) until run(), so that its
+	                             pages can be put in first; paused says how it
+	                             goes on */
 	/* the root file system's layers, bottom first, once mapped (a fresh
 	 * boot's, or the template's for a clone; 0 for a template made before
 	 * layers, whose rootfs is in its RAM) */

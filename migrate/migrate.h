@@ -68,6 +68,8 @@ struct mig_incoming {
 	size_t state_len;
 	uint8_t *io;
 	size_t io_len;
+	struct mig_machine machine;
+	bool have_machine;
 };
 
 /* Read records up to END (r positioned after the hello). */

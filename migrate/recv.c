@@ -75,11 +75,21 @@ int mig__read_body(struct mig_reader *r, struct mig_incoming *in, struct sb_err 
 			in->state = p;
 			in->state_len = rec.len;
 			break;
+		case MIG_REC_MACHINE:
+			ret = in->have_machine || !in->state
+				? err__set(err, -EBADMSG, "migration stream: a MACHINE record %s",
+					   in->have_machine ? "twice" : "before the state")
+				: mig__parse_machine(p, rec.len, in->mem_size, &in->machine, err);
+			free(p);
+			if (ret < 0)
+				return ret;
+			in->have_machine = true;
+			break;
 		case MIG_REC_IO:
-			if (in->io || !in->state) {
+			if (in->io || !in->have_machine) {
 				free(p);
 				return err__set(err, -EBADMSG, "migration stream: an IO record %s",
-						in->io ? "twice" : "before the state");
+						in->io ? "twice" : "before the MACHINE record");
 			}
 			in->io = p;
 			in->io_len = rec.len;
@@ -158,7 +168,14 @@ out:
 int mig__restore(struct machine *m, const struct snapshot *merged, const struct mig_incoming *in,
 		 struct sb_err *err)
 {
-	int ret = machine__clone_into(m, merged, err);
+	int ret;
+
+	if (merged->hdr.backend == SNAP_BACKEND_KVM && in->machine.flags)
+		return err__set(err, -EBADMSG, "migration stream: channel state for a kvm sandbox");
+	m->mig_hold = true;
+	m->paused = (struct machine_paused){ in->machine.flags, in->machine.nr, in->machine.gpa };
+	ret = machine__clone_into(m, merged, err);
+	m->mig_hold = false;
 
 	if (ret < 0)
 		return ret;

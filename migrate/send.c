@@ -202,6 +202,11 @@ int mig__send(struct machine *m, int conn, struct mig_hello *h, uint32_t downtim
 		goto out;
 	records = s.records;
 	ret = mig__write_rec(conn, MIG_REC_STATE, 0, state, state_len);
+	if (ret == 0) {
+		struct mig_machine mm = { m->paused.flags, m->paused.nr, m->paused.gpa, { 0, 0 } };
+		ret = mig__write_rec(conn, MIG_REC_MACHINE, 0, &mm, sizeof(mm));
+		st->bytes_sent += sizeof(struct mig_rec) + sizeof(mm);
+	}
 	if (ret == 0)
 		ret = mig__write_rec(conn, MIG_REC_IO, 0, io, io_len);
 	if (ret == 0)

@@ -15,12 +15,13 @@
 #include <xxhash.h>
 
 #include "migrate/stream.h"
+#include "backend/backend.h"
 #include "snapshot/format.h"
 
 static const char *const rec_names[MIG_REC_TYPE_MAX] = {
 	[MIG_REC_PAGES] = "PAGES", [MIG_REC_STATE] = "STATE", [MIG_REC_IO] = "IO",
 	[MIG_REC_END] = "END", [MIG_REC_READY] = "READY", [MIG_REC_ERROR] = "ERROR",
-	[MIG_REC_COMMIT] = "COMMIT", [MIG_REC_RESUMED] = "RESUMED",
+	[MIG_REC_COMMIT] = "COMMIT", [MIG_REC_RESUMED] = "RESUMED", [MIG_REC_MACHINE] = "MACHINE",
 };
 
 const char *mig__rec_name(uint32_t type)
@@ -127,6 +128,7 @@ static uint64_t rec_limit(uint32_t type)
 	case MIG_REC_STATE: return MIG_MAX_STATE;
 	case MIG_REC_IO: return MIG_MAX_IO;
 	case MIG_REC_ERROR: return MIG_MAX_MSG;
+	case MIG_REC_MACHINE: return sizeof(struct mig_machine);
 	}
 	return 0;
 }
@@ -337,4 +339,20 @@ int mig__listen(const char *addr, struct sb_err *err)
 		return ret;
 	}
 	return fd;
+}
+
+int mig__parse_machine(const uint8_t *payload, size_t len, uint64_t mem_size,
+		       struct mig_machine *mm, struct sb_err *err)
+{
+	if (len != sizeof(*mm))
+		return err__set(err, -EBADMSG, "migration stream: MACHINE record of %zu bytes", len);
+	memcpy(mm, payload, sizeof(*mm));
+	if (mm->reserved[0] || mm->reserved[1] ||
+	    (mm->flags & ~(MACHINE_PAUSED_REPLY | MACHINE_PAUSED_DEFERRED)))
+		return err__set(err, -EBADMSG, "migration stream: MACHINE record with unknown flags");
+	if (!(mm->flags & MACHINE_PAUSED_DEFERRED) ? mm->nr || mm->gpa
+	    : mm->nr == 0 || mm->nr >= SB_HC_COUNT || mm->gpa >= mem_size)
+		return err__set(err, -EBADMSG, "migration stream: MACHINE record: call %u at gpa 0x%llx",
+				mm->nr, (unsigned long long)mm->gpa);
+	return 0;
 }

@@ -13,6 +13,8 @@
  *       PAGES  arg = gpa of the first page; payload: whole pages, in a row
  *       STATE  payload: a state.bin (snapshot__build_state) of the paused
  *              sandbox: parsed and checked by snapshot__parse_state
+ *       MACHINE payload: struct mig_machine: how the paused guest goes on
+ *              (a reply it waits for, a call that came while it paused)
  *       IO     payload: struct mig_io + stdout + stderr + unread stdin
  *       END    arg = PAGES records sent (a count the reader checks)
  *   destination -> source (the same records, no payload but a message)
@@ -66,6 +68,7 @@ enum mig_rec_type {
 	MIG_REC_ERROR = 6,
 	MIG_REC_COMMIT = 7,
 	MIG_REC_RESUMED = 8,
+	MIG_REC_MACHINE = 9,
 	MIG_REC_TYPE_MAX
 };
 
@@ -88,6 +91,17 @@ struct mig_io {
 	uint32_t reserved;
 };
 _Static_assert(sizeof(struct mig_io) == 32, "mig_io size");
+
+/* MACHINE: struct machine_paused (backend.h), checked. */
+struct mig_machine {
+	uint32_t flags;                 /* MACHINE_PAUSED_* */
+	uint32_t nr;                    /* DEFERRED: the call (< SB_HC_COUNT) */
+	uint64_t gpa;                   /* ... its struct, inside RAM */
+	uint64_t reserved[2];           /* 0 */
+};
+_Static_assert(sizeof(struct mig_machine) == 32, "mig_machine size");
+int mig__parse_machine(const uint8_t *payload, size_t len, uint64_t mem_size,
+		       struct mig_machine *mm, struct sb_err *err);
 
 /* Reading: from fd (timeout_ms per read, 0: none), or from a buffer. */
 struct mig_reader {

@@ -16,6 +16,8 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -514,7 +516,7 @@ static int proc_be__clone_into(struct machine *m, const struct snapshot *snap, s
 	st.mem_size = m->ram.size;
 	st.ro_lo = pm->ro_lo = snap->proc.ro_lo;
 	st.ro_hi = pm->ro_hi = snap->proc.ro_hi;
-	st.mode = SB_PROC_MODE_CLONE;
+	st.mode = m->mig_hold ? SB_PROC_MODE_MIGRATE : SB_PROC_MODE_CLONE;
 	ret = proc__send_start(pm, &st, fd, err);
 	close(fd);
 	if (ret < 0)
@@ -532,6 +534,128 @@ static int proc_be__clone_into(struct machine *m, const struct snapshot *snap, s
 	m->hc.st = snap->hc;
 	hypercall__draw_ahead(&m->hc); /* before the request */
 	pm->reply_pending = true;
+	if (m->mig_hold) {
+		/* a migrated sandbox: it goes on as it was paused */
+		pm->go_pending = true;
+		pm->reply_pending = m->paused.flags & MACHINE_PAUSED_REPLY;
+		pm->deferred = m->paused.flags & MACHINE_PAUSED_DEFERRED;
+		pm->deferred_msg = (struct sb_proc_msg){ .nr = m->paused.nr, .gpa = m->paused.gpa };
+		memset(&m->paused, 0, sizeof(m->paused));
+		m->mig_hold = false;
+	}
+	return 0;
+}
+
+/* The sandbox's frame (at gpa in the stub) into a PROC_CPU section's
+ * struct, checked: nothing the sandbox says is trusted. */
+static int proc__read_frame(struct proc_machine *pm, uint64_t gpa, struct snap_proc_cpu *sec,
+			    struct sb_err *err)
+{
+	struct guest_mem seam;
+	uint32_t magic1, magic2;
+	int ret;
+
+	if (!gpa)
+		return err__set(err, -E2BIG, "the sandbox's XSAVE state does not fit in %d bytes",
+				SB_PROC_XSAVE_MAX);
+	memset(sec, 0, sizeof(*sec));
+	/* the stub's memory, not guest RAM: the same copy, any address */
+	guest_mem__from_process(&seam, UINT64_MAX, &pm->pid);
+	ret = seam.read(&seam, gpa, &sec->cpu, sizeof(sec->cpu));
+	if (ret < 0)
+		return err__set(err, ret, "process_vm_readv of the saved registers: %s", strerror(-ret));
+	sec->cpu.reserved = 0;
+	memset(sec->cpu.pad, 0, sizeof(sec->cpu.pad));
+	memcpy(&magic1, sec->cpu.xsave + 464, 4);
+	if (sec->cpu.xstate_size < 576 || sec->cpu.xstate_size > SB_PROC_XSAVE_MAX - 4 ||
+	    magic1 != 0x46505853U ||
+	    (memcpy(&magic2, sec->cpu.xsave + sec->cpu.xstate_size, 4), magic2 != 0x46505845U))
+		return err__set(err, -EINVAL, "the sandbox's signal frame has no usable XSAVE state "
+				"(%u bytes)", sec->cpu.xstate_size);
+	sec->ro_lo = pm->ro_lo;
+	sec->ro_hi = pm->ro_hi;
+	for (unsigned i = 2; i < 64; i++) {
+		unsigned a, b, c, d;
+
+		if (!(sec->cpu.xfeatures >> i & 1))
+			continue;
+		__cpuid_count(0xd, i, a, b, c, d);
+		sec->xcomp[i] = (struct snap_xcomp){ b, a };
+	}
+	return 0;
+}
+
+/*
+ * Pause the sandbox for a live migration: SB_PROC_SIG_PAUSE makes its stub
+ * report the guest's frame (PAUSED) and wait.  Until then, output is
+ * written as usual; a hypercall that comes meanwhile is kept, not performed
+ * (deferred).  A reply the guest has not read yet is still in its socket
+ * (SIOCOUTQ): a destination must send it again.  stdin_call: the run was in
+ * the guest's stdin call, left pending (hc.st): its reply is owed.
+ */
+static int proc__pause(struct proc_machine *pm, bool stdin_call, struct sb_err *err)
+{
+	struct machine *m = &pm->m;
+	struct sb_proc_msg msg;
+	struct timespec t0, t;
+	int queued = 0, ret;
+
+	if (kill(pm->pid, SB_PROC_SIG_PAUSE) < 0)
+		return err__errno(err, "pausing the sandbox (pid %d)", (int)pm->pid);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		const struct sb_proc_out *out = (const struct sb_proc_out *)pm->rx;
+		struct pollfd pf = { pm->chan, POLLIN, 0 };
+		ssize_t n;
+
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > PROC_SETUP_MS)
+			return err__set(err, -ETIMEDOUT, "the sandbox did not pause");
+		if (poll(&pf, 1, 100) <= 0)
+			continue;
+		n = recv(pm->chan, pm->rx, PROC_RX_MAX, MSG_TRUNC);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return err__errno(err, "reading the sandbox channel");
+		if (n == 0)
+			return proc__died(pm, err);
+		if (n >= (ssize_t)sizeof(*out) && out->nr == SB_HC_OUTPUT) {
+			if ((size_t)n > PROC_RX_MAX || out->len != (uint64_t)n - sizeof(*out))
+				return err__set(err, -EPROTO, "the sandbox sent a malformed output message");
+			ret = hypercall__output(&m->hc, out->fd, out + 1, out->len, err);
+			if (ret != HC_CONTINUE)
+				return ret < 0 ? ret : -EIO;
+			continue;
+		}
+		if (n != (ssize_t)sizeof(msg))
+			return err__set(err, -EPROTO, "the sandbox sent a malformed message (%zd bytes)", n);
+		memcpy(&msg, pm->rx, sizeof(msg));
+		if (msg.nr == SB_PROC_MSG_PAUSED)
+			break;
+		if (msg.reserved || msg.nr >= SB_HC_COUNT || pm->deferred || stdin_call)
+			return err__set(err, -EPROTO, "the sandbox sent an unexpected message while "
+					"pausing (%u)", msg.nr);
+		pm->deferred = true;
+		pm->deferred_msg = msg;
+	}
+	free(pm->pause_cpu);
+	pm->pause_cpu = calloc(1, sizeof(*pm->pause_cpu));
+	if (!pm->pause_cpu)
+		return err__set(err, -ENOMEM, "out of memory");
+	ret = proc__read_frame(pm, msg.gpa, pm->pause_cpu, err);
+	if (ret < 0)
+		return ret;
+	if (ioctl(pm->chan, SIOCOUTQ, &queued) < 0)
+		return err__errno(err, "SIOCOUTQ on the sandbox channel");
+	m->paused.flags = (queued > 0 || stdin_call ? MACHINE_PAUSED_REPLY : 0) |
+			  (pm->deferred ? MACHINE_PAUSED_DEFERRED : 0);
+	m->paused.nr = pm->deferred ? pm->deferred_msg.nr : 0;
+	m->paused.gpa = pm->deferred ? pm->deferred_msg.gpa : 0;
+	/* here, on resume: the queued reply is read where it is; the stdin
+	 * call's comes after complete_pending */
+	pm->reply_pending = stdin_call;
+	pm->paused = true;
 	return 0;
 }
 
@@ -556,6 +680,19 @@ static int proc_be__run(struct machine *m, struct sb_err *err)
 	err__clear(err);
 	if (pm->pid <= 0 || pm->chan < 0)
 		return err__set(err, -ESRCH, "the sandbox is not running");
+	if (pm->paused) {
+		/* a migration that did not happen: on where it was */
+		pm->paused = false;
+		memset(&m->paused, 0, sizeof(m->paused));
+		free(pm->pause_cpu);
+		pm->pause_cpu = NULL;
+		kill(pm->pid, SB_PROC_SIG_RESUME);
+	}
+	if (pm->go_pending) {
+		/* a migrated-in sandbox: its pages are in */
+		pm->go_pending = false;
+		send(pm->chan, &done, sizeof(done), MSG_NOSIGNAL);
+	}
 	if (pm->reply_pending) {
 		/* a clone: its ready-point stdin call is complete (complete_pending) */
 		pm->reply_pending = false;
@@ -564,13 +701,27 @@ static int proc_be__run(struct machine *m, struct sb_err *err)
 	for (;;) {
 		const struct sb_proc_out *out = (const struct sb_proc_out *)pm->rx;
 		struct sb_proc_msg msg;
-		/* MSG_TRUNC: n is the message's real length, even beyond rx */
-		ssize_t n = recv(pm->chan, pm->rx, PROC_RX_MAX, MSG_TRUNC);
+		ssize_t n;
 
+		if (pm->deferred) {
+			/* the call that came while it paused */
+			pm->deferred = false;
+			memcpy(pm->rx, &pm->deferred_msg, sizeof(msg));
+			n = sizeof(msg);
+		} else {
+			/* MSG_TRUNC: n is the message's real length, even beyond rx */
+			n = recv(pm->chan, pm->rx, PROC_RX_MAX, MSG_TRUNC);
+		}
 		if (n < 0) {
 			if (errno == EINTR) {
 				if (timeout__expired(&m->timeout)) {
 					ret = proc__timed_out(pm, err);
+					break;
+				}
+				if (__atomic_load_n(&m->pause, __ATOMIC_ACQUIRE)) {
+					ret = proc__pause(pm, false, err);
+					if (ret == 0)
+						return MACHINE_PAUSED;
 					break;
 				}
 				continue;
@@ -613,6 +764,13 @@ static int proc_be__run(struct machine *m, struct sb_err *err)
 		}
 		if (ret == HC_READY)
 			return MACHINE_READY; /* the sandbox waits for its reply: save() */
+		if (ret == HC_PAUSED) {
+			/* paused in its stdin call (left pending) */
+			ret = proc__pause(pm, true, err);
+			if (ret == 0)
+				return MACHINE_PAUSED;
+			break;
+		}
 		if (ret == HC_STOP && m->hc.exited && m->recycle)
 			return m->hc.status; /* it waits (for a reply, never sent): reset() */
 		if (ret == HC_STOP)
@@ -634,53 +792,26 @@ static int proc_be__save(struct machine *m, struct snap_writer *w, struct sb_err
 	struct proc_machine *pm = pm_of(m);
 	struct snap_proc_cpu *sec;
 	struct sb_proc_msg msg;
-	struct guest_mem seam;
-	uint32_t magic1, magic2;
 	int ret;
 
+	if (pm->paused && pm->pause_cpu) /* a migration: its frame is read already */
+		return snap_writer__add(w, SNAP_SEC_PROC_CPU, SNAP_PROC_CPU_VERSION, pm->pause_cpu,
+					sizeof(*pm->pause_cpu), NULL, 0);
 	if (pm->pid <= 0 || kill(pm->pid, SIGUSR1) < 0)
 		return err__errno(err, "asking the sandbox (pid %d) for its registers", (int)pm->pid);
 	ret = proc__expect(pm, SB_PROC_MSG_SAVED, "saving the registers", &msg, err);
 	if (ret < 0)
 		return ret;
-	if (!msg.gpa)
-		return err__set(err, -E2BIG, "the sandbox's XSAVE state does not fit in %d bytes",
-				SB_PROC_XSAVE_MAX);
 	sec = calloc(1, sizeof(*sec));
 	if (!sec)
 		return err__set(err, -ENOMEM, "out of memory");
-	/* the stub's memory, not guest RAM: the same copy, any address */
-	guest_mem__from_process(&seam, UINT64_MAX, &pm->pid);
-	ret = seam.read(&seam, msg.gpa, &sec->cpu, sizeof(sec->cpu));
-	if (ret < 0) {
-		err__set(err, ret, "process_vm_readv of the saved registers: %s", strerror(-ret));
-		goto out;
+	ret = proc__read_frame(pm, msg.gpa, sec, err);
+	if (ret == 0) {
+		ret = snap_writer__add(w, SNAP_SEC_PROC_CPU, SNAP_PROC_CPU_VERSION, sec, sizeof(*sec),
+				       NULL, 0);
+		if (ret < 0)
+			err__set(err, ret, "building state.bin: %s", strerror(-ret));
 	}
-	/* nothing the sandbox says is trusted: fix what is ours, check the rest */
-	sec->cpu.reserved = 0;
-	memset(sec->cpu.pad, 0, sizeof(sec->cpu.pad));
-	memcpy(&magic1, sec->cpu.xsave + 464, 4);
-	if (sec->cpu.xstate_size < 576 || sec->cpu.xstate_size > SB_PROC_XSAVE_MAX - 4 ||
-	    magic1 != 0x46505853U ||
-	    (memcpy(&magic2, sec->cpu.xsave + sec->cpu.xstate_size, 4), magic2 != 0x46505845U)) {
-		ret = err__set(err, -EINVAL, "the sandbox's signal frame has no usable XSAVE state "
-			       "(%u bytes)", sec->cpu.xstate_size);
-		goto out;
-	}
-	sec->ro_lo = pm->ro_lo;
-	sec->ro_hi = pm->ro_hi;
-	for (unsigned i = 2; i < 64; i++) {
-		unsigned a, b, c, d;
-
-		if (!(sec->cpu.xfeatures >> i & 1))
-			continue;
-		__cpuid_count(0xd, i, a, b, c, d);
-		sec->xcomp[i] = (struct snap_xcomp){ b, a };
-	}
-	ret = snap_writer__add(w, SNAP_SEC_PROC_CPU, SNAP_PROC_CPU_VERSION, sec, sizeof(*sec), NULL, 0);
-	if (ret < 0)
-		err__set(err, ret, "building state.bin: %s", strerror(-ret));
-out:
 	free(sec);
 	return ret;
 }
@@ -692,6 +823,8 @@ static void proc_be__destroy(struct machine *m)
 	timeout__stop(&m->timeout);
 	proc__kill(pm);
 	proc__recycle_release(pm);
+	free(pm->pause_cpu);
+	pm->pause_cpu = NULL;
 	jail__cleanup(&pm->jail);
 	proc__drop_layers(pm);
 	if (pm->chan >= 0)

@@ -46,6 +46,12 @@ struct proc_machine {
 	struct sb_layer layer[SB_MAX_LAYERS];
 	unsigned n_layers;
 	bool reply_pending;     /* a clone waits for the reply to its stdin call */
+	/* live migration (migrate/): paused in the stub's pause handler, its
+	 * frame read out; a hypercall that came while pausing, not performed;
+	 * a migrated-in sandbox waiting for its go (SB_PROC_MODE_MIGRATE) */
+	bool paused, deferred, go_pending;
+	struct sb_proc_msg deferred_msg;
+	struct snap_proc_cpu *pause_cpu;
 	uint8_t *rx;            /* one channel message: up to PROC_RX_MAX bytes */
 	struct jail jail;       /* namespaces, cgroup (jail.h): set up at create */
 	/* recycling (m.recycle, reset.c): what a reset puts back */

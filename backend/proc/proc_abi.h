@@ -20,6 +20,9 @@
 #define SB_PROC_MODE_BOOT  1 /* RAM fd: the monitor's memfd, mapped shared */
 #define SB_PROC_MODE_CLONE 2 /* RAM fd: a template's mem.img, mapped private;
 				a struct sb_proc_cpu follows on the channel */
+#define SB_PROC_MODE_MIGRATE 3 /* as CLONE, but after RESUMED the stub waits for
+				  one reply (the monitor puts the migrated pages
+				  in meanwhile) before it resumes the CPU */
 
 /* monitor -> stub, first message on the channel; the RAM fd rides along
  * (SCM_RIGHTS), then one fd per layer, so the stub can be started before
@@ -81,6 +84,18 @@ enum { SB_PROC_RIP = 16, SB_PROC_RSP = 15 }; /* gpr[] indices */
  *         passes the filter), only a handler that the guest cannot replace
  *         (rt_sigaction does not pass either) is given it.
  */
+/*
+ *  PAUSED: SB_PROC_SIG_PAUSE from the monitor (a live migration) made the
+ *         stub copy its signal frame (the guest's, wherever it was: the
+ *         signal is blocked while the stub's own handlers run) into a
+ *         struct sb_proc_cpu, as for SAVED; gpa: its address (0: it did not
+ *         fit).  The stub then waits in rt_sigsuspend for
+ *         SB_PROC_SIG_RESUME (the migration failed: the guest goes on where
+ *         it was) or SIGKILL (the destination has it).
+ */
+#define SB_PROC_MSG_PAUSED  0x10004
+#define SB_PROC_SIG_PAUSE   34
+#define SB_PROC_SIG_RESUME  35
 #define SB_PROC_MSG_SAVED   0x10001
 #define SB_PROC_MSG_RESUMED 0x10002
 #define SB_PROC_MSG_RESET   0x10003

@@ -54,6 +54,7 @@
 #define SYS_sigaltstack 131
 #define SYS_seccomp 317
 #define SYS_close_range 436
+#define SYS_rt_sigsuspend 130
 
 #define PROT_READ 1
 #define PROT_WRITE 2
@@ -233,10 +234,11 @@ static struct sb_proc_cpu saved __attribute__((aligned(64)));
 static void on_save(int sig, struct k_siginfo *si, struct k_ucontext *uc)
 {
 	const uint8_t *fp = (const uint8_t *)uc->mc.fpstate;
-	struct sb_proc_msg m = { .nr = SB_PROC_MSG_SAVED, .gpa = (uint64_t)&saved };
+	struct sb_proc_msg m = { .nr = sig == SB_PROC_SIG_PAUSE ? SB_PROC_MSG_PAUSED : SB_PROC_MSG_SAVED,
+				 .gpa = (uint64_t)&saved };
 	uint32_t magic1 = 0, size = 0;
 
-	(void)sig, (void)si;
+	(void)si;
 	memcpy(saved.gpr, &uc->mc.r8, sizeof(saved.gpr));
 	saved.fs_base = 0;
 	sys6(SYS_arch_prctl, ARCH_GET_FS, (long)&saved.fs_base, 0, (long)SB_PROC_MAGIC, 0, 0);
@@ -253,6 +255,27 @@ static void on_save(int sig, struct k_siginfo *si, struct k_ucontext *uc)
 		memcpy(saved.xsave, fp, size + 4); /* FP_XSTATE_MAGIC2 included */
 	}
 	sysm(SYS_write, SB_PROC_CHAN_FD, &m, sizeof(m));
+}
+
+/* SB_PROC_SIG_PAUSE: a live migration pauses the guest.  Report its frame
+ * as on_save does, then wait (every signal blocked but the resume one) for
+ * SB_PROC_SIG_RESUME; SIGKILL ends us if the guest went elsewhere. */
+static volatile int resumed;
+
+static void on_resume(int sig, struct k_siginfo *si, struct k_ucontext *uc)
+{
+	(void)sig, (void)si, (void)uc;
+	resumed = 1;
+}
+
+static void on_pause(int sig, struct k_siginfo *si, struct k_ucontext *uc)
+{
+	uint64_t wait_mask = ~(1ULL << (SB_PROC_SIG_RESUME - 1));
+
+	resumed = 0;
+	on_save(sig, si, uc); /* the frame into `saved`; the message says SAVED */
+	while (!resumed)
+		sysm(SYS_rt_sigsuspend, &wait_mask, 8, 0);
 }
 
 /* A fault in the program (or in the guest kernel's user-mode layer). */
@@ -362,7 +385,9 @@ static void handle(int sig, void *fn, unsigned long flags)
  *     (a hypercall) to sizeof(struct sb_proc_out) + SB_PROC_OUT_MAX (one-way
  *     output, ABI 4; the monitor checks that the message says its length),
  *   arch_prctl(ARCH_SET_FS or ARCH_GET_FS, _), rt_sigreturn, exit_group,
- *   sched_yield (the guest kernel's, after one-way output), sigaltstack
+ *   sched_yield (the guest kernel's, after one-way output), rt_sigsuspend
+ *   (the pause handler's wait; the guest kernel gains nothing by it: a
+ *   blocked read of the channel waits as well), sigaltstack
  *   (the reset handler's: a guest can move its signal stack anyway, with a
  *   forged rt_sigreturn frame).
  * The magic only keeps the program's own calls (which lack it) going to
@@ -432,6 +457,7 @@ static void build_filter(struct fbuild *b)
 	f_jeq(b, SYS_exit_group, L_ALLOW, L_NEXT);
 	f_jeq(b, SYS_sigaltstack, L_ALLOW, L_NEXT);
 	f_jeq(b, SYS_sched_yield, L_ALLOW, L_NEXT);
+	f_jeq(b, SYS_rt_sigsuspend, L_ALLOW, L_NEXT);
 	f_jeq(b, SYS_arch_prctl, L_PRCTL, L_NEXT);
 	f_jeq(b, SYS_read, L_READ, L_NEXT);
 	f_jeq(b, SYS_write, L_WRITE, L_TRAP);
@@ -564,6 +590,8 @@ __attribute__((noreturn, used)) void stub_reset(uint64_t nonce)
 	stub_reset_return(&frame.uc, reset_stack, sizeof(reset_stack));
 }
 
+static int migrate_in; /* SB_PROC_MODE_MIGRATE */
+
 static __attribute__((noreturn)) void resume_clone(void)
 {
 	struct k_sigcontext *mc = &frame.uc.mc;
@@ -580,6 +608,12 @@ static __attribute__((noreturn)) void resume_clone(void)
 	mc->fpstate = (uint64_t)resume.xsave; /* 64-byte aligned, magic 1 and 2 in it */
 	frame.uc.sigmask = 0;
 	sysm(SYS_write, SB_PROC_CHAN_FD, &m, sizeof(m));
+	if (migrate_in) {
+		/* the monitor writes the migrated pages, then says go */
+		struct sb_proc_reply r;
+		if (sysm(SYS_read, SB_PROC_CHAN_FD, &r, sizeof(r)) != (long)sizeof(r) || r.ret)
+			die(108);
+	}
 	stub_sigreturn(&frame.uc);
 }
 
@@ -619,6 +653,8 @@ __attribute__((noreturn)) void stub_main(uint64_t *sp)
 	handle(SIGTRAP, on_fault, 0);
 	handle(SIGUSR1, on_save, SA_RESTART);
 	handle(SIGUSR2, (void *)stub_on_reset, 0);
+	handle(SB_PROC_SIG_PAUSE, on_pause, SA_RESTART);
+	handle(SB_PROC_SIG_RESUME, on_resume, SA_RESTART);
 	if (sys3(SYS_close_range, 0, SB_PROC_CHAN_FD - 1, 0) < 0 ||
 	    sys3(SYS_close_range, SB_PROC_CHAN_FD + 1, ~0U, 0) < 0)
 		die(114);
@@ -630,9 +666,11 @@ __attribute__((noreturn)) void stub_main(uint64_t *sp)
 	ram_fd = recv_start(&st, layer_fd);
 	if (ram_fd < 0 || st.magic != SB_PROC_MAGIC || st.mem_size <= SB_PROC_RAM_BASE ||
 	    st.mem_size > SB_MAX_MEM ||
-	    (st.mode != SB_PROC_MODE_BOOT && st.mode != SB_PROC_MODE_CLONE))
+	    (st.mode != SB_PROC_MODE_BOOT && st.mode != SB_PROC_MODE_CLONE &&
+	     st.mode != SB_PROC_MODE_MIGRATE))
 		die(110);
-	clone = st.mode == SB_PROC_MODE_CLONE;
+	clone = st.mode != SB_PROC_MODE_BOOT;
+	migrate_in = st.mode == SB_PROC_MODE_MIGRATE;
 	if (sys6(SYS_mmap, SB_PROC_RAM_BASE, (long)(st.mem_size - SB_PROC_RAM_BASE),
 		 PROT_READ | PROT_WRITE | PROT_EXEC,
 		 (clone ? MAP_PRIVATE : MAP_SHARED) | MAP_FIXED_NOREPLACE, ram_fd,
