@@ -373,3 +373,264 @@ Test(migrate, there_and_back)
 {
 	migrate_there_and_back();
 }
+
+/* ---- a destination that dies ------------------------------------------------------- */
+
+struct fake_dest {
+	int lfd;
+	int mode;                /* 0: close after some bytes; 1: after END, no READY */
+	size_t got;
+};
+
+static int tcp_listen(unsigned port)
+{
+	char addr[64];
+	struct sb_err err = { "" };
+	int fd;
+
+	snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%u", port);
+	fd = mig__listen(addr, &err);
+	cr_assert(fd >= 0, "%s", err.msg);
+	return fd;
+}
+
+static void *fake_dest(void *arg)
+{
+	struct fake_dest *f = arg;
+	int c = accept(f->lfd, NULL, NULL);
+
+	if (c < 0)
+		return NULL;
+	if (f->mode == 0) {
+		char buf[8192];
+		ssize_t n = read(c, buf, sizeof(buf));
+		f->got = n > 0 ? (size_t)n : 0;
+	} else {
+		/* the whole stream, checked, up to its END; then it "dies" */
+		struct mig_reader r;
+		struct mig_hello h;
+		struct mig_rec rec;
+		uint8_t *p;
+		struct sb_err err = { "" };
+
+		mig_reader__fd(&r, c, 30000);
+		if (mig__read_hello(&r, &h, &err) == 0)
+			while (mig__read_rec(&r, &rec, &p, &err) == 0) {
+				free(p);
+				f->got++;
+				if (rec.type == MIG_REC_END)
+					break;
+			}
+	}
+	close(c);
+	return NULL;
+}
+
+/* The sandbox survives a destination that goes away, before the pause (the
+ * pre-copy's send fails) and after it (no READY: it resumes), and is whole. */
+static void migrate_dest_dies(void)
+{
+	struct reader rd = { 0 };
+	struct run_result r = { 0 };
+	char state[32], line[64], to[64];
+	uint64_t id, last = 0;
+	const uint64_t steps = 300, kib = 64;
+
+	svc_start(&A);
+	make_template();
+	id = start_counter(&A);
+	snprintf(line, sizeof(line), "dirty %" PRIu64 " %" PRIu64 " 3000\n", steps, kib);
+	send_stdin(&A, id, line);
+	wait_for(&A, id, &rd, "c 10\n");
+	snprintf(to, sizeof(to), "tcp:127.0.0.1:%u", port_base() + 2);
+	for (int mode = 0; mode < 2; mode++) {
+		struct fake_dest f = { tcp_listen(port_base() + 2), mode, 0 };
+		pthread_t t;
+
+		cr_assert_eq(pthread_create(&t, NULL, fake_dest, &f), 0);
+		migrate(&A, id, to, &r);
+		pthread_join(t, NULL);
+		close(f.lfd);
+		cr_assert_neq(r.status, 0, "mode %d: the migration succeeded: %s", mode, r.out);
+		cr_assert(strstr(r.err, "did not migrate (it runs on here)"), "mode %d: %s", mode, r.err);
+		cr_assert(f.got > 0, "mode %d: the fake destination got nothing", mode);
+		read_more(&A, id, &rd, state, sizeof(state));
+		cr_assert_str_eq(state, "running", "mode %d", mode);
+	}
+	/* still whole: the counter goes on, nothing lost, its memory right */
+	snprintf(line, sizeof(line), "c %" PRIu64 "\n", steps);
+	wait_for(&A, id, &rd, line);
+	check_counter(&rd, &last);
+	cr_assert_eq(last, steps);
+	send_stdin(&A, id, "sum\n");
+	wait_for(&A, id, &rd, "sum ");
+	snprintf(line, sizeof(line), "sum %" PRIu64 " %016" PRIx64, steps, expected_sum(steps, kib));
+	cr_assert(strstr(rd.text, line), "want \"%s\"", line);
+	run_result_free(&r);
+	free(rd.text);
+}
+
+/* ---- streams the destination refuses --------------------------------------------- */
+
+/* Send raw bytes to B's listener (then shut down our side); the ERROR
+ * message it answers with (asserting there is one). */
+static char *refused(const void *buf, size_t len)
+{
+	struct sb_err err = { "" };
+	struct mig_reader r;
+	struct mig_rec rec;
+	uint8_t *p = NULL;
+	int fd = mig__connect(B.mig, &err);
+
+	cr_assert(fd >= 0, "%s", err.msg);
+	cr_assert_eq(mig__write_all(fd, buf, len), 0);
+	shutdown(fd, SHUT_WR);
+	mig_reader__fd(&r, fd, 30000);
+	r.mem_size = 1ULL << 30;
+	cr_assert_eq(mig__read_rec(&r, &rec, &p, &err), 0, "no answer: %s", err.msg);
+	close(fd);
+	cr_assert_eq(rec.type, MIG_REC_ERROR, "answered %s", mig__rec_name(rec.type));
+	cr_assert(p);
+	return (char *)p;
+}
+
+struct sbuf {
+	uint8_t *p;
+	size_t len;
+};
+
+static void sbuf_add(struct sbuf *b, const void *d, size_t n)
+{
+	b->p = realloc(b->p, b->len + n);
+	memcpy(b->p + b->len, d, n);
+	b->len += n;
+}
+
+/* A record as mig__write_rec makes it, into b (via a pipe). */
+static void sbuf_rec(struct sbuf *b, uint32_t type, uint64_t arg, const void *pl, size_t n)
+{
+	int pp[2];
+	uint8_t *tmp = malloc(n + sizeof(struct mig_rec));
+
+	cr_assert_eq(pipe(pp), 0);
+	fcntl(pp[1], F_SETPIPE_SZ, 1 << 20);
+	cr_assert_eq(mig__write_rec(pp[1], type, arg, pl, n), 0);
+	close(pp[1]);
+	cr_assert_eq(read(pp[0], tmp, n + sizeof(struct mig_rec)), (ssize_t)(n + sizeof(struct mig_rec)));
+	close(pp[0]);
+	sbuf_add(b, tmp, n + sizeof(struct mig_rec));
+	free(tmp);
+}
+
+static void sbuf_hello(struct sbuf *b, const char *tid)
+{
+	static uint64_t next_id = 77; /* each its own: a refused one's is freed a bit later */
+	struct mig_hello h = { .backend = test_on_proc() ? 1 : 0, .mem_size = 64 << 20,
+			       .sandbox_id = next_id++ };
+	int pp[2];
+
+	snprintf(h.template_id, sizeof(h.template_id), "%s", tid);
+	snprintf(h.template_name, sizeof(h.template_name), "ctr");
+	cr_assert_eq(pipe(pp), 0);
+	cr_assert_eq(mig__write_hello(pp[1], &h), 0);
+	close(pp[1]);
+	b->p = realloc(b->p, b->len + sizeof(h));
+	cr_assert_eq(read(pp[0], b->p + b->len, sizeof(h)), (ssize_t)sizeof(h));
+	b->len += sizeof(h);
+	close(pp[0]);
+}
+
+static void expect_refused(struct sbuf *b, const char *want)
+{
+	char *msg = refused(b->p, b->len);
+
+	cr_assert(strstr(msg, want), "refused with \"%s\", not for \"%s\"", msg, want);
+	free(msg);
+	free(b->p);
+	b->p = NULL;
+	b->len = 0;
+}
+
+static void migrate_bad_streams(void)
+{
+	struct sbuf b = { 0 };
+	uint8_t page[4096];
+	char tid[40];
+	json_t *j;
+
+	svc_start(&A);
+	svc_start(&B);
+	make_template();
+	j = req_json(&B, "GET", "/v1/templates/ctr", NULL, 200);
+	snprintf(tid, sizeof(tid), "%s", json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	memset(page, 0x5a, sizeof(page));
+
+	{
+		char junk[200];
+		memset(junk, 'x', sizeof(junk));
+		memcpy(junk, "GET / HTTP/1.0\r\n", 16);
+		sbuf_add(&b, junk, sizeof(junk));
+	}
+	expect_refused(&b, "bad magic");
+
+	sbuf_add(&b, "SBMIGR", 6);
+	expect_refused(&b, "truncated in its header");
+
+	sbuf_hello(&b, "0123456789abcdef0123456789abcdef");
+	expect_refused(&b, "not in the destination's store");
+
+	sbuf_hello(&b, tid);
+	sbuf_rec(&b, MIG_REC_PAGES, 1 << 20, page, sizeof(page));
+	b.p[b.len - 100] ^= 1; /* a bit flips in the page */
+	expect_refused(&b, "damaged (hash mismatch)");
+
+	sbuf_hello(&b, tid);
+	sbuf_rec(&b, MIG_REC_PAGES, 1 << 20, page, sizeof(page));
+	b.len -= 1000; /* cut short */
+	expect_refused(&b, "truncated");
+
+	sbuf_hello(&b, tid);
+	sbuf_rec(&b, MIG_REC_PAGES, 64 << 20, page, sizeof(page)); /* past RAM */
+	expect_refused(&b, "inside the sandbox's 64 MiB");
+
+	sbuf_hello(&b, tid);
+	sbuf_rec(&b, MIG_REC_STATE, 0, "not a state", 11);
+	sbuf_rec(&b, MIG_REC_END, 0, NULL, 0);
+	expect_refused(&b, "without the IO record");
+
+	sbuf_hello(&b, tid);
+	sbuf_rec(&b, MIG_REC_PAGES, 1 << 20, page, sizeof(page));
+	sbuf_rec(&b, MIG_REC_STATE, 0, "not a state", 11);
+	{
+		struct mig_machine mm = { 0 };
+		struct mig_io io = { 0 };
+		sbuf_rec(&b, MIG_REC_MACHINE, 0, &mm, sizeof(mm));
+		sbuf_rec(&b, MIG_REC_IO, 0, &io, sizeof(io));
+	}
+	sbuf_rec(&b, MIG_REC_END, 1, NULL, 0);
+	expect_refused(&b, "state.bin");
+
+	/* nothing arrived (the refused ones' workers end), and B still takes
+	 * a sandbox of its own */
+	for (double t0 = test_now();; usleep(20000)) {
+		j = req_json(&B, "GET", "/v1/sandboxes", NULL, 200);
+		size_t n = json_array_size(json_object_get(j, "sandboxes"));
+		json_decref(j);
+		if (n == 0)
+			break;
+		cr_assert(test_now() - t0 < test_time(10), "%zu refused sandboxes are still there", n);
+	}
+	j = req_json(&B, "POST", "/v1/templates/ctr/run", "sum\n", 200);
+	json_decref(j);
+}
+
+Test(migrate, dest_dies)
+{
+	migrate_dest_dies();
+}
+
+Test(migrate, bad_streams)
+{
+	migrate_bad_streams();
+}
