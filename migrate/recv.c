@@ -164,28 +164,3 @@ out:
 	free(s);
 	return ret;
 }
-
-int mig__restore(struct machine *m, const struct snapshot *merged, const struct mig_incoming *in,
-		 struct sb_err *err)
-{
-	int ret;
-
-	if (merged->hdr.backend == SNAP_BACKEND_KVM && in->machine.flags)
-		return err__set(err, -EBADMSG, "migration stream: channel state for a kvm sandbox");
-	m->mig_hold = true;
-	m->paused = (struct machine_paused){ in->machine.flags, in->machine.nr, in->machine.gpa };
-	ret = machine__clone_into(m, merged, err);
-	m->mig_hold = false;
-
-	if (ret < 0)
-		return ret;
-	for (uint64_t pg = 0; pg < in->mem_size / MIG_PAGE; pg++) {
-		if (!in->page[pg])
-			continue;
-		ret = m->mem.write(&m->mem, pg * MIG_PAGE, in->page[pg], MIG_PAGE);
-		if (ret < 0)
-			return err__set(err, ret, "writing the sandbox's page at gpa 0x%llx: %s",
-					(unsigned long long)(pg * MIG_PAGE), strerror(-ret));
-	}
-	return 0;
-}

@@ -6,6 +6,8 @@
 #                       a copy of tests/fuzz/corpus (new inputs and crashes stay
 #                       under $(BUILD)/fuzz/)
 #   make fuzz-sbfs      the same for $(BUILD)/fuzz/fuzz_sbfs over tests/fuzz/sbfs-corpus
+#   make fuzz-migrate   the same for $(BUILD)/fuzz/fuzz_migrate (the live-migration
+#                       stream reader) over tests/fuzz/migrate-corpus
 #   make fuzz-regress   run every file of both corpora once (no fuzzing)
 #   make fuzz-merge     add the inputs of the last `make fuzz` that reach new
 #                       edges to tests/fuzz/corpus (libFuzzer -merge=1; hit
@@ -32,6 +34,15 @@ FUZZ_SRCS    := tests/fuzz/fuzz_state.c snapshot/load.c \
 	snapshot/image.c common/err.c common/file.c devices/hypercall.c \
 	common/timeout.c common/syscall_names.c memory/ram.c guest/lib/sbfs.c
 FUZZ_OBJS    := $(patsubst %.c,$(FUZZ_OUT)/obj/%.o,$(FUZZ_SRCS))
+# The migration stream reader (migrate/stream.c, recv.c: no backend), with
+# the state.bin reader it hands STATE to.
+FUZZ_MIG_BIN     := $(FUZZ_OUT)/fuzz_migrate
+FUZZ_MIG_SRCS    := tests/fuzz/fuzz_migrate.c migrate/stream.c migrate/recv.c snapshot/load.c \
+	snapshot/image.c common/err.c common/file.c devices/hypercall.c common/timeout.c \
+	common/syscall_names.c memory/ram.c guest/lib/sbfs.c
+FUZZ_MIG_OBJS    := $(patsubst %.c,$(FUZZ_OUT)/obj/%.o,$(FUZZ_MIG_SRCS))
+FUZZ_MIG_CORPUS  := tests/fuzz/migrate-corpus
+FUZZ_MIG_WORK    := $(FUZZ_OUT)/migrate-corpus
 FUZZ_SBFS_BIN    := $(FUZZ_OUT)/fuzz_sbfs
 FUZZ_SBFS_SRCS   := tests/fuzz/fuzz_sbfs.c sbfs/check.c guest/lib/sbfs.c common/err.c
 FUZZ_SBFS_OBJS   := $(patsubst %.c,$(FUZZ_OUT)/obj/%.o,$(FUZZ_SBFS_SRCS))
@@ -42,7 +53,7 @@ FUZZ_SBFS_RUNARGS := -max_len=65536 -timeout=10 -artifact_prefix=$(FUZZ_OUT)/art
 FUZZ_RUNARGS := -max_len=$(FUZZ_MAX_LEN) -timeout=10 -dict=tests/fuzz/state.dict \
 	-artifact_prefix=$(FUZZ_OUT)/artifacts/ -print_final_stats=1
 
-.PHONY: fuzz fuzz-sbfs fuzz-regress fuzz-merge fuzz-deps
+.PHONY: fuzz fuzz-sbfs fuzz-migrate fuzz-regress fuzz-merge fuzz-deps
 fuzz-deps:
 	@sh tests/fuzz/deps.sh $(FUZZ_CC)
 
@@ -56,7 +67,16 @@ $(FUZZ_BIN): $(FUZZ_OBJS)
 $(FUZZ_SBFS_BIN): $(FUZZ_SBFS_OBJS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $^ -o $@ $(FUZZ_LDLIBS)
 
--include $(FUZZ_OBJS:.o=.d) $(FUZZ_SBFS_OBJS:.o=.d)
+$(FUZZ_MIG_BIN): $(FUZZ_MIG_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $^ -o $@ $(FUZZ_LDLIBS)
+
+-include $(FUZZ_OBJS:.o=.d) $(FUZZ_SBFS_OBJS:.o=.d) $(FUZZ_MIG_OBJS:.o=.d)
+
+fuzz-migrate: fuzz-deps $(FUZZ_MIG_BIN)
+	@mkdir -p $(FUZZ_MIG_WORK) $(FUZZ_OUT)/artifacts
+	cp -n $(FUZZ_MIG_CORPUS)/* $(FUZZ_MIG_WORK)/
+	$(FUZZ_MIG_BIN) -max_len=65536 -timeout=10 -artifact_prefix=$(FUZZ_OUT)/artifacts/ \
+		-print_final_stats=1 -max_total_time=$(FUZZ_SECONDS) $(FUZZ_ARGS) $(FUZZ_MIG_WORK)
 
 fuzz: fuzz-deps $(FUZZ_BIN)
 	@mkdir -p $(FUZZ_WORK) $(FUZZ_OUT)/artifacts
@@ -68,9 +88,10 @@ fuzz-sbfs: fuzz-deps $(FUZZ_SBFS_BIN)
 	cp -n $(FUZZ_SBFS_CORPUS)/* $(FUZZ_SBFS_WORK)/
 	$(FUZZ_SBFS_BIN) $(FUZZ_SBFS_RUNARGS) -max_total_time=$(FUZZ_SECONDS) $(FUZZ_ARGS) $(FUZZ_SBFS_WORK)
 
-fuzz-regress: fuzz-deps $(FUZZ_BIN) $(FUZZ_SBFS_BIN)
+fuzz-regress: fuzz-deps $(FUZZ_BIN) $(FUZZ_SBFS_BIN) $(FUZZ_MIG_BIN)
 	$(FUZZ_BIN) $(FUZZ_CORPUS)/*
 	$(FUZZ_SBFS_BIN) $(FUZZ_SBFS_CORPUS)/*
+	$(FUZZ_MIG_BIN) $(FUZZ_MIG_CORPUS)/*
 
 fuzz-merge: fuzz-deps $(FUZZ_BIN)
 	$(FUZZ_BIN) -merge=1 -use_counters=0 -max_len=$(FUZZ_MAX_LEN) $(FUZZ_CORPUS) $(FUZZ_WORK)
