@@ -27,6 +27,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <stdarg.h>
 #include <unistd.h>
 
 #include "launcher/client.h"
@@ -633,4 +634,75 @@ Test(migrate, dest_dies)
 Test(migrate, bad_streams)
 {
 	migrate_bad_streams();
+}
+
+/* ---- between two network namespaces ------------------------------------------------ */
+
+static char NS_A[32], NS_B[32];
+
+static void netns_down(void)
+{
+	char cmd[128];
+
+	if (NS_A[0]) {
+		snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null", NS_A);
+		if (system(cmd)) {} /* the veth pair goes with it */
+	}
+	if (NS_B[0]) {
+		snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null", NS_B);
+		if (system(cmd)) {}
+	}
+	NS_A[0] = NS_B[0] = 0;
+}
+
+static void netns_fini(void)
+{
+	fini();
+	netns_down();
+}
+
+/* Two namespaces joined by a veth pair, 10.213.N.1 and .2, nothing else:
+ * A in one, B in the other; the sandbox goes from A to B over the veth. */
+Test(migrate, two_netns, .fini = netns_fini)
+{
+	unsigned n = (unsigned)getpid() % 250 + 1;
+	char va[16], vb[16];
+	struct reader rd = { 0 };
+	struct run_result r = { 0 };
+	char line[64];
+	uint64_t id, last = 0;
+
+	if (geteuid() != 0 || system("command -v ip >/dev/null 2>&1") != 0)
+		cr_skip_test("needs root and ip(8) for network namespaces");
+	snprintf(NS_A, sizeof(NS_A), "sbmig-a-%d", (int)getpid());
+	snprintf(NS_B, sizeof(NS_B), "sbmig-b-%d", (int)getpid());
+	snprintf(va, sizeof(va), "sbma%u", n);
+	snprintf(vb, sizeof(vb), "sbmb%u", n);
+	sh("ip netns add %s && ip netns add %s", NS_A, NS_B);
+	sh("ip link add %s netns %s type veth peer name %s netns %s", va, NS_A, vb, NS_B);
+	sh("ip -n %s addr add 10.213.%u.1/24 dev %s && ip -n %s link set %s up && ip -n %s link set lo up",
+	   NS_A, n, va, NS_A, va, NS_A);
+	sh("ip -n %s addr add 10.213.%u.2/24 dev %s && ip -n %s link set %s up && ip -n %s link set lo up",
+	   NS_B, n, vb, NS_B, vb, NS_B);
+	snprintf(A.mig, sizeof(A.mig), "tcp:10.213.%u.1:7000", n);
+	snprintf(B.mig, sizeof(B.mig), "tcp:10.213.%u.2:7000", n);
+	A.netns = NS_A;
+	B.netns = NS_B;
+	svc_start(&A);
+	svc_start(&B);
+	make_template();
+	id = start_counter(&A);
+	send_stdin(&A, id, "dirty 200 16 2000\n");
+	wait_for(&A, id, &rd, "c 10\n");
+	migrate(&A, id, B.mig, &r);
+	cr_assert_eq(r.status, 0, "migrate: %s%s", r.out, r.err);
+	wait_for(&B, id, &rd, "c 200\n");
+	check_counter(&rd, &last);
+	cr_assert_eq(last, 200);
+	send_stdin(&B, id, "sum\n");
+	snprintf(line, sizeof(line), "sum 200 %016" PRIx64, expected_sum(200, 16));
+	wait_for(&B, id, &rd, "sum ");
+	cr_assert(strstr(rd.text, line), "want \"%s\"", line);
+	run_result_free(&r);
+	free(rd.text);
 }
