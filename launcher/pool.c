@@ -1705,6 +1705,12 @@ int pool__release(struct pool *p, uint64_t id)
 	pthread_mutex_lock(&p->lock);
 	for (pp = &p->live_list; *pp; pp = &(*pp)->next) {
 		if ((*pp)->id == id) {
+			if ((*pp)->migrating && !(*pp)->migrated) {
+				/* its migration holds it: pool__kill ends the worker,
+				 * the migration fails, then it can go */
+				pthread_mutex_unlock(&p->lock);
+				return -EBUSY;
+			}
 			sb = *pp;
 			*pp = sb->next;
 			break;
@@ -1823,7 +1829,11 @@ void pool__destroy(struct pool *p)
 		pthread_mutex_unlock(&p->lock);
 		if (!id)
 			break;
-		pool__release(p, id);
+		if (pool__release(p, id) == -EBUSY) {
+			/* migrating: its worker ends, then the migration lets go */
+			pool__kill(p, id);
+			usleep(1000);
+		}
 	}
 	pthread_mutex_lock(&p->lock);
 	p->stopping = true;
