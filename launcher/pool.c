@@ -1977,6 +1977,8 @@ int pool__migrate_out(struct pool *p, uint64_t id, int conn, const char *to, uin
 	if (rep.status == 0) {
 		sb->migrated = true;
 		snprintf(sb->location, sizeof(sb->location), "%s", to);
+		if (sb->w)
+			sb->w->id = 0; /* its worker is ending: the id is the destination's now */
 	} else {
 		sb->migrating = false;
 	}
@@ -2030,10 +2032,22 @@ int pool__migrate_in(struct pool *p, int conn, pool_tdir_fn tdir_of, void *arg, 
 	if (ret < 0)
 		return migrate__refuse(conn, ret, err);
 	pthread_mutex_lock(&p->lock);
+	sb = pool__find(p, h.sandbox_id);
+	if (sb && sb->migrated) {
+		/* it left from here once and comes back: its old entry goes */
+		struct sandbox **pp;
+		for (pp = &p->live_list; *pp != sb; pp = &(*pp)->next)
+			;
+		*pp = sb->next;
+	} else {
+		sb = NULL;
+	}
 	if (pool__id_used(p, h.sandbox_id))
 		ret = err__set(err, -EEXIST, "sandbox id %llu is in use on the destination",
 			       (unsigned long long)h.sandbox_id);
 	pthread_mutex_unlock(&p->lock);
+	if (sb)
+		sandbox__free(sb);
 	if (ret < 0)
 		return migrate__refuse(conn, ret, err);
 	sb = calloc(1, sizeof(*sb));

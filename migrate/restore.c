@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "backend/proc/proc.h"
 #include "migrate/migrate.h"
 #include "snapshot/snapshot.h"
 
@@ -31,5 +32,7 @@ int mig__restore(struct machine *m, const struct snapshot *merged, const struct 
 			return err__set(err, ret, "writing the sandbox's page at gpa 0x%llx: %s",
 					(unsigned long long)(pg * MIG_PAGE), strerror(-ret));
 	}
+	if (m->be == &proc_backend)
+		proc__migrate_go((struct proc_machine *)m);
 	return 0;
 }

@@ -231,7 +231,12 @@ int mig__send(struct machine *m, int conn, struct mig_hello *h, uint32_t downtim
 	st->total_ms = now_ms() - t0;
 	ret = 0;
 out:
-	if (ret < 0) {
+	if (ret == -EPIPE || ret == -ECONNRESET) {
+		/* the destination hung up: did it say why? */
+		struct sb_err why = { "" };
+		if (wait_rec(conn, MIG_REC_READY, 1000, &why) == -ECANCELED)
+			*err = why;
+	} else if (ret < 0) {
 		/* tell the destination, if it still listens */
 		(void)mig__write_rec(conn, MIG_REC_ERROR, 0, err->msg, strlen(err->msg));
 	}

@@ -354,9 +354,12 @@ static void migrate_there_and_back(void)
 	svc_start(&A);
 	migrate(&B, id, A.mig, &r);
 	cr_assert_eq(r.status, 0, "migrate back: %s%s", r.out, r.err);
-	send_stdin(&A, id, "sum\ndirty 5 4 0\n");
+	/* and, still idle (it has not run on A), to B again: B had it before */
+	migrate(&A, id, B.mig, &r);
+	cr_assert_eq(r.status, 0, "migrate again: %s%s", r.out, r.err);
+	send_stdin(&B, id, "sum\ndirty 5 4 0\n");
 	snprintf(line, sizeof(line), "c %" PRIu64 "\n", steps + 5);
-	wait_for(&A, id, &rd, line);
+	wait_for(&B, id, &rd, line);
 	check_counter(&rd, &last);
 	cr_assert_eq(last, steps + 5);
 	{

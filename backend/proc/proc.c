@@ -546,6 +546,18 @@ static int proc_be__clone_into(struct machine *m, const struct snapshot *snap, s
 	return 0;
 }
 
+void proc__migrate_go(struct proc_machine *pm)
+{
+	static const struct sb_proc_reply go = { 0 };
+
+	if (!pm->go_pending)
+		return;
+	/* a migrated-in sandbox: its pages are in, its stub may resume it
+	 * (its calls wait in the channel until run() serves them) */
+	pm->go_pending = false;
+	send(pm->chan, &go, sizeof(go), MSG_NOSIGNAL);
+}
+
 /* The sandbox's frame (at gpa in the stub) into a PROC_CPU section's
  * struct, checked: nothing the sandbox says is trusted. */
 static int proc__read_frame(struct proc_machine *pm, uint64_t gpa, struct snap_proc_cpu *sec,
@@ -688,11 +700,8 @@ static int proc_be__run(struct machine *m, struct sb_err *err)
 		pm->pause_cpu = NULL;
 		kill(pm->pid, SB_PROC_SIG_RESUME);
 	}
-	if (pm->go_pending) {
-		/* a migrated-in sandbox: its pages are in */
-		pm->go_pending = false;
-		send(pm->chan, &done, sizeof(done), MSG_NOSIGNAL);
-	}
+	memset(&m->paused, 0, sizeof(m->paused)); /* taken in (clone_into) or done with */
+	proc__migrate_go(pm);
 	if (pm->reply_pending) {
 		/* a clone: its ready-point stdin call is complete (complete_pending) */
 		pm->reply_pending = false;
@@ -797,6 +806,10 @@ static int proc_be__save(struct machine *m, struct snap_writer *w, struct sb_err
 	if (pm->paused && pm->pause_cpu) /* a migration: its frame is read already */
 		return snap_writer__add(w, SNAP_SEC_PROC_CPU, SNAP_PROC_CPU_VERSION, pm->pause_cpu,
 					sizeof(*pm->pause_cpu), NULL, 0);
+	if (m->pause && (m->hc.st.flags & HC_STATE_PENDING_READ) && pm->reply_pending)
+		/* a migration paused before the clone first ran, in its stdin
+		 * call: wherever it goes on, that call's reply is owed */
+		m->paused.flags |= MACHINE_PAUSED_REPLY;
 	if (pm->pid <= 0 || kill(pm->pid, SIGUSR1) < 0)
 		return err__errno(err, "asking the sandbox (pid %d) for its registers", (int)pm->pid);
 	ret = proc__expect(pm, SB_PROC_MSG_SAVED, "saving the registers", &msg, err);

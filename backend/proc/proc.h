@@ -89,6 +89,9 @@ int proc__recycle_prepare(struct proc_machine *pm, const struct snapshot *snap,
 int proc_be__reset(struct machine *m, const struct snapshot *snap, struct reset_stats *st,
 		   struct sb_err *err);
 void proc__recycle_release(struct proc_machine *pm);
+/* A migrated-in sandbox (SB_PROC_MODE_MIGRATE) whose pages are in: its
+ * stub may resume it (migrate/restore.c; run() does it too). */
+void proc__migrate_go(struct proc_machine *pm);
 /* proc.c, for reset.c */
 int proc__died(struct proc_machine *pm, struct sb_err *err);
 
