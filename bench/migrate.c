@@ -79,7 +79,7 @@ static json_t *call(int i, const char *method, const char *target, const char *b
 
 static int one_rate(const char *be, const char *label, const char *cmd, int n)
 {
-	double down[256], total[256], ratio[256], ram_ratio[256];
+	double down[256], total[256], ratio[256], ram_ratio[256], kib[256], privk[256];
 	char target[128], body[128];
 	uint64_t id;
 	int at = 0, ok = 0;
@@ -106,6 +106,8 @@ static int one_rate(const char *be, const char *label, const char *cmd, int n)
 		double sent = (double)json_integer_value(json_object_get(j, "bytes_sent"));
 		double priv = (double)json_integer_value(json_object_get(j, "private_pages")) * 4096;
 		ratio[ok] = priv > 0 ? sent / priv : 0;
+		kib[ok] = sent / 1024;
+		privk[ok] = priv / 1024;
 		ram_ratio[ok] = sent / (RAM_MIB << 20);
 		ok++;
 		json_decref(j);
@@ -126,6 +128,12 @@ static int one_rate(const char *be, const char *label, const char *cmd, int n)
 	snprintf(l, sizeof(l), "%s %-9s total", be, label);
 	bench_stats(total, ok, &s);
 	bench_print(l, "ms", &s);
+	snprintf(l, sizeof(l), "%s %-9s sent", be, label);
+	bench_stats(kib, ok, &s);
+	bench_print(l, "KiB", &s);
+	snprintf(l, sizeof(l), "%s %-9s private memory", be, label);
+	bench_stats(privk, ok, &s);
+	bench_print(l, "KiB", &s);
 	snprintf(l, sizeof(l), "%s %-9s bytes sent / private memory", be, label);
 	bench_stats(ratio, ok, &s);
 	bench_print(l, "x", &s);

@@ -1404,15 +1404,21 @@ static int api__sandbox_migrate(struct call *c)
 	}
 	{
 		char to_copy[128];
+		json_t *j;
 		snprintf(to_copy, sizeof(to_copy), "%s", to);
 		json_decref(body);
-		return reply__json(c->r, MHD_HTTP_OK, json_pack(
+		j = json_pack(
 			"{s:I, s:s, s:i, s:I, s:I, s:I, s:I, s:f, s:f, s:f}", "id", (json_int_t)id,
 			"location", to_copy, "rounds", (int)st.rounds, "pages_sent",
 			(json_int_t)st.pages_sent, "bytes_sent", (json_int_t)st.bytes_sent,
 			"private_pages", (json_int_t)st.private_pages, "last_pages",
 			(json_int_t)st.last_pages, "precopy_ms", st.precopy_ms, "downtime_ms",
-			st.downtime_ms, "total_ms", st.total_ms));
+			st.downtime_ms, "total_ms", st.total_ms);
+		if (j) /* the downtime's parts */
+			json_object_set_new(j, "downtime_parts_ms", json_pack("{s:f, s:f, s:f, s:f}",
+				"pause", st.pause_ms, "last_round", st.last_round_ms, "ready",
+				st.ready_ms, "resumed", st.resumed_ms));
+		return reply__json(c->r, MHD_HTTP_OK, j);
 	}
 }
 

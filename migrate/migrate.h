@@ -40,6 +40,9 @@ struct mig_stats {
 	uint64_t private_pages;     /* the sandbox's own pages when it paused */
 	uint64_t last_pages;        /* pages sent while paused */
 	double precopy_ms, downtime_ms, total_ms;
+	/* the downtime's parts: pausing (and building the state), the last
+	 * round, the destination's READY after END, its RESUMED after COMMIT */
+	double pause_ms, last_round_ms, ready_ms, resumed_ms;
 };
 
 /* What the sender asks of its worker. */

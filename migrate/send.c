@@ -192,9 +192,11 @@ int mig__send(struct machine *m, int conn, struct mig_hello *h, uint32_t downtim
 	ret = ops->pause(ops->arg, &state, &state_len, err);
 	if (ret < 0)
 		goto out;
+	st->pause_ms = now_ms() - t_pause;
 	ret = round_send(&s, &changed, &private, err);
 	if (ret < 0)
 		goto out;
+	st->last_round_ms = now_ms() - t_pause - st->pause_ms;
 	st->last_pages = changed;
 	st->private_pages = private;
 	ret = ops->io(ops->arg, &io, &io_len, err);
@@ -216,7 +218,11 @@ int mig__send(struct machine *m, int conn, struct mig_hello *h, uint32_t downtim
 		goto out;
 	}
 	st->bytes_sent += 3 * sizeof(struct mig_rec) + state_len + io_len;
-	ret = wait_rec(conn, MIG_REC_READY, MIG_ACK_TIMEOUT_MS, err);
+	{
+		double t = now_ms();
+		ret = wait_rec(conn, MIG_REC_READY, MIG_ACK_TIMEOUT_MS, err);
+		st->ready_ms = now_ms() - t;
+	}
 	if (ret < 0)
 		goto out;
 	ret = mig__write_rec(conn, MIG_REC_COMMIT, 0, NULL, 0);
@@ -225,8 +231,12 @@ int mig__send(struct machine *m, int conn, struct mig_hello *h, uint32_t downtim
 		goto out;
 	}
 	/* committed: from here the sandbox is the destination's */
-	if (wait_rec(conn, MIG_REC_RESUMED, 5000, err) == 0)
-		st->downtime_ms = now_ms() - t_pause;
+	{
+		double t = now_ms();
+		if (wait_rec(conn, MIG_REC_RESUMED, 5000, err) == 0)
+			st->downtime_ms = now_ms() - t_pause;
+		st->resumed_ms = now_ms() - t;
+	}
 	err__clear(err);
 	st->total_ms = now_ms() - t0;
 	ret = 0;
