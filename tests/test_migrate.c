@@ -109,14 +109,33 @@ static void svc_start(struct svc *s)
 	cr_assert_fail("snapbox serve did not answer /v1/health within 15 s");
 }
 
+/* Under ASan/UBSan (SNAPBOX_BIN an instrumented build) a report in the
+ * service's log, or its sanitizer exit status, fails the test. */
+static void svc_check_log(const struct svc *s, int status)
+{
+	char line[1024];
+	FILE *f = fopen(s->log, "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		cr_expect(!strstr(line, "AddressSanitizer") && !strstr(line, "runtime error:") &&
+			  !strstr(line, "LeakSanitizer"), "%s: %s", s->log, line);
+	if (f)
+		fclose(f);
+	cr_expect(!WIFEXITED(status) || (WEXITSTATUS(status) != 99 && WEXITSTATUS(status) != 98),
+		  "snapbox serve exited %d (a sanitizer's report): see %s", WEXITSTATUS(status), s->log);
+}
+
 static void svc_stop(struct svc *s)
 {
+	int st = 0;
+
 	if (s->pid <= 0)
 		return;
 	kill(s->pid, SIGTERM);
 	for (double t0 = test_now(); test_now() - t0 < test_time(20); usleep(20000))
-		if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
+		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
 			s->pid = -1;
+			svc_check_log(s, st);
 			return;
 		}
 	kill(s->pid, SIGKILL);
