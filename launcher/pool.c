@@ -551,6 +551,8 @@ static int worker__migrate_in(struct machine *m, struct msg_job *job, int conn, 
 		struct mig_io io;
 		const char *a, *b, *c;
 		ret = mig__parse_io(in.io, in.io_len, &io, &a, &b, &c, err);
+		if (ret == 0)
+			job->timeout_ns = io.timeout_left_ns; /* what it had left */
 	}
 	if (ret == 0)
 		ret = mig__merge_state(&job->snap, in.state, in.state_len, merged, err);
@@ -1891,6 +1893,12 @@ static int migrate__io(struct pool *p, struct sandbox *sb, int ctl)
 	io.out_len = sb->res.out_len;
 	io.err_len = sb->res.err_len;
 	io.flags = sb->stdin_w < 0 ? MIG_IO_STDIN_EOF : 0;
+	io.max_output = sb->lim.max_output ? sb->lim.max_output : DEFAULT_MAX_OUTPUT;
+	if (sb->lim.timeout_ns) {
+		/* what it has left (at least 1 ns: a timeout it had is kept) */
+		double left = sb->lim.timeout_ns / 1e3 - (now_us() - sb->t0);
+		io.timeout_left_ns = left > 0.001 ? (uint64_t)(left * 1e3) : 1;
+	}
 	if (fd < 0 || write(fd, &io, sizeof(io)) != (ssize_t)sizeof(io) ||
 	    (io.out_len && write(fd, sb->res.out, io.out_len) != (ssize_t)io.out_len) ||
 	    (io.err_len && write(fd, sb->res.err, io.err_len) != (ssize_t)io.err_len))
@@ -2097,6 +2105,11 @@ int pool__migrate_in(struct pool *p, int conn, pool_tdir_fn tdir_of, void *arg, 
 		    mig__parse_io(buf, (size_t)st.st_size, &io, &o, &e, &i, err) < 0) {
 			ret = err__set(err, -EIO, "the arriving sandbox's output is not usable");
 		} else {
+			/* its limits, as the source had them (the worker keeps the
+			 * deadline; ours, for the collector, is from now) */
+			sb->lim.max_output = io.max_output;
+			sb->lim.timeout_ns = io.timeout_left_ns;
+			sb->t0 = now_us();
 			append(&sb->res.out, &sb->res.out_len, o, io.out_len);
 			append(&sb->res.err, &sb->res.err_len, e, io.err_len);
 			if (io.in_len && write(sb->stdin_w, i, io.in_len) != (ssize_t)io.in_len)
@@ -2110,14 +2123,18 @@ int pool__migrate_in(struct pool *p, int conn, pool_tdir_fn tdir_of, void *arg, 
 		close(fd);
 	}
 	if (ret == 0) {
+		/* listed before GO: the source hears RESUMED only after it, and
+		 * its client may ask us at once */
 		struct msg_mig go = { .type = MSG_MIG_GO };
-		ret = fdmsg__send(sb->w->sock, &go, sizeof(go), NULL, 0);
-	}
-	if (ret == 0) {
+
 		pthread_mutex_lock(&p->lock);
 		sb->next = p->live_list;
 		p->live_list = sb;
 		pthread_mutex_unlock(&p->lock);
+		if (fdmsg__send(sb->w->sock, &go, sizeof(go), NULL, 0) < 0) {
+			/* its worker is gone: it is listed, and ends as any does */
+			kill(sb->w->pid, SIGKILL);
+		}
 		if (pthread_create(&sb->thread, NULL, sandbox__thread, sb) != 0) {
 			kill(sb->w->pid, SIGKILL);
 			sandbox__collect(sb);

@@ -242,6 +242,11 @@ int mig__parse_io(const uint8_t *payload, size_t len, struct mig_io *io, const c
 	if (len < sizeof(*io))
 		return err__set(err, -EBADMSG, "migration stream: IO record of %zu bytes", len);
 	memcpy(io, payload, sizeof(*io));
+	if (io->max_output == 0 || io->max_output > (1ULL << 40) ||
+	    io->timeout_left_ns > 86400ULL * 1000000000ULL)
+		return err__set(err, -EBADMSG, "migration stream: the IO record's limits (%llu bytes, "
+				"%llu ns left)", (unsigned long long)io->max_output,
+				(unsigned long long)io->timeout_left_ns);
 	if (io->reserved || (io->flags & ~MIG_IO_STDIN_EOF) || io->out_len > MIG_MAX_IO ||
 	    io->err_len > MIG_MAX_IO || io->in_len > MIG_MAX_IO ||
 	    sizeof(*io) + io->out_len + io->err_len + io->in_len != len)

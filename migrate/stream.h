@@ -89,8 +89,12 @@ struct mig_io {
 	uint64_t in_len;                /* stdin written but not read yet */
 	uint32_t flags;                 /* MIG_IO_* */
 	uint32_t reserved;
+	/* its limits go along: output (stdout + stderr, all of it, 1..2^40),
+	 * and the time it has left (0: none; else 1 ns..1 day) */
+	uint64_t max_output;
+	uint64_t timeout_left_ns;
 };
-_Static_assert(sizeof(struct mig_io) == 32, "mig_io size");
+_Static_assert(sizeof(struct mig_io) == 48, "mig_io size");
 
 /* MACHINE: struct machine_paused (backend.h), checked. */
 struct mig_machine {

@@ -627,7 +627,7 @@ static void migrate_bad_streams(void)
 	sbuf_rec(&b, MIG_REC_STATE, 0, "not a state", 11);
 	{
 		struct mig_machine mm = { 0 };
-		struct mig_io io = { 0 };
+		struct mig_io io = { .max_output = 1 << 20 };
 		sbuf_rec(&b, MIG_REC_MACHINE, 0, &mm, sizeof(mm));
 		sbuf_rec(&b, MIG_REC_IO, 0, &io, sizeof(io));
 	}
@@ -727,4 +727,38 @@ Test(migrate, two_netns, .fini = netns_fini)
 	cr_assert(strstr(rd.text, line), "want \"%s\"", line);
 	run_result_free(&r);
 	free(rd.text);
+}
+
+/* Its limits go along: the time it has left (it times out at B when it
+ * would have at A) and its output limit. */
+Test(migrate, limits_go_along)
+{
+	struct run_result r = { 0 };
+	char target[96];
+	json_t *j;
+	uint64_t id;
+	double t0;
+
+	svc_start(&A);
+	svc_start(&B);
+	make_template();
+	j = req_json(&A, "POST", "/v1/sandboxes", "{\"template\": \"ctr\", \"timeout\": 3}", 201);
+	id = (uint64_t)json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	t0 = test_now();
+	migrate(&A, id, B.mig, &r);
+	cr_assert_eq(r.status, 0, "migrate: %s%s", r.out, r.err);
+	snprintf(target, sizeof(target), "/v1/sandboxes/%" PRIu64, id);
+	for (;; usleep(20000)) {
+		j = req_json(&B, "GET", target, NULL, 200);
+		if (!strcmp(json_string_value(json_object_get(j, "state")), "exited"))
+			break;
+		json_decref(j);
+		cr_assert(test_now() - t0 < test_time(20), "it did not time out at B");
+	}
+	cr_assert(json_is_true(json_object_get(j, "timed_out")), "%s", json_dumps(j, 0));
+	cr_assert_eq(json_integer_value(json_object_get(j, "exit_code")), 124);
+	json_decref(j);
+	cr_assert_lt(test_now() - t0, test_time(3) + 2.5, "it ran past its 3 s (%.1f s)", test_now() - t0);
+	run_result_free(&r);
 }

@@ -597,6 +597,12 @@ static int proc__read_frame(struct proc_machine *pm, uint64_t gpa, struct snap_p
 	return 0;
 }
 
+/* Is the frame the guest's (in its RAM), not the stub's? */
+static bool proc__frame_in_guest(const struct proc_machine *pm, const struct snap_proc_cpu *c)
+{
+	return c->cpu.gpr[SB_PROC_RIP] < pm->m.ram.size && c->cpu.gpr[SB_PROC_RSP] < pm->m.ram.size;
+}
+
 /*
  * Pause the sandbox for a live migration: SB_PROC_SIG_PAUSE makes its stub
  * report the guest's frame (PAUSED) and wait.  Until then, output is
@@ -610,8 +616,9 @@ static int proc__pause(struct proc_machine *pm, bool stdin_call, struct sb_err *
 	struct machine *m = &pm->m;
 	struct sb_proc_msg msg;
 	struct timespec t0, t;
-	int queued = 0, ret;
+	int queued = 0, ret, tries = 0;
 
+again:
 	if (kill(pm->pid, SB_PROC_SIG_PAUSE) < 0)
 		return err__errno(err, "pausing the sandbox (pid %d)", (int)pm->pid);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -658,6 +665,15 @@ static int proc__pause(struct proc_machine *pm, bool stdin_call, struct sb_err *
 	ret = proc__read_frame(pm, msg.gpa, pm->pause_cpu, err);
 	if (ret < 0)
 		return ret;
+	if (!proc__frame_in_guest(pm, pm->pause_cpu)) {
+		/* a fresh clone's stub not yet in the guest (between RESUMED and
+		 * its rt_sigreturn): let it go on and ask again */
+		if (++tries > 100)
+			return err__set(err, -EAGAIN, "the sandbox's guest did not start running");
+		kill(pm->pid, SB_PROC_SIG_RESUME);
+		usleep(200);
+		goto again;
+	}
 	if (ioctl(pm->chan, SIOCOUTQ, &queued) < 0)
 		return err__errno(err, "SIOCOUTQ on the sandbox channel");
 	m->paused.flags = (queued > 0 || stdin_call ? MACHINE_PAUSED_REPLY : 0) |
@@ -810,15 +826,23 @@ static int proc_be__save(struct machine *m, struct snap_writer *w, struct sb_err
 		/* a migration paused before the clone first ran, in its stdin
 		 * call: wherever it goes on, that call's reply is owed */
 		m->paused.flags |= MACHINE_PAUSED_REPLY;
-	if (pm->pid <= 0 || kill(pm->pid, SIGUSR1) < 0)
-		return err__errno(err, "asking the sandbox (pid %d) for its registers", (int)pm->pid);
-	ret = proc__expect(pm, SB_PROC_MSG_SAVED, "saving the registers", &msg, err);
-	if (ret < 0)
-		return ret;
 	sec = calloc(1, sizeof(*sec));
 	if (!sec)
 		return err__set(err, -ENOMEM, "out of memory");
-	ret = proc__read_frame(pm, msg.gpa, sec, err);
+	for (int tries = 0;; tries++) {
+		if (pm->pid <= 0 || kill(pm->pid, SIGUSR1) < 0) {
+			free(sec);
+			return err__errno(err, "asking the sandbox (pid %d) for its registers", (int)pm->pid);
+		}
+		ret = proc__expect(pm, SB_PROC_MSG_SAVED, "saving the registers", &msg, err);
+		if (ret == 0)
+			ret = proc__read_frame(pm, msg.gpa, sec, err);
+		/* a migration of a fresh clone may catch its stub before it
+		 * entered the guest: again, a moment later */
+		if (ret < 0 || !m->pause || proc__frame_in_guest(pm, sec) || tries == 100)
+			break;
+		usleep(200);
+	}
 	if (ret == 0) {
 		ret = snap_writer__add(w, SNAP_SEC_PROC_CPU, SNAP_PROC_CPU_VERSION, sec, sizeof(*sec),
 				       NULL, 0);
