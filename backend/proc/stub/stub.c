@@ -612,7 +612,7 @@ static __attribute__((noreturn)) void resume_clone(void)
 		/* the monitor writes the migrated pages, then says go */
 		struct sb_proc_reply r;
 		if (sysm(SYS_read, SB_PROC_CHAN_FD, &r, sizeof(r)) != (long)sizeof(r) || r.ret)
-			die(108);
+			die(107);
 	}
 	stub_sigreturn(&frame.uc);
 }
