@@ -791,9 +791,16 @@ static int hc__sleep(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err
 		s.nsec = left;
 	ts.tv_sec = (time_t)(s.nsec / 1000000000ULL);
 	ts.tv_nsec = (long)(s.nsec % 1000000000ULL);
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
 		if (hc__expired(hc))
 			return -ETIMEDOUT;
+		if (hc->pause && __atomic_load_n(hc->pause, __ATOMIC_ACQUIRE) && !hits_deadline) {
+			/* paused: the call is done again on resume, for what is left */
+			s.nsec = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+			hc__arg_out(hc, gpa, &s, sizeof(s));
+			return -EINPROGRESS;
+		}
+	}
 	if (hits_deadline)
 		return -ETIMEDOUT;
 	s.ret = 0;
@@ -971,7 +978,17 @@ int hypercall__handle(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_er
 	case SB_HC_TRACE: return hc__trace(hc, nr, gpa, err);
 	case SB_HC_PANIC: return hc__panic(hc, nr, gpa, err);
 	case SB_HC_USER_START: return hc__user_start(hc, nr, gpa, err);
-	case SB_HC_SLEEP: return hc__sleep(hc, nr, gpa, err);
+	case SB_HC_SLEEP: {
+		int ret = hc__sleep(hc, nr, gpa, err);
+		if (ret == -EINPROGRESS && hc->pause) {
+			/* paused in it: the machine performs it again first (deferred) */
+			hc->calls[nr]--;
+			hc->deferred_nr = nr;
+			hc->deferred_gpa = gpa;
+			return HC_PAUSED;
+		}
+		return ret;
+	}
 	case SB_HC_SET_FS: return hc__set_base(hc, nr, gpa, err);
 	case SB_HC_SYSCALL_PATH: return hc__syscall_path(hc, nr, gpa, err);
 	case SB_HC_OUTPUT:

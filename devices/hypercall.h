@@ -24,7 +24,9 @@
 #define HC_STOP     1 /* the run is over: hc->status, message (if any) in err */
 #define HC_READY    2 /* ready point: first read of stdin, not performed (hc->st) */
 #define HC_PAUSED   3 /* *pause was set while the guest waited for stdin: the read
-			     is left pending (hc->st), as at the ready point */
+			     is left pending (hc->st), as at the ready point; or in a
+			     SLEEP: deferred_nr/gpa say so, the machine does it again
+			     (for the time left) when it goes on */
 
 /*
  * What of the hypercall device a template keeps (section HYPERCALL): the
@@ -63,6 +65,8 @@ struct hc_ctx {
 	bool ready_mode;          /* template create: stop at the first stdin read */
 	const int *pause;         /* NULL, or machine.pause: a stdin read interrupted
 				     (EINTR) while it is set is left pending (HC_PAUSED) */
+	uint32_t deferred_nr;     /* HC_PAUSED in another call (SLEEP): that call */
+	uint64_t deferred_gpa;
 	struct hc_state st;       /* persisted across snapshot/clone */
 	/* randomness drawn ahead for the pending STDIN's pool (draw_ahead) */
 	uint32_t ahead_len;

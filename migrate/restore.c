@@ -15,7 +15,7 @@ int mig__restore(struct machine *m, const struct snapshot *merged, const struct 
 {
 	int ret;
 
-	if (merged->hdr.backend == SNAP_BACKEND_KVM && in->machine.flags)
+	if (merged->hdr.backend == SNAP_BACKEND_KVM && (in->machine.flags & MACHINE_PAUSED_REPLY))
 		return err__set(err, -EBADMSG, "migration stream: channel state for a kvm sandbox");
 	m->mig_hold = true;
 	m->paused = (struct machine_paused){ in->machine.flags, in->machine.nr, in->machine.gpa };

@@ -183,6 +183,20 @@ int vcpu__setup_long_mode(struct vcpu *vcpu, uint64_t entry, uint64_t arg, struc
 
 /* ---- exits -------------------------------------------------------------- */
 
+/* Paused in a call: a stdin read is pending (hc.st); another call (SLEEP)
+ * is the machine's to do again first (machine.paused, DEFERRED). */
+static int vcpu__paused(struct vm *vm)
+{
+	struct hc_ctx *hc = &vm->m.hc;
+
+	if (hc->deferred_nr) {
+		vm->m.paused = (struct machine_paused){ MACHINE_PAUSED_DEFERRED, hc->deferred_nr,
+							hc->deferred_gpa };
+		hc->deferred_nr = 0;
+	}
+	return MACHINE_PAUSED;
+}
+
 static int vcpu__io_hypercall(struct vcpu *vcpu, unsigned nr, struct sb_err *err)
 {
 	struct kvm_run *run = vcpu->run;
@@ -204,7 +218,7 @@ static int vcpu__io_hypercall(struct vcpu *vcpu, unsigned nr, struct sb_err *err
 	if (ret == HC_READY)
 		return VCPU_READY;
 	if (ret == HC_PAUSED)
-		return MACHINE_PAUSED;
+		return vcpu__paused(vm);
 	return ret;
 }
 
@@ -235,7 +249,7 @@ static int vcpu__mmio(struct vcpu *vcpu, struct sb_err *err)
 		if (ret == HC_READY)
 			return VCPU_READY;
 		if (ret == HC_PAUSED)
-			return MACHINE_PAUSED;
+			return vcpu__paused(vcpu->vm);
 		return ret;
 	}
 	return err__set(err, -EFAULT,
@@ -339,8 +353,27 @@ static int vcpu__timed_out(struct vcpu *vcpu, struct sb_err *err)
 int vcpu__run(struct vcpu *vcpu, struct sb_err *err)
 {
 	struct timeout *t = &vcpu->vm->m.timeout;
+	struct machine *m = &vcpu->vm->m;
 
 	err__clear(err);
+	if (m->paused.flags & MACHINE_PAUSED_DEFERRED) {
+		/* the call it was paused in (here, or at a migration's source):
+		 * its I/O exit is complete, the guest reads its result next */
+		struct machine_paused p = m->paused;
+		int ret;
+
+		memset(&m->paused, 0, sizeof(m->paused));
+		ret = hypercall__handle(&m->hc, p.nr, p.gpa, err);
+		if (ret == HC_PAUSED)
+			return vcpu__paused(vcpu->vm);
+		if (ret == -ETIMEDOUT)
+			return vcpu__timed_out(vcpu, err);
+		if (ret == HC_STOP)
+			return m->hc.status;
+		if (ret != HC_CONTINUE)
+			return ret < 0 ? ret : err__set(err, -EPROTO, "a deferred call %u ended with %d",
+							p.nr, ret);
+	}
 	for (;;) {
 		int ret = kvm__ioctl_raw(vcpu->fd, KVM_RUN, NULL);
 

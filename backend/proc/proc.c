@@ -790,8 +790,16 @@ static int proc_be__run(struct machine *m, struct sb_err *err)
 		if (ret == HC_READY)
 			return MACHINE_READY; /* the sandbox waits for its reply: save() */
 		if (ret == HC_PAUSED) {
-			/* paused in its stdin call (left pending) */
-			ret = proc__pause(pm, true, err);
+			/* paused in its stdin call (left pending), or in another
+			 * (SLEEP) that it does again first when it goes on */
+			bool stdin_call = !m->hc.deferred_nr;
+
+			if (!stdin_call) {
+				m->hc.deferred_nr = 0;
+				pm->deferred = true;
+				pm->deferred_msg = msg;
+			}
+			ret = proc__pause(pm, stdin_call, err);
 			if (ret == 0)
 				return MACHINE_PAUSED;
 			break;
