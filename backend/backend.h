@@ -172,8 +172,11 @@ int machine__reset(struct machine *m, const struct snapshot *snap, struct reset_
 int machine__map_layers(struct machine *m, const struct layer_set *ls, struct sb_err *err);
 /* A clone's: the template's layers (format 1.3), each opened from the
  * template and checked against it, mapped where they were.  A template
- * without layers maps none.  For a backend's clone_into. */
-int machine__map_snapshot_layers(struct machine *m, const struct snapshot *snap, struct sb_err *err);
+ * without layers maps none.  For a backend's clone_into.  fds: NULL, or
+ * room for SB_MAX_LAYERS descriptors that get the layers' (open read-only,
+ * the caller's to close: its overlays map them), all closed on failure. */
+int machine__map_snapshot_layers(struct machine *m, const struct snapshot *snap, int *fds,
+				 struct sb_err *err);
 /* Destroy and free; NULL is fine. */
 void machine__free(struct machine *m);
 #endif

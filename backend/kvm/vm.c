@@ -172,7 +172,7 @@ int vm__create_shell(struct vm *vm, uint64_t mem_size, struct sb_err *err)
 
 int vm__clone_into(struct vm *vm, const struct snapshot *snap, struct sb_err *err)
 {
-	int ret, fd;
+	int ret, fd, layer_fd[SB_MAX_LAYERS];
 
 	if (snap->hdr.backend != SNAP_BACKEND_KVM)
 		return err__set(err, -EPROTOTYPE, "the template was made by the %s backend, not kvm",
@@ -181,14 +181,19 @@ int vm__clone_into(struct vm *vm, const struct snapshot *snap, struct sb_err *er
 		return err__set(err, -EINVAL, "VM shell has %llu MiB of RAM, the template %llu MiB",
 				(unsigned long long)(vm->m.ram.size >> 20),
 				(unsigned long long)(snap->hdr.mem_size >> 20));
-	ret = machine__map_snapshot_layers(&vm->m, snap, err);
+	ret = machine__map_snapshot_layers(&vm->m, snap, layer_fd, err);
 	if (ret < 0)
 		return ret;
 	fd = snapshot__open_mem(snap, err);
-	if (fd < 0)
-		return fd;
-	ret = ram__fill_from_file(&vm->m.ram, fd, err);
-	close(fd);
+	ret = fd < 0 ? fd : ram__fill_from_file(&vm->m.ram, fd, err);
+	if (fd >= 0)
+		close(fd);
+	/* the layers' pages over mem.img's holes, before the vCPU runs */
+	if (ret == 0)
+		ret = ram__map_overlays(&vm->m.ram, snap->runs, snap->n_runs, layer_fd,
+					snap->layers.n_layers, err);
+	for (unsigned i = 0; i < snap->layers.n_layers; i++)
+		close(layer_fd[i]);
 	if (ret == 0)
 		ret = snap_vcpu__restore(&vm->vcpu, snap->cpuid, snap->nent, &snap->vcpu, err);
 	if (ret < 0)

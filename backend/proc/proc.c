@@ -246,6 +246,26 @@ static int proc__send_start(struct proc_machine *pm, struct sb_proc_start *st, i
 	return 0;
 }
 
+/* A clone's overlay runs, the message after the start message: the stub
+ * maps them over RAM from the layers' fds before its filter. */
+static int proc__send_overlays(struct proc_machine *pm, const struct snapshot *snap,
+			       struct sb_err *err)
+{
+	struct sb_proc_overlay *o = malloc(snap->n_runs * sizeof(*o));
+	size_t len = snap->n_runs * sizeof(*o);
+	int ret = 0;
+
+	if (!o)
+		return err__set(err, -ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < snap->n_runs; i++)
+		o[i] = (struct sb_proc_overlay){ snap->runs[i].gpa, snap->runs[i].img_off,
+						 snap->runs[i].npages, snap->runs[i].layer };
+	if (send(pm->chan, o, len, MSG_NOSIGNAL) != (ssize_t)len)
+		ret = err__errno(err, "sending the overlay runs to the sandbox (pid %d)", (int)pm->pid);
+	free(o);
+	return ret;
+}
+
 /* Until the start message: the sandbox maps them before its filter. */
 static int proc_be__map_layers(struct machine *m, const int *fds, const struct machine_layer *l,
 			       unsigned n, struct sb_err *err)
@@ -314,6 +334,9 @@ int proc__died(struct proc_machine *pm, struct sb_err *err)
 		return err__set(err, -EIO, "the sandbox stub could not map guest RAM at %#llx "
 				"(check vm.mmap_min_addr: it must be at most %llu)",
 				(unsigned long long)SB_PROC_RAM_BASE, (unsigned long long)SB_PROC_RAM_BASE);
+	if (pm->msgs == 0 && WEXITSTATUS(st) == 108) /* map_overlays */
+		return err__set(err, -EIO, "the sandbox stub could not map the template's overlay "
+				"runs (its layer images' pages) over guest RAM");
 	if (pm->msgs == 0 && WEXITSTATUS(st) == 109) /* map_layers */
 		return err__set(err, -EIO, "the sandbox stub could not map the root file system's "
 				"layers at %#llx", (unsigned long long)SB_IMG_GPA);
@@ -503,7 +526,7 @@ static int proc_be__clone_into(struct machine *m, const struct snapshot *snap, s
 				(unsigned long long)(snap->hdr.mem_size >> 20));
 	ret = proc_be__check(snap, err); /* the backend, XSAVE features: cheap (CPUID) */
 	if (ret == 0)
-		ret = machine__map_snapshot_layers(m, snap, err); /* for the start message */
+		ret = machine__map_snapshot_layers(m, snap, NULL, err); /* for the start message */
 	if (ret < 0)
 		return ret;
 	fd = snapshot__open_mem(snap, err);
@@ -515,8 +538,11 @@ static int proc_be__clone_into(struct machine *m, const struct snapshot *snap, s
 	st.ro_lo = pm->ro_lo = snap->proc.ro_lo;
 	st.ro_hi = pm->ro_hi = snap->proc.ro_hi;
 	st.mode = SB_PROC_MODE_CLONE;
+	st.n_overlays = snap->n_runs;
 	ret = proc__send_start(pm, &st, fd, err);
 	close(fd);
+	if (ret == 0 && snap->n_runs)
+		ret = proc__send_overlays(pm, snap, err);
 	if (ret < 0)
 		return ret;
 	if (send(pm->chan, &snap->proc.cpu, sizeof(snap->proc.cpu), MSG_NOSIGNAL) !=

@@ -60,6 +60,7 @@
 #define PROT_EXEC 4
 #define MAP_SHARED 0x01
 #define MAP_PRIVATE 0x02
+#define MAP_FIXED 0x10
 #define SA_RESTART 0x10000000
 #define SIGUSR1 10
 #define SIGUSR2 12
@@ -505,7 +506,7 @@ static int recv_start(struct sb_proc_start *st, int *layer_fd)
 
 /* The root file system's layers, read-only, private: nothing the sandbox
  * does reaches the files, and nothing it maps later can replace them (the
- * filter traps mmap). */
+ * filter traps mmap).  Their fds stay open for the overlays. */
 static void map_layers(const struct sb_proc_start *st, const int *fd)
 {
 	for (uint32_t i = 0; i < st->n_layers; i++) {
@@ -516,7 +517,30 @@ static void map_layers(const struct sb_proc_start *st, const int *fd)
 		    sys6(SYS_mmap, (long)l->gpa, (long)l->size, PROT_READ,
 			 MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd[i], 0) != (long)l->gpa)
 			die(109);
-		sys3(SYS_close, fd[i], 0, 0);
+	}
+}
+
+/* A clone's overlay runs (the message after the start message): pages of a
+ * layer image mapped private over guest RAM, as RAM is (a write copies). */
+static struct sb_proc_overlay overlays[SB_PROC_OVERLAY_MAX];
+
+static void map_overlays(const struct sb_proc_start *st, const int *fd)
+{
+	uint64_t len = (uint64_t)st->n_overlays * sizeof(overlays[0]);
+
+	if (st->n_overlays > SB_PROC_OVERLAY_MAX ||
+	    sys3(SYS_read, SB_PROC_CHAN_FD, overlays, len) != (long)len)
+		die(108);
+	for (uint32_t i = 0; i < st->n_overlays; i++) {
+		const struct sb_proc_overlay *o = &overlays[i];
+		uint64_t bytes = (uint64_t)o->npages * 4096;
+
+		if (o->layer >= st->n_layers || o->gpa < SB_PROC_RAM_BASE || o->gpa % 4096 ||
+		    o->img_off % 4096 || o->npages == 0 || o->npages > st->mem_size / 4096 ||
+		    o->gpa + bytes > st->mem_size || o->img_off + bytes > st->layers[o->layer].size ||
+		    sys6(SYS_mmap, (long)o->gpa, (long)bytes, PROT_READ | PROT_WRITE | PROT_EXEC,
+			 MAP_PRIVATE | MAP_FIXED, fd[o->layer], (long)o->img_off) != (long)o->gpa)
+			die(108);
 	}
 }
 
@@ -640,6 +664,10 @@ __attribute__((noreturn)) void stub_main(uint64_t *sp)
 		die(111);
 	sys3(SYS_close, ram_fd, 0, 0);
 	map_layers(&st, layer_fd);
+	if (clone && st.n_overlays)
+		map_overlays(&st, layer_fd);
+	for (uint32_t i = 0; i < st.n_layers; i++)
+		sys3(SYS_close, layer_fd[i], 0, 0);
 	if (st.ro_lo < st.ro_hi &&
 	    sys3(SYS_mprotect, st.ro_lo, st.ro_hi - st.ro_lo, PROT_READ) < 0)
 		die(112);
