@@ -1239,7 +1239,7 @@ Test(template, create_with_each_recycle_policy_form)
 		create_policy(c[i].name, c[i].arg, c[i].before);
 		cr_assert_eq(R.status, 0, "--recycle %s: status %d, stderr: %s", c[i].arg, R.status, R.err);
 		cr_assert_str_eq(inspect_recycle(c[i].name), c[i].inspect, "--recycle %s", c[i].arg);
-		snprintf(want, sizeof(want), "format     1.3,");
+		snprintf(want, sizeof(want), "format     %d.%d,", SNAP_MAJOR, SNAP_MINOR);
 		cr_assert(strstr(R.out, want), "inspect: %s", R.out);
 		cr_assert(strstr(R.out, " policy "), "inspect lists the policy section: %s", R.out);
 		assert_manifest_recycle(c[i].name, c[i].manifest);
