@@ -49,6 +49,7 @@ struct boot_opts {
 	const char *name;
 	const char *store;
 	bool force;
+	bool private_rootfs;      /* --private-rootfs: no overlays, every page in mem.img */
 	const char *backend;      /* "kvm", "proc", "auto" (NULL: auto) */
 	struct jail_opts jail;
 	struct snap_policy policy; /* --recycle (all zero: not set) */

@@ -144,7 +144,8 @@ static int template_save(struct machine *m, const struct boot_opts *o, const str
 		ret = ls->n == m->n_layers ? 0 : err__set(err, -EINVAL, "%u layers mapped, %u booted",
 							    ls->n, m->n_layers);
 		if (ret == 0)
-			ret = snapshot__save(m, &o->policy, img, dirfd, id, &ist, err);
+			ret = snapshot__save(m, &o->policy, o->private_rootfs ? NULL : img, dirfd, id,
+					     &ist, err);
 	}
 	for (unsigned i = 0; ret == 0 && i < m->n_layers; i++)
 		ret = store__link_image(st, dirfd, m->layers[i].id, err);

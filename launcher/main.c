@@ -27,7 +27,8 @@
 static const char usage_text[] =
 	"usage: snapbox boot [OPTIONS] -- PROGRAM [ARGS...]\n"
 	"       snapbox template create NAME [OPTIONS] [--store DIR] [--force]\n"
-	"                       [--recycle off|on[,max=N][,idle=D]] -- PROGRAM [ARGS...]\n"
+	"                       [--recycle off|on[,max=N][,idle=D]] [--private-rootfs]\n"
+	"                       -- PROGRAM [ARGS...]\n"
 	"       snapbox template ls|inspect|verify|rm [NAME] [--store DIR]\n"
 	"       snapbox run [--store DIR] [--timeout S] [--stats] [--backend B]\n"
 	"                   [--jail ...] [--mem-max SIZE] [--cpu-max PCT] TEMPLATE < request\n"
@@ -80,6 +81,12 @@ static const char usage_text[] =
 	"reuses (default: no limit) and the worker ending after idle=D unused\n"
 	"(500ms, 30s, 5m; default 60s).  template create --recycle default: not\n"
 	"set (the same as leaving it out).  `template inspect` shows it.\n"
+	"\n"
+	"template create keeps RAM pages that are pages of a root file system layer\n"
+	"(a program's text and read-only data) out of mem.img: clones map them from\n"
+	"the layer image (overlays), shared by every template of that layer.\n"
+	"--private-rootfs stores them in the template instead (no page cache shared\n"
+	"with other templates).\n"
 	"\n"
 	"serve runs the launcher service in the foreground: an HTTP/1.1 + JSON API\n"
 	"on a Unix socket (docs/API.md) that clones sandboxes in worker processes,\n"
@@ -149,7 +156,7 @@ static int env_set(struct boot_opts *o, char *kv)
 
 enum { OPT_MEM = 256, OPT_ROOTFS, OPT_TIMEOUT, OPT_TRACE, OPT_KERNEL, OPT_INITRD, OPT_ENV,
        OPT_STATS, OPT_HELP, OPT_STORE, OPT_FORCE, OPT_BACKEND, OPT_JAIL, OPT_MEM_MAX,
-       OPT_CPU_MAX, OPT_RECYCLE };
+       OPT_CPU_MAX, OPT_RECYCLE, OPT_PRIVATE_ROOTFS };
 
 static const struct option boot_longopts[] = {
 	{ "mem", required_argument, NULL, OPT_MEM },
@@ -169,6 +176,7 @@ static const struct option boot_longopts[] = {
 	{ "mem-max", required_argument, NULL, OPT_MEM_MAX },
 	{ "cpu-max", required_argument, NULL, OPT_CPU_MAX },
 	{ "recycle", required_argument, NULL, OPT_RECYCLE },
+	{ "private-rootfs", no_argument, NULL, OPT_PRIVATE_ROOTFS },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -271,7 +279,8 @@ static int boot_option(struct boot_opts *o, int c, char *arg, char *bad, enum bo
 {
 	struct sb_err err;
 
-	if ((c == OPT_STORE || c == OPT_FORCE || c == OPT_RECYCLE) && mode != MODE_TEMPLATE)
+	if ((c == OPT_STORE || c == OPT_FORCE || c == OPT_RECYCLE || c == OPT_PRIVATE_ROOTFS) &&
+	    mode != MODE_TEMPLATE)
 		return usage_error("unknown option %s", bad);
 	switch (c) {
 	case OPT_STORE: o->store = arg; return -1;
@@ -281,6 +290,7 @@ static int boot_option(struct boot_opts *o, int c, char *arg, char *bad, enum bo
 		o->backend = arg;
 		return -1;
 	case OPT_FORCE: o->force = true; return -1;
+	case OPT_PRIVATE_ROOTFS: o->private_rootfs = true; return -1;
 	case OPT_RECYCLE: return recycle_option(arg, true, &o->policy);
 	case OPT_JAIL: return jail_opts__parse(&o->jail, 'J', arg);
 	case OPT_MEM_MAX: return jail_opts__parse(&o->jail, 'M', arg);
