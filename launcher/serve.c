@@ -577,6 +577,9 @@ static int template__details(const struct snapshot *snap, json_t *j)
 			"unique", (json_int_t)snap->pages.unique_pages, "dup", (json_int_t)snap->pages.dup_pages)) |
 	       json_object_set_new(j, "sections", template__sections(snap)) |
 	       json_object_set_new(j, "layers", template__layers(snap)) |
+	       json_object_set_new(j, "overlay", json_pack("{s:I, s:I, s:I}",
+			"runs", (json_int_t)snap->n_runs, "pages", (json_int_t)snap->overlay_pages,
+			"bytes", (json_int_t)(snap->overlay_pages * SNAP_PAGE))) |
 	       json_object_set_new(j, "vcpu", json_pack("{s:o, s:o, s:o}",
 			"rip", template__hex(snap->vcpu.regs.rip), "rsp", template__hex(snap->vcpu.regs.rsp),
 			"cr3", template__hex(snap->vcpu.sregs.cr3))) ? -ENOMEM : 0;
