@@ -10,7 +10,8 @@
  * grows while the next RAM page is the next image page (zero pages too, as
  * long as the image's page there is zero as well: a run is one mmap per
  * clone, holes in it cost nothing); where a page has several candidates the
- * one whose following pages match longest (by hash) starts the run.  Runs
+ * one whose following pages match longest (by hash) starts the run, the
+ * highest layer's on a tie (the copy a path lookup finds).  Runs
  * shorter than SNAP_OVERLAY_MIN_RUN pages are dropped (stored in mem.img:
  * an mmap per clone is not worth less), and beyond SNAP_OVERLAY_MAX runs
  * the shortest go.  Hashing the images costs ~5 ms per 50 MiB of layer,
@@ -154,7 +155,7 @@ static int ov__start(const struct ov_ctx *c, const uint8_t *ram, const uint64_t 
 		while (len < LOOKAHEAD && i + len < n && e->page + len < c->np[e->layer] &&
 		       c->lh[e->layer][e->page + len] == hashes[i + len])
 			len++;
-		if (len > best_len) {
+		if (len >= best_len) { /* a tie: the higher layer (which a lookup finds first) */
 			best_len = len;
 			*best = *e;
 		}

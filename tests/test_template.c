@@ -2124,3 +2124,32 @@ Test(template, the_overlay_section_is_checked)
 	lua_clone_answers("same", 6);
 	lua_clone_answers("lua", 4);
 }
+
+Test(template, overlays_come_from_the_layer_that_holds_the_program)
+{
+	static struct snap_overlay_run runs[SNAP_OVERLAY_MAX];
+	struct snap_header h;
+	struct snap_section t[SNAP_MAX_SECTIONS];
+	struct snap_overlay o;
+	char *dir = make_tempdir();
+	uint64_t taddr, caddr;
+	size_t n;
+	uint8_t *bin = slurp(build_file("guest/rootfs/bin/selfpatch"), &n);
+
+	/* the same program in a layer over the base: a lookup finds this copy */
+	chmod(dir, 0755);
+	mkdirs(dir, "bin");
+	cr_assert_eq(write_file(dir, "bin/selfpatch", bin, n, 0755), 0);
+	create_layered("top", dir, PROG("/bin/selfpatch"));
+	read_overlay("top", &o, runs, &h, t);
+	cr_assert_geq(o.n_runs, 1);
+	for (uint32_t i = 0; i < o.n_runs; i++)
+		cr_assert_eq(runs[i].layer, 1, "run %u maps layer %u, not the top one", i, runs[i].layer);
+	selfpatch_clone("top", "x", &taddr, &caddr);
+	cr_assert(overlay_covers(&o, runs, caddr & ~(SNAP_PAGE - 1)));
+	selfpatch_clone("top", "yz", &taddr, &caddr);
+	tcmd("verify", "top");
+	cr_assert_eq(R.status, 0, "verify: %s", R.err);
+	free(bin);
+	remove_tempdir(&dir);
+}
