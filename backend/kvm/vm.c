@@ -13,6 +13,7 @@
 #include "backend/kvm/vm.h"
 #include "snapshot/snapshot.h"
 #include "sbtypes.h"
+#include "pagetable.h"
 #include "snapbox_abi.h"
 
 /* Three pages just below 4 GiB, the usual spot (needed by VMX only). */
@@ -262,10 +263,91 @@ void vm__destroy(struct vm *vm)
 	if (vm->img_host)
 		munmap(vm->img_host, vm->img_window);
 	vm->img_host = NULL;
+	if (vm->hot_host)
+		munmap(vm->hot_host, SB_HOT_MAX);
+	vm->hot_host = NULL;
+	vm->hot_size = 0;
 	vm->img_window = 0;
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	vm->vm_fd = vm->kvm_fd = -1;
+}
+
+/* ---- memory hotplug (guest ABI 5) --------------------------------------- */
+
+/* The first grow: slot 2 over the whole window, and the guest's page tables
+ * (host-built, in its RAM) map the window user read-write with 2 MiB pages
+ * from the page directories at SB_HOT_PD_GPA.  Entries go from not present
+ * to present, so no guest TLB holds them. */
+static int vm__hot_window(struct vm *vm, struct sb_err *err)
+{
+	struct kvm_userspace_memory_region region = {
+		.slot = 2, .guest_phys_addr = SB_HOT_GPA, .memory_size = SB_HOT_MAX,
+	};
+	uint64_t n_pd = SB_HOT_MAX >> 30, first = SB_HOT_GPA >> 30;
+	uint64_t *pdpt = ram__gpa_to_host(&vm->m.ram, SB_PDPT_GPA, 4096);
+	uint64_t *pd = ram__gpa_to_host(&vm->m.ram, SB_HOT_PD_GPA, n_pd * 4096);
+	void *p;
+	int ret;
+
+	if (!pdpt || !pd)
+		return err__set(err, -EINVAL, "the sandbox's RAM holds no page tables for the hot window");
+	p = mmap(NULL, SB_HOT_MAX, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return err__errno(err, "reserving %llu MiB for the hot window",
+				  (unsigned long long)(SB_HOT_MAX >> 20));
+	region.userspace_addr = (uint64_t)(uintptr_t)p;
+	ret = KVM_IOCTL(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region, err);
+	if (ret < 0) {
+		munmap(p, SB_HOT_MAX);
+		return ret;
+	}
+	vm->hot_host = p;
+	for (uint64_t i = 0; i < n_pd * 512; i++)
+		pd[i] = (SB_HOT_GPA + i * SB_PAGE_2M) | SB_PTE_P | SB_PTE_RW | SB_PTE_US | SB_PTE_PS;
+	for (uint64_t i = 0; i < n_pd; i++)
+		pdpt[first + i] = (SB_HOT_PD_GPA + i * 4096) | SB_PTE_P | SB_PTE_RW | SB_PTE_US;
+	vm->m.mem.hot_host = p;
+	return 0;
+}
+
+static int kvm_be__hot_set(struct machine *m, uint64_t size, struct sb_err *err)
+{
+	struct vm *vm = vm__of(m);
+	int ret;
+
+	if (size > SB_HOT_MAX || size % SB_PAGE_2M)
+		return err__set(err, -EINVAL, "hot window of %llu bytes", (unsigned long long)size);
+	if (!vm->hot_host && (ret = vm__hot_window(vm, err)) < 0)
+		return ret;
+	if (size > vm->hot_size &&
+	    mprotect(vm->hot_host + vm->hot_size, size - vm->hot_size, PROT_READ | PROT_WRITE) < 0)
+		return err__errno(err, "making %llu MiB of the hot window usable",
+				  (unsigned long long)((size - vm->hot_size) >> 20));
+	if (size < vm->hot_size) {
+		/* the guest vacated it: its pages go, then the guest's access */
+		m->mem.hot_size = size;
+		if (madvise(vm->hot_host + size, vm->hot_size - size, MADV_DONTNEED) < 0 ||
+		    mprotect(vm->hot_host + size, vm->hot_size - size, PROT_NONE) < 0)
+			return err__errno(err, "taking back %llu MiB of the hot window",
+					  (unsigned long long)((vm->hot_size - size) >> 20));
+	}
+	vm->hot_size = size;
+	m->mem.hot_size = size;
+	return 0;
+}
+
+/* RAM reverts to the template's page (MAP_PRIVATE of mem.img), the hot
+ * window to zero. */
+static uint64_t kvm_be__discard(struct machine *m, uint64_t gpa, uint64_t len)
+{
+	struct vm *vm = vm__of(m);
+	void *p = gpa >= SB_HOT_GPA ? (vm->hot_host ? vm->hot_host + (gpa - SB_HOT_GPA) : NULL)
+				    : ram__gpa_to_host(&m->ram, gpa, len);
+
+	if (!p || (gpa >= SB_HOT_GPA && gpa - SB_HOT_GPA + len > vm->hot_size))
+		return 0;
+	return madvise(p, len, MADV_DONTNEED) == 0 ? SB_MEM_RANGE_DONE : 0;
 }
 
 /* ---- the kvm backend ---------------------------------------------------- */
@@ -401,6 +483,8 @@ const struct backend kvm_backend = {
 	.run = kvm_be__run,
 	.save = kvm_be__save,
 	.reset = kvm_be__reset,
+	.hot_set = kvm_be__hot_set,
+	.discard = kvm_be__discard,
 	.destroy = kvm_be__destroy,
 	.destroy_detached = kvm_be__destroy_detached,
 };

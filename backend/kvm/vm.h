@@ -32,6 +32,15 @@ struct vm {
 	 * PROT_READ: zeros) that the layer images are mapped over */
 	uint8_t *img_host;
 	uint64_t img_window;
+	/* memory hotplug (guest ABI 5): memory slot 2 over the whole hot window
+	 * [SB_HOT_GPA, + SB_HOT_MAX), registered at the first grow, over an
+	 * anonymous reservation here: [0, hot_size) read-write, the rest
+	 * PROT_NONE (a guest touching it makes KVM_RUN fail: it ends) */
+	uint8_t *hot_host;
+	uint64_t hot_size;
+	/* CPU share: a cgroup of our own (the worker's threads), made at the
+	 * first change; see kvm_be__set_cpu */
+	char cpu_cg[512];
 };
 
 /* The layer window a VM registers when it is made (slot cost grows with

@@ -32,7 +32,8 @@ struct sb_proc_start {
 	uint64_t ro_lo, ro_hi; /* made read-only before the guest runs        */
 	uint32_t mode;         /* SB_PROC_MODE_*                              */
 	uint32_t n_layers;     /* layer fds after the RAM fd, <= SB_MAX_LAYERS */
-	uint32_t reserved[2];
+	uint32_t flags;        /* SB_PROC_START_*                             */
+	uint32_t reserved;
 	struct sb_layer layers[SB_MAX_LAYERS]; /* mapped read-only (PROT_READ,
 				  MAP_PRIVATE) at gpa, size bytes           */
 };
@@ -44,6 +45,10 @@ struct sb_proc_start {
  * fpstate: XSAVE standard format with the kernel's fx_sw_bytes (MAGIC1,
  * xstate_size, xfeatures) at byte 464 and FP_XSTATE_MAGIC2 at xstate_size.
  */
+/* A memfd follows the layer fds: mapped shared over the hot window
+ * [SB_HOT_GPA, + SB_HOT_MAX) (memory hotplug, ABI 5); the monitor sizes it. */
+#define SB_PROC_START_HOT (1u << 0)
+
 #define SB_PROC_XSAVE_MAX 4096
 struct sb_proc_cpu {
 	uint64_t gpr[18];      /* sigcontext order: r8-r15, rdi, rsi, rbp, rbx,
