@@ -11,6 +11,7 @@
 #include "backend/kvm/kvm.h"
 #include "backend/kvm/vcpu_state.h"
 #include "backend/kvm/vm.h"
+#include "backend/proc/jail.h"
 #include "snapshot/snapshot.h"
 #include "sbtypes.h"
 #include "pagetable.h"
@@ -267,6 +268,11 @@ void vm__destroy(struct vm *vm)
 		munmap(vm->hot_host, SB_HOT_MAX);
 	vm->hot_host = NULL;
 	vm->hot_size = 0;
+	if (vm->cpu_jail) {
+		jail__leave_self(vm->cpu_jail);
+		free(vm->cpu_jail);
+		vm->cpu_jail = NULL;
+	}
 	vm->img_window = 0;
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
@@ -348,6 +354,40 @@ static uint64_t kvm_be__discard(struct machine *m, uint64_t gpa, uint64_t len)
 	if (!p || (gpa >= SB_HOT_GPA && gpa - SB_HOT_GPA + len > vm->hot_size))
 		return 0;
 	return madvise(p, len, MADV_DONTNEED) == 0 ? SB_MEM_RANGE_DONE : 0;
+}
+
+/* The VM runs in this process (a pool worker serves one sandbox): the
+ * process joins a cgroup of its own (root; cgroup v2 cpu.max or v1
+ * cpu.cfs_quota_us, as the proc jail's) at the first change. */
+static int kvm_be__set_cpu(struct machine *m, uint64_t quota_us, uint64_t period_us,
+			   struct sb_err *err)
+{
+	struct vm *vm = vm__of(m);
+	int ret;
+
+	if (!vm->cpu_jail) {
+		struct jail_config jc;
+		struct jail *j = calloc(1, sizeof(*j));
+
+		if (!j)
+			return err__set(err, -ENOMEM, "out of memory");
+		jail__default_config(&jc);
+		jc.layers = JAIL_CGROUP;
+		jc.cpu_max_pct = 100;
+		ret = jail__prepare(j, &jc, err);
+		if (ret == 0 && (!(j->layers & JAIL_CGROUP) || !j->cfg.cpu_max_pct))
+			ret = err__set(err, -ENOTSUP, "no cgroup for this sandbox's CPU share: %s",
+				       j->why_not[0] ? j->why_not : "no writable cpu controller here");
+		if (ret == 0)
+			ret = jail__enter_self(j, err);
+		if (ret < 0) {
+			jail__cleanup(j);
+			free(j);
+			return ret;
+		}
+		vm->cpu_jail = j;
+	}
+	return jail__set_cpu(vm->cpu_jail, quota_us, period_us, err);
 }
 
 /* ---- the kvm backend ---------------------------------------------------- */
@@ -485,6 +525,7 @@ const struct backend kvm_backend = {
 	.reset = kvm_be__reset,
 	.hot_set = kvm_be__hot_set,
 	.discard = kvm_be__discard,
+	.set_cpu = kvm_be__set_cpu,
 	.destroy = kvm_be__destroy,
 	.destroy_detached = kvm_be__destroy_detached,
 };

@@ -16,6 +16,8 @@
  * map of 64 GiB has 66). */
 #define VM_PT_PAGES_MAX 128
 
+struct jail;
+
 struct vm {
 	struct machine m;         /* first: vm__of() casts */
 	int kvm_fd;
@@ -38,9 +40,9 @@ struct vm {
 	 * PROT_NONE (a guest touching it makes KVM_RUN fail: it ends) */
 	uint8_t *hot_host;
 	uint64_t hot_size;
-	/* CPU share: a cgroup of our own (the worker's threads), made at the
-	 * first change; see kvm_be__set_cpu */
-	char cpu_cg[512];
+	/* CPU share: a cgroup the process running the VM joins at the first
+	 * change (kvm_be__set_cpu; backend/proc/jail.h), NULL: none */
+	struct jail *cpu_jail;
 };
 
 /* The layer window a VM registers when it is made (slot cost grows with

@@ -817,3 +817,28 @@ const char *jail__cpu_file(const struct jail *j, char *buf, size_t len)
 		 j->cg == JAIL_CG_V2 ? "cpu.max" : "cpu.cfs_quota_us");
 	return buf;
 }
+
+/* A process that is its own sandbox (the kvm backend's worker): into the
+ * cgroup, and out again (to its parent cgroup, so that it can go). */
+int jail__enter_self(struct jail *j, struct sb_err *err)
+{
+	for (int i = 0; i < 2; i++)
+		if (j->cg_procs[i] >= 0 && write(j->cg_procs[i], "0", 1) != 1)
+			return err__errno(err, "joining the cgroup %s", j->cg_dir[i]);
+	return 0;
+}
+
+void jail__leave_self(struct jail *j)
+{
+	char path[600];
+
+	for (int i = 0; i < 2; i++) {
+		char *slash = strrchr(j->cg_dir[i], '/');
+
+		if (!j->cg_dir[i][0] || !slash)
+			continue;
+		snprintf(path, sizeof(path), "%.*s/cgroup.procs", (int)(slash - j->cg_dir[i]), j->cg_dir[i]);
+		write_str(path, "0");
+	}
+	jail__cleanup(j);
+}
