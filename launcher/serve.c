@@ -1354,6 +1354,7 @@ static int api__sandbox_patch(struct call *c)
 	json_t *body, *v;
 	const char *key;
 	uint64_t id;
+	bool bad = false;
 	int ret = sandbox__id(c, &id);
 
 	if (ret)
@@ -1378,12 +1379,14 @@ static int api__sandbox_patch(struct call *c)
 
 				ret = reply__error(c->r, MHD_HTTP_BAD_REQUEST, "%s", m[0] ? m
 						   : "mem: expected a size such as \"1G\" or a byte count");
+				bad = true;
 				break;
 			}
 		} else if (!strcmp(key, "cpu")) {
 			if (!json_is_number(v) || json_number_value(v) < 0.01 || json_number_value(v) > 1024) {
 				ret = reply__error(c->r, MHD_HTTP_BAD_REQUEST,
 						   "cpu: expected a share of CPUs from 0.01 to 1024, e.g. 0.5");
+				bad = true;
 				break;
 			}
 			rq.cpu = json_number_value(v);
@@ -1391,17 +1394,19 @@ static int api__sandbox_patch(struct call *c)
 			if (!json_is_boolean(v)) {
 				ret = reply__error(c->r, MHD_HTTP_BAD_REQUEST,
 						   "free_page_reporting: expected true or false");
+				bad = true;
 				break;
 			}
 			rq.report = json_is_true(v);
 		} else {
 			ret = reply__error(c->r, MHD_HTTP_BAD_REQUEST, "unknown field \"%.32s\" (expected "
 					   "mem, cpu, free_page_reporting)", key);
+			bad = true;
 			break;
 		}
 	}
 	json_decref(body);
-	if (ret)
+	if (bad)
 		return ret;
 	ret = pool__resize(c->s->pool, id, &rq, &res, &err);
 	if (ret < 0)

@@ -20,10 +20,10 @@
 set -u
 BUILD=${1:-build}
 ASAN_BUILD=build-asan
-KVM_SUITES="test_boot test_template test_pool test_serve test_recycle"
+KVM_SUITES="test_boot test_template test_pool test_serve test_recycle test_resize"
 ASAN_SUITES="test_boot test_template"
 ASAN_NATIVE_SUITES="test_proc test_jail"
-BOTH_SUITES="test_boot test_template test_pool test_serve test_recycle" # once more with the proc backend
+BOTH_SUITES="test_boot test_template test_pool test_serve test_recycle test_resize" # once more with the proc backend
 pass=0; fail=0; status=0
 LOGS=$(mktemp -d)
 trap 'rm -rf "$LOGS"' EXIT

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * memhog: uses memory on request, for the resize tests (tests/test_resize.c)
- * and bench/resize.  Its ready point is its first read of stdin; then one
- * command per line, one answer line each:
- *   alloc N   mmap N MiB, write every 8-byte word of it (word i of block b
- *             gets pat(b, i)), read it all back and print
- *             "alloc N ok sum=HEX hot=H" (sum: of every word, as read back;
- *             H: how many MiB of it lie in the hot window above 64 GiB), or
+ * memhog [HOLD]: uses memory on request, for the resize tests
+ * (tests/test_resize.c) and bench/resize.  Before its ready point (its
+ * first read of stdin) it allocates and fills HOLD MiB (block 0; in the
+ * template), then one command per line, one answer line each:
+ *   alloc N   mmap N MiB, check that it reads as zero, write every 8-byte
+ *             word of it (word i of block b gets pat(b, i)), read it all
+ *             back and print "alloc N ok sum=HEX hot=H" (sum: of every
+ *             word, as read back; H: how many MiB of it lie in the hot
+ *             window above 64 GiB), "alloc N DIRTY" if it was not zero, or
  *             "alloc N failed" when the kernel has no such memory
  *   check     re-read every held block: "check ok sum=HEX" or "check BAD"
  *   free      munmap the block allocated last: "free ok"
@@ -50,29 +52,47 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-int main(void)
+static int alloc(unsigned long n)
+{
+	size_t bytes = n << 20;
+	uint64_t *p = n_blk < MAX_BLOCKS ? mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+						MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+					 : MAP_FAILED;
+	int b, dirty = 0;
+
+	if (p == MAP_FAILED)
+		return -1;
+	b = n_blk++;
+	blk[b].p = p;
+	blk[b].words = bytes / 8;
+	for (size_t i = 0; i < blk[b].words; i++) {
+		dirty |= p[i] != 0;
+		p[i] = pat(b, i);
+	}
+	return dirty;
+}
+
+int main(int argc, char **argv)
 {
 	char line[128];
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc > 1 && strtoul(argv[1], NULL, 10) && alloc(strtoul(argv[1], NULL, 10)) != 0)
+		return 1;
 	while (fgets(line, sizeof(line), stdin)) {
 		unsigned long n = 0;
 		if (sscanf(line, "alloc %lu", &n) == 1) {
-			size_t bytes = n << 20;
-			uint64_t *p = n_blk < MAX_BLOCKS ? mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-								MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-							 : MAP_FAILED;
-			if (p == MAP_FAILED) {
+			int r = alloc(n), b = n_blk - 1, bad = 0;
+			if (r < 0) {
 				printf("alloc %lu failed\n", n);
 				continue;
 			}
-			int b = n_blk++, bad = 0;
-			blk[b].p = p;
-			blk[b].words = bytes / 8;
-			for (size_t i = 0; i < blk[b].words; i++)
-				p[i] = pat(b, i);
+			if (r > 0) {
+				printf("alloc %lu DIRTY\n", n);
+				continue;
+			}
 			uint64_t s = sum_block(b, &bad);
-			uint64_t lo = (uint64_t)(uintptr_t)p, hi = lo + bytes, hot = 0;
+			uint64_t lo = (uint64_t)(uintptr_t)blk[b].p, hi = lo + (n << 20), hot = 0;
 			if (hi > HOT_GPA)
 				hot = (hi - (lo > HOT_GPA ? lo : HOT_GPA)) >> 20;
 			printf("alloc %lu %s sum=%llx hot=%llu\n", n, bad ? "BAD" : "ok",
