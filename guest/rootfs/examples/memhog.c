@@ -113,7 +113,7 @@ int main(int argc, char **argv)
 			double end = now() + (double)n;
 			unsigned long long it = 0;
 			while (now() < end)
-				for (int k = 0; k < 100000; k++) {
+				for (int k = 0; k < 10000000; k++) {
 					it++;
 					__asm__ volatile("" ::: "memory");
 				}
