@@ -105,7 +105,7 @@ if [ -n "$emu_suites" ]; then
 	: > "$LOGS/laneA"; : > "$LOGS/laneB"
 	i=0
 	# longest first, alternating lanes
-	for s in test_template test_serve test_pool test_recycle test_boot; do
+	for s in test_template test_serve test_pool test_recycle test_resize test_boot; do
 		case " $emu_suites " in *" $s "*) ;; *) continue ;; esac
 		echo "$s (emulated KVM host)|$BUILD/tests/$s|SNAPBOX_BIN=$BUILD/snapbox SNAPBOX_TEST_BACKEND=kvm $EMU_ENV" >> "$LOGS/lane$([ $((i % 2)) = 0 ] && echo A || echo B)"
 		i=$((i + 1))
