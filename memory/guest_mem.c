@@ -12,12 +12,6 @@
 #include "sbtypes.h"
 #include "snapbox_abi.h"
 
-bool guest_mem__in(const struct guest_mem *m, uint64_t gpa, uint64_t len)
-{
-	return sb_range_in(gpa, len, 0, m->size) ||
-	       (m->hot_size && sb_range_in(gpa, len, SB_HOT_GPA, SB_HOT_GPA + m->hot_size));
-}
-
 static void *ram_mem__ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 {
 	if (m->hot_host && m->hot_size && sb_range_in(gpa, len, SB_HOT_GPA, SB_HOT_GPA + m->hot_size))

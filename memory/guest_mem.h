@@ -12,6 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sbtypes.h"
+#include "snapbox_abi.h"
+
 struct guest_ram;
 
 struct guest_mem {
@@ -34,7 +37,11 @@ struct guest_mem {
 };
 
 /* Is [gpa, gpa + len) guest memory (RAM or the usable hot window)? */
-bool guest_mem__in(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+static inline bool guest_mem__in(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	return sb_range_in(gpa, len, 0, m->size) ||
+	       (m->hot_size && sb_range_in(gpa, len, SB_HOT_GPA, SB_HOT_GPA + m->hot_size));
+}
 
 /* Guest memory that is ram (mapped here; ram->host may change later). */
 void guest_mem__from_ram(struct guest_mem *m, struct guest_ram *ram);

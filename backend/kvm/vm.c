@@ -244,6 +244,11 @@ void vm__destroy_detached(struct vm *vm)
 	free(vm->vcpu.cpuid);
 	vm->vcpu.cpuid = NULL;
 	written__close(&vm->written);
+	if (vm->cpu_jail) { /* we leave the cgroup, not the reaper */
+		jail__leave_self(vm->cpu_jail);
+		free(vm->cpu_jail);
+		vm->cpu_jail = NULL;
+	}
 	if (!st || clone(vm__reaper, st + stack, CLONE_VM, vm) < 0) {
 		vm__destroy(vm);
 		free(vm);
