@@ -110,7 +110,7 @@ static void fini(void)
 	remove_tempdir(&STORE);
 }
 
-TestSuite(resize, .init = init, .fini = fini, .timeout = 120);
+TestSuite(resize, .init = init, .fini = fini, .timeout = 240);
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
@@ -128,7 +128,7 @@ static void make_template(int hold)
 static long start(const char *extra)
 {
 	char body[128];
-	snprintf(body, sizeof(body), "{\"template\": \"mh\", \"timeout\": 100%s}", extra);
+	snprintf(body, sizeof(body), "{\"template\": \"mh\", \"timeout\": 200%s}", extra);
 	json_t *j = req_json("POST", "/v1/sandboxes", body, 201);
 	long id = (long)json_integer_value(json_object_get(j, "id"));
 	json_decref(j);
@@ -174,7 +174,8 @@ static char *ask(long id, const char *cmd, const char *prefix, size_t *off, doub
 			return line;
 		}
 		cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "running",
-				 "the sandbox ended: %s", json_string_value(json_object_get(j, "message")));
+				 "the sandbox ended waiting for the answer to %s(%.1f s): %s", cmd,
+				 test_now() - t0, json_string_value(json_object_get(j, "message")));
 		json_decref(j);
 	}
 	cr_assert_fail("no answer to %s within %.0f s", cmd, limit);
