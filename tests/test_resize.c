@@ -470,8 +470,8 @@ Test(resize, cpu_share_changes_while_it_runs)
 			load = 0;
 		fclose(f);
 	}
-	if (load < 2.0 * (double)sysconf(_SC_NPROCESSORS_ONLN))
-		cr_assert_gt(fast, slow + 0.2, "the spin loop took %.2f s of CPU at 0.1 CPU, %.2f s at 1 CPU "
+	if (load < 4.0 * (double)sysconf(_SC_NPROCESSORS_ONLN))
+		cr_assert_gt(fast, slow + 0.15, "the spin loop took %.2f s of CPU at 0.1 CPU, %.2f s at 1 CPU "
 			     "(load %.1f)", slow, fast, load);
 	else
 		cr_log_warn("load %.1f: the spin loop took %.2f s of CPU at 0.1 CPU, %.2f s at 1 CPU; "
