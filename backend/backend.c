@@ -93,8 +93,10 @@ int machine__clone_into(struct machine *m, const struct snapshot *snap, struct s
 {
 	int ret = m->be->clone_into(m, snap, err);
 
-	if (ret == 0)
+	if (ret == 0) {
 		memcpy(m->template_id, snap->id, sizeof(m->template_id));
+		m->guest_abi = snap->hdr.abi_version;
+	}
 	return ret;
 }
 

@@ -43,6 +43,7 @@ int client__escape(const char *s, char *out, size_t len);
 /* The CLI commands: each returns an exit status (messages printed). */
 int cmd_ps(int argc, char **argv);
 int cmd_kill(int argc, char **argv);
+int cmd_resize(int argc, char **argv);
 /* `snapbox run --server PATH [--timeout S] NAME < request` (timeout_ns 0:
  * the service's default). */
 int cmd_run_remote(const char *sock, const char *name, uint64_t timeout_ns);

@@ -39,6 +39,8 @@ static const char usage_text[] =
 	"                     [--recycle off|on[,max=N][,idle=D]] [--log-level error|info|debug]\n"
 	"       snapbox ps [--server SOCKET]\n"
 	"       snapbox kill [--server SOCKET] ID\n"
+	"       snapbox resize [--server SOCKET] ID [--mem SIZE] [--cpu CPUS]\n"
+	"                      [--free-page-reporting on|off]\n"
 	"       snapbox --help | --version\n"
 	"\n"
 	"Boot a microVM that runs one static x86-64 Linux program from the root\n"
@@ -693,6 +695,8 @@ int main(int argc, char **argv)
 		return cmd_ps(argc - 1, argv + 1);
 	if (strcmp(argv[1], "kill") == 0)
 		return cmd_kill(argc - 1, argv + 1);
+	if (strcmp(argv[1], "resize") == 0)
+		return cmd_resize(argc - 1, argv + 1);
 	if (argv[1][0] == '-')
 		return usage_error("unknown option %s", argv[1]);
 	return usage_error("unknown command %s", argv[1]);

@@ -36,6 +36,7 @@
 #include "launcher/pool.h"
 #include "backend/backend.h"
 #include "backend/proc/proc.h"
+#include "backend/resize.h"
 #include "snapshot/snapshot.h"
 
 #define MAX_WORKERS 1024
@@ -53,6 +54,7 @@
  * fresh clone costs) the worker ends after the reset instead. */
 #define RECYCLE_MAX_PAGES 4096
 #define MAX_KINDS 16         /* kinds kept ready; the least recently used goes */
+#define RESIZE_WAIT_MS 3000  /* a resize request waits this long for its worker */
 
 /*
  * Workers are kept per kind: a RAM size (a multiple of 2 MiB) with the
@@ -105,6 +107,9 @@ struct msg_job {             /* service -> worker, + SCM_RIGHTS(stdin, stdout, s
 	uint32_t type;
 	uint32_t recycle;        /* keep the sandbox for the next request if its
 				    program exits by itself */
+	uint32_t resizable;      /* long-lived: a 5th fd is its control socket
+				    (backend/resize.h) */
+	uint32_t report_min;     /* free-page reporting threshold, pages (0: off) */
 	uint64_t id;
 	uint64_t timeout_ns;
 	char name[72];
@@ -216,7 +221,7 @@ static void pool__log(struct pool *p, int level, const char *fmt, ...)
 /* Receive exactly one message of len bytes (and up to maxfds descriptors). */
 static int msg_recv(int sock, void *m, size_t len, int *fds, int maxfds)
 {
-	char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+	char cbuf[CMSG_SPACE(sizeof(int) * 5)];
 	struct iovec iov = { m, len };
 	struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			    .msg_controllen = sizeof(cbuf) };
@@ -266,7 +271,14 @@ static bool worker__run_job(struct machine *m, struct msg_job *job, const int *f
 	job->snap.dirfd = fds[3];
 	if (!recycled) {
 		m->recycle = job->recycle != 0;
+		m->resizable = job->resizable != 0;
 		ret = machine__clone_into(m, &job->snap, &err);
+		if (ret == 0 && job->resizable) {
+			struct sb_err rerr = { "" };
+			/* not resizable (an older template): it runs all the same,
+			 * and resize requests are answered with why */
+			machine__resize_enable(m, fds[4], job->report_min, &rerr);
+		}
 	} else if (memcmp(m->template_id, job->snap.id, sizeof(m->template_id))) {
 		ret = err__set(&err, -EINVAL, "a recycled sandbox was handed another template");
 	}
@@ -324,6 +336,11 @@ static int worker__recycle(struct machine *m, const struct snapshot *snap, int s
 	return rc.status;
 }
 
+static void worker__on_urg(int sig)
+{
+	(void)sig;
+}
+
 /* netns_fd: the zygote's shared empty network namespace for proc
  * sandboxes (-1: none; each then gets a new one). */
 static void worker__main(int sock, uint64_t kind, int netns_fd)
@@ -337,7 +354,7 @@ static void worker__main(int sock, uint64_t kind, int netns_fd)
 	struct jail_config jc;
 	struct machine_opts mo = { NULL };
 	bool recycled = false;
-	int fds[4], n;
+	int fds[5], n;
 
 	signal(SIGPIPE, SIG_IGN);
 	if (be == &proc_backend) {
@@ -357,9 +374,17 @@ static void worker__main(int sock, uint64_t kind, int netns_fd)
 	}
 	if (fdmsg__send(sock, &st, sizeof(st), NULL, 0) < 0)
 		_exit(1);
+	/* resize requests come with SIGURG (resize.h): it only interrupts */
+	{
+		struct sigaction sa = { .sa_handler = worker__on_urg };
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGURG, &sa, NULL);
+	}
 	/* one request, or, recycled, one after the other until the service
 	 * closes our socket (idle) or a reset fails */
-	while ((n = msg_recv(sock, job, sizeof(*job), fds, 4)) == 4 && job->type == MSG_JOB) {
+	while ((n = msg_recv(sock, job, sizeof(*job), fds, 5)) >= 4 && job->type == MSG_JOB &&
+	       n == 4 + (job->resizable != 0)) {
 		job->name[sizeof(job->name) - 1] = 0;
 		if (!worker__run_job(m, job, fds, sock, recycled))
 			break;
@@ -843,6 +868,15 @@ struct sandbox {
 	double t0;
 	bool done;
 	pthread_mutex_t in_lock; /* long-lived: one stdin writer at a time */
+	/* long-lived: resizing (backend/resize.h) */
+	int ctl;                 /* our end of its control socket, -1: none */
+	int ctl_child;           /* the worker's end, until it is handed over */
+	uint32_t report_min;
+	pthread_mutex_t ctl_lock; /* one request at a time */
+	uint64_t ctl_seq;
+	uint64_t mem;            /* bytes of RAM now (the template's at start) */
+	double cpu;              /* CPU share now, 0: no limit known */
+	bool proc;               /* its backend is proc */
 	pthread_t thread;
 	struct sandbox *next;
 };
@@ -922,6 +956,9 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 	if (ret < 0)
 		goto out;
 	kind = kind_of(job->snap.hdr.mem_size, job->snap.hdr.backend);
+	sb->mem = job->snap.hdr.mem_size;
+	sb->proc = kind_backend(kind) == &proc_backend;
+	sb->cpu = sb->proc ? 1.0 : 0; /* the proc jail's default: one CPU */
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		ret = err__errno(err, "pipe for the sandbox's output");
 		goto out;
@@ -983,9 +1020,11 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 	job->type = MSG_JOB;
 	job->id = sb->id;
 	job->timeout_ns = sb->lim.timeout_ns;
+	job->resizable = sb->ctl_child >= 0;
+	job->report_min = sb->report_min;
 	snprintf(job->name, sizeof(job->name), "%s", name);
-	int fds[4] = { stdin_fd, out[1], errp[1], job->snap.dirfd };
-	ret = fdmsg__send(sb->w->sock, job, sizeof(*job), fds, 4);
+	int fds[5] = { stdin_fd, out[1], errp[1], job->snap.dirfd, sb->ctl_child };
+	ret = fdmsg__send(sb->w->sock, job, sizeof(*job), fds, 4 + (int)job->resizable);
 	if (ret < 0)
 		err__set(err, ret, "handing the request to its worker: %s", strerror(-ret));
 	sb->out_r = out[0];
@@ -1133,7 +1172,8 @@ int pool__run(struct pool *p, const char *name, const char *tdir, const void *in
 		return ret;
 	}
 	for (int attempt = 0;; attempt++) {
-		struct sandbox sb = { .lim = *lim, .t0 = now_us(), .stdin_w = -1 };
+		struct sandbox sb = { .lim = *lim, .t0 = now_us(), .stdin_w = -1, .ctl = -1,
+				      .ctl_child = -1 };
 
 		if (lseek(in_fd, 0, SEEK_SET) < 0) {
 			ret = err__errno(err, "the request's memfd");
@@ -1181,7 +1221,7 @@ int pool__start(struct pool *p, const char *name, const char *tdir,
 		const struct sandbox_limits *lim, uint64_t *id, struct sb_err *err)
 {
 	struct sandbox *sb = calloc(1, sizeof(*sb));
-	int in[2], ret;
+	int in[2], ctl[2], ret;
 
 	if (!sb)
 		return err__set(err, -ENOMEM, "out of memory");
@@ -1189,14 +1229,29 @@ int pool__start(struct pool *p, const char *name, const char *tdir,
 		free(sb);
 		return err__errno(err, "pipe for the sandbox's stdin");
 	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0) {
+		close(in[0]);
+		close(in[1]);
+		free(sb);
+		return err__errno(err, "socket for resizing the sandbox");
+	}
 	sb->lim = *lim;
 	sb->lim.recycle.on = false; /* a long-lived sandbox is never recycled */
 	sb->t0 = now_us();
+	sb->ctl = ctl[0];
+	sb->ctl_child = ctl[1];
+	sb->report_min = lim->report_min;
 	pthread_mutex_init(&sb->in_lock, NULL);
+	pthread_mutex_init(&sb->ctl_lock, NULL);
 	ret = sandbox__begin(p, sb, name, tdir, in[0], err);
 	close(in[0]);
+	close(sb->ctl_child);
+	sb->ctl_child = -1;
 	if (ret < 0) {
 		close(in[1]);
+		close(sb->ctl);
+		pthread_mutex_destroy(&sb->ctl_lock);
+		pthread_mutex_destroy(&sb->in_lock);
 		free(sb);
 		return ret;
 	}
@@ -1248,6 +1303,101 @@ int pool__write_stdin(struct pool *p, uint64_t id, const void *buf, size_t len, 
 	return ret;
 }
 
+/* Hand the request to the worker; signal it (SIGURG) until it answers:
+ * it serves requests when a blocking call of its run loop is interrupted. */
+int pool__resize(struct pool *p, uint64_t id, const struct sandbox_resize *rq,
+		 struct sandbox_resize_result *res, struct sb_err *err)
+{
+	struct resize_req q = { 0 };
+	struct resize_ans a;
+	struct sandbox *sb;
+	double deadline;
+	int ret = 0;
+
+	memset(res, 0, sizeof(*res));
+	pthread_mutex_lock(&p->lock);
+	sb = pool__find(p, id);
+	pthread_mutex_unlock(&p->lock);
+	if (!sb)
+		return err__set(err, -ENOENT, "no long-lived sandbox %llu", (unsigned long long)id);
+	if (rq->mem)
+		q.flags |= RESIZE_MEM, q.mem = rq->mem;
+	if (rq->cpu > 0) {
+		q.flags |= RESIZE_CPU;
+		q.cpu_period_us = 100000;
+		q.cpu_quota_us = (uint64_t)(rq->cpu * 100000 + 0.5);
+		if (q.cpu_quota_us < 1000)
+			q.cpu_quota_us = 1000; /* the kernel's minimum */
+	}
+	if (rq->report >= 0)
+		q.flags |= RESIZE_REPORT, q.report_min = rq->report ? RESIZE_REPORT_DEFAULT : 0;
+	if (!q.flags)
+		q.flags = RESIZE_QUERY;
+	pthread_mutex_lock(&sb->ctl_lock);
+	q.id = ++sb->ctl_seq;
+	deadline = now_us() + RESIZE_WAIT_MS * 1e3;
+	if (send(sb->ctl, &q, sizeof(q), MSG_NOSIGNAL) != (ssize_t)sizeof(q)) {
+		ret = err__set(err, -ESRCH, "sandbox %llu has ended", (unsigned long long)id);
+		goto out;
+	}
+	for (;;) {
+		struct pollfd pf = { sb->ctl, POLLIN, 0 };
+		pid_t pid = 0;
+		ssize_t n;
+
+		pthread_mutex_lock(&p->lock);
+		if (!sb->done && sb->w)
+			pid = sb->w->pid;
+		pthread_mutex_unlock(&p->lock);
+		if (!pid) {
+			ret = err__set(err, -ESRCH, "sandbox %llu has ended", (unsigned long long)id);
+			break;
+		}
+		kill(pid, SIGURG);
+		if (poll(&pf, 1, 5) > 0) {
+			n = recv(sb->ctl, &a, sizeof(a), 0);
+			if (n <= 0) {
+				ret = err__set(err, -ESRCH, "sandbox %llu has ended", (unsigned long long)id);
+				break;
+			}
+			if (n == (ssize_t)sizeof(a) && a.id == q.id)
+				break;
+			continue; /* an answer to a request we gave up on */
+		}
+		if (now_us() > deadline) {
+			ret = err__set(err, -ETIMEDOUT, "sandbox %llu did not answer within %d s%s",
+				       (unsigned long long)id, RESIZE_WAIT_MS / 1000,
+				       (q.flags & RESIZE_MEM) && q.mem < sb->mem
+					       ? " (its guest gives memory back when it waits for stdin "
+						 "or allocates memory; a busy one may not)" : "");
+			break;
+		}
+	}
+	if (ret == 0 && a.status < 0) {
+		a.message[sizeof(a.message) - 1] = 0;
+		ret = err__set(err, a.status, "%s", a.message);
+	}
+	if (ret == 0) {
+		pthread_mutex_lock(&p->lock);
+		sb->mem = a.mem;
+		if (q.flags & RESIZE_CPU)
+			sb->cpu = (double)q.cpu_quota_us / (double)q.cpu_period_us;
+		sb->report_min = a.report_min;
+		pthread_mutex_unlock(&p->lock);
+	}
+	res->mem = a.mem;
+	res->in_use = a.in_use;
+	res->reports = a.reports;
+	res->reported_bytes = a.reported_bytes;
+	res->report = a.report_min != 0;
+out:
+	res->cpu = sb->cpu;
+	if (!res->mem)
+		res->mem = sb->mem;
+	pthread_mutex_unlock(&sb->ctl_lock);
+	return ret;
+}
+
 int pool__read(struct pool *p, uint64_t id, size_t out_off, size_t err_off,
 	       struct sandbox_output *o)
 {
@@ -1262,6 +1412,9 @@ int pool__read(struct pool *p, uint64_t id, size_t out_off, size_t err_off,
 		goto out;
 	}
 	o->done = sb->done;
+	o->mem = sb->mem;
+	o->cpu = sb->cpu;
+	o->report = sb->report_min != 0;
 	o->out_total = sb->res.out_len;
 	o->err_total = sb->res.err_len;
 	if (out_off < sb->res.out_len) {
@@ -1299,8 +1452,11 @@ static void sandbox__free(struct sandbox *sb)
 		pthread_join(sb->thread, NULL);
 	if (sb->stdin_w >= 0)
 		close(sb->stdin_w);
+	if (sb->ctl >= 0)
+		close(sb->ctl);
 	sandbox_result__free(&sb->res);
 	pthread_mutex_destroy(&sb->in_lock);
+	pthread_mutex_destroy(&sb->ctl_lock);
 	free(sb);
 }
 

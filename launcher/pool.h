@@ -52,6 +52,8 @@ struct sandbox_limits {
 	uint64_t max_output;       /* bytes of stdout + stderr; over it the
 	                              sandbox is stopped (0: 16 MiB) */
 	struct recycle_policy recycle; /* pool__run only; off for pool__start */
+	uint32_t report_min;       /* pool__start: free-page reporting threshold
+	                              (pages; 0: off) */
 };
 
 struct sandbox_result {
@@ -132,6 +134,9 @@ struct sandbox_output {
 	char *out, *err;           /* bytes from the offsets on (malloc'd) */
 	size_t out_len, err_len;
 	size_t out_total, err_total;
+	uint64_t mem;              /* bytes of RAM (after its last resize) */
+	double cpu;                /* CPU share, 0: no limit known */
+	bool report;               /* free-page reporting on */
 };
 int pool__start(struct pool *p, const char *name, const char *tdir,
 		const struct sandbox_limits *lim, uint64_t *id, struct sb_err *err);
@@ -140,6 +145,31 @@ int pool__read(struct pool *p, uint64_t id, size_t out_off, size_t err_off,
 	       struct sandbox_output *o);
 void sandbox_output__free(struct sandbox_output *o);
 int pool__release(struct pool *p, uint64_t id);
+
+/*
+ * Resize a running long-lived sandbox (guest ABI 5; backend/resize.h): its
+ * total RAM (0: leave), its CPU share (cpu > 0, in CPUs; 0: leave), free-page
+ * reporting (report 1 on, 0 off, -1 leave); nothing asked: the state now.
+ * Blocks until the worker answers (a shrink: until the guest gave the memory
+ * back), at most a few seconds.  0, or -errno with a message: -ENOENT no
+ * such sandbox, -ESRCH it has ended, -ERANGE below the template's RAM,
+ * -E2BIG above the most it can have, -EBUSY the guest uses that memory,
+ * -ENOTSUP cannot be resized (old template, no cgroup), -ETIMEDOUT.
+ */
+struct sandbox_resize {
+	uint64_t mem;
+	double cpu;
+	int report;
+};
+struct sandbox_resize_result {
+	uint64_t mem;              /* bytes of RAM now */
+	uint64_t in_use;           /* the guest's last word on what it uses (0: none) */
+	double cpu;                /* CPU share now (0: no limit known) */
+	bool report;               /* free-page reporting on */
+	uint64_t reports, reported_bytes;
+};
+int pool__resize(struct pool *p, uint64_t id, const struct sandbox_resize *rq,
+		 struct sandbox_resize_result *res, struct sb_err *err);
 
 /* Kill sandbox id: 0, or -ENOENT if no such live sandbox. */
 int pool__kill(struct pool *p, uint64_t id);

@@ -345,6 +345,8 @@ int vcpu__run(struct vcpu *vcpu, struct sb_err *err)
 				return err__set(err, ret, "KVM_RUN: %s", strerror(-ret));
 			if (timeout__expired(t))
 				return vcpu__timed_out(vcpu, err);
+			if (vcpu->vm->m.hc.ctl_poll) /* a resize request (resize.h) */
+				vcpu->vm->m.hc.ctl_poll(vcpu->vm->m.hc.ctl_arg);
 			continue;
 		}
 		vcpu->exits++;

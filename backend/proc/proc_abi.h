@@ -34,7 +34,7 @@ struct sb_proc_start {
 	uint32_t n_layers;     /* layer fds after the RAM fd, <= SB_MAX_LAYERS */
 	uint32_t n_overlays;   /* clone: <= SB_PROC_OVERLAY_MAX; if any, the next
 				  message is struct sb_proc_overlay[n_overlays] */
-	uint32_t reserved;
+	uint32_t flags;        /* SB_PROC_START_*                             */
 	struct sb_layer layers[SB_MAX_LAYERS]; /* mapped read-only (PROT_READ,
 				  MAP_PRIVATE) at gpa, size bytes           */
 };
@@ -59,6 +59,10 @@ _Static_assert(sizeof(struct sb_proc_overlay) == 24, "sb_proc_overlay size");
  * fpstate: XSAVE standard format with the kernel's fx_sw_bytes (MAGIC1,
  * xstate_size, xfeatures) at byte 464 and FP_XSTATE_MAGIC2 at xstate_size.
  */
+/* A memfd follows the layer fds: mapped shared over the hot window
+ * [SB_HOT_GPA, + SB_HOT_MAX) (memory hotplug, ABI 5); the monitor sizes it. */
+#define SB_PROC_START_HOT (1u << 0)
+
 #define SB_PROC_XSAVE_MAX 4096
 struct sb_proc_cpu {
 	uint64_t gpr[18];      /* sigcontext order: r8-r15, rdi, rsi, rbp, rbx,

@@ -233,10 +233,15 @@ static int64_t console_read(const struct sb_iovec *iov, uint64_t cnt)
 {
 	if (!K.snapbox || stdin_eof)
 		return 0; /* QEMU path: no stdin */
-	struct sb_hc_stdin s = { .iovcnt = (uint32_t)cnt, .iov_gpa = (uint64_t)iov };
-	krandom_pool_give(&s); /* emptied now, refilled by this call */
-	hypercall(SB_HC_STDIN, &s);
-	krandom_pool_filled(&s);
+	struct sb_hc_stdin s;
+	mm_report_flush(); /* about to wait: give back what was freed */
+	do {
+		mm_sync();
+		s = (struct sb_hc_stdin){ .iovcnt = (uint32_t)cnt, .iov_gpa = (uint64_t)iov };
+		krandom_pool_give(&s); /* emptied now, refilled by this call */
+		hypercall(SB_HC_STDIN, &s);
+		krandom_pool_filled(&s);
+	} while (s.flags & SB_STDIN_MEMCTL); /* woken for the mailbox (ABI 5) */
 	if (s.flags & SB_STDIN_EOF)
 		stdin_eof = 1;
 	return s.ret;

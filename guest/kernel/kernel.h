@@ -50,6 +50,12 @@ struct kernel {
 	uint32_t n_layers;
 	uint64_t mmio;          /* hypercall MMIO page (snapbox), 0: ports */
 	uint32_t sc_slow;       /* SC_SLOW_*: the dispatcher's rare work */
+	/* memory hotplug (ABI 5, see SB_HOT_GPA): what the kernel uses of the
+	 * hot window, the last mailbox seq it answered, and the free-page
+	 * reporting threshold the host asked for (pages, 0: off) */
+	uint64_t hot_size;
+	uint32_t mc_seq;
+	uint32_t report_min;
 };
 /* Nonzero K.sc_slow sends a system call through the slow dispatcher, so
  * the common case tests one word (every kernel instruction is emulated on
@@ -134,7 +140,8 @@ static inline int64_t proc_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64
  * page at SB_USER_BASE and the syscall layer below SB_USER_LOAD are ours.) */
 static inline int user_ok(uint64_t p, uint64_t len)
 {
-	return sb_range_in(p, len, SB_USER_LOAD, K.user_top);
+	return sb_range_in(p, len, SB_USER_LOAD, K.user_top) ||
+	       (K.hot_size && sb_range_in(p, len, SB_HOT_GPA, SB_HOT_GPA + K.hot_size));
 }
 
 /* Running in user mode?  (the syscall layer runs in both modes) */
@@ -153,6 +160,8 @@ int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int
 int64_t sys_munmap(uint64_t addr, uint64_t len);
 int64_t sys_mremap(uint64_t old, uint64_t oldlen, uint64_t newlen, uint64_t flags, uint64_t newaddr);
 int64_t sys_madvise(uint64_t addr, uint64_t len, uint64_t advice);
+void mm_sync(void);          /* answer the hotplug mailbox if it changed */
+void mm_report_flush(void);  /* send the free ranges waiting to be reported */
 
 /* fs.c */
 #define PATH_MAX_K 512

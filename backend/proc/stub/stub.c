@@ -44,6 +44,9 @@
 #define SYS_close 3
 #define SYS_mmap 9
 #define SYS_mprotect 10
+#define SYS_madvise 28
+#define MADV_DONTNEED 4
+#define MAP_NORESERVE 0x4000
 #define SYS_munmap 11
 #define SYS_rt_sigaction 13
 #define SYS_rt_sigreturn 15
@@ -363,6 +366,8 @@ static void handle(int sig, void *fn, unsigned long flags)
  *     (a hypercall) to sizeof(struct sb_proc_out) + SB_PROC_OUT_MAX (one-way
  *     output, ABI 4; the monitor checks that the message says its length),
  *   arch_prctl(ARCH_SET_FS or ARCH_GET_FS, _), rt_sigreturn, exit_group,
+ *   madvise(_, _, MADV_DONTNEED) (free-page reporting, ABI 5: it can only
+ *     give memory back),
  *   sched_yield (the guest kernel's, after one-way output), sigaltstack
  *   (the reset handler's: a guest can move its signal stack anyway, with a
  *   forged rt_sigreturn frame).
@@ -371,7 +376,7 @@ static void handle(int sig, void *fn, unsigned long flags)
  * which trusts nothing it is sent.  A foreign architecture (`int $0x80`)
  * traps too, and the handler makes it a #GP for the program.
  */
-enum { L_NEXT, L_ALLOW, L_TRAP, L_KILL, L_RW, L_READ, L_WRITE, L_PRCTL, L_FD, L_NLABELS };
+enum { L_NEXT, L_ALLOW, L_TRAP, L_KILL, L_RW, L_READ, L_WRITE, L_PRCTL, L_FD, L_MADV, L_NLABELS };
 
 struct fbuild {
 	struct sock_filter f[64];
@@ -434,6 +439,7 @@ static void build_filter(struct fbuild *b)
 	f_jeq(b, SYS_sigaltstack, L_ALLOW, L_NEXT);
 	f_jeq(b, SYS_sched_yield, L_ALLOW, L_NEXT);
 	f_jeq(b, SYS_arch_prctl, L_PRCTL, L_NEXT);
+	f_jeq(b, SYS_madvise, L_MADV, L_NEXT);
 	f_jeq(b, SYS_read, L_READ, L_NEXT);
 	f_jeq(b, SYS_write, L_WRITE, L_TRAP);
 	b->at[L_PRCTL] = b->n;
@@ -443,6 +449,10 @@ static void build_filter(struct fbuild *b)
 	f_ld(b, ARG_LO(0));
 	f_jeq(b, ARCH_SET_FS, L_ALLOW, L_NEXT);
 	f_jeq(b, ARCH_GET_FS, L_ALLOW, L_TRAP);
+	b->at[L_MADV] = b->n;
+	/* free-page reporting (ABI 5): the guest kernel discards RAM the
+	 * monitor checked; it can only ever give memory back this way */
+	f_arg_eq(b, 2, MADV_DONTNEED, L_ALLOW);
 	b->at[L_READ] = b->n;
 	f_arg_eq(b, 2, sizeof(struct sb_proc_reply), L_FD);
 	b->at[L_WRITE] = b->n;
@@ -486,21 +496,25 @@ struct k_msghdr {
 	int flags, pad1;
 };
 
-static int recv_start(struct sb_proc_start *st, int *layer_fd)
+static int recv_start(struct sb_proc_start *st, int *layer_fd, int *hot_fd)
 {
-	/* struct cmsghdr {u64 len; int level, type;} + up to 1 + SB_MAX_LAYERS ints */
-	uint64_t ctl[2 + (1 + SB_MAX_LAYERS + 1) / 2] = { 0 };
+	/* struct cmsghdr {u64 len; int level, type;} + up to 2 + SB_MAX_LAYERS ints */
+	uint64_t ctl[2 + (2 + SB_MAX_LAYERS + 1) / 2] = { 0 };
+	uint32_t hot;
 	struct k_iovec iov = { st, sizeof(*st) };
 	struct k_msghdr mh = { .iov = &iov, .iovlen = 1, .control = ctl, .controllen = sizeof(ctl) };
 	int *c = (int *)&ctl[1];
 
 	if (sys3(SYS_recvmsg, SB_PROC_CHAN_FD, &mh, 0) != (long)sizeof(*st))
 		return -1;
-	if (st->n_layers > SB_MAX_LAYERS || ctl[0] != 16 + sizeof(int) * (1 + st->n_layers) ||
+	hot = (st->flags & SB_PROC_START_HOT) != 0;
+	if (st->n_layers > SB_MAX_LAYERS || (st->flags & ~SB_PROC_START_HOT) ||
+	    ctl[0] != 16 + sizeof(int) * (1 + st->n_layers + hot) ||
 	    c[0] != SOL_SOCKET || c[1] != SCM_RIGHTS)
 		return -1;
 	for (uint32_t i = 0; i < st->n_layers; i++)
 		layer_fd[i] = c[3 + i];
+	*hot_fd = hot ? c[3 + st->n_layers] : -1;
 	return c[2];
 }
 
@@ -613,7 +627,7 @@ __attribute__((noreturn)) void stub_main(uint64_t *sp)
 	struct sb_proc_start st;
 	struct sock_fprog prog;
 	struct k_stack ss = { .sp = altstack, .flags = 0, .size = sizeof(altstack) };
-	int ram_fd, clone, layer_fd[SB_MAX_LAYERS];
+	int ram_fd, clone, layer_fd[SB_MAX_LAYERS], hot_fd;
 
 	{
 		/* argc, argv[], NULL, envp[], NULL, then the auxv pairs */
@@ -651,7 +665,7 @@ __attribute__((noreturn)) void stub_main(uint64_t *sp)
 	prog.filter = fb.f;
 	if (sys6(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0) < 0)
 		die(115);
-	ram_fd = recv_start(&st, layer_fd);
+	ram_fd = recv_start(&st, layer_fd, &hot_fd);
 	if (ram_fd < 0 || st.magic != SB_PROC_MAGIC || st.mem_size <= SB_PROC_RAM_BASE ||
 	    st.mem_size > SB_MAX_MEM ||
 	    (st.mode != SB_PROC_MODE_BOOT && st.mode != SB_PROC_MODE_CLONE))
@@ -668,6 +682,15 @@ __attribute__((noreturn)) void stub_main(uint64_t *sp)
 		map_overlays(&st, layer_fd);
 	for (uint32_t i = 0; i < st.n_layers; i++)
 		sys3(SYS_close, layer_fd[i], 0, 0);
+	/* memory hotplug (ABI 5): the monitor's memfd over the whole hot
+	 * window, shared; what lies beyond its size (ftruncate, by the monitor
+	 * only: we keep no descriptor) is SIGBUS, so the guest never widens it */
+	if (hot_fd >= 0) {
+		if (sys6(SYS_mmap, (long)SB_HOT_GPA, (long)SB_HOT_MAX, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_NORESERVE | MAP_FIXED_NOREPLACE, hot_fd, 0) != (long)SB_HOT_GPA)
+			die(124);
+		sys3(SYS_close, hot_fd, 0, 0);
+	}
 	if (st.ro_lo < st.ro_hi &&
 	    sys3(SYS_mprotect, st.ro_lo, st.ro_hi - st.ro_lo, PROT_READ) < 0)
 		die(112);
