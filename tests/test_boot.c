@@ -302,6 +302,95 @@ Test(boot, dynamic_glibc_program_runs_under_its_interpreter)
 	ASSERT_VALUE("cos", want);
 }
 
+/* dirfd-relative calls, lstat vs stat on a relative symlink, FD_CLOEXEC
+ * per fd, the ioctls and signal queries CPython makes, statfs, a merged
+ * getdents64 with . and .. (the layer is tests/tests.mk's dynroot). */
+Test(boot, dynamic_program_file_system_calls)
+{
+	char path[1024], want[128];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/data/file.txt", dynroot());
+	cr_assert_eq(stat(path, &st), 0, "%s", path);
+	boot(ARGS("boot", "--rootfs", dynroot(), "--", "/bin/dyncheck", "fs"), NULL, 30);
+	cr_assert_eq(R.status, 0, "stdout: %s\nstderr: %s", R.out, R.err);
+	cr_assert_null(strstr(R.out, "FAIL"), "%s", R.out);
+	ASSERT_VALUE("openat_read", "layered file");
+	snprintf(want, sizeof(want), "lnk %zu", strlen("file.txt"));
+	ASSERT_VALUE("link_lstat", want);
+	snprintf(want, sizeof(want), "reg %lld", (long long)st.st_size);
+	ASSERT_VALUE("link_stat", want);
+	snprintf(want, sizeof(want), "%lld", (long long)st.st_mtime);
+	ASSERT_VALUE("mtime", want);
+	snprintf(want, sizeof(want), "%lld nlink 1", (long long)(st.st_size + 4095) / 4096 * 8);
+	ASSERT_VALUE("blocks", want);
+	ASSERT_VALUE("readlinkat", "file.txt");
+	ASSERT_VALUE("readdir", "../ ./ file.txt link@ sub/");
+	ASSERT_VALUE("cloexec_dir", "1");
+	ASSERT_VALUE("cloexec_plain", "0");
+	ASSERT_VALUE("cloexec_cleared", "0");
+	ASSERT_VALUE("cloexec_fioclex", "1");
+	ASSERT_VALUE("cloexec_dup", "0 1 1 1"); /* dup, F_DUPFD_CLOEXEC (>= 10), dup3(O_CLOEXEC) */
+	ASSERT_VALUE("cloexec_fionclex", "0");
+	ASSERT_VALUE("isatty", "0 0");
+	/* 1..64 less glibc's own two (SIGCANCEL, SIGSETXID), which it refuses itself */
+	ASSERT_VALUE("sigaction_queries", "62");
+	ASSERT_VALUE("statfs_tmp", "0x1021994");
+	ASSERT_VALUE("fstatfs_ro", "1");
+	ASSERT_VALUE("sysinfo_free_sane", "1");
+	ASSERT_VALUE("mmap_shared", "layer");
+}
+
+/* /tmp: a writable file system in the sandbox's RAM; EROFS on the layers,
+ * EXDEV across; running out of memory or nodes is ENOSPC, after which it
+ * works again. */
+Test(boot, tmp_is_writable_in_guest_memory)
+{
+	boot(ARGS("boot", "--mem", "64M", "--rootfs", dynroot(), "--", "/bin/dyncheck", "tmp"), NULL, 60);
+	cr_assert_eq(R.status, 0, "stdout: %s\nstderr: %s", R.out, R.err);
+	cr_assert_null(strstr(R.out, "FAIL"), "%s", R.out);
+	ASSERT_VALUE("read_back", "hello world");
+	ASSERT_VALUE("size", "11 mode 600");
+	ASSERT_VALUE("after_pwrite_truncate", "hello");
+	ASSERT_VALUE("appended", "hello more");
+	ASSERT_VALUE("renamed", "hello more");
+	ASSERT_VALUE("truncated", "new");
+	ASSERT_VALUE("tmp_listing", "../ ./ b d/");
+	ASSERT_VALUE("d_listing", "../ ./ y");
+	ASSERT_VALUE("unlinked_read", "new");
+	ASSERT_VALUE("mmap_tmp", "mapped bytes");
+	ASSERT_VALUE("big_error", "ENOSPC");
+	ASSERT_VALUE("big_some", "1");
+	ASSERT_VALUE("files_error", "ENOSPC");
+	ASSERT_VALUE("files_many", "1");
+	ASSERT_VALUE("after", "still works");
+	ASSERT_VALUE("tmp_final", "../ ./ after");
+}
+
+/* A futex wait with a timeout sleeps it out (one thread: nothing else can
+ * wake it), relative and absolute, as sem_timedwait() and Python's
+ * lock.acquire(timeout=) use them. */
+Test(boot, futex_waits_with_a_timeout_sleep_then_time_out)
+{
+	const int ms = 300;
+	char arg[16];
+	const char *keys[] = { "wait", "bitset", "sem" };
+
+	snprintf(arg, sizeof(arg), "%d", ms);
+	boot(ARGS("boot", "--rootfs", dynroot(), "--", "/bin/dyncheck", "futex", arg), NULL, 30);
+	cr_assert_eq(R.status, 0, "stdout: %s\nstderr: %s", R.out, R.err);
+	cr_assert_null(strstr(R.out, "FAIL"), "%s", R.out);
+	for (int i = 0; i < 3; i++) {
+		char how[16];
+		int took = -1;
+		cr_assert_eq(sscanf(value_of(R.out, keys[i]), "%15s %d", how, &took), 2, "%s", R.out);
+		cr_assert_str_eq(how, "ETIMEDOUT", "%s: %s", keys[i], R.out);
+		/* at least the timeout (1 ms of rounding) */
+		cr_assert_geq(took, ms - 1, "%s took %d ms of %d", keys[i], took, ms);
+	}
+	cr_assert_geq(R.secs, 3 * ms / 1000.0, "the run took %.3f s", R.secs);
+}
+
 Test(boot, rootfs_overlay_adds_user_files)
 {
 	char *dir = make_tempdir();

@@ -1757,3 +1757,25 @@ Test(template, the_layers_section_is_checked)
 	}
 	lua_clone_answers("lua", 4);
 }
+
+/* ---- dynamic programs and /tmp ------------------------------------------------ */
+
+/* A glibc program under its ld.so (tests/tests.mk: dynroot) makes a template
+ * like a static one.  /tmp lives in the sandbox's RAM: what the boot wrote
+ * is in every clone; what a clone writes is its own, and gone in the next. */
+Test(template, dynamic_program_clones_each_have_their_own_tmp)
+{
+	const char *names[] = { "first", "second", "third" };
+	char want[256];
+
+	create_layered("dyn", build_file("tests/dynroot"), ALL("/bin/dyncheck", "clone"));
+	for (int i = 0; i < 3; i++) {
+		char in[32];
+		snprintf(in, sizeof(in), "%s\n", names[i]);
+		run_clone("dyn", in);
+		cr_assert_eq(R.status, 0, "clone %d: stdout %s stderr %s", i, R.out, R.err);
+		/* sorted like the program sorts: boot.txt < first < second < third */
+		snprintf(want, sizeof(want), "tmp ../ ./ boot.txt %s\nboot.txt made at boot\n", names[i]);
+		cr_assert_str_eq(R.out, want, "clone %d: stderr %s", i, R.err);
+	}
+}

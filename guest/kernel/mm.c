@@ -165,12 +165,13 @@ int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int
 {
 	const uint8_t *data = 0;
 	uint64_t size = 0, a;
-	(void)prot;
 	if (!len || len > K.mem_size || (off & (PAGE - 1)))
 		return -EINVAL;
 	len = PAGE_UP(len);
 	if (!(flags & MAP_ANONYMOUS)) {
-		int64_t r = fs_file_data((int)fd, &data, &size);
+		/* one process: a shared map of a read-only file is a private one;
+		 * a shared writable map of a /tmp file is refused (ENODEV) */
+		int64_t r = fs_file_data((int)fd, (flags & MAP_SHARED) && (prot & 2), &data, &size);
 		if (r)
 			return r;
 	}
@@ -192,7 +193,6 @@ int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int
 		uint64_t n = size - off < len ? size - off : len;
 		kcopy(a, (uint64_t)data + off, n);
 	}
-	(void)MAP_SHARED; /* one process: shared and private maps behave alike */
 	return (int64_t)a;
 }
 
