@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* `snapbox boot` end to end: real guests, run as a user would run them. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,12 +246,60 @@ Test(boot, foreign_elfs_are_refused)
 	cr_assert_eq(R.status, 127);
 	cr_assert(strstr(R.err, "32-bit"), "stderr: %s", R.err);
 	run_result_free(&R);
+	/* dynamic, but no ld.so in this root file system */
 	boot(ARGS("boot", "--rootfs", dir, "--", "/dyn"), NULL, 30);
 	cr_assert_eq(R.status, 127);
-	cr_assert(strstr(R.err, "dynamically linked"), "stderr: %s", R.err);
+	cr_assert_str_eq(R.err, "snapbox: interpreter /lib64/ld-linux-x86-64.so.2 not in the root file system\n");
 	snprintf(path, sizeof(path), "rm -rf %s", dir);
 	system(path);
 	free(dir);
+}
+
+/* The dynamically linked test program's layer (tests/tests.mk). */
+static const char *dynroot(void)
+{
+	return build_file("tests/dynroot");
+}
+
+/* A line "key value" of the output: the value, in a static buffer. */
+static const char *value_of(const char *out, const char *key)
+{
+	static char v[512];
+	size_t kl = strlen(key);
+	for (const char *p = out; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+		if (!strncmp(p, key, kl) && p[kl] == ' ') {
+			size_t n = strcspn(p + kl + 1, "\n");
+			snprintf(v, sizeof(v), "%.*s", (int)n, p + kl + 1);
+			return v;
+		}
+	}
+	return "(missing)";
+}
+
+#define ASSERT_VALUE(key, want) \
+	cr_assert_str_eq(value_of(R.out, key), want, "%s; stdout:\n%s\nstderr: %s", key, R.out, R.err)
+
+/* PT_INTERP: the host's gcc-built program runs under its own ld.so (an
+ * absolute symlink to follow), which loads libc; the auxiliary vector is
+ * what ld.so and glibc need; dlopen() loads libm from the layer. */
+Test(boot, dynamic_glibc_program_runs_under_its_interpreter)
+{
+	char want[64];
+	boot(ARGS("boot", "--rootfs", dynroot(), "--", "/bin/dyncheck", "basic", "0.3"), NULL, 30);
+	cr_assert_eq(R.status, 0, "stdout: %s\nstderr: %s", R.out, R.err);
+	cr_assert_null(strstr(R.out, "FAIL"), "%s", R.out);
+	ASSERT_VALUE("argc", "3");
+	ASSERT_VALUE("base_nonzero", "1");
+	ASSERT_VALUE("entry_is_start", "1");
+	ASSERT_VALUE("pagesz", "4096");
+	ASSERT_VALUE("secure", "0");
+	ASSERT_VALUE("random_nonzero", "1");
+	ASSERT_VALUE("execfn", "/bin/dyncheck");
+	ASSERT_VALUE("platform", "x86_64");
+	ASSERT_VALUE("vdso", "0");
+	ASSERT_VALUE("exe", "/bin/dyncheck");
+	snprintf(want, sizeof(want), "%.17g", cos(0.3));
+	ASSERT_VALUE("cos", want);
 }
 
 Test(boot, rootfs_overlay_adds_user_files)

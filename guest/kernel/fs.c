@@ -38,6 +38,16 @@ static struct sbfs layers[SB_MAX_LAYERS];
 static unsigned n_layers;
 static struct ofile fds[MAX_FDS];
 static char cwd[PATH_MAX_K]; /* normalised, no leading '/', "" = root */
+static char exe[PATH_MAX_K]; /* the program, links followed (/proc/self/exe) */
+
+void fs_set_exe(const char *resolved)
+{
+	size_t l = strlen(resolved);
+	if (l + 1 < sizeof(exe)) {
+		exe[0] = '/';
+		memcpy(exe + 1, resolved, l + 1);
+	}
+}
 
 static void layer_open(unsigned i, uint64_t gpa, uint64_t size)
 {
@@ -612,6 +622,15 @@ static int64_t sys_readlink(uint64_t up, uint64_t buf, uint64_t size)
 	int64_t r = user_path(up, norm);
 	if (r)
 		return r;
+	if (!memcmp(norm, "proc/self/exe", 14) && exe[0]) {
+		size_t l = strlen(exe);
+		if (size > l)
+			size = l;
+		if (!user_ok(buf, size))
+			return -EFAULT;
+		memcpy((void *)buf, exe, size);
+		return (int64_t)size;
+	}
 	memcpy(path, norm, strlen(norm) + 1);
 	if (dev_type(norm) != FD_FREE)
 		return -EINVAL;

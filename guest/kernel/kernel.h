@@ -153,6 +153,10 @@ int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int
 int64_t sys_munmap(uint64_t addr, uint64_t len);
 int64_t sys_mremap(uint64_t old, uint64_t oldlen, uint64_t newlen, uint64_t flags, uint64_t newaddr);
 int64_t sys_madvise(uint64_t addr, uint64_t len, uint64_t advice);
+uint64_t mm_take_top(uint64_t len);   /* len bytes (page multiple) from the top
+					 of the mmap area, zero; 0 if none */
+int mm_give(uint64_t addr, uint64_t len);  /* back (cleared): 0 or -ENOMEM */
+uint64_t mm_free_bytes(void);
 
 /* fs.c */
 #define PATH_MAX_K 512
@@ -171,6 +175,7 @@ void fs_init(void);
 int fs_lookup(const char *path, int follow, struct fnode *out, char *resolved);
 int64_t fs_file_data(int fd, const uint8_t **data, uint64_t *size); /* for mmap */
 int64_t fs_syscall(uint64_t nr, const uint64_t *a, int *handled);
+void fs_set_exe(const char *resolved);  /* /proc/self/exe (no leading '/') */
 
 /* exec.c */
 __attribute__((noreturn)) void exec_init_program(void);

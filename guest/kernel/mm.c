@@ -122,6 +122,24 @@ static uint64_t ext_alloc_top(uint64_t len)
 	return 0;
 }
 
+uint64_t mm_take_top(uint64_t len)
+{
+	return len && !(len & (PAGE - 1)) ? ext_alloc_top(len) : 0;
+}
+
+int mm_give(uint64_t addr, uint64_t len)
+{
+	return ext_add(addr, addr + len);
+}
+
+uint64_t mm_free_bytes(void)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < n_ext; i++)
+		n += ext[i].hi - ext[i].lo;
+	return n;
+}
+
 static int in_heap(uint64_t a, uint64_t len)
 {
 	return sb_range_in(a, len, heap_lo, heap_hi);
