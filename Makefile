@@ -14,7 +14,8 @@ HOST_SRCS := $(filter-out launcher/main.c,$(wildcard launcher/*.c common/*.c mem
 	$(GUEST_LIB_SRCS)
 
 .PHONY: all deps clean test asan bench demo
-all: deps $(BUILD)/snapbox $(BUILD)/guest/kernel.elf $(BUILD)/guest/base.sbfs $(BUILD)/guest/proc-stub
+all: deps $(BUILD)/snapbox $(BUILD)/guest/kernel.elf $(BUILD)/guest/base.sbfs $(BUILD)/guest/proc-stub \
+	$(BUILD)/guest/python3.11.sbfs
 
 deps:
 	@sh mk/deps.sh
@@ -38,6 +39,7 @@ $(BUILD)/snapbox: $(BUILD)/host/launcher/main.o $(BUILD)/libsnapbox.a
 include guest/kernel/kernel.mk
 include guest/rootfs/rootfs.mk
 include backend/proc/proc.mk
+include mk/python.mk
 -include tests/tests.mk
 -include bench/bench.mk
 -include tests/fuzz/fuzz.mk
@@ -46,7 +48,7 @@ include backend/proc/proc.mk
 # `all: deps ...` alone lets make start the objects alongside it.  Order-only
 # (deps is phony: a normal prerequisite would rebuild everything each time).
 $(HOST_OBJS) $(BUILD)/host/launcher/main.o $(KERNEL_OBJS) $(LUA_SRCDIR) $(LUA_MULTIARCH_H) \
-	$(ROOTFS_EXAMPLE_UNSTRIPPED) $(TEST_BINS) $(BENCH_BINS): | deps
+	$(ROOTFS_EXAMPLE_UNSTRIPPED) $(TEST_BINS) $(BENCH_BINS) $(PYTHON_FETCHED): | deps
 
 # `make demo`: natively everywhere, with --backend auto (kvm where /dev/kvm is
 # usable, else the proc backend); SNAPBOX_DEMO_BACKEND=kvm|proc picks one.

@@ -1540,14 +1540,14 @@ Test(template, a_rootfs_layer_is_in_the_template_and_its_clones)
 		cr_assert_str_eq(R.out, want);
 	}
 	/* the template names both layers and has them; the store has them once */
-	cr_assert_eq(count_dir(tpath("lay", "layers")), 2);
+	cr_assert_eq(count_dir(tpath("lay", "layers")), 3, "base, python3.11 and the --rootfs layer");
 	snprintf(p, sizeof(p), "%s/images", STORE);
-	cr_assert_eq(count_dir(p), 2);
+	cr_assert_eq(count_dir(p), 3);
 	tcmd("inspect", "lay");
 	cr_assert(strstr(R.out, "(bottom)") && strstr(R.out, "(top)"), "inspect: %s", R.out);
 	tcmd("verify", "lay");
 	cr_assert_eq(R.status, 0, "verify: %s", R.err);
-	cr_assert(strstr(R.out, "2 layer images"), "verify: %s", R.out);
+	cr_assert(strstr(R.out, "3 layer images"), "verify: %s", R.out);
 	{
 		size_t n;
 		char *j = (char *)slurp(tpath("lay", SNAP_MANIFEST_FILE), &n);
@@ -1557,7 +1557,7 @@ Test(template, a_rootfs_layer_is_in_the_template_and_its_clones)
 	}
 	/* a second template of the same tree shares the images (the same files) */
 	create_layered("lay2", dir, ALL("/bin/lua", "/app/main.lua"));
-	cr_assert_eq(count_dir(p), 2, "no new image for the same content");
+	cr_assert_eq(count_dir(p), 3, "no new image for the same content");
 	cr_assert_eq(stat(layer_file("lay", 0), &a), 0);
 	cr_assert_eq(stat(layer_file("lay2", 0), &b), 0);
 	cr_assert_eq(a.st_ino, b.st_ino, "one file for both templates");
@@ -1565,7 +1565,7 @@ Test(template, a_rootfs_layer_is_in_the_template_and_its_clones)
 	/* removing a template leaves the images: the other one still runs */
 	tcmd("rm", "lay");
 	cr_assert_eq(R.status, 0, "rm: %s", R.err);
-	cr_assert_eq(count_dir(p), 2);
+	cr_assert_eq(count_dir(p), 3);
 	run_clone("lay2", "x");
 	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
 	cr_assert(strstr(R.out, "|layer motd\n|late|"), "out: %s", R.out);
@@ -1710,7 +1710,7 @@ Test(template, the_layers_section_is_checked)
 	cr_assert_eq(h.minor, 3);
 	cr_assert_eq(t[i].length, sizeof(ly));
 	read_file(tpath("lua", SNAP_STATE_FILE), &ly, sizeof(ly), (off_t)t[i].offset);
-	cr_assert_eq(ly.n_layers, 1, "the base layer");
+	cr_assert_eq(ly.n_layers, 2, "the base and python3.11 layers");
 	cr_assert_eq(ly.layers[0].gpa, SB_IMG_GPA);
 
 	/* 1.3 without it, 1.2 with it */
@@ -1748,7 +1748,7 @@ Test(template, the_layers_section_is_checked)
 		case 1: l.n_layers = 9; break;
 		case 2: memset(l.layers[0].id, 0, 16); break;
 		case 3: l.layers[0].size -= 2048; break;
-		case 4: l.layers[1].size = 4096; break;
+		case 4: l.layers[ly.n_layers].size = 4096; break;
 		}
 		patch_file(tpath(name, SNAP_STATE_FILE), &l, sizeof(l), (off_t)t[i].offset);
 		resign(name);
