@@ -13,7 +13,7 @@ GUEST_LIB_SRCS := guest/lib/elf64.c guest/lib/pagetable.c guest/lib/sbfs.c
 HOST_SRCS := $(filter-out launcher/main.c,$(wildcard launcher/*.c common/*.c memory/*.c devices/*.c snapshot/*.c backend/*.c backend/*/*.c sbfs/*.c)) \
 	$(GUEST_LIB_SRCS)
 
-.PHONY: all deps clean test asan bench demo
+.PHONY: all deps clean test asan bench demo demo-python
 all: deps $(BUILD)/snapbox $(BUILD)/guest/kernel.elf $(BUILD)/guest/base.sbfs $(BUILD)/guest/proc-stub \
 	$(BUILD)/guest/python3.11.sbfs
 
@@ -54,6 +54,10 @@ $(HOST_OBJS) $(BUILD)/host/launcher/main.o $(KERNEL_OBJS) $(LUA_SRCDIR) $(LUA_MU
 # usable, else the proc backend); SNAPBOX_DEMO_BACKEND=kvm|proc picks one.
 demo: all
 	@sh mk/demo.sh $(BUILD) $(SNAPBOX_DEMO_BACKEND)
+
+# `make demo-python`: the same with the Python handler (Debian's python3).
+demo-python: all
+	@sh mk/demo-python.sh $(BUILD) $(SNAPBOX_DEMO_BACKEND)
 
 clean:
 	rm -rf $(BUILD) build-asan

@@ -495,3 +495,20 @@ Test(python, a_users_main_py_runs_from_its_rootfs_layer)
 		cr_assert_str_eq(R.out, want, "stderr: %s", R.err);
 	}
 }
+
+/* ---- 7. boot runs python3 too; --no-python leaves the layer out ------------------- */
+
+Test(python, boot_runs_python3_and_no_python_leaves_it_out)
+{
+	sb(ARGS("boot", "--", "/usr/bin/python3", "-c",
+		"import sys, math; print(sys.version_info[:2], math.factorial(25))"), NULL, 60);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_str_eq(R.out, "(3, 11) 15511210043330985984000000\n", "stderr: %s", R.err);
+	/* a bare name is found in PATH (/usr/bin), through the python3 link */
+	sb(ARGS("boot", "--", "python3", "-c", "import sys; print(sys.executable)"), NULL, 60);
+	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+	cr_assert_str_eq(R.out, "/usr/bin/python3\n", "stderr: %s", R.err);
+	sb(ARGS("boot", "--no-python", "--", "/usr/bin/python3", "-c", "pass"), NULL, 60);
+	cr_assert_eq(R.status, 127, "stderr: %s", R.err);
+	cr_assert_eq(strchr(R.err, '\n'), R.err + R.err_len - 1, "one line: %s", R.err);
+}
