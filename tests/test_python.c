@@ -512,3 +512,44 @@ Test(python, boot_runs_python3_and_no_python_leaves_it_out)
 	cr_assert_eq(R.status, 127, "stderr: %s", R.err);
 	cr_assert_eq(strchr(R.err, '\n'), R.err + R.err_len - 1, "one line: %s", R.err);
 }
+
+/* ---- 8. /tmp: tempfile and sqlite3 on the clone's own tmpfs ----------------------- */
+
+static const char TMP_PY[] =
+	"import json, os, sqlite3, sys, tempfile\n"
+	"db = sqlite3.connect('/tmp/warm.db')\n" /* made before the ready point */
+	"db.execute('create table t (k text, v integer)')\n"
+	"db.commit()\n"
+	"req = json.load(sys.stdin)\n"
+	"with tempfile.NamedTemporaryFile('w+', dir='/tmp', delete=False) as f:\n"
+	"    f.write(req['k'] * 1000)\n"
+	"    name = f.name\n"
+	"size = os.path.getsize(name)\n"
+	"db.executemany('insert into t values (?, ?)', [(req['k'], i) for i in range(req['n'])])\n"
+	"db.commit()\n"
+	"rows, total = db.execute('select count(*), sum(v) from t').fetchone()\n"
+	"print(json.dumps({'size': size, 'rows': rows, 'total': total,\n"
+	"                  'files': len(os.listdir('/tmp'))}))\n";
+
+Test(python, tempfile_and_sqlite3_work_on_each_clones_own_tmp)
+{
+	char app[1100];
+
+	DIR_ = make_tempdir();
+	snprintf(app, sizeof(app), "%s/app", DIR_);
+	cr_assert_eq(mkdir(app, 0755), 0);
+	cr_assert_eq(write_file(app, "tmp.py", TMP_PY, strlen(TMP_PY), 0644), 0);
+	create("tmp", DIR_, ((const char *const[]){ "/usr/bin/python3", "/app/tmp.py", NULL }));
+	for (int n = 1; n <= 200; n *= 5) {
+		char in[64], want[128];
+
+		snprintf(in, sizeof(in), "{\"k\": \"ab\", \"n\": %d}", n);
+		/* every clone starts from the template's /tmp: the empty table
+		 * and no temporary file of an earlier clone */
+		snprintf(want, sizeof(want), "{\"size\": 2000, \"rows\": %d, \"total\": %d, \"files\": 2}\n",
+			 n, n * (n - 1) / 2);
+		run_clone("tmp", in);
+		cr_assert_eq(R.status, 0, "stderr: %s", R.err);
+		cr_assert_str_eq(R.out, want, "stderr: %s", R.err);
+	}
+}
