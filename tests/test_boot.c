@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "run.h"
 #include "snapbox_abi.h"
@@ -390,6 +391,27 @@ Test(boot, futex_waits_with_a_timeout_sleep_then_time_out)
 		cr_assert_geq(took, ms - 1, "%s took %d ms of %d", keys[i], took, ms);
 	}
 	cr_assert_geq(R.secs, 3 * ms / 1000.0, "the run took %.3f s", R.secs);
+}
+
+/* CLOCK_REALTIME and CLOCK_MONOTONIC between host readings come from the
+ * TSC (guest/kernel/console.c): busy reads for 400 ms never go back and
+ * end within the host's own time around the run; a sleep measures right. */
+Test(boot, clocks_read_between_host_readings_stay_right)
+{
+	struct timespec t0, t1;
+	long long guest = 0;
+
+	clock_gettime(CLOCK_REALTIME, &t0);
+	boot(ARGS("boot", "--rootfs", dynroot(), "--", "/bin/dyncheck", "clock", "400"), NULL, 30);
+	clock_gettime(CLOCK_REALTIME, &t1);
+	cr_assert_eq(R.status, 0, "stdout: %s\nstderr: %s", R.out, R.err);
+	ASSERT_VALUE("back", "0");
+	ASSERT_VALUE("reads_many", "1");
+	ASSERT_VALUE("sleep_100ms_measured", "1");
+	cr_assert_eq(sscanf(value_of(R.out, "realtime_ns"), "%lld", &guest), 1, "%s", R.out);
+	/* 2 ms of slack: the guest's reading is the host's plus TSC ticks */
+	cr_assert_geq(guest, t0.tv_sec * 1000000000LL + t0.tv_nsec - 2000000, "guest %lld", guest);
+	cr_assert_leq(guest, t1.tv_sec * 1000000000LL + t1.tv_nsec + 2000000, "guest %lld", guest);
 }
 
 Test(boot, rootfs_overlay_adds_user_files)

@@ -380,6 +380,7 @@ static int64_t console_read(const struct sb_iovec *iov, uint64_t cnt)
 	struct sb_hc_stdin s = { .iovcnt = (uint32_t)cnt, .iov_gpa = (uint64_t)iov };
 	krandom_pool_give(&s); /* emptied now, refilled by this call */
 	hypercall(SB_HC_STDIN, &s);
+	kclock_rebase(); /* clones start here */
 	krandom_pool_filled(&s);
 	if (s.flags & SB_STDIN_EOF)
 		stdin_eof = 1;

@@ -90,6 +90,7 @@ __attribute__((noreturn)) void kpanic(uint32_t code, const char *msg, const char
 __attribute__((noreturn)) void kfault(uint64_t vector, uint64_t err, uint64_t rip,
 				      uint64_t rsp, uint64_t cr2, uint32_t signal);
 int64_t kclock(uint32_t clockid, int64_t *sec, int64_t *nsec);
+void kclock_rebase(void); /* after a stdin call: a clone's TSC may differ */
 
 /* cpu.c */
 void cpu_init(uint64_t lstar);

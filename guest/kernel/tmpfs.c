@@ -359,12 +359,18 @@ static int reserve(struct tnode *t, uint64_t need)
 	return 0;
 }
 
+/* A file node whose extent is (still) user memory: the table lies in the
+ * user-accessible syscall layer, so it is checked before every copy. */
 static struct tnode *file(uint32_t tnode)
 {
-	if (!tnode || tnode > TMPFS_NODES || !nodes[tnode - 1].used ||
-	    (nodes[tnode - 1].mode & S_IFMT) != S_IFREG)
+	struct tnode *t;
+	if (!tnode || tnode > TMPFS_NODES)
 		return 0;
-	return &nodes[tnode - 1];
+	t = &nodes[tnode - 1];
+	if (!t->used || (t->mode & S_IFMT) != S_IFREG || t->size > t->cap ||
+	    (t->cap && !user_ok(t->data, t->cap)))
+		return 0;
+	return t;
 }
 
 int64_t tmpfs_read(uint32_t tnode, uint64_t buf, uint64_t n, uint64_t off)

@@ -13,6 +13,8 @@
  *   dyncheck tmp          /tmp: create, write, read back, rename, unlink,
  *                         mkdir/rmdir, EROFS/EXDEV, running out of room
  *   dyncheck futex MS     futex waits with a timeout of MS ms: their times
+ *   dyncheck clock MS     read both clocks for MS ms: never back, close to
+ *                         the host's, a sleep measured right
  *   dyncheck clone        /tmp/boot.txt at start; after stdin (the ready
  *                         point) /tmp/<stdin>, then lists /tmp
  */
@@ -386,6 +388,34 @@ static int mode_futex(int ms)
 	return 0;
 }
 
+static int64_t ns_of(clockid_t c)
+{
+	struct timespec t;
+	clock_gettime(c, &t);
+	return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static int mode_clock(int ms)
+{
+	int64_t m0 = ns_of(CLOCK_MONOTONIC), m = m0, r = ns_of(CLOCK_REALTIME), reads = 0, back = 0;
+
+	while (m - m0 < ms * 1000000LL) {
+		int64_t m2 = ns_of(CLOCK_MONOTONIC), r2 = ns_of(CLOCK_REALTIME);
+		back += m2 < m || r2 < r;
+		m = m2;
+		r = r2;
+		reads++;
+	}
+	printf("back %lld\n", (long long)back);
+	printf("reads_many %d\n", reads > 100);
+	printf("realtime_ns %lld\n", (long long)ns_of(CLOCK_REALTIME));
+	m0 = ns_of(CLOCK_MONOTONIC);
+	nanosleep(&(struct timespec){ 0, 100000000 }, NULL);
+	m = ns_of(CLOCK_MONOTONIC) - m0;
+	printf("sleep_100ms_measured %d\n", m >= 100000000LL && m < 1000000000LL);
+	return 0;
+}
+
 static int mode_clone(void)
 {
 	char in[64], path[128];
@@ -420,6 +450,8 @@ int main(int argc, char **argv)
 		mode_tmp();
 	else if (!strcmp(argv[1], "futex"))
 		mode_futex(argc > 2 ? atoi(argv[2]) : 200);
+	else if (!strcmp(argv[1], "clock"))
+		mode_clock(argc > 2 ? atoi(argv[2]) : 300);
 	else if (!strcmp(argv[1], "clone"))
 		mode_clone();
 	else
