@@ -41,6 +41,7 @@ struct boot_opts {
 	bool stats;
 	const char *kernel;
 	const char *initrd;
+	bool no_python;           /* --no-python: no Python layer in the stack */
 	char *env[MAX_ENV];
 	unsigned n_env;
 	char **argv;

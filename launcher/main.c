@@ -49,12 +49,15 @@ static const char usage_text[] =
 	"boot options:\n"
 	"  --mem SIZE          guest RAM, e.g. 512M, 1G (default 256M)\n"
 	"  --rootfs DIR        add DIR's files on top of the root file system: a layer\n"
-	"                      each, the last on top (at most 7)\n"
+	"                      each, the last on top (at most 6; 7 with --no-python)\n"
 	"  --timeout SECONDS   stop the VM after this long (exit status 124; 0: none)\n"
 	"  --trace-syscalls    print each guest system call to stderr\n"
 	"  --kernel FILE       guest kernel ELF (default <snapbox dir>/guest/kernel.elf)\n"
 	"  --base FILE         the base layer, an sbfs image (default <snapbox dir>/guest/base.sbfs;\n"
 	"                      --initrd FILE is the same)\n"
+	"  --no-python         leave out the Python layer (<snapbox dir>/guest/python3.11.sbfs:\n"
+	"                      Debian's python3 and its libraries, stacked on the base\n"
+	"                      layer, under the --rootfs layers, when it is there)\n"
 	"  --env KEY=VAL       set a guest environment variable (repeatable;\n"
 	"                      defaults: PATH=/bin:/usr/bin HOME=/)\n"
 	"  --stats             print timings to stderr\n"
@@ -158,7 +161,7 @@ static int env_set(struct boot_opts *o, char *kv)
 
 enum { OPT_MEM = 256, OPT_ROOTFS, OPT_TIMEOUT, OPT_TRACE, OPT_KERNEL, OPT_INITRD, OPT_ENV,
        OPT_STATS, OPT_HELP, OPT_STORE, OPT_FORCE, OPT_BACKEND, OPT_JAIL, OPT_MEM_MAX,
-       OPT_CPU_MAX, OPT_RECYCLE, OPT_PRIVATE_ROOTFS };
+       OPT_CPU_MAX, OPT_RECYCLE, OPT_PRIVATE_ROOTFS, OPT_NO_PYTHON };
 
 static const struct option boot_longopts[] = {
 	{ "mem", required_argument, NULL, OPT_MEM },
@@ -168,6 +171,7 @@ static const struct option boot_longopts[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "initrd", required_argument, NULL, OPT_INITRD },
 	{ "base", required_argument, NULL, OPT_INITRD },
+	{ "no-python", no_argument, NULL, OPT_NO_PYTHON },
 	{ "env", required_argument, NULL, OPT_ENV },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -313,6 +317,7 @@ static int boot_option(struct boot_opts *o, int c, char *arg, char *bad, enum bo
 	case OPT_TRACE: o->trace = true; return -1;
 	case OPT_KERNEL: o->kernel = arg; return -1;
 	case OPT_INITRD: o->initrd = arg; return -1;
+	case OPT_NO_PYTHON: o->no_python = true; return -1;
 	case OPT_STATS: o->stats = true; return -1;
 	case OPT_ENV:
 		if (!strchr(arg, '=') || arg[0] == '=')
@@ -376,7 +381,21 @@ int parse_boot_opts(struct boot_opts *o, int argc, char **argv, enum boot_mode m
 
 /* ---- boot --------------------------------------------------------------- */
 
-/* The base layer, then a layer per --rootfs DIR (built here, in memory). */
+/* The Python layer, when it was built (make): Debian's CPython and its
+ * libraries, over the base layer (which it does not change: it only adds
+ * /usr, /lib, /lib64 and some files in /etc). */
+static int add_python_layer(struct layer_set *ls, struct sb_err *err)
+{
+	char path[PATH_MAX];
+	int ret = file__exe_relative("guest/python3.11.sbfs", path, sizeof(path), err);
+
+	if (ret == 0 && access(path, F_OK) < 0 && errno == ENOENT)
+		return 0;
+	return ret < 0 ? ret : layers__add_file(ls, path, "python3.11", err);
+}
+
+/* The base layer, the Python layer (unless --no-python), then a layer per
+ * --rootfs DIR (built here, in memory). */
 static int load_layers(const struct boot_opts *o, struct layer_set *ls, struct sb_err *err)
 {
 	char path[PATH_MAX];
@@ -390,6 +409,8 @@ static int load_layers(const struct boot_opts *o, struct layer_set *ls, struct s
 	ret = layers__add_file(ls, o->initrd ? o->initrd : path, o->initrd ? o->initrd : "base", err);
 	if (ret == -ENOENT && !o->initrd)
 		err__set(err, ret, "%s: no base layer (build it with make, or pass --base FILE)", path);
+	if (ret == 0 && !o->no_python)
+		ret = add_python_layer(ls, err);
 	for (unsigned i = 0; ret == 0 && i < o->n_rootfs; i++)
 		ret = layers__add_dir(ls, o->rootfs_dirs[i], err);
 	return ret;

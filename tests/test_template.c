@@ -1546,14 +1546,14 @@ Test(template, a_rootfs_layer_is_in_the_template_and_its_clones)
 		cr_assert_str_eq(R.out, want);
 	}
 	/* the template names both layers and has them; the store has them once */
-	cr_assert_eq(count_dir(tpath("lay", "layers")), 2);
+	cr_assert_eq(count_dir(tpath("lay", "layers")), 3, "base, python3.11 and the --rootfs layer");
 	snprintf(p, sizeof(p), "%s/images", STORE);
-	cr_assert_eq(count_dir(p), 2);
+	cr_assert_eq(count_dir(p), 3);
 	tcmd("inspect", "lay");
 	cr_assert(strstr(R.out, "(bottom)") && strstr(R.out, "(top)"), "inspect: %s", R.out);
 	tcmd("verify", "lay");
 	cr_assert_eq(R.status, 0, "verify: %s", R.err);
-	cr_assert(strstr(R.out, "2 layer images"), "verify: %s", R.out);
+	cr_assert(strstr(R.out, "3 layer images"), "verify: %s", R.out);
 	{
 		size_t n;
 		char *j = (char *)slurp(tpath("lay", SNAP_MANIFEST_FILE), &n);
@@ -1563,7 +1563,7 @@ Test(template, a_rootfs_layer_is_in_the_template_and_its_clones)
 	}
 	/* a second template of the same tree shares the images (the same files) */
 	create_layered("lay2", dir, ALL("/bin/lua", "/app/main.lua"));
-	cr_assert_eq(count_dir(p), 2, "no new image for the same content");
+	cr_assert_eq(count_dir(p), 3, "no new image for the same content");
 	cr_assert_eq(stat(layer_file("lay", 0), &a), 0);
 	cr_assert_eq(stat(layer_file("lay2", 0), &b), 0);
 	cr_assert_eq(a.st_ino, b.st_ino, "one file for both templates");
@@ -1571,7 +1571,7 @@ Test(template, a_rootfs_layer_is_in_the_template_and_its_clones)
 	/* removing a template leaves the images: the other one still runs */
 	tcmd("rm", "lay");
 	cr_assert_eq(R.status, 0, "rm: %s", R.err);
-	cr_assert_eq(count_dir(p), 2);
+	cr_assert_eq(count_dir(p), 3);
 	run_clone("lay2", "x");
 	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
 	cr_assert(strstr(R.out, "|layer motd\n|late|"), "out: %s", R.out);
@@ -1716,7 +1716,7 @@ Test(template, the_layers_section_is_checked)
 	cr_assert_eq(h.minor, 4);
 	cr_assert_eq(t[i].length, sizeof(ly));
 	read_file(tpath("lua", SNAP_STATE_FILE), &ly, sizeof(ly), (off_t)t[i].offset);
-	cr_assert_eq(ly.n_layers, 1, "the base layer");
+	cr_assert_eq(ly.n_layers, 2, "the base and python3.11 layers");
 	cr_assert_eq(ly.layers[0].gpa, SB_IMG_GPA);
 
 	/* 1.3 without it, 1.2 with it */
@@ -1754,7 +1754,7 @@ Test(template, the_layers_section_is_checked)
 		case 1: l.n_layers = 9; break;
 		case 2: memset(l.layers[0].id, 0, 16); break;
 		case 3: l.layers[0].size -= 2048; break;
-		case 4: l.layers[1].size = 4096; break;
+		case 4: l.layers[ly.n_layers].size = 4096; break;
 		}
 		patch_file(tpath(name, SNAP_STATE_FILE), &l, sizeof(l), (off_t)t[i].offset);
 		resign(name);
@@ -1800,6 +1800,18 @@ static const char *layer_of(const char *name, unsigned l)
 	strcat(rel, ".sbfs");
 	snprintf(out, sizeof(out), "%s", tpath(name, rel));
 	return out;
+}
+
+/* How many layers template name has (its layers section). */
+static uint32_t layer_count(const char *name)
+{
+	struct snap_header h;
+	struct snap_section t[SNAP_MAX_SECTIONS];
+	struct snap_layers ly;
+	uint32_t i = find_section(name, SNAP_SEC_LAYERS, &h, t);
+
+	read_file(tpath(name, SNAP_STATE_FILE), &ly, sizeof(ly), (off_t)t[i].offset);
+	return ly.n_layers;
 }
 
 static uint64_t overlay_pages(const struct snap_overlay *o, const struct snap_overlay_run *runs)
@@ -2099,7 +2111,7 @@ Test(template, the_overlay_section_is_checked)
 		{ "past the end of the image", "outside the template's layers", { 1, 0 }, 1,
 		  { { runs[0].gpa, lsize - 2 * SNAP_PAGE, 4, 0, 0 } } },
 		{ "a layer the template lacks", "outside the template's layers", { 1, 0 }, 1,
-		  { { runs[0].gpa, runs[0].img_off, 4, 1, 0 } } },
+		  { { runs[0].gpa, runs[0].img_off, 4, SB_MAX_LAYERS - 1, 0 } } },
 		{ "overlapping runs", "overlaps the one before", { 2, 0 }, 2,
 		  { { runs[0].gpa, runs[0].img_off, 4, 0, 0 },
 		    { runs[0].gpa + 3 * SNAP_PAGE, runs[0].img_off, 4, 0, 0 } } },
@@ -2144,7 +2156,8 @@ Test(template, overlays_come_from_the_layer_that_holds_the_program)
 	read_overlay("top", &o, runs, &h, t);
 	cr_assert_geq(o.n_runs, 1);
 	for (uint32_t i = 0; i < o.n_runs; i++)
-		cr_assert_eq(runs[i].layer, 1, "run %u maps layer %u, not the top one", i, runs[i].layer);
+		cr_assert_eq(runs[i].layer, layer_count("top") - 1, "run %u maps layer %u, not the top one",
+			     i, runs[i].layer);
 	selfpatch_clone("top", "x", &taddr, &caddr);
 	cr_assert(overlay_covers(&o, runs, caddr & ~(SNAP_PAGE - 1)));
 	selfpatch_clone("top", "yz", &taddr, &caddr);
@@ -2152,4 +2165,26 @@ Test(template, overlays_come_from_the_layer_that_holds_the_program)
 	cr_assert_eq(R.status, 0, "verify: %s", R.err);
 	free(bin);
 	remove_tempdir(&dir);
+}
+
+/* ---- dynamic programs and /tmp ------------------------------------------------ */
+
+/* A glibc program under its ld.so (tests/tests.mk: dynroot) makes a template
+ * like a static one.  /tmp lives in the sandbox's RAM: what the boot wrote
+ * is in every clone; what a clone writes is its own, and gone in the next. */
+Test(template, dynamic_program_clones_each_have_their_own_tmp)
+{
+	const char *names[] = { "first", "second", "third" };
+	char want[256];
+
+	create_layered("dyn", build_file("tests/dynroot"), ALL("/bin/dyncheck", "clone"));
+	for (int i = 0; i < 3; i++) {
+		char in[32];
+		snprintf(in, sizeof(in), "%s\n", names[i]);
+		run_clone("dyn", in);
+		cr_assert_eq(R.status, 0, "clone %d: stdout %s stderr %s", i, R.out, R.err);
+		/* sorted like the program sorts: boot.txt < first < second < third */
+		snprintf(want, sizeof(want), "tmp ../ ./ boot.txt %s\nboot.txt made at boot\n", names[i]);
+		cr_assert_str_eq(R.out, want, "clone %d: stderr %s", i, R.err);
+	}
 }

@@ -153,6 +153,30 @@ static uint64_t ext_alloc_top(uint64_t len)
 	return 0;
 }
 
+static int ext_add(uint64_t lo, uint64_t hi);
+static void mm_claim(uint64_t lo, uint64_t hi);
+
+uint64_t mm_take_top(uint64_t len)
+{
+	uint64_t a = len && !(len & (PAGE - 1)) ? ext_alloc_top(len) : 0;
+	if (a)
+		mm_claim(a, a + len); /* reported ranges read as zero again */
+	return a;
+}
+
+int mm_give(uint64_t addr, uint64_t len)
+{
+	return ext_add(addr, addr + len);
+}
+
+uint64_t mm_free_bytes(void)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < n_ext; i++)
+		n += ext[i].hi - ext[i].lo;
+	return n;
+}
+
 static int in_heap(uint64_t a, uint64_t len)
 {
 	return sb_range_in(a, len, heap_lo, heap_hi) ||
@@ -302,13 +326,14 @@ int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int
 {
 	const uint8_t *data = 0;
 	uint64_t size = 0, a;
-	(void)prot;
 	mm_sync();
 	if (!len || len > K.mem_size + K.hot_size || (off & (PAGE - 1)))
 		return -EINVAL;
 	len = PAGE_UP(len);
 	if (!(flags & MAP_ANONYMOUS)) {
-		int64_t r = fs_file_data((int)fd, &data, &size);
+		/* one process: a shared map of a read-only file is a private one;
+		 * a shared writable map of a /tmp file is refused (ENODEV) */
+		int64_t r = fs_file_data((int)fd, (flags & MAP_SHARED) && (prot & 2), &data, &size);
 		if (r)
 			return r;
 	}
@@ -332,7 +357,6 @@ int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int
 		uint64_t n = size - off < len ? size - off : len;
 		kcopy(a, (uint64_t)data + off, n);
 	}
-	(void)MAP_SHARED; /* one process: shared and private maps behave alike */
 	return (int64_t)a;
 }
 
