@@ -13,8 +13,9 @@ GUEST_LIB_SRCS := guest/lib/elf64.c guest/lib/pagetable.c guest/lib/sbfs.c
 HOST_SRCS := $(filter-out launcher/main.c,$(wildcard launcher/*.c common/*.c memory/*.c devices/*.c snapshot/*.c backend/*.c backend/*/*.c sbfs/*.c migrate/*.c)) \
 	$(GUEST_LIB_SRCS)
 
-.PHONY: all deps clean test asan bench demo
-all: deps $(BUILD)/snapbox $(BUILD)/guest/kernel.elf $(BUILD)/guest/base.sbfs $(BUILD)/guest/proc-stub
+.PHONY: all deps clean test asan bench demo demo-python
+all: deps $(BUILD)/snapbox $(BUILD)/guest/kernel.elf $(BUILD)/guest/base.sbfs $(BUILD)/guest/proc-stub \
+	$(BUILD)/guest/python3.11.sbfs
 
 deps:
 	@sh mk/deps.sh
@@ -38,6 +39,7 @@ $(BUILD)/snapbox: $(BUILD)/host/launcher/main.o $(BUILD)/libsnapbox.a
 include guest/kernel/kernel.mk
 include guest/rootfs/rootfs.mk
 include backend/proc/proc.mk
+include mk/python.mk
 -include tests/tests.mk
 -include bench/bench.mk
 -include tests/fuzz/fuzz.mk
@@ -46,12 +48,16 @@ include backend/proc/proc.mk
 # `all: deps ...` alone lets make start the objects alongside it.  Order-only
 # (deps is phony: a normal prerequisite would rebuild everything each time).
 $(HOST_OBJS) $(BUILD)/host/launcher/main.o $(KERNEL_OBJS) $(LUA_SRCDIR) $(LUA_MULTIARCH_H) \
-	$(ROOTFS_EXAMPLE_UNSTRIPPED) $(TEST_BINS) $(BENCH_BINS): | deps
+	$(ROOTFS_EXAMPLE_UNSTRIPPED) $(TEST_BINS) $(BENCH_BINS) $(PYTHON_FETCHED): | deps
 
 # `make demo`: natively everywhere, with --backend auto (kvm where /dev/kvm is
 # usable, else the proc backend); SNAPBOX_DEMO_BACKEND=kvm|proc picks one.
 demo: all
 	@sh mk/demo.sh $(BUILD) $(SNAPBOX_DEMO_BACKEND)
+
+# `make demo-python`: the same with the Python handler (Debian's python3).
+demo-python: all
+	@sh mk/demo-python.sh $(BUILD) $(SNAPBOX_DEMO_BACKEND)
 
 clean:
 	rm -rf $(BUILD) build-asan

@@ -93,8 +93,10 @@ int machine__clone_into(struct machine *m, const struct snapshot *snap, struct s
 {
 	int ret = m->be->clone_into(m, snap, err);
 
-	if (ret == 0)
+	if (ret == 0) {
 		memcpy(m->template_id, snap->id, sizeof(m->template_id));
+		m->guest_abi = snap->hdr.abi_version;
+	}
 	return ret;
 }
 
@@ -164,7 +166,8 @@ int machine__map_layers(struct machine *m, const struct layer_set *ls, struct sb
 	return 0;
 }
 
-int machine__map_snapshot_layers(struct machine *m, const struct snapshot *snap, struct sb_err *err)
+int machine__map_snapshot_layers(struct machine *m, const struct snapshot *snap, int *keep,
+				 struct sb_err *err)
 {
 	struct machine_layer l[SB_MAX_LAYERS];
 	int fds[SB_MAX_LAYERS];
@@ -184,8 +187,12 @@ int machine__map_snapshot_layers(struct machine *m, const struct snapshot *snap,
 	}
 	if (ret == 0 && n)
 		ret = m->be->map_layers(m, fds, l, n, err);
-	for (unsigned i = 0; i < opened; i++)
-		close(fds[i]);
+	for (unsigned i = 0; i < opened; i++) {
+		if (keep && ret == 0)
+			keep[i] = fds[i];
+		else
+			close(fds[i]);
+	}
 	if (ret < 0)
 		return ret;
 	memcpy(m->layers, l, sizeof(l[0]) * n);

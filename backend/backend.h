@@ -93,6 +93,25 @@ struct machine_paused {
 	uint64_t gpa;
 };
 
+/*
+ * Memory hotplug, free-page reporting and CPU share of a running machine
+ * (guest ABI 5; backend/resize.c, resize.h): the host's side of the hot
+ * window and of the mailbox at SB_MEMCTL_GPA.
+ */
+struct machine_resize {
+	bool on;                  /* the mailbox is written (machine__resize_enable) */
+	uint32_t seq;             /* the mailbox's */
+	uint64_t hot_size;        /* bytes of the hot window usable now */
+	uint64_t hot_target;      /* asked of the guest; < hot_size: a shrink waits */
+	uint32_t report_min;      /* free-page reporting threshold (pages), 0: off */
+	int ctl_fd;               /* requests from the service (resize.h), -1: none */
+	uint64_t pending_req;     /* the shrink request waiting for the guest's ack */
+	uint64_t reports, reported_bytes; /* free-page reports served */
+	uint64_t cpu_quota_us, cpu_period_us; /* the share set last (0: never) */
+	uint64_t hot_in_use;      /* the guest's last ack: hot bytes up to its highest use */
+	char why_not[200];        /* not resizable: why (requests get it) */
+};
+
 /* What every backend's machine has; a backend embeds it first in its own. */
 struct machine {
 	const struct backend *be;
@@ -108,6 +127,9 @@ struct machine {
 	bool recycle;             /* set before clone_into if the caller may
 	                             machine__reset it: the backend then keeps
 	                             what a reset needs (proc: its stub's memory) */
+	bool resizable;           /* set before clone_into if the caller may
+	                             resize it (proc: the stub maps the hot window) */
+	struct machine_resize rs;
 	char template_id[33];     /* the template machine__clone_into mapped */
 	int pause;                /* set (__atomic) by another thread, then a signal
 	                             to the running one: run() returns MACHINE_PAUSED */
@@ -155,6 +177,19 @@ struct backend {
 	 * machine__reset's.  0 or -errno; after a failure only destroy. */
 	int (*reset)(struct machine *m, const struct snapshot *snap, struct reset_stats *st,
 		     struct sb_err *err);
+	/* Memory hotplug (guest ABI 5): make [SB_HOT_GPA, + size) of the hot
+	 * window usable and the rest of it not, discarding what leaves (size a
+	 * multiple of 2 MiB, <= SB_HOT_MAX).  NULL: not supported. */
+	int (*hot_set)(struct machine *m, uint64_t size, struct sb_err *err);
+	/* Free-page reporting: give [gpa, + len) back to the host (checked by
+	 * the caller: page-aligned, in RAM above SB_USER_LOAD or in the usable
+	 * hot window).  SB_MEM_RANGE_DONE, SB_MEM_RANGE_SELF (the guest must
+	 * discard it itself), or 0: kept. */
+	uint64_t (*discard)(struct machine *m, uint64_t gpa, uint64_t len);
+	/* The machine's share of the CPU: quota_us per period_us (cgroup
+	 * cpu.max / cfs_quota_us); the memory limit follows hot_set.  -errno
+	 * with a message (-ENOTSUP: no cgroup for it). */
+	int (*set_cpu)(struct machine *m, uint64_t quota_us, uint64_t period_us, struct sb_err *err);
 	/* Release everything but m itself; safe on a partly created machine. */
 	void (*destroy)(struct machine *m);
 	/* destroy() and free(m), off the caller's path (a process about to exit). */
@@ -198,8 +233,11 @@ int machine__reset(struct machine *m, const struct snapshot *snap, struct reset_
 int machine__map_layers(struct machine *m, const struct layer_set *ls, struct sb_err *err);
 /* A clone's: the template's layers (format 1.3), each opened from the
  * template and checked against it, mapped where they were.  A template
- * without layers maps none.  For a backend's clone_into. */
-int machine__map_snapshot_layers(struct machine *m, const struct snapshot *snap, struct sb_err *err);
+ * without layers maps none.  For a backend's clone_into.  fds: NULL, or
+ * room for SB_MAX_LAYERS descriptors that get the layers' (open read-only,
+ * the caller's to close: its overlays map them), all closed on failure. */
+int machine__map_snapshot_layers(struct machine *m, const struct snapshot *snap, int *fds,
+				 struct sb_err *err);
 /* Destroy and free; NULL is fine. */
 void machine__free(struct machine *m);
 #endif

@@ -26,6 +26,7 @@ static const char *const hc_names[SB_HC_COUNT] = {
 	[SB_HC_USER_START] = "USER_START", [SB_HC_SLEEP] = "SLEEP",
 	[SB_HC_SET_FS] = "SET_FS", [SB_HC_SYSCALL_PATH] = "SYSCALL_PATH",
 	[SB_HC_STDIN] = "STDIN",   [SB_HC_OUTPUT] = "OUTPUT",
+	[SB_HC_MEM] = "MEM",
 };
 
 void hypercall__init(struct hc_ctx *hc, struct guest_mem *mem, struct timeout *timeout,
@@ -77,7 +78,7 @@ static int hc__bad_ptr(unsigned nr, uint64_t gpa, uint64_t len, struct sb_err *e
 static int hc__check(struct hc_ctx *hc, unsigned nr, uint64_t gpa, uint64_t len,
 		     struct sb_err *err)
 {
-	if (!sb_range_in(gpa, len, 0, hc->mem->size))
+	if (!guest_mem__in(hc->mem, gpa, len))
 		return hc__bad_ptr(nr, gpa, len, err);
 	return 0;
 }
@@ -236,6 +237,13 @@ static int hc__readv(struct hc_ctx *hc, struct iovec *iov, int cnt, int64_t *ret
 				return -ETIMEDOUT;
 			if (hc->pause && __atomic_load_n(hc->pause, __ATOMIC_ACQUIRE))
 				return -EINPROGRESS; /* nothing read: left pending */
+			/* a request from the service (resize.h); a shrink needs
+			 * the guest (ABI 5 STDIN only): it comes back after it */
+			if (hc->ctl_poll && hc->ctl_poll(hc->ctl_arg) > 0 && hc->wake_ok) {
+				hc->woken = true;
+				*ret = -EINTR;
+				return 0;
+			}
 			continue;
 		}
 		if (errno == EAGAIN) {
@@ -458,9 +466,17 @@ static int hc__stdin(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err
 		s.ret = -EINVAL;
 	} else {
 		io = (struct sb_hc_io){ .fd = 0, .iovcnt = s.iovcnt, .iov_gpa = s.iov_gpa };
+		hc->wake_ok = hc->mem_call != NULL; /* the guest speaks ABI 5 and may be resized */
+		hc->woken = false;
 		ret = hc__io_do(hc, nr, &io, &s.ret, &asked, err);
-		if (ret == 0 && s.iovcnt <= SB_HC_IOV_MAX && hc__stdin_at_eof(hc, asked, s.ret))
+		hc->wake_ok = false;
+		if (hc->woken) {
+			hc->woken = false;
+			s.ret = -EINTR;
+			s.flags |= SB_STDIN_MEMCTL;
+		} else if (ret == 0 && s.iovcnt <= SB_HC_IOV_MAX && hc__stdin_at_eof(hc, asked, s.ret)) {
 			s.flags |= SB_STDIN_EOF;
+		}
 		if (ret == 0)
 			ret = hc__fill_pool(hc, nr, s.pool_gpa, s.pool_len, &s.pool_fill, err);
 		if (ret < 0)
@@ -891,6 +907,44 @@ static int hc__set_base(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_
 	return HC_CONTINUE;
 }
 
+/* ---- MEM (ABI 5): hotplug ack, free-page report ------------------------ */
+
+static int hc__mem_ctl(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_err *err)
+{
+	struct sb_mem_range r[SB_MEM_REPORT_MAX];
+	struct sb_hc_mem_ctl c;
+	int ret = hc__arg_in(hc, nr, gpa, &c, sizeof(c), err);
+
+	if (ret < 0)
+		return ret;
+	c.ret = 0;
+	if (!hc->mem_call) {
+		c.ret = -ENOSYS; /* not a resizable machine */
+	} else if (c.op == SB_MEM_REPORT) {
+		if (c.n == 0 || c.n > SB_MEM_REPORT_MAX) {
+			c.ret = -EINVAL;
+		} else {
+			size_t len = c.n * sizeof(r[0]);
+
+			ret = hc__copy_in(hc, nr, c.ranges_gpa, r, len, err);
+			if (ret == 0)
+				ret = hc->mem_call(hc->ctl_arg, &c, r, err);
+			if (ret == 0)
+				ret = hc__copy_out(hc, nr, c.ranges_gpa, r, len, err);
+			if (ret < 0)
+				return ret;
+		}
+	} else if (c.op == SB_MEM_ACK) {
+		ret = hc->mem_call(hc->ctl_arg, &c, NULL, err);
+		if (ret < 0)
+			return ret;
+	} else {
+		c.ret = -EINVAL;
+	}
+	hc__arg_out(hc, gpa, &c, sizeof(c));
+	return HC_CONTINUE;
+}
+
 /* ---- SYSCALL_PATH ------------------------------------------------------- */
 
 const char *hypercall__syscall_path_token(uint32_t path)
@@ -991,6 +1045,7 @@ int hypercall__handle(struct hc_ctx *hc, unsigned nr, uint64_t gpa, struct sb_er
 	}
 	case SB_HC_SET_FS: return hc__set_base(hc, nr, gpa, err);
 	case SB_HC_SYSCALL_PATH: return hc__syscall_path(hc, nr, gpa, err);
+	case SB_HC_MEM: return hc__mem_ctl(hc, nr, gpa, err);
 	case SB_HC_OUTPUT:
 		return err__set(err, -EINVAL, "guest made hypercall OUTPUT, which is the proc "
 				"backend's inline output message, not a call");

@@ -57,6 +57,16 @@ struct hc_ctx {
 	int (*set_base)(void *arg, unsigned which, uint64_t base);
 	void *set_base_arg;
 	struct timeout *timeout;  /* deadline for blocking calls; may be NULL */
+	/* a resizable machine (ABI 5, backend/resize.c); NULL: none.
+	 * mem_call serves SB_HC_MEM (c->ret for the guest; -errno: the VM
+	 * ends); ctl_poll serves the service's requests when a blocking read
+	 * is interrupted, > 0: the guest must see the mailbox now (a STDIN
+	 * returns SB_STDIN_MEMCTL). */
+	int (*mem_call)(void *arg, struct sb_hc_mem_ctl *c, struct sb_mem_range *r,
+			struct sb_err *err);
+	int (*ctl_poll)(void *arg);
+	void *ctl_arg;
+	bool wake_ok, woken;
 	int stdin_fd;             /* guest fd 0 (default 0; -1: always EOF) */
 	int stdout_fd;            /* guest fd 1 */
 	int stderr_fd;            /* guest fd 2 */

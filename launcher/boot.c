@@ -15,6 +15,7 @@
 #define GIB (1ULL << 30)
 #define PAGE_4K 4096ULL
 #define ET_EXEC 2
+#define ET_DYN 3
 
 static uint64_t align_up(uint64_t x, uint64_t a)
 {
@@ -99,6 +100,9 @@ int boot__check_kernel(const struct boot_params *p, struct sb_elf_info *info,
 					p->kernel_path, (unsigned long long)s->paddr,
 					(unsigned long long)s->memsz, SB_KERNEL_GPA, SB_USER_LOAD);
 	}
+	if (info->interp_len)
+		return err__set(err, -ENOEXEC, "%s: the kernel must be a static ELF (it has PT_INTERP)",
+				p->kernel_path);
 	if (info->entry < SB_KERNEL_GPA || info->entry >= SB_KERNEL_END)
 		return err__set(err, -ENOEXEC, "%s: entry point 0x%llx is outside the kernel image",
 				p->kernel_path, (unsigned long long)info->entry);
@@ -154,12 +158,43 @@ static int boot__find_program(const struct boot_params *p, struct sbfs_hit *h,
 	return 0;
 }
 
+/* A dynamic program's interpreter (PT_INTERP): in the layers, a shared
+ * object without an interpreter of its own; *span = its size in memory. */
+static int boot__check_interp(const struct boot_params *p, const uint8_t *prog,
+			      const struct sb_elf_info *info, uint64_t *span, struct sb_err *err)
+{
+	char path[SB_ELF_INTERP_MAX + 1];
+	struct sb_elf_info ii;
+	struct sbfs_hit h;
+	const uint8_t *data = NULL;
+	int ret;
+
+	memcpy(path, prog + info->interp_off, info->interp_len);
+	path[info->interp_len] = 0;
+	ret = layers__lookup(p->layers, path, 1, &h, &data);
+	if (ret == -ENOENT || ret == -ENOTDIR || (ret == 0 && (h.n.mode & SBFS_S_IFMT) != SBFS_S_IFREG))
+		return err__set(err, -ENOENT, "interpreter %s not in the root file system", path);
+	if (ret == -EIO)
+		return err__set(err, -ENOEXEC, "interpreter %s: the root file system layer %s is damaged",
+				path, p->layers->what[h.layer]);
+	if (ret < 0)
+		return err__set(err, -ENOEXEC, "interpreter %s: %s", path, strerror(-ret));
+	ret = sb_elf_parse(data, h.n.size, 0, &ii);
+	if (ret != SB_ELF_OK)
+		return err__set(err, -ENOEXEC, "interpreter %s: %s", path, sb_elf_strerror(ret));
+	if (ii.type != ET_DYN || ii.interp_len)
+		return err__set(err, -ENOEXEC, "interpreter %s: not a shared object (ET_DYN) of its own",
+				path);
+	*span = ii.hi - ii.lo;
+	return 0;
+}
+
 int boot__check_program(const struct boot_params *p, struct sb_err *err)
 {
 	struct sbfs_hit h;
 	struct sb_elf_info info;
 	const uint8_t *data = NULL;
-	uint64_t args, need, span;
+	uint64_t args, need, span, interp = 0;
 	char mem[32];
 	int ret;
 
@@ -171,12 +206,19 @@ int boot__check_program(const struct boot_params *p, struct sb_err *err)
 	ret = sb_elf_parse(data, h.n.size, SB_USER_LOAD, &info);
 	if (ret != SB_ELF_OK)
 		return err__set(err, -ENOEXEC, "%s: %s", p->argv[0], sb_elf_strerror(ret));
+	if (info.interp_len) {
+		ret = boot__check_interp(p, data, &info, &interp, err);
+		if (ret < 0)
+			return ret;
+		interp += BOOT_DYN_SLACK;
+	}
 	ret = boot__args_size(p, &args, err);
 	if (ret < 0)
 		return ret;
-	/* the root file system is not in RAM: the program, its stack, slack */
+	/* the root file system is not in RAM: the program, its interpreter and
+	 * the libraries it loads, its stack, slack */
 	span = info.hi - info.lo;
-	need = (info.hi > SB_USER_BASE + span ? info.hi : SB_USER_BASE + span) +
+	need = (info.hi > SB_USER_BASE + span ? info.hi : SB_USER_BASE + span) + interp +
 	       BOOT_STACK_RESERVE + BOOT_SLACK;
 	need = align_up(need, SB_PAGE_2M);
 	if (p->mem_size < need) {

@@ -18,6 +18,7 @@
 
 #define BOOT_STACK_RESERVE (8ULL << 20) /* the program's stack */
 #define BOOT_SLACK         (4ULL << 20) /* heap and kernel bookkeeping, at least */
+#define BOOT_DYN_SLACK     (16ULL << 20) /* a dynamic program: the libraries ld.so maps */
 
 struct boot_params {
 	uint64_t mem_size;        /* multiple of 2 MiB, SB_MIN_MEM..SB_MAX_MEM */
@@ -47,8 +48,9 @@ int boot__check_kernel(const struct boot_params *p, struct sb_elf_info *info,
 
 /*
  * Before creating a VM: the program exists in the layers (symlinks
- * followed), is a static x86-64 ELF, argv/env fit, and mem_size leaves room
- * for the program.  -ENOENT/-EISDIR/-ENOEXEC/-ELOOP: the program cannot be executed
+ * followed), is an x86-64 ELF whose interpreter (if it has one: PT_INTERP,
+ * ld.so) is a shared object in the layers too, argv/env fit, and mem_size
+ * leaves room for the program, its interpreter and libraries.  -ENOENT/-EISDIR/-ENOEXEC/-ELOOP: the program cannot be executed
  * (exit 127); -ENOMEM/-E2BIG: not enough room (exit 125).
  */
 int boot__check_program(const struct boot_params *p, struct sb_err *err);

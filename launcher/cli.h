@@ -41,6 +41,7 @@ struct boot_opts {
 	bool stats;
 	const char *kernel;
 	const char *initrd;
+	bool no_python;           /* --no-python: no Python layer in the stack */
 	char *env[MAX_ENV];
 	unsigned n_env;
 	char **argv;
@@ -49,6 +50,7 @@ struct boot_opts {
 	const char *name;
 	const char *store;
 	bool force;
+	bool private_rootfs;      /* --private-rootfs: no overlays, every page in mem.img */
 	const char *backend;      /* "kvm", "proc", "auto" (NULL: auto) */
 	struct jail_opts jail;
 	struct snap_policy policy; /* --recycle (all zero: not set) */

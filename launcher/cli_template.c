@@ -96,6 +96,9 @@ static int write_manifest(int dirfd, const struct boot_opts *o, const char *id,
 	fprintf(f, "  \"pages\": {\"total\": %llu, \"zero\": %llu, \"unique\": %llu, \"dup\": %llu},\n",
 		(unsigned long long)st->n_pages, (unsigned long long)st->zero_pages,
 		(unsigned long long)st->unique_pages, (unsigned long long)st->dup_pages);
+	fprintf(f, "  \"overlay\": {\"runs\": %llu, \"pages\": %llu, \"bytes\": %llu},\n",
+		(unsigned long long)st->overlay_runs, (unsigned long long)st->overlay_pages,
+		(unsigned long long)(st->overlay_pages * SNAP_PAGE));
 	fprintf(f, "  \"syscall_path\": \"%s\",\n",
 		hypercall__syscall_path_token(m->hc.st.syscall_path));
 	{
@@ -132,7 +135,18 @@ static int template_save(struct machine *m, const struct boot_opts *o, const str
 		ret = err__errno(err, "%s", tmp);
 		goto out;
 	}
-	ret = snapshot__save(m, &o->policy, dirfd, id, &ist, err);
+	{
+		/* the images as mapped here: the saver finds RAM pages that are theirs */
+		const uint8_t *img[SB_MAX_LAYERS] = { 0 };
+
+		for (unsigned i = 0; i < ls->n && i < SB_MAX_LAYERS; i++)
+			img[i] = ls->map[i].map;
+		ret = ls->n == m->n_layers ? 0 : err__set(err, -EINVAL, "%u layers mapped, %u booted",
+							    ls->n, m->n_layers);
+		if (ret == 0)
+			ret = snapshot__save(m, &o->policy, o->private_rootfs ? NULL : img, dirfd, id,
+					     &ist, err);
+	}
 	for (unsigned i = 0; ret == 0 && i < m->n_layers; i++)
 		ret = store__link_image(st, dirfd, m->layers[i].id, err);
 	snap_ms = (double)(now_ns() - t0) / 1e6;
@@ -146,10 +160,13 @@ static int template_save(struct machine *m, const struct boot_opts *o, const str
 	if (ret == 0) {
 		double ram_mb = (double)m->ram.size / (1 << 20);
 		printf("template %s: id %s\n", o->name, id);
-		printf("  RAM %.0f MiB: %llu pages, %llu zero, %llu unique, %llu duplicate; %.1f MiB stored\n",
+		printf("  RAM %.0f MiB: %llu pages, %llu zero, %llu unique, %llu duplicate; %.1f MiB stored, "
+		       "%.1f MiB mapped from the layers (%llu overlay runs)\n",
 		       ram_mb, (unsigned long long)ist.n_pages, (unsigned long long)ist.zero_pages,
 		       (unsigned long long)ist.unique_pages, (unsigned long long)ist.dup_pages,
-		       (double)ist.written_bytes / (1 << 20));
+		       (double)ist.written_bytes / (1 << 20),
+		       (double)(ist.overlay_pages * SNAP_PAGE) / (1 << 20),
+		       (unsigned long long)ist.overlay_runs);
 		printf("  boot to ready point %.1f ms; snapshot %.1f ms (RAM scanned at %.0f MB/s, "
 		       "written at %.0f MB/s)\n",
 		       boot_ms, snap_ms, ram_mb * 1.048576 / (snap_ms / 1e3),
@@ -482,6 +499,22 @@ path:
 		       (unsigned long long)s->layers.layers[i].gpa,
 		       i == s->layers.n_layers - 1 ? " (top)" : i == 0 ? " (bottom)" : "");
 	}
+	if (s->hdr.minor < 4)
+		printf("overlay    none (template made before format 1.4)\n");
+	else
+		printf("overlay    %u runs, %llu pages (%llu KiB) mapped from the layers, not stored\n",
+		       s->n_runs, (unsigned long long)s->overlay_pages,
+		       (unsigned long long)(s->overlay_pages * SNAP_PAGE >> 10));
+	for (uint32_t i = 0; i < s->n_runs; i++) {
+		const struct snap_overlay_run *r = &s->runs[i];
+
+		if (i == 16 && s->n_runs > 17) {
+			printf("           ... %u more runs\n", s->n_runs - 16);
+			break;
+		}
+		printf("           gpa 0x%llx +%u pages: layer %u at 0x%llx\n", (unsigned long long)r->gpa,
+		       r->npages, r->layer, (unsigned long long)r->img_off);
+	}
 	if (s->hc.flags & HC_STATE_PENDING_READ)
 		printf("ready      stdin read pending (%s, struct at gpa 0x%llx)\n",
 		       s->hc.flags & HC_STATE_PENDING_STDIN ? "STDIN" : "READ",
@@ -519,7 +552,7 @@ static int template_verify(const struct small_opts *o)
 	s->dirfd = -1;
 	ret = load_template(o, s, dir, sizeof(dir), &err);
 	if (ret == 0)
-		ret = snap_image__verify(s->dirfd, s->hdr.mem_size, &bad, &err);
+		ret = snap_image__verify(s, &bad, &err);
 	for (unsigned i = 0; ret == 0 && i < s->layers.n_layers; i++) {
 		struct sbfs_map lm;
 		char rel[64];
@@ -539,8 +572,10 @@ static int template_verify(const struct small_opts *o)
 	if (ret == 0)
 		snapshot__close(s);
 	if (ret == 0)
-		printf("template %s: ok (id %s; state, index, %llu pages and %u layer image%s verified)\n",
-		       o->name, s->id, (unsigned long long)s->pages.n_pages, s->layers.n_layers,
+		printf("template %s: ok (id %s; state, index, %llu pages (%llu of them in the layers) "
+		       "and %u layer image%s verified)\n",
+		       o->name, s->id, (unsigned long long)s->pages.n_pages,
+		       (unsigned long long)s->overlay_pages, s->layers.n_layers,
 		       s->layers.n_layers == 1 ? "" : "s");
 	else if (s->dirfd >= 0)
 		snapshot__close(s);

@@ -497,6 +497,95 @@ int cmd_migrate(int argc, char **argv)
 	return 0;
 }
 
+/* ---- snapbox resize ---------------------------------------------------------------- */
+
+/* snapbox resize [--server SOCKET] ID [--mem SIZE] [--cpu CPUS] [--free-page-reporting on|off]:
+ * PATCH /v1/sandboxes/ID; prints the sandbox's size after it. */
+int cmd_resize(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "server", required_argument, NULL, 's' },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "cpu", required_argument, NULL, 'c' },
+		{ "free-page-reporting", required_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *sock = NULL, *mem = NULL, *cpu = NULL, *rep = NULL, *id;
+	struct http_response r;
+	struct sb_err err = { "" };
+	char target[96], body[256], esc[80];
+	size_t o = 0;
+	json_t *j;
+	int c, ret;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
+		if (c == 's')
+			sock = optarg;
+		else if (c == 'm')
+			mem = optarg;
+		else if (c == 'c')
+			cpu = optarg;
+		else if (c == 'r')
+			rep = optarg;
+		else if (c == ':')
+			return client__usage("option %s needs an argument", argv[optind - 1]);
+		else
+			return client__usage("unknown option %s", argv[optind - 1]);
+	}
+	sock = client__socket_path(sock);
+	if (optind != argc - 1)
+		return client__usage("resize: expected one sandbox ID (see 'snapbox ps')%s", "");
+	id = argv[optind];
+	if (!*id || strlen(id) > 20 || strspn(id, "0123456789") != strlen(id))
+		return client__usage("resize: %s is not a sandbox ID (a number, see 'snapbox ps')", id);
+	if (rep && strcmp(rep, "on") && strcmp(rep, "off"))
+		return client__usage("resize: --free-page-reporting %s: expected on or off", rep);
+	if (cpu) {
+		char *end;
+		double v = strtod(cpu, &end);
+
+		if (end == cpu || *end || !(v >= 0.01 && v <= 1024))
+			return client__usage("resize: --cpu %s: expected a share of CPUs such as 0.5", cpu);
+	}
+	if (mem && (strlen(mem) > 32 || client__escape(mem, esc, sizeof(esc)) < 0))
+		return client__usage("resize: --mem %s: expected a size such as 1G", mem);
+	o += (size_t)snprintf(body + o, sizeof(body) - o, "{");
+	if (mem)
+		o += (size_t)snprintf(body + o, sizeof(body) - o, "\"mem\": \"%s\"", esc);
+	if (cpu)
+		o += (size_t)snprintf(body + o, sizeof(body) - o, "%s\"cpu\": %s", mem ? ", " : "", cpu);
+	if (rep)
+		o += (size_t)snprintf(body + o, sizeof(body) - o, "%s\"free_page_reporting\": %s",
+				      mem || cpu ? ", " : "", strcmp(rep, "on") ? "false" : "true");
+	snprintf(body + o, sizeof(body) - o, "}");
+	snprintf(target, sizeof(target), "/v1/sandboxes/%s", id);
+	if (client__request(sock, "PATCH", target, body, strlen(body), CLIENT_MAX_HEADERS,
+			    CTL_TIMEOUT_S, &r, &err) < 0)
+		return client__fail(&err);
+	if (r.status != 200) {
+		ret = client__fail_answer(&r);
+		http_response__free(&r);
+		return ret;
+	}
+	j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+	{
+		json_t *cj = json_object_get(j, "cpu");
+		char cbuf[32] = "no limit";
+
+		if (json_is_number(cj))
+			snprintf(cbuf, sizeof(cbuf), "%.2f", json_number_value(cj));
+		printf("sandbox %s: mem %lld MiB, cpu %s, free-page reporting %s (%lld MiB given back)\n",
+		       id, (long long)(json_integer_value(json_object_get(j, "mem_bytes")) >> 20), cbuf,
+		       json_is_true(json_object_get(j, "free_page_reporting")) ? "on" : "off",
+		       (long long)(json_integer_value(json_object_get(j, "reported_bytes")) >> 20));
+	}
+	json_decref(j);
+	http_response__free(&r);
+	return 0;
+}
+
 /* ---- snapbox run --server ------------------------------------------------------------- */
 
 static int b64__value(unsigned char c)

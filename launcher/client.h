@@ -45,6 +45,7 @@ int cmd_ps(int argc, char **argv);
 int cmd_kill(int argc, char **argv);
 /* `snapbox migrate [--server SOCKET] [--downtime-ms N] ID tcp:HOST:PORT|unix:PATH` */
 int cmd_migrate(int argc, char **argv);
+int cmd_resize(int argc, char **argv);
 /* `snapbox run --server PATH [--timeout S] NAME < request` (timeout_ns 0:
  * the service's default). */
 int cmd_run_remote(const char *sock, const char *name, uint64_t timeout_ns);

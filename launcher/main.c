@@ -27,7 +27,8 @@
 static const char usage_text[] =
 	"usage: snapbox boot [OPTIONS] -- PROGRAM [ARGS...]\n"
 	"       snapbox template create NAME [OPTIONS] [--store DIR] [--force]\n"
-	"                       [--recycle off|on[,max=N][,idle=D]] -- PROGRAM [ARGS...]\n"
+	"                       [--recycle off|on[,max=N][,idle=D]] [--private-rootfs]\n"
+	"                       -- PROGRAM [ARGS...]\n"
 	"       snapbox template ls|inspect|verify|rm [NAME] [--store DIR]\n"
 	"       snapbox run [--store DIR] [--timeout S] [--stats] [--backend B]\n"
 	"                   [--jail ...] [--mem-max SIZE] [--cpu-max PCT] TEMPLATE < request\n"
@@ -40,6 +41,8 @@ static const char usage_text[] =
 	"       snapbox ps [--server SOCKET]\n"
 	"       snapbox kill [--server SOCKET] ID\n"
 	"       snapbox migrate [--server SOCKET] [--downtime-ms N] ID tcp:HOST:PORT|unix:PATH\n"
+	"       snapbox resize [--server SOCKET] ID [--mem SIZE] [--cpu CPUS]\n"
+	"                      [--free-page-reporting on|off]\n"
 	"       snapbox --help | --version\n"
 	"\n"
 	"Boot a microVM that runs one static x86-64 Linux program from the root\n"
@@ -48,12 +51,15 @@ static const char usage_text[] =
 	"boot options:\n"
 	"  --mem SIZE          guest RAM, e.g. 512M, 1G (default 256M)\n"
 	"  --rootfs DIR        add DIR's files on top of the root file system: a layer\n"
-	"                      each, the last on top (at most 7)\n"
+	"                      each, the last on top (at most 6; 7 with --no-python)\n"
 	"  --timeout SECONDS   stop the VM after this long (exit status 124; 0: none)\n"
 	"  --trace-syscalls    print each guest system call to stderr\n"
 	"  --kernel FILE       guest kernel ELF (default <snapbox dir>/guest/kernel.elf)\n"
 	"  --base FILE         the base layer, an sbfs image (default <snapbox dir>/guest/base.sbfs;\n"
 	"                      --initrd FILE is the same)\n"
+	"  --no-python         leave out the Python layer (<snapbox dir>/guest/python3.11.sbfs:\n"
+	"                      Debian's python3 and its libraries, stacked on the base\n"
+	"                      layer, under the --rootfs layers, when it is there)\n"
 	"  --env KEY=VAL       set a guest environment variable (repeatable;\n"
 	"                      defaults: PATH=/bin:/usr/bin HOME=/)\n"
 	"  --stats             print timings to stderr\n"
@@ -82,6 +88,12 @@ static const char usage_text[] =
 	"reuses (default: no limit) and the worker ending after idle=D unused\n"
 	"(500ms, 30s, 5m; default 60s).  template create --recycle default: not\n"
 	"set (the same as leaving it out).  `template inspect` shows it.\n"
+	"\n"
+	"template create keeps RAM pages that are pages of a root file system layer\n"
+	"(a program's text and read-only data) out of mem.img: clones map them from\n"
+	"the layer image (overlays), shared by every template of that layer.\n"
+	"--private-rootfs stores them in the template instead (no page cache shared\n"
+	"with other templates).\n"
 	"\n"
 	"serve runs the launcher service in the foreground: an HTTP/1.1 + JSON API\n"
 	"on a Unix socket (docs/API.md) that clones sandboxes in worker processes,\n"
@@ -151,7 +163,7 @@ static int env_set(struct boot_opts *o, char *kv)
 
 enum { OPT_MEM = 256, OPT_ROOTFS, OPT_TIMEOUT, OPT_TRACE, OPT_KERNEL, OPT_INITRD, OPT_ENV,
        OPT_STATS, OPT_HELP, OPT_STORE, OPT_FORCE, OPT_BACKEND, OPT_JAIL, OPT_MEM_MAX,
-       OPT_CPU_MAX, OPT_RECYCLE };
+       OPT_CPU_MAX, OPT_RECYCLE, OPT_PRIVATE_ROOTFS, OPT_NO_PYTHON };
 
 static const struct option boot_longopts[] = {
 	{ "mem", required_argument, NULL, OPT_MEM },
@@ -161,6 +173,7 @@ static const struct option boot_longopts[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "initrd", required_argument, NULL, OPT_INITRD },
 	{ "base", required_argument, NULL, OPT_INITRD },
+	{ "no-python", no_argument, NULL, OPT_NO_PYTHON },
 	{ "env", required_argument, NULL, OPT_ENV },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -171,6 +184,7 @@ static const struct option boot_longopts[] = {
 	{ "mem-max", required_argument, NULL, OPT_MEM_MAX },
 	{ "cpu-max", required_argument, NULL, OPT_CPU_MAX },
 	{ "recycle", required_argument, NULL, OPT_RECYCLE },
+	{ "private-rootfs", no_argument, NULL, OPT_PRIVATE_ROOTFS },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -273,7 +287,8 @@ static int boot_option(struct boot_opts *o, int c, char *arg, char *bad, enum bo
 {
 	struct sb_err err;
 
-	if ((c == OPT_STORE || c == OPT_FORCE || c == OPT_RECYCLE) && mode != MODE_TEMPLATE)
+	if ((c == OPT_STORE || c == OPT_FORCE || c == OPT_RECYCLE || c == OPT_PRIVATE_ROOTFS) &&
+	    mode != MODE_TEMPLATE)
 		return usage_error("unknown option %s", bad);
 	switch (c) {
 	case OPT_STORE: o->store = arg; return -1;
@@ -283,6 +298,7 @@ static int boot_option(struct boot_opts *o, int c, char *arg, char *bad, enum bo
 		o->backend = arg;
 		return -1;
 	case OPT_FORCE: o->force = true; return -1;
+	case OPT_PRIVATE_ROOTFS: o->private_rootfs = true; return -1;
 	case OPT_RECYCLE: return recycle_option(arg, true, &o->policy);
 	case OPT_JAIL: return jail_opts__parse(&o->jail, 'J', arg);
 	case OPT_MEM_MAX: return jail_opts__parse(&o->jail, 'M', arg);
@@ -303,6 +319,7 @@ static int boot_option(struct boot_opts *o, int c, char *arg, char *bad, enum bo
 	case OPT_TRACE: o->trace = true; return -1;
 	case OPT_KERNEL: o->kernel = arg; return -1;
 	case OPT_INITRD: o->initrd = arg; return -1;
+	case OPT_NO_PYTHON: o->no_python = true; return -1;
 	case OPT_STATS: o->stats = true; return -1;
 	case OPT_ENV:
 		if (!strchr(arg, '=') || arg[0] == '=')
@@ -366,7 +383,21 @@ int parse_boot_opts(struct boot_opts *o, int argc, char **argv, enum boot_mode m
 
 /* ---- boot --------------------------------------------------------------- */
 
-/* The base layer, then a layer per --rootfs DIR (built here, in memory). */
+/* The Python layer, when it was built (make): Debian's CPython and its
+ * libraries, over the base layer (which it does not change: it only adds
+ * /usr, /lib, /lib64 and some files in /etc). */
+static int add_python_layer(struct layer_set *ls, struct sb_err *err)
+{
+	char path[PATH_MAX];
+	int ret = file__exe_relative("guest/python3.11.sbfs", path, sizeof(path), err);
+
+	if (ret == 0 && access(path, F_OK) < 0 && errno == ENOENT)
+		return 0;
+	return ret < 0 ? ret : layers__add_file(ls, path, "python3.11", err);
+}
+
+/* The base layer, the Python layer (unless --no-python), then a layer per
+ * --rootfs DIR (built here, in memory). */
 static int load_layers(const struct boot_opts *o, struct layer_set *ls, struct sb_err *err)
 {
 	char path[PATH_MAX];
@@ -380,6 +411,8 @@ static int load_layers(const struct boot_opts *o, struct layer_set *ls, struct s
 	ret = layers__add_file(ls, o->initrd ? o->initrd : path, o->initrd ? o->initrd : "base", err);
 	if (ret == -ENOENT && !o->initrd)
 		err__set(err, ret, "%s: no base layer (build it with make, or pass --base FILE)", path);
+	if (ret == 0 && !o->no_python)
+		ret = add_python_layer(ls, err);
 	for (unsigned i = 0; ret == 0 && i < o->n_rootfs; i++)
 		ret = layers__add_dir(ls, o->rootfs_dirs[i], err);
 	return ret;
@@ -690,6 +723,8 @@ int main(int argc, char **argv)
 		return cmd_kill(argc - 1, argv + 1);
 	if (strcmp(argv[1], "migrate") == 0)
 		return cmd_migrate(argc - 1, argv + 1);
+	if (strcmp(argv[1], "resize") == 0)
+		return cmd_resize(argc - 1, argv + 1);
 	if (argv[1][0] == '-')
 		return usage_error("unknown option %s", argv[1]);
 	return usage_error("unknown command %s", argv[1]);

@@ -36,6 +36,7 @@
 #include "launcher/pool.h"
 #include "backend/backend.h"
 #include "backend/proc/proc.h"
+#include "backend/resize.h"
 #include "snapshot/snapshot.h"
 #include "migrate/migrate.h"
 
@@ -54,6 +55,7 @@
  * fresh clone costs) the worker ends after the reset instead. */
 #define RECYCLE_MAX_PAGES 4096
 #define MAX_KINDS 16         /* kinds kept ready; the least recently used goes */
+#define RESIZE_WAIT_MS 3000  /* a resize request waits this long for its worker */
 
 /*
  * Workers are kept per kind: a RAM size (a multiple of 2 MiB) with the
@@ -111,6 +113,9 @@ struct msg_job {             /* service -> worker, + SCM_RIGHTS(stdin, stdout, s
 	uint32_t type;
 	uint32_t recycle;        /* keep the sandbox for the next request if its
 				    program exits by itself */
+	uint32_t resizable;      /* long-lived: a 5th fd is its control socket
+				    (backend/resize.h) */
+	uint32_t report_min;     /* free-page reporting threshold, pages (0: off) */
 	uint64_t id;
 	uint64_t timeout_ns;
 	char name[72];
@@ -305,6 +310,7 @@ struct wctl {
 	int phase, verdict;
 	uint8_t *state;          /* built by the main thread once paused */
 	size_t state_len;
+	int state_err;           /* building it failed: -errno (-EBUSY: refused) */
 	char why[256];           /* why it could not */
 };
 
@@ -337,6 +343,8 @@ static int wctl__pause(void *arg, uint8_t **state, size_t *len, struct sb_err *e
 	}
 	if (c->phase != WP_PAUSED)
 		ret = err__set(err, -ESRCH, "the sandbox ended before it paused");
+	else if (!c->state && c->state_err == -EBUSY)
+		ret = err__set(err, -EBUSY, "%s", c->why);
 	else if (!c->state)
 		ret = err__set(err, -EIO, "saving the paused sandbox's state: %s", c->why);
 	else
@@ -415,6 +423,7 @@ static void *wctl__thread(void *arg)
 
 	sigemptyset(&set);
 	sigaddset(&set, MIG_KICK_SIGNAL);
+	sigaddset(&set, SIGURG); /* a resize request's kick is for the main thread */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	for (;;) {
 		struct mig_src_ops ops = { wctl__pause, wctl__io, c };
@@ -494,10 +503,24 @@ static int worker__go(struct machine *m, struct wctl *c, struct sb_err *err)
 			struct sb_err e = { "" };
 			uint8_t *st = NULL;
 			size_t len = 0;
-			int r = snapshot__build_state(m, &unset, 0, &st, &len, &e);
+			int r;
+
+			/* the hot window (resize.h) is not in the stream: a sandbox
+			 * with memory added, or giving some back, stays here (the
+			 * service refuses it up front; this is for a grow that
+			 * raced with the migration) */
+			if (m->rs.hot_size || m->rs.pending_req)
+				r = err__set(&e, -EBUSY, "it has %llu MiB added to its template's "
+					     "RAM%s: the hot window does not migrate (shrink it back "
+					     "first: snapbox resize --mem)",
+					     (unsigned long long)(m->rs.hot_size >> 20),
+					     m->rs.pending_req ? " and is giving some back" : "");
+			else
+				r = snapshot__build_state(m, &unset, 0, NULL, &st, &len, &e);
 
 			pthread_mutex_lock(&c->mu);
 			c->state = r < 0 ? NULL : st;
+			c->state_err = r;
 			c->state_len = len;
 			snprintf(c->why, sizeof(c->why), "%s", e.msg);
 			c->phase = WP_PAUSED;
@@ -530,8 +553,8 @@ static int worker__go(struct machine *m, struct wctl *c, struct sb_err *err)
 /* An arriving sandbox: the rest of the stream (conn), checked; the machine
  * made from the template and the stream; READY to the source, its COMMIT;
  * the IO part to the service (IN_READY), its GO; RESUMED to the source. */
-static int worker__migrate_in(struct machine *m, struct msg_job *job, int conn, int sock,
-			      struct sb_err *err)
+static int worker__migrate_in(struct machine *m, struct msg_job *job, int conn, int ctl_fd,
+			      int sock, struct sb_err *err)
 {
 	struct snapshot *merged = calloc(1, sizeof(*merged));
 	struct mig_incoming in = { 0 };
@@ -558,6 +581,12 @@ static int worker__migrate_in(struct machine *m, struct msg_job *job, int conn, 
 		ret = mig__merge_state(&job->snap, in.state, in.state_len, merged, err);
 	if (ret == 0)
 		ret = mig__restore(m, merged, &in, err);
+	if (ret == 0 && ctl_fd >= 0) {
+		struct sb_err rerr = { "" };
+		/* resizable here too, its free-page reporting as it was (the
+		 * mailbox came with its pages; resize.c goes on from it) */
+		machine__resize_enable(m, ctl_fd, RESIZE_REPORT_KEEP, &rerr);
+	}
 	if (ret < 0)
 		goto fail;
 	ret = mig__write_rec(conn, MIG_REC_READY, 0, NULL, 0);
@@ -577,7 +606,8 @@ static int worker__migrate_in(struct machine *m, struct msg_job *job, int conn, 
 		goto out;
 	}
 	{
-		struct msg_mig mm = { .type = MSG_MIG_IN_READY };
+		/* status: its free-page reporting threshold, for the service's list */
+		struct msg_mig mm = { .type = MSG_MIG_IN_READY, .status = (int32_t)m->rs.report_min };
 		struct pollfd pf = { sock, POLLIN, 0 };
 
 		if (fdmsg__send(sock, &mm, sizeof(mm), &fd, 1) < 0 || poll(&pf, 1, 10000) != 1 ||
@@ -613,10 +643,19 @@ static bool worker__run_job(struct machine *m, struct msg_job *job, const int *f
 	job->snap.dirfd = fds[3];
 	if (job->migrate_in) {
 		m->recycle = false;
-		ret = worker__migrate_in(m, job, fds[4], sock, &err);
+		m->resizable = job->resizable != 0;
+		ret = worker__migrate_in(m, job, fds[4 + (job->resizable != 0)],
+					 job->resizable ? fds[4] : -1, sock, &err);
 	} else if (!recycled) {
 		m->recycle = job->recycle != 0;
+		m->resizable = job->resizable != 0;
 		ret = machine__clone_into(m, &job->snap, &err);
+		if (ret == 0 && job->resizable) {
+			struct sb_err rerr = { "" };
+			/* not resizable (an older template): it runs all the same,
+			 * and resize requests are answered with why */
+			machine__resize_enable(m, fds[4], job->report_min, &rerr);
+		}
 	} else if (memcmp(m->template_id, job->snap.id, sizeof(m->template_id))) {
 		ret = err__set(&err, -EINVAL, "a recycled sandbox was handed another template");
 	}
@@ -675,6 +714,11 @@ static int worker__recycle(struct machine *m, const struct snapshot *snap, int s
 	return rc.status;
 }
 
+static void worker__on_urg(int sig)
+{
+	(void)sig;
+}
+
 /* netns_fd: the zygote's shared empty network namespace for proc
  * sandboxes (-1: none; each then gets a new one). */
 static void worker__main(int sock, uint64_t kind, int netns_fd)
@@ -688,7 +732,7 @@ static void worker__main(int sock, uint64_t kind, int netns_fd)
 	struct jail_config jc;
 	struct machine_opts mo = { NULL };
 	bool recycled = false;
-	int fds[5], n;
+	int fds[6], n;
 
 	signal(SIGPIPE, SIG_IGN);
 	if (be == &proc_backend) {
@@ -708,10 +752,17 @@ static void worker__main(int sock, uint64_t kind, int netns_fd)
 	}
 	if (fdmsg__send(sock, &st, sizeof(st), NULL, 0) < 0)
 		_exit(1);
+	/* resize requests come with SIGURG (resize.h): it only interrupts */
+	{
+		struct sigaction sa = { .sa_handler = worker__on_urg };
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGURG, &sa, NULL);
+	}
 	/* one request, or, recycled, one after the other until the service
 	 * closes our socket (idle) or a reset fails */
-	while ((n = msg_recv(sock, job, sizeof(*job), fds, 5)) >= 4 && job->type == MSG_JOB &&
-	       n == (job->migrate_in ? 5 : 4)) {
+	while ((n = msg_recv(sock, job, sizeof(*job), fds, 6)) >= 4 && job->type == MSG_JOB &&
+	       n == 4 + (job->resizable != 0) + (job->migrate_in != 0)) {
 		job->name[sizeof(job->name) - 1] = 0;
 		if (!worker__run_job(m, job, fds, sock, recycled))
 			break;
@@ -1200,6 +1251,15 @@ struct sandbox {
 	char location[128];
 	pthread_mutex_t rd_lock; /* a read of its output pipes and its append */
 	pthread_mutex_t in_lock; /* long-lived: one stdin writer at a time */
+	/* long-lived: resizing (backend/resize.h) */
+	int ctl;                 /* our end of its control socket, -1: none */
+	int ctl_child;           /* the worker's end, until it is handed over */
+	uint32_t report_min;
+	pthread_mutex_t ctl_lock; /* one request at a time */
+	uint64_t ctl_seq;
+	uint64_t mem;            /* bytes of RAM now (the template's at start) */
+	double cpu;              /* CPU share now, 0: no limit known */
+	bool proc;               /* its backend is proc */
 	pthread_t thread;
 	struct sandbox *next;
 };
@@ -1281,6 +1341,9 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 		goto out;
 	kind = kind_of(job->snap.hdr.mem_size, job->snap.hdr.backend);
 	sb->kind = kind;
+	sb->mem = job->snap.hdr.mem_size;
+	sb->proc = kind_backend(kind) == &proc_backend;
+	sb->cpu = sb->proc ? 1.0 : 0; /* the proc jail's default: one CPU */
 	if (mig && (job->snap.hdr.mem_size != mig->mem_size || job->snap.hdr.backend != mig->backend ||
 		    memcmp(job->snap.id, mig->template_id, sizeof(job->snap.id)))) {
 		ret = err__set(err, -EINVAL, "template %s is not the sandbox's", name);
@@ -1361,9 +1424,17 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 		job->migratable = 1;
 		job->hello = *mig;
 	}
+	job->resizable = sb->ctl_child >= 0;
+	job->report_min = sb->report_min;
 	snprintf(job->name, sizeof(job->name), "%s", name);
-	int fds[5] = { stdin_fd, out[1], errp[1], job->snap.dirfd, conn };
-	ret = fdmsg__send(sb->w->sock, job, sizeof(*job), fds, mig ? 5 : 4);
+	/* stdin, stdout, stderr, the template; its control socket if resizable,
+	 * then the stream if it arrives */
+	int fds[6] = { stdin_fd, out[1], errp[1], job->snap.dirfd }, nfds = 4;
+	if (job->resizable)
+		fds[nfds++] = sb->ctl_child;
+	if (mig)
+		fds[nfds++] = conn;
+	ret = fdmsg__send(sb->w->sock, job, sizeof(*job), fds, nfds);
 	if (ret < 0)
 		err__set(err, ret, "handing the request to its worker: %s", strerror(-ret));
 	sb->out_r = out[0];
@@ -1522,7 +1593,8 @@ int pool__run(struct pool *p, const char *name, const char *tdir, const void *in
 		return ret;
 	}
 	for (int attempt = 0;; attempt++) {
-		struct sandbox sb = { .lim = *lim, .t0 = now_us(), .stdin_w = -1 };
+		struct sandbox sb = { .lim = *lim, .t0 = now_us(), .stdin_w = -1, .ctl = -1,
+				      .ctl_child = -1 };
 
 		if (lseek(in_fd, 0, SEEK_SET) < 0) {
 			ret = err__errno(err, "the request's memfd");
@@ -1570,7 +1642,7 @@ int pool__start(struct pool *p, const char *name, const char *tdir,
 		const struct sandbox_limits *lim, uint64_t *id, struct sb_err *err)
 {
 	struct sandbox *sb = calloc(1, sizeof(*sb));
-	int in[2], ret;
+	int in[2], ctl[2], ret;
 
 	if (!sb)
 		return err__set(err, -ENOMEM, "out of memory");
@@ -1578,15 +1650,30 @@ int pool__start(struct pool *p, const char *name, const char *tdir,
 		free(sb);
 		return err__errno(err, "pipe for the sandbox's stdin");
 	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0) {
+		close(in[0]);
+		close(in[1]);
+		free(sb);
+		return err__errno(err, "socket for resizing the sandbox");
+	}
 	sb->lim = *lim;
 	sb->lim.recycle.on = false; /* a long-lived sandbox is never recycled */
 	sb->t0 = now_us();
+	sb->ctl = ctl[0];
+	sb->ctl_child = ctl[1];
+	sb->report_min = lim->report_min;
 	pthread_mutex_init(&sb->in_lock, NULL);
+	pthread_mutex_init(&sb->ctl_lock, NULL);
 	sb->stdin_w = in[1]; /* long-lived: migratable */
 	ret = sandbox__begin(p, sb, name, tdir, in[0], NULL, -1, err);
 	close(in[0]);
+	close(sb->ctl_child);
+	sb->ctl_child = -1;
 	if (ret < 0) {
 		close(in[1]);
+		close(sb->ctl);
+		pthread_mutex_destroy(&sb->ctl_lock);
+		pthread_mutex_destroy(&sb->in_lock);
 		free(sb);
 		return ret;
 	}
@@ -1642,6 +1729,104 @@ int pool__write_stdin(struct pool *p, uint64_t id, const void *buf, size_t len, 
 	return ret;
 }
 
+/* Hand the request to the worker; signal it (SIGURG) until it answers:
+ * it serves requests when a blocking call of its run loop is interrupted. */
+int pool__resize(struct pool *p, uint64_t id, const struct sandbox_resize *rq,
+		 struct sandbox_resize_result *res, struct sb_err *err)
+{
+	struct resize_req q = { 0 };
+	struct resize_ans a;
+	struct sandbox *sb;
+	double deadline;
+	int ret = 0;
+
+	memset(res, 0, sizeof(*res));
+	pthread_mutex_lock(&p->lock);
+	sb = pool__find(p, id);
+	pthread_mutex_unlock(&p->lock);
+	if (!sb)
+		return err__set(err, -ENOENT, "no long-lived sandbox %llu", (unsigned long long)id);
+	if (__atomic_load_n(&sb->migrating, __ATOMIC_ACQUIRE) && !sb->migrated)
+		return err__set(err, -EBUSY, "sandbox %llu is migrating: resize it where it arrives",
+				(unsigned long long)id);
+	if (rq->mem)
+		q.flags |= RESIZE_MEM, q.mem = rq->mem;
+	if (rq->cpu > 0) {
+		q.flags |= RESIZE_CPU;
+		q.cpu_period_us = 100000;
+		q.cpu_quota_us = (uint64_t)(rq->cpu * 100000 + 0.5);
+		if (q.cpu_quota_us < 1000)
+			q.cpu_quota_us = 1000; /* the kernel's minimum */
+	}
+	if (rq->report >= 0)
+		q.flags |= RESIZE_REPORT, q.report_min = rq->report ? RESIZE_REPORT_DEFAULT : 0;
+	if (!q.flags)
+		q.flags = RESIZE_QUERY;
+	pthread_mutex_lock(&sb->ctl_lock);
+	q.id = ++sb->ctl_seq;
+	deadline = now_us() + RESIZE_WAIT_MS * 1e3;
+	if (send(sb->ctl, &q, sizeof(q), MSG_NOSIGNAL) != (ssize_t)sizeof(q)) {
+		ret = err__set(err, -ESRCH, "sandbox %llu has ended", (unsigned long long)id);
+		goto out;
+	}
+	for (;;) {
+		struct pollfd pf = { sb->ctl, POLLIN, 0 };
+		pid_t pid = 0;
+		ssize_t n;
+
+		pthread_mutex_lock(&p->lock);
+		if (!sb->done && sb->w)
+			pid = sb->w->pid;
+		pthread_mutex_unlock(&p->lock);
+		if (!pid) {
+			ret = err__set(err, -ESRCH, "sandbox %llu has ended", (unsigned long long)id);
+			break;
+		}
+		kill(pid, SIGURG);
+		if (poll(&pf, 1, 5) > 0) {
+			n = recv(sb->ctl, &a, sizeof(a), 0);
+			if (n <= 0) {
+				ret = err__set(err, -ESRCH, "sandbox %llu has ended", (unsigned long long)id);
+				break;
+			}
+			if (n == (ssize_t)sizeof(a) && a.id == q.id)
+				break;
+			continue; /* an answer to a request we gave up on */
+		}
+		if (now_us() > deadline) {
+			ret = err__set(err, -ETIMEDOUT, "sandbox %llu did not answer within %d s%s",
+				       (unsigned long long)id, RESIZE_WAIT_MS / 1000,
+				       (q.flags & RESIZE_MEM) && q.mem < sb->mem
+					       ? " (its guest gives memory back when it waits for stdin "
+						 "or allocates memory; a busy one may not)" : "");
+			break;
+		}
+	}
+	if (ret == 0 && a.status < 0) {
+		a.message[sizeof(a.message) - 1] = 0;
+		ret = err__set(err, a.status, "%s", a.message);
+	}
+	if (ret == 0) {
+		pthread_mutex_lock(&p->lock);
+		sb->mem = a.mem;
+		if (q.flags & RESIZE_CPU)
+			sb->cpu = (double)q.cpu_quota_us / (double)q.cpu_period_us;
+		sb->report_min = a.report_min;
+		pthread_mutex_unlock(&p->lock);
+	}
+	res->mem = a.mem;
+	res->in_use = a.in_use;
+	res->reports = a.reports;
+	res->reported_bytes = a.reported_bytes;
+	res->report = a.report_min != 0;
+out:
+	res->cpu = sb->cpu;
+	if (!res->mem)
+		res->mem = sb->mem;
+	pthread_mutex_unlock(&sb->ctl_lock);
+	return ret;
+}
+
 int pool__read(struct pool *p, uint64_t id, size_t out_off, size_t err_off,
 	       struct sandbox_output *o)
 {
@@ -1658,6 +1843,9 @@ int pool__read(struct pool *p, uint64_t id, size_t out_off, size_t err_off,
 	o->done = sb->done;
 	o->migrated = sb->migrated;
 	snprintf(o->location, sizeof(o->location), "%s", sb->location);
+	o->mem = sb->mem;
+	o->cpu = sb->cpu;
+	o->report = sb->report_min != 0;
 	o->out_total = sb->res.out_len;
 	o->err_total = sb->res.err_len;
 	if (out_off < sb->res.out_len) {
@@ -1695,8 +1883,11 @@ static void sandbox__free(struct sandbox *sb)
 		pthread_join(sb->thread, NULL);
 	if (sb->stdin_w >= 0)
 		close(sb->stdin_w);
+	if (sb->ctl >= 0)
+		close(sb->ctl);
 	sandbox_result__free(&sb->res);
 	pthread_mutex_destroy(&sb->in_lock);
+	pthread_mutex_destroy(&sb->ctl_lock);
 	free(sb);
 }
 
@@ -1932,6 +2123,16 @@ int pool__migrate_out(struct pool *p, uint64_t id, int conn, const char *to, uin
 		pthread_mutex_unlock(&p->lock);
 		return err__set(err, -EBUSY, "sandbox %llu is migrating already", (unsigned long long)id);
 	}
+	if (sb->mem > kind_mem(sb->kind)) {
+		/* its hot window (backend/resize.h) is not in the stream */
+		uint64_t added = sb->mem - kind_mem(sb->kind);
+
+		pthread_mutex_unlock(&p->lock);
+		return err__set(err, -EBUSY, "it has %llu MiB added to its template's RAM: the hot "
+				"window does not migrate (shrink it back first: snapbox resize "
+				"--mem %lluM)", (unsigned long long)(added >> 20),
+				(unsigned long long)(kind_mem(sb->kind) >> 20));
+	}
 	sb->migrating = true;
 	mm.hello.backend = (uint32_t)(sb->kind & KIND_BACKEND_MASK);
 	mm.hello.mem_size = kind_mem(sb->kind);
@@ -2030,7 +2231,7 @@ int pool__migrate_in(struct pool *p, int conn, pool_tdir_fn tdir_of, void *arg, 
 	struct mig_reader r;
 	struct sandbox *sb;
 	char name[80], dir[4096];
-	int in[2] = { -1, -1 }, ret, fd = -1;
+	int in[2] = { -1, -1 }, ctl[2], ret, fd = -1;
 
 	mig_reader__fd(&r, conn, MIG_READ_TIMEOUT_MS);
 	ret = mig__read_hello(&r, &h, err);
@@ -2064,17 +2265,33 @@ int pool__migrate_in(struct pool *p, int conn, pool_tdir_fn tdir_of, void *arg, 
 		ret = err__set(err, -ENOMEM, "out of memory");
 		return migrate__refuse(conn, ret, err);
 	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0) {
+		close(in[0]);
+		close(in[1]);
+		free(sb);
+		ret = err__errno(err, "socket for resizing the sandbox");
+		return migrate__refuse(conn, ret, err);
+	}
 	fcntl(in[1], F_SETPIPE_SZ, 1 << 20);
 	sb->lim.max_output = DEFAULT_MAX_OUTPUT;
 	sb->t0 = now_us();
 	sb->stdin_w = in[1];
+	/* resizable here as it was there (its threshold comes with IN_READY) */
+	sb->ctl = ctl[0];
+	sb->ctl_child = ctl[1];
 	pthread_mutex_init(&sb->in_lock, NULL);
+	pthread_mutex_init(&sb->ctl_lock, NULL);
 	/* the worker reads the rest of the stream and answers the source */
 	ret = sandbox__begin(p, sb, name, dir, in[0], &h, conn, err);
 	close(in[0]);
 	close(conn);
+	close(sb->ctl_child);
+	sb->ctl_child = -1;
 	if (ret < 0) {
 		close(in[1]);
+		close(sb->ctl);
+		pthread_mutex_destroy(&sb->ctl_lock);
+		pthread_mutex_destroy(&sb->in_lock);
 		free(sb);
 		return ret;
 	}
@@ -2085,6 +2302,8 @@ int pool__migrate_in(struct pool *p, int conn, pool_tdir_fn tdir_of, void *arg, 
 
 		if (n == 1) /* else its MSG_RESULT: the arrival failed (the source heard why) */
 			n = msg_recv(sb->w->sock, &mm, sizeof(mm), &fd, 1);
+		if (n == 1 && mm.type == MSG_MIG_IN_READY && mm.status >= 0)
+			sb->report_min = (uint32_t)mm.status;
 		if (n != 1 || mm.type != MSG_MIG_IN_READY) {
 			if (fd >= 0)
 				close(fd);
@@ -2151,7 +2370,10 @@ int pool__migrate_in(struct pool *p, int conn, pool_tdir_fn tdir_of, void *arg, 
 	sandbox__finish(sb);
 	if (sb->stdin_w >= 0)
 		close(sb->stdin_w);
+	close(sb->ctl);
 	sandbox_result__free(&sb->res);
+	pthread_mutex_destroy(&sb->ctl_lock);
+	pthread_mutex_destroy(&sb->in_lock);
 	free(sb);
 	return ret;
 }

@@ -52,6 +52,8 @@ struct sandbox_limits {
 	uint64_t max_output;       /* bytes of stdout + stderr; over it the
 	                              sandbox is stopped (0: 16 MiB) */
 	struct recycle_policy recycle; /* pool__run only; off for pool__start */
+	uint32_t report_min;       /* pool__start: free-page reporting threshold
+	                              (pages; 0: off) */
 };
 
 struct sandbox_result {
@@ -134,6 +136,9 @@ struct sandbox_output {
 	size_t out_total, err_total;
 	bool migrated;             /* it moved to another service: */
 	char location[128];        /* ... its migration address */
+	uint64_t mem;              /* bytes of RAM (after its last resize) */
+	double cpu;                /* CPU share, 0: no limit known */
+	bool report;               /* free-page reporting on */
 };
 int pool__start(struct pool *p, const char *name, const char *tdir,
 		const struct sandbox_limits *lim, uint64_t *id, struct sb_err *err);
@@ -159,6 +164,31 @@ typedef int (*pool_tdir_fn)(void *arg, const char *template_id, const char *name
 			    char *name, size_t name_len, char *dir, size_t dir_len, struct sb_err *err);
 int pool__migrate_in(struct pool *p, int conn, pool_tdir_fn tdir_of, void *arg, uint64_t *id,
 		     struct sb_err *err);
+
+/*
+ * Resize a running long-lived sandbox (guest ABI 5; backend/resize.h): its
+ * total RAM (0: leave), its CPU share (cpu > 0, in CPUs; 0: leave), free-page
+ * reporting (report 1 on, 0 off, -1 leave); nothing asked: the state now.
+ * Blocks until the worker answers (a shrink: until the guest gave the memory
+ * back), at most a few seconds.  0, or -errno with a message: -ENOENT no
+ * such sandbox, -ESRCH it has ended, -ERANGE below the template's RAM,
+ * -E2BIG above the most it can have, -EBUSY the guest uses that memory,
+ * -ENOTSUP cannot be resized (old template, no cgroup), -ETIMEDOUT.
+ */
+struct sandbox_resize {
+	uint64_t mem;
+	double cpu;
+	int report;
+};
+struct sandbox_resize_result {
+	uint64_t mem;              /* bytes of RAM now */
+	uint64_t in_use;           /* the guest's last word on what it uses (0: none) */
+	double cpu;                /* CPU share now (0: no limit known) */
+	bool report;               /* free-page reporting on */
+	uint64_t reports, reported_bytes;
+};
+int pool__resize(struct pool *p, uint64_t id, const struct sandbox_resize *rq,
+		 struct sandbox_resize_result *res, struct sb_err *err);
 
 /* Kill sandbox id: 0, or -ENOENT if no such live sandbox. */
 int pool__kill(struct pool *p, uint64_t id);

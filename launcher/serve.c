@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/resize.h"
 #include "launcher/boot.h"
 #include "launcher/cli.h"
 #include "launcher/pool.h"
@@ -581,6 +582,9 @@ static int template__details(const struct snapshot *snap, json_t *j)
 			"unique", (json_int_t)snap->pages.unique_pages, "dup", (json_int_t)snap->pages.dup_pages)) |
 	       json_object_set_new(j, "sections", template__sections(snap)) |
 	       json_object_set_new(j, "layers", template__layers(snap)) |
+	       json_object_set_new(j, "overlay", json_pack("{s:I, s:I, s:I}",
+			"runs", (json_int_t)snap->n_runs, "pages", (json_int_t)snap->overlay_pages,
+			"bytes", (json_int_t)(snap->overlay_pages * SNAP_PAGE))) |
 	       json_object_set_new(j, "vcpu", json_pack("{s:o, s:o, s:o}",
 			"rip", template__hex(snap->vcpu.regs.rip), "rsp", template__hex(snap->vcpu.regs.rsp),
 			"cr3", template__hex(snap->vcpu.sregs.cr3))) ? -ENOMEM : 0;
@@ -1152,7 +1156,7 @@ static int serve__template_policy(struct serve *s, const char *dir, struct snap_
 
 static int api__run(struct call *c)
 {
-	struct run_query q = { { (uint64_t)RUN_DEFAULT_TIMEOUT_S * 1000000000ULL, RUN_DEFAULT_MAX_OUTPUT, { false, 0, 0 } }, "" };
+	struct run_query q = { { (uint64_t)RUN_DEFAULT_TIMEOUT_S * 1000000000ULL, RUN_DEFAULT_MAX_OUTPUT, { false, 0, 0 }, 0 }, "" };
 	struct sandbox_result res;
 	struct sb_err err = { "" };
 	struct snap_policy pol;
@@ -1238,7 +1242,7 @@ static int sandbox__id(struct call *c, uint64_t *id)
 /* POST /v1/sandboxes {"template": NAME, "timeout": S, "max_output": N} */
 static int api__sandbox_start(struct call *c)
 {
-	struct sandbox_limits lim = { 0, RUN_DEFAULT_MAX_OUTPUT, { false, 0, 0 } };
+	struct sandbox_limits lim = { 0, RUN_DEFAULT_MAX_OUTPUT, { false, 0, 0 }, RESIZE_REPORT_DEFAULT };
 	struct sb_err err = { "" };
 	json_error_t je;
 	json_t *body, *v;
@@ -1271,6 +1275,13 @@ static int api__sandbox_start(struct call *c)
 	}
 	if (v)
 		lim.max_output = (uint64_t)json_integer_value(v);
+	v = json_object_get(body, "free_page_reporting");
+	if (v && !json_is_boolean(v)) {
+		json_decref(body);
+		return reply__error(c->r, MHD_HTTP_BAD_REQUEST, "free_page_reporting: expected true or false");
+	}
+	if (v && !json_is_true(v))
+		lim.report_min = 0;
 	if (store__path(&c->s->store, name, dir, sizeof(dir), &err) < 0) {
 		json_decref(body);
 		return reply__error(c->r, MHD_HTTP_BAD_REQUEST, "%s", err.msg);
@@ -1318,6 +1329,104 @@ static int api__sandbox_stdin(struct call *c)
 	return reply__empty(c->r, MHD_HTTP_NO_CONTENT);
 }
 
+/* {"mem": .., "cpu": .., "free_page_reporting": ..} of a resize's result */
+static json_t *resize__json(uint64_t id, const struct sandbox_resize_result *r)
+{
+	json_t *j = json_pack("{s:I, s:I, s:b, s:I, s:I}", "id", (json_int_t)id, "mem_bytes",
+			      (json_int_t)r->mem, "free_page_reporting", r->report, "reports",
+			      (json_int_t)r->reports, "reported_bytes", (json_int_t)r->reported_bytes);
+
+	if (j) {
+		json_object_set_new(j, "cpu", r->cpu > 0 ? json_real(r->cpu) : json_null());
+		json_object_set_new(j, "mem_in_use_bytes",
+				    r->in_use ? json_integer((json_int_t)r->in_use) : json_null());
+	}
+	return j;
+}
+
+static int resize__status(int ret)
+{
+	switch (ret) {
+	case -ENOENT: return MHD_HTTP_NOT_FOUND;
+	case -ESRCH: case -EBUSY: case -ERANGE: case -ENOTSUP: return MHD_HTTP_CONFLICT;
+	case -E2BIG: return MHD_HTTP_UNPROCESSABLE_CONTENT;
+	case -ETIMEDOUT: return MHD_HTTP_GATEWAY_TIMEOUT;
+	}
+	return MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* PATCH /v1/sandboxes/{id} {"mem": "1G", "cpu": 0.5, "free_page_reporting": true} */
+static int api__sandbox_patch(struct call *c)
+{
+	struct sandbox_resize rq = { 0, 0, -1 };
+	struct sandbox_resize_result res;
+	struct sb_err err = { "" };
+	json_error_t je;
+	json_t *body, *v;
+	const char *key;
+	uint64_t id;
+	bool bad = false;
+	int ret = sandbox__id(c, &id);
+
+	if (ret)
+		return ret;
+	body = json_loadb(c->rq->body ? c->rq->body : "", c->rq->len, JSON_REJECT_DUPLICATES, &je);
+	if (!body)
+		return reply__error(c->r, MHD_HTTP_BAD_REQUEST, "line %d column %d: %s", je.line,
+				    je.column, je.text);
+	if (!json_is_object(body)) {
+		json_decref(body);
+		return reply__error(c->r, MHD_HTTP_BAD_REQUEST,
+				    "expected {\"mem\": SIZE, \"cpu\": CPUS, \"free_page_reporting\": BOOL}");
+	}
+	json_object_foreach(body, key, v) {
+		if (!strcmp(key, "mem")) {
+			const char *str = json_string_value(v);
+
+			if (json_is_integer(v) && json_integer_value(v) > 0) {
+				rq.mem = (uint64_t)json_integer_value(v);
+			} else if (!str || strlen(str) > 32 || boot__parse_mem(str, &rq.mem, &err) < 0) {
+				const char *m = err.msg[0] == '-' ? err.msg + 2 : err.msg;
+
+				ret = reply__error(c->r, MHD_HTTP_BAD_REQUEST, "%s", m[0] ? m
+						   : "mem: expected a size such as \"1G\" or a byte count");
+				bad = true;
+				break;
+			}
+		} else if (!strcmp(key, "cpu")) {
+			if (!json_is_number(v) || json_number_value(v) < 0.01 || json_number_value(v) > 1024) {
+				ret = reply__error(c->r, MHD_HTTP_BAD_REQUEST,
+						   "cpu: expected a share of CPUs from 0.01 to 1024, e.g. 0.5");
+				bad = true;
+				break;
+			}
+			rq.cpu = json_number_value(v);
+		} else if (!strcmp(key, "free_page_reporting")) {
+			if (!json_is_boolean(v)) {
+				ret = reply__error(c->r, MHD_HTTP_BAD_REQUEST,
+						   "free_page_reporting: expected true or false");
+				bad = true;
+				break;
+			}
+			rq.report = json_is_true(v);
+		} else {
+			ret = reply__error(c->r, MHD_HTTP_BAD_REQUEST, "unknown field \"%.32s\" (expected "
+					   "mem, cpu, free_page_reporting)", key);
+			bad = true;
+			break;
+		}
+	}
+	json_decref(body);
+	if (bad)
+		return ret;
+	ret = pool__resize(c->s->pool, id, &rq, &res, &err);
+	if (ret < 0)
+		return reply__error(c->r, resize__status(ret), "%s", err.msg);
+	serve__log(c->s, SERVE_LOG_DEBUG, "sandbox %llu resized: %llu MiB", (unsigned long long)id,
+		   (unsigned long long)(res.mem >> 20));
+	return reply__json(c->r, MHD_HTTP_OK, resize__json(id, &res));
+}
+
 /* GET /v1/sandboxes/{id}[?stdout_offset=N&stderr_offset=N]: status and output */
 static int api__sandbox_get(struct call *c)
 {
@@ -1344,6 +1453,11 @@ static int api__sandbox_get(struct call *c)
 	if (j && (json__set_bytes(j, "stdout", o.out ? o.out : "", o.out_len) < 0 ||
 		  json__set_bytes(j, "stderr", o.err ? o.err : "", o.err_len) < 0))
 		json_decref(j), j = NULL;
+	if (j && !o.done && !o.migrated) { /* its size now, as its last resize left it */
+		json_object_set_new(j, "mem_bytes", json_integer((json_int_t)o.mem));
+		json_object_set_new(j, "cpu", o.cpu > 0 ? json_real(o.cpu) : json_null());
+		json_object_set_new(j, "free_page_reporting", json_boolean(o.report));
+	}
 	if (j && o.done && !o.migrated) {
 		json_object_set_new(j, "exit_code", json_integer(o.result.status));
 		json_object_set_new(j, "timed_out", json_boolean(o.result.timed_out));
@@ -1517,6 +1631,7 @@ static const struct route routes[] = {
 	{ "POST", "/v1/sandboxes/", R_ARG, api__sandbox_stdin, "/stdin" },
 	{ "POST", "/v1/sandboxes/", R_ARG, api__sandbox_migrate, "/migrate" },
 	{ "DELETE", "/v1/sandboxes/", R_ARG, api__sandbox_kill, "" },
+	{ "PATCH", "/v1/sandboxes/", R_ARG, api__sandbox_patch, "" },
 };
 
 /* Does url have route rt's shape?  The path segment goes to arg[len]. */

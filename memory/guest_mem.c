@@ -9,14 +9,19 @@
 #include "memory/guest_mem.h"
 #include "memory/ram.h"
 
+#include "sbtypes.h"
+#include "snapbox_abi.h"
+
 static void *ram_mem__ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 {
+	if (m->hot_host && m->hot_size && sb_range_in(gpa, len, SB_HOT_GPA, SB_HOT_GPA + m->hot_size))
+		return m->hot_host + (gpa - SB_HOT_GPA);
 	return ram__gpa_to_host(m->opaque, gpa, len);
 }
 
 static int ram_mem__read(const struct guest_mem *m, uint64_t gpa, void *dst, size_t len)
 {
-	const void *p = ram__gpa_to_host(m->opaque, gpa, len);
+	const void *p = ram_mem__ptr(m, gpa, len);
 
 	if (!p)
 		return -EFAULT;
@@ -26,7 +31,7 @@ static int ram_mem__read(const struct guest_mem *m, uint64_t gpa, void *dst, siz
 
 static int ram_mem__write(const struct guest_mem *m, uint64_t gpa, const void *src, size_t len)
 {
-	void *p = ram__gpa_to_host(m->opaque, gpa, len);
+	void *p = ram_mem__ptr(m, gpa, len);
 
 	if (!p)
 		return -EFAULT;

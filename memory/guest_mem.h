@@ -8,8 +8,12 @@
  */
 #ifndef SB_GUEST_MEM_H
 #define SB_GUEST_MEM_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "sbtypes.h"
+#include "snapbox_abi.h"
 
 struct guest_ram;
 
@@ -26,7 +30,18 @@ struct guest_mem {
 	 * may lie there); ro_host NULL: none */
 	uint64_t ro_gpa, ro_size;
 	const uint8_t *ro_host;
+	/* memory hotplug (ABI 5): [SB_HOT_GPA, + hot_size) is guest memory too;
+	 * hot_host maps it here (KVM), NULL: the ops reach it (proc) */
+	uint64_t hot_size;
+	uint8_t *hot_host;
 };
+
+/* Is [gpa, gpa + len) guest memory (RAM or the usable hot window)? */
+static inline bool guest_mem__in(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	return sb_range_in(gpa, len, 0, m->size) ||
+	       (m->hot_size && sb_range_in(gpa, len, SB_HOT_GPA, SB_HOT_GPA + m->hot_size));
+}
 
 /* Guest memory that is ram (mapped here; ram->host may change later). */
 void guest_mem__from_ram(struct guest_mem *m, struct guest_ram *ram);

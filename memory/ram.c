@@ -7,6 +7,7 @@
 
 #include "memory/ram.h"
 #include "sbtypes.h"
+#include "snapshot/format.h"
 
 static int ram__map_anon(struct guest_ram *ram, struct sb_err *err)
 {
@@ -124,6 +125,26 @@ int ram__fill_from_file(struct guest_ram *ram, int fd, struct sb_err *err)
 		return err__errno(err, "mmap (MAP_PRIVATE) of the memory image");
 	ram->backend = RAM_FILE_PRIV;
 	ram->ops = &ram_backends[RAM_FILE_PRIV];
+	return 0;
+}
+
+int ram__map_overlays(struct guest_ram *ram, const struct snap_overlay_run *runs, uint32_t n,
+		      const int *layer_fd, unsigned n_layers, struct sb_err *err)
+{
+	if (n && ram->backend != RAM_FILE_PRIV)
+		return err__set(err, -EINVAL, "overlays go over a template's memory image");
+	for (uint32_t i = 0; i < n; i++) {
+		const struct snap_overlay_run *r = &runs[i];
+		uint64_t len = (uint64_t)r->npages * SNAP_PAGE;
+		void *at = ram__gpa_to_host(ram, r->gpa, len);
+
+		if (!at || r->layer >= n_layers)
+			return err__set(err, -EINVAL, "overlay run %u lies outside guest RAM or its layers", i);
+		if (mmap(at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
+			 layer_fd[r->layer], (off_t)r->img_off) != at)
+			return err__errno(err, "mapping overlay run %u (%u pages of layer %u) over guest RAM",
+					  i, r->npages, r->layer);
+	}
 	return 0;
 }
 

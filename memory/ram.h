@@ -48,6 +48,16 @@ int ram__create(struct guest_ram *ram, enum ram_backend backend, uint64_t size,
  * place (KVM looks addresses up when the guest faults).
  */
 int ram__fill_from_file(struct guest_ram *ram, int fd, struct sb_err *err);
+/*
+ * After ram__fill_from_file: map each overlay run (a template's, checked on
+ * load) of its layer file (layer_fd[run.layer], n_layers of them) private
+ * and writable over its range, so the pages come from the image's page
+ * cache and a guest write copies them (the image is never written).  KVM
+ * follows the new mappings (MMU notifiers), the memory slot stays.
+ */
+struct snap_overlay_run;
+int ram__map_overlays(struct guest_ram *ram, const struct snap_overlay_run *runs, uint32_t n,
+		      const int *layer_fd, unsigned n_layers, struct sb_err *err);
 void ram__destroy(struct guest_ram *ram);
 
 /* Host pointer for GPA [gpa, gpa + len), NULL unless wholly inside RAM. */

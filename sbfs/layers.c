@@ -27,8 +27,9 @@ void layers__free(struct layer_set *ls)
 static int layers__room(const struct layer_set *ls, const char *what, struct sb_err *err)
 {
 	if (ls->n == SB_MAX_LAYERS)
-		return err__set(err, -E2BIG, "%s: more than %d root file system layers (the base and %d --rootfs)",
-				what, SB_MAX_LAYERS, SB_MAX_LAYERS - 1);
+		return err__set(err, -E2BIG, "%s: more than %d root file system layers (the base, python3.11 and "
+				"%d --rootfs; %d with --no-python)", what, SB_MAX_LAYERS, SB_MAX_LAYERS - 2,
+				SB_MAX_LAYERS - 1);
 	return 0;
 }
 

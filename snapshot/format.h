@@ -3,7 +3,8 @@
  * On-disk format of a snapbox template: a directory holding
  *
  *   mem.img      guest RAM, byte for byte, page-aligned; zero pages are holes
- *                (sparse), so a clone maps it MAP_PRIVATE and copies nothing
+ *                (sparse), so a clone maps it MAP_PRIVATE and copies nothing;
+ *                (1.4) so are pages a layer image holds (the OVERLAY section)
  *   pages.idx    struct snap_pages_header + one xxh3-64 per 4 KiB page of RAM
  *                (0 = zero page): integrity, dedup, the content address
  *   state.bin    struct snap_header, a table of struct snap_section, then the
@@ -29,7 +30,7 @@
 
 #define SNAP_MAGIC      "SNAPBOX\0"
 #define SNAP_MAJOR      1
-#define SNAP_MINOR      3 /* 1.1: the backend in the header, PROC_CPU section;
+#define SNAP_MINOR      4 /* 1.1: the backend in the header, PROC_CPU section;
                              1.2: the POLICY section (required from 1.2 on,
                              refused before: a 1.1 template's policy is "not set");
                              1.3: the LAYERS section (required from 1.3 on, refused
@@ -81,6 +82,7 @@ enum snap_section_type {
 	SNAP_SEC_PROC_CPU = 7,  /* struct snap_proc_cpu (proc backend only) */
 	SNAP_SEC_POLICY = 8,    /* struct snap_policy (1.2; every backend) */
 	SNAP_SEC_LAYERS = 9,    /* struct snap_layers (1.3; every backend) */
+	SNAP_SEC_OVERLAY = 10,  /* struct snap_overlay + runs (1.4; every backend) */
 	SNAP_SEC_TYPE_MAX
 };
 
@@ -231,6 +233,40 @@ struct snap_layers {
 	struct snap_layer layers[SB_MAX_LAYERS];
 };
 _Static_assert(sizeof(struct snap_layers) == 8 + 32 * SB_MAX_LAYERS, "snap_layers size");
+
+/*
+ * Overlays (1.4): RAM pages that were, at the ready point, byte for byte a
+ * page of one of the template's layer images (a program's text and
+ * read-only data, copied there by the guest kernel's exec or mmap) are not
+ * stored in mem.img (holes there) but recorded as runs: npages pages from
+ * gpa are the layer's pages from img_off.  A clone maps mem.img private and
+ * then each run of the layer file private over its range, so those pages
+ * come from the page cache of the one image file every template and clone
+ * of that layer shares; a clone that writes one gets its own copy, the
+ * image is never written.  pages.idx keeps such a page's hash (the image
+ * page's), so `template verify` checks the image there.  Runs are sorted by
+ * gpa, disjoint, whole pages, at or above SNAP_OVERLAY_MIN_GPA (a proc
+ * sandbox maps no RAM below it), inside RAM and inside their layer; at most
+ * SNAP_OVERLAY_MAX.  Checked on load, against the layers section.
+ */
+#define SNAP_OVERLAY_VERSION 1
+#define SNAP_OVERLAY_MAX 1024
+#define SNAP_OVERLAY_MIN_GPA SB_PROC_RAM_BASE
+struct snap_overlay_run {
+	uint64_t gpa;                   /* page-aligned, in RAM */
+	uint64_t img_off;               /* page-aligned, in the layer image */
+	uint32_t npages;                /* >= 1 */
+	uint16_t layer;                 /* index into the layers section */
+	uint16_t flags;                 /* zero */
+};
+_Static_assert(sizeof(struct snap_overlay_run) == 24, "snap_overlay_run size");
+struct snap_overlay {
+	uint32_t n_runs;                /* <= SNAP_OVERLAY_MAX runs follow */
+	uint32_t reserved;              /* zero */
+};
+_Static_assert(sizeof(struct snap_overlay) == 8, "snap_overlay size");
+_Static_assert(SNAP_OVERLAY_MAX == SB_PROC_OVERLAY_MAX, "a proc clone takes every run");
+_Static_assert(sizeof(struct snap_overlay_run) == sizeof(struct sb_proc_overlay), "run sizes");
 
 /* ---- pages.idx ------------------------------------------------------------ */
 #define SNAP_PAGES_MAGIC "SBPAGES\0"

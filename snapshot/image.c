@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,8 @@
 #include <xxhash.h>
 
 #include "common/file.h"
+#include "snapshot/overlay.h"
+#include "snapshot/snapshot.h"
 #include "snapshot/image.h"
 
 static double now_s(void)
@@ -85,15 +89,13 @@ static int memfd_data(const struct guest_ram *ram, unsigned char *data, uint64_t
 	return 0;
 }
 
-/* Scan RAM: hashes[] per page; writes non-zero runs to mem_fd. */
-static int image__scan_and_write(const struct guest_ram *ram, int mem_fd, uint64_t *hashes,
-				 struct snap_image_stats *st, struct sb_err *err)
+/* Scan RAM: hashes[] per page (never-populated pages are zero, not read). */
+static int image__scan(const struct guest_ram *ram, uint64_t *hashes, struct snap_image_stats *st,
+		       struct sb_err *err)
 {
-	uint64_t n = ram->size / SNAP_PAGE, run_start = 0, run_len = 0;
+	uint64_t n = ram->size / SNAP_PAGE;
 	unsigned char *resident = malloc(n);
 	const uint8_t *base = ram->host;
-	double t0 = now_s(), tw = 0;
-	int ret = 0;
 
 	if (!resident)
 		return err__set(err, -ENOMEM, "out of memory scanning guest RAM");
@@ -105,39 +107,75 @@ static int image__scan_and_write(const struct guest_ram *ram, int mem_fd, uint64
 	} else if (ram->backend != RAM_ANON || mincore(ram->host, ram->size, resident) < 0) {
 		memset(resident, 1, n);
 	}
-	for (uint64_t i = 0; i <= n && ret == 0; i++) {
-		uint64_t h = 0;
-		if (i < n && (resident[i] & 1))
-			h = snap_image__page_hash(base + i * SNAP_PAGE);
-		if (i < n)
-			hashes[i] = h;
-		if (h && run_len && run_start + run_len == i) {
-			run_len++;
-			continue;
-		}
-		if (run_len) {
-			double t = now_s();
-			ret = file__pwrite_all(mem_fd, base + run_start * SNAP_PAGE, run_len * SNAP_PAGE,
-					 (off_t)(run_start * SNAP_PAGE));
-			tw += now_s() - t;
-			st->written_bytes += run_len * SNAP_PAGE;
-		}
-		run_start = i;
-		run_len = h ? 1 : 0;
-		if (i < n && !h)
+	for (uint64_t i = 0; i < n; i++) {
+		hashes[i] = (resident[i] & 1) ? snap_image__page_hash(base + i * SNAP_PAGE) : 0;
+		if (!hashes[i])
 			st->zero_pages++;
 	}
 	free(resident);
 	st->n_pages = n;
-	st->write_s = tw;
-	st->scan_s = now_s() - t0 - tw;
+	return 0;
+}
+
+/* Write the non-zero pages outside the overlay runs to mem_fd, in runs. */
+static int image__write_pages(const struct guest_ram *ram, int mem_fd, const uint64_t *hashes,
+			      const struct snap_overlay_set *ov, struct snap_image_stats *st,
+			      struct sb_err *err)
+{
+	uint64_t n = ram->size / SNAP_PAGE, run_start = 0, run_len = 0;
+	const uint8_t *base = ram->host;
+	uint32_t r = 0;
+	int ret = 0;
+
+	for (uint64_t i = 0; i <= n && ret == 0; i++) {
+		bool data = i < n && hashes[i];
+
+		while (ov && r < ov->n_runs &&
+		       ov->runs[r].gpa + (uint64_t)ov->runs[r].npages * SNAP_PAGE <= i * SNAP_PAGE)
+			r++;
+		if (data && ov && r < ov->n_runs && ov->runs[r].gpa <= i * SNAP_PAGE)
+			data = false; /* the layer's page: a hole */
+		if (data && run_len && run_start + run_len == i) {
+			run_len++;
+			continue;
+		}
+		if (run_len) {
+			ret = file__pwrite_all(mem_fd, base + run_start * SNAP_PAGE, run_len * SNAP_PAGE,
+					       (off_t)(run_start * SNAP_PAGE));
+			st->written_bytes += run_len * SNAP_PAGE;
+		}
+		run_start = i;
+		run_len = data ? 1 : 0;
+	}
 	if (ret < 0)
 		return err__set(err, ret, "writing %s: %s", SNAP_MEM_FILE, strerror(-ret));
 	return 0;
 }
 
-int snap_image__write(const struct guest_ram *ram, int dirfd, struct snap_image_stats *st,
-		      uint64_t *pages_hash, struct sb_err *err)
+/* Hash RAM, find the overlay runs (src may be NULL), write the rest. */
+static int image__scan_and_write(const struct guest_ram *ram, int mem_fd, uint64_t *hashes,
+				 const struct snap_overlay_src *src, struct snap_overlay_set *ov,
+				 struct snap_image_stats *st, struct sb_err *err)
+{
+	double t0 = now_s(), t1;
+	int ret = image__scan(ram, hashes, st, err);
+
+	if (ret == 0)
+		ret = snap_overlay__find(ram->host, ram->size / SNAP_PAGE, hashes, src, ov, err);
+	t1 = now_s();
+	st->scan_s = t1 - t0;
+	if (ret < 0)
+		return ret;
+	st->overlay_runs = ov->n_runs;
+	st->overlay_pages = ov->pages;
+	ret = image__write_pages(ram, mem_fd, hashes, ov, st, err);
+	st->write_s = now_s() - t1;
+	return ret;
+}
+
+int snap_image__write(const struct guest_ram *ram, int dirfd, const struct snap_overlay_src *src,
+		      struct snap_overlay_set *ov, struct snap_image_stats *st, uint64_t *pages_hash,
+		      struct sb_err *err)
 {
 	uint64_t n = ram->size / SNAP_PAGE;
 	size_t idx_len = sizeof(struct snap_pages_header) + n * sizeof(uint64_t);
@@ -158,7 +196,7 @@ int snap_image__write(const struct guest_ram *ram, int dirfd, struct snap_image_
 		ret = err__errno(err, "ftruncate %s", SNAP_MEM_FILE);
 		goto out;
 	}
-	ret = image__scan_and_write(ram, mem_fd, hashes, st, err);
+	ret = image__scan_and_write(ram, mem_fd, hashes, src, ov, st, err);
 	if (ret < 0)
 		goto out;
 	count_unique(hashes, n, st);
@@ -248,43 +286,107 @@ static const void *map_file(int dirfd, const char *name, size_t len, struct sb_e
 	return p;
 }
 
-int snap_image__verify(int dirfd, uint64_t mem_size, uint64_t *bad, struct sb_err *err)
+/* The layer images the overlay runs name, mapped read-only (the rest NULL). */
+static int map_layers(const struct snapshot *s, const uint8_t **img, struct sb_err *err)
+{
+	for (uint32_t r = 0; r < s->n_runs; r++) {
+		unsigned l = s->runs[r].layer;
+		int fd;
+		void *p;
+
+		if (img[l])
+			continue;
+		fd = snapshot__open_layer(s, l, err);
+		if (fd < 0)
+			return fd;
+		p = mmap(NULL, s->layers.layers[l].size, PROT_READ, MAP_SHARED, fd, 0);
+		close(fd);
+		if (p == MAP_FAILED)
+			return err__errno(err, "mmap of the template's layer %u", l);
+		img[l] = p;
+	}
+	return 0;
+}
+
+static void unmap_layers(const struct snapshot *s, const uint8_t **img)
+{
+	for (unsigned l = 0; l < SB_MAX_LAYERS; l++)
+		if (img[l])
+			munmap((void *)img[l], s->layers.layers[l].size);
+}
+
+int snap_image__verify(const struct snapshot *s, uint64_t *bad, struct sb_err *err)
 {
 	struct snap_pages_header h;
-	uint64_t hash, n = mem_size / SNAP_PAGE;
+	uint64_t hash, mem_size = s->hdr.mem_size, n = mem_size / SNAP_PAGE;
 	size_t idx_len = sizeof(h) + n * 8;
-	const uint8_t *idx, *mem;
+	const uint8_t *idx, *mem, *img[SB_MAX_LAYERS] = { 0 };
 	const uint64_t *hashes;
 	struct stat sb;
-	int ret = snap_image__read_index(dirfd, mem_size, &h, &hash, err);
+	uint32_t r = 0;
+	int ret = snap_image__read_index(s->dirfd, mem_size, &h, &hash, err);
 
 	*bad = 0;
 	if (ret < 0)
 		return ret;
-	if (fstatat(dirfd, SNAP_MEM_FILE, &sb, 0) < 0)
+	if (fstatat(s->dirfd, SNAP_MEM_FILE, &sb, 0) < 0)
 		return err__errno(err, "%s", SNAP_MEM_FILE);
 	if ((uint64_t)sb.st_size != mem_size)
 		return err__set(err, -EBADMSG, "%s is %lld bytes, the template's RAM is %llu",
 				SNAP_MEM_FILE, (long long)sb.st_size, (unsigned long long)mem_size);
-	idx = map_file(dirfd, SNAP_PAGES_FILE, idx_len, err);
-	if (!idx)
-		return -EIO;
-	mem = map_file(dirfd, SNAP_MEM_FILE, mem_size, err);
+	ret = map_layers(s, img, err);
+	if (ret < 0) {
+		unmap_layers(s, img);
+		return ret;
+	}
+	idx = map_file(s->dirfd, SNAP_PAGES_FILE, idx_len, err);
+	mem = idx ? map_file(s->dirfd, SNAP_MEM_FILE, mem_size, err) : NULL;
 	if (!mem) {
-		munmap((void *)idx, idx_len);
+		if (idx)
+			munmap((void *)idx, idx_len);
+		unmap_layers(s, img);
 		return -EIO;
 	}
 	hashes = (const uint64_t *)(idx + sizeof(h));
 	madvise((void *)mem, mem_size, MADV_SEQUENTIAL);
 	for (uint64_t i = 0; i < n; i++) {
-		if (snap_image__page_hash(mem + i * SNAP_PAGE) == hashes[i])
-			continue;
-		if (!*bad)
-			err__set(err, -EBADMSG, "%s: page %llu (offset 0x%llx) does not match its hash",
+		const struct snap_overlay_run *o;
+		const uint8_t *page = mem + i * SNAP_PAGE;
+		char where[160];
+
+		while (r < s->n_runs &&
+		       s->runs[r].gpa + (uint64_t)s->runs[r].npages * SNAP_PAGE <= i * SNAP_PAGE)
+			r++;
+		o = r < s->n_runs && s->runs[r].gpa <= i * SNAP_PAGE ? &s->runs[r] : NULL;
+		if (!o) {
+			if (snap_image__page_hash(page) == hashes[i])
+				continue;
+			snprintf(where, sizeof(where), "%s: page %llu (offset 0x%llx) does not match its hash",
 				 SNAP_MEM_FILE, (unsigned long long)i, (unsigned long long)(i * SNAP_PAGE));
+		} else {
+			uint64_t off = o->img_off + (i * SNAP_PAGE - o->gpa);
+			char rel[64];
+
+			/* the layer's page where mem.img has a hole */
+			if (snap_image__page_hash(img[o->layer] + off) == hashes[i] &&
+			    snap_image__page_hash(page) == 0)
+				continue;
+			snapshot__layer_path(s, o->layer, rel, sizeof(rel));
+			if (snap_image__page_hash(page))
+				snprintf(where, sizeof(where), "%s: page %llu (offset 0x%llx) holds data "
+					 "where the template maps its layer", SNAP_MEM_FILE,
+					 (unsigned long long)i, (unsigned long long)(i * SNAP_PAGE));
+			else
+				snprintf(where, sizeof(where), "page %llu (an overlay page) does not match "
+					 "its hash in %s at offset 0x%llx", (unsigned long long)i, rel,
+					 (unsigned long long)off);
+		}
+		if (!*bad)
+			err__set(err, -EBADMSG, "%s", where);
 		(*bad)++;
 	}
 	munmap((void *)mem, mem_size);
 	munmap((void *)idx, idx_len);
+	unmap_layers(s, img);
 	return *bad ? -EBADMSG : 0;
 }

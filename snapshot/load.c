@@ -33,6 +33,7 @@ const char *snapshot__section_name(uint32_t type)
 	case SNAP_SEC_PROC_CPU: return "proc-cpu";
 	case SNAP_SEC_POLICY: return "policy";
 	case SNAP_SEC_LAYERS: return "layers";
+	case SNAP_SEC_OVERLAY: return "overlay";
 	}
 	return "unknown";
 }
@@ -57,6 +58,8 @@ static uint32_t template_sections(const struct snap_header *h)
 		common |= 1u << SNAP_SEC_POLICY;
 	if (h->minor >= 3)
 		common |= 1u << SNAP_SEC_LAYERS;
+	if (h->minor >= 4)
+		common |= 1u << SNAP_SEC_OVERLAY;
 	if (h->backend == SNAP_BACKEND_PROC)
 		return common | 1u << SNAP_SEC_PROC_CPU;
 	return common | 1u << SNAP_SEC_CPUID | 1u << SNAP_SEC_VCPU | 1u << SNAP_SEC_VM;
@@ -143,6 +146,7 @@ static uint32_t section_version(uint32_t type)
 	case SNAP_SEC_PROC_CPU: return SNAP_PROC_CPU_VERSION;
 	case SNAP_SEC_POLICY: return SNAP_POLICY_VERSION;
 	case SNAP_SEC_LAYERS: return SNAP_LAYERS_VERSION;
+	case SNAP_SEC_OVERLAY: return SNAP_OVERLAY_VERSION;
 	}
 	return 0;
 }
@@ -275,6 +279,76 @@ static int validate_layers(const struct snap_layers *l, struct sb_err *err)
 	return 0;
 }
 
+static int parse_overlay(const uint8_t *p, size_t len, struct snapshot *s, struct sb_err *err)
+{
+	struct snap_overlay o;
+
+	if (len < sizeof(o))
+		return err__set(err, -EBADMSG, "overlay section is truncated");
+	memcpy(&o, p, sizeof(o));
+	if (o.reserved)
+		return err__set(err, -EBADMSG, "overlay section: reserved field is not zero");
+	if (o.n_runs > SNAP_OVERLAY_MAX ||
+	    len != sizeof(o) + (size_t)o.n_runs * sizeof(struct snap_overlay_run))
+		return err__set(err, -EBADMSG, "overlay section: %u runs in %zu bytes (at most %d)",
+				o.n_runs, len, SNAP_OVERLAY_MAX);
+	s->n_runs = o.n_runs;
+	memcpy(s->runs, p + sizeof(o), o.n_runs * sizeof(struct snap_overlay_run));
+	return 0;
+}
+
+/* The runs against RAM and the layers (both sections parsed by now): whole
+ * pages, inside RAM (from SNAP_OVERLAY_MIN_GPA) and inside their layer's
+ * image, sorted by gpa, disjoint. */
+static int validate_overlay(struct snapshot *s, struct sb_err *err)
+{
+	uint64_t next = SNAP_OVERLAY_MIN_GPA, pages = 0;
+
+	for (uint32_t i = 0; i < s->n_runs; i++) {
+		const struct snap_overlay_run *r = &s->runs[i];
+		uint64_t len = (uint64_t)r->npages * SNAP_PAGE;
+
+		if (r->flags || r->npages == 0 || r->gpa % SNAP_PAGE || r->img_off % SNAP_PAGE)
+			return err__set(err, -EBADMSG, "overlay section: run %u (gpa %#llx, %u pages at "
+					"%#llx, flags %#x) is not whole pages", i,
+					(unsigned long long)r->gpa, r->npages,
+					(unsigned long long)r->img_off, r->flags);
+		if (r->gpa < next)
+			return err__set(err, -EBADMSG, "overlay section: run %u at gpa %#llx %s", i,
+					(unsigned long long)r->gpa,
+					i ? "overlaps the one before or is out of order"
+					  : "is below the lowest RAM a run may cover");
+		if (!sb_range_in(r->gpa, len, 0, s->hdr.mem_size))
+			return err__set(err, -EBADMSG, "overlay section: run %u (gpa %#llx, %u pages) "
+					"is outside RAM", i, (unsigned long long)r->gpa, r->npages);
+		if (r->layer >= s->layers.n_layers ||
+		    !sb_range_in(r->img_off, len, 0, s->layers.layers[r->layer].size))
+			return err__set(err, -EBADMSG, "overlay section: run %u (layer %u at %#llx, %u "
+					"pages) is outside the template's layers", i, r->layer,
+					(unsigned long long)r->img_off, r->npages);
+		next = r->gpa + len;
+		pages += r->npages;
+	}
+	s->overlay_pages = pages;
+	return 0;
+}
+
+const struct snap_overlay_run *snapshot__overlay_find(const struct snap_overlay_run *runs,
+						      uint32_t n, uint64_t gpa)
+{
+	uint32_t lo = 0, hi = n;
+
+	while (lo < hi) { /* the first run ending after gpa */
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (runs[mid].gpa + (uint64_t)runs[mid].npages * SNAP_PAGE <= gpa)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && runs[lo].gpa <= gpa ? &runs[lo] : NULL;
+}
+
 static int take_section(const struct snap_section *sec, const uint8_t *p, struct snapshot *s,
 			struct sb_err *err)
 {
@@ -297,6 +371,7 @@ static int take_section(const struct snap_section *sec, const uint8_t *p, struct
 	case SNAP_SEC_LAYERS:
 		memcpy(&s->layers, p, sizeof(s->layers));
 		return validate_layers(&s->layers, err);
+	case SNAP_SEC_OVERLAY: return parse_overlay(p, sec->length, s, err);
 	}
 	return 0;
 }
@@ -350,7 +425,8 @@ int snapshot__parse_state(const uint8_t *buf, size_t len, struct snapshot *s, st
 		if (sec->type == 0 || sec->type >= SNAP_SEC_TYPE_MAX)
 			return err__set(err, -EBADMSG, "state.bin: unknown section type %u", sec->type);
 		if (!(template_sections(&s->hdr) & (1u << sec->type)) &&
-		    (sec->type == SNAP_SEC_POLICY || sec->type == SNAP_SEC_LAYERS))
+		    (sec->type == SNAP_SEC_POLICY || sec->type == SNAP_SEC_LAYERS ||
+		     sec->type == SNAP_SEC_OVERLAY))
 			return err__set(err, -EBADMSG, "state.bin: section %s in a %u.%u template", name,
 					s->hdr.major, s->hdr.minor);
 		if (!(template_sections(&s->hdr) & (1u << sec->type)))
@@ -381,7 +457,9 @@ int snapshot__parse_state(const uint8_t *buf, size_t len, struct snapshot *s, st
 		if ((template_sections(&s->hdr) & (1u << t)) && !(seen & (1u << t)))
 			return err__set(err, -EBADMSG, "state.bin: section %s is missing",
 					snapshot__section_name(t));
-	return check_cross(s, err);
+	/* the overlay runs lie in RAM and in the layers */
+	ret = validate_overlay(s, err);
+	return ret < 0 ? ret : check_cross(s, err);
 }
 
 static int read_state(int dirfd, uint8_t **buf, size_t *len, struct sb_err *err)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -29,6 +30,36 @@ static int map_ro(int dirfd, const char *name, size_t len, const uint8_t **out,
 	return ret;
 }
 
+/* The layer images the template's overlay runs name, and the runs. */
+static int pristine__layers(struct snap_pristine *p, const struct snapshot *s, struct sb_err *err)
+{
+	if (!s->n_runs)
+		return 0;
+	p->runs = malloc(s->n_runs * sizeof(*p->runs));
+	if (!p->runs)
+		return err__set(err, -ENOMEM, "out of memory");
+	memcpy(p->runs, s->runs, s->n_runs * sizeof(*p->runs));
+	p->n_runs = s->n_runs;
+	for (uint32_t r = 0; r < s->n_runs; r++) {
+		unsigned l = s->runs[r].layer;
+		void *m;
+		int fd;
+
+		if (p->layer[l])
+			continue;
+		fd = snapshot__open_layer(s, l, err);
+		if (fd < 0)
+			return fd;
+		m = mmap(NULL, s->layers.layers[l].size, PROT_READ, MAP_SHARED, fd, 0);
+		close(fd);
+		if (m == MAP_FAILED)
+			return err__errno(err, "mmap of the template's layer %u", l);
+		p->layer[l] = m;
+		p->layer_size[l] = s->layers.layers[l].size;
+	}
+	return 0;
+}
+
 int snap_pristine__open(struct snap_pristine *p, const struct snapshot *s, struct sb_err *err)
 {
 	int ret;
@@ -40,6 +71,8 @@ int snap_pristine__open(struct snap_pristine *p, const struct snapshot *s, struc
 
 	if (ret == 0)
 		ret = map_ro(s->dirfd, SNAP_PAGES_FILE, p->idx_len, &p->idx, err);
+	if (ret == 0)
+		ret = pristine__layers(p, s, err);
 	if (ret < 0)
 		snap_pristine__close(p);
 	return ret;
@@ -47,10 +80,14 @@ int snap_pristine__open(struct snap_pristine *p, const struct snapshot *s, struc
 
 const void *snap_pristine__page(const struct snap_pristine *p, uint64_t gpa)
 {
+	const struct snap_overlay_run *r;
 	uint64_t h;
 
 	memcpy(&h, p->idx + sizeof(struct snap_pages_header) + gpa / SNAP_PAGE * 8, 8);
-	return h ? p->img + gpa : NULL;
+	if (!h)
+		return NULL;
+	r = p->n_runs ? snapshot__overlay_find(p->runs, p->n_runs, gpa) : NULL;
+	return r ? p->layer[r->layer] + r->img_off + (gpa - r->gpa) : p->img + gpa;
 }
 
 void snap_pristine__close(struct snap_pristine *p)
@@ -59,5 +96,9 @@ void snap_pristine__close(struct snap_pristine *p)
 		munmap((void *)p->img, p->mem_size);
 	if (p->idx)
 		munmap((void *)p->idx, p->idx_len);
+	for (unsigned l = 0; l < SB_MAX_LAYERS; l++)
+		if (p->layer[l])
+			munmap((void *)p->layer[l], p->layer_size[l]);
+	free(p->runs);
 	memset(p, 0, sizeof(*p));
 }

@@ -10,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "snapbox_abi.h"
+#include "snapshot/overlay.h"
 #include "snapshot/snapshot.h"
 
 struct snap_writer {
@@ -51,8 +52,8 @@ int snap_writer__add(struct snap_writer *b, uint32_t type, uint32_t version, con
 
 /* The backend's sections (CPUID, vCPU, VM), then the memory map, the
  * devices and the policy: every backend's template has all of them. */
-static int state__sections(struct machine *m, const struct snap_policy *pol, struct snap_writer *b,
-			   struct sb_err *err)
+static int state__sections(struct machine *m, const struct snap_policy *pol,
+			   const struct snap_overlay_set *ov, struct snap_writer *b, struct sb_err *err)
 {
 	struct snap_memmap mm = { .n_slots = 1, .slots = { { 0, m->ram.size, 0 } } };
 	struct snap_layers ly = { .n_layers = m->n_layers };
@@ -79,15 +80,24 @@ static int state__sections(struct machine *m, const struct snap_policy *pol, str
 		ret = snap_writer__add(b, SNAP_SEC_POLICY, SNAP_POLICY_VERSION, pol, sizeof(*pol), NULL, 0);
 	if (!ret)
 		ret = snap_writer__add(b, SNAP_SEC_LAYERS, SNAP_LAYERS_VERSION, &ly, sizeof(ly), NULL, 0);
+	if (!ret) {
+		struct snap_overlay o = { .n_runs = ov->n_runs };
+
+		ret = snap_writer__add(b, SNAP_SEC_OVERLAY, SNAP_OVERLAY_VERSION, &o, sizeof(o), ov->runs,
+				       ov->n_runs * sizeof(ov->runs[0]));
+	}
 	if (ret < 0 && !err->msg[0])
 		err__set(err, ret, "building state.bin: %s", strerror(-ret));
 	return ret;
 }
 
-int snapshot__save(struct machine *m, const struct snap_policy *policy, int dirfd, char id[33],
+int snapshot__save(struct machine *m, const struct snap_policy *policy,
+		   const uint8_t *const *layer_img, int dirfd, char id[33],
 		   struct snap_image_stats *st, struct sb_err *err)
 {
 	static const struct snap_policy unset; /* recycle not set: the service's default */
+	struct snap_overlay_src src = { .n = layer_img ? m->n_layers : 0 };
+	struct snap_overlay_set *ov;
 	uint64_t pages_hash;
 	uint8_t *buf = NULL;
 	size_t len = 0;
@@ -98,10 +108,20 @@ int snapshot__save(struct machine *m, const struct snap_policy *policy, int dirf
 	ret = snapshot__validate_policy(policy, err); /* what load will insist on */
 	if (ret < 0)
 		return ret;
-	ret = snap_image__write(&m->ram, dirfd, st, &pages_hash, err);
-	if (ret < 0)
+	for (unsigned i = 0; i < src.n && i < SB_MAX_LAYERS; i++) {
+		src.img[i] = layer_img[i];
+		src.size[i] = m->layers[i].size;
+	}
+	ov = malloc(sizeof(*ov));
+	if (!ov)
+		return err__set(err, -ENOMEM, "out of memory");
+	ret = snap_image__write(&m->ram, dirfd, &src, ov, st, &pages_hash, err);
+	if (ret < 0) {
+		free(ov);
 		return ret;
-	ret = snapshot__build_state(m, policy, pages_hash, &buf, &len, err);
+	}
+	ret = snapshot__build_state(m, policy, pages_hash, ov, &buf, &len, err);
+	free(ov);
 	if (ret < 0)
 		return ret;
 	XXH128_hash_t id128 = XXH3_128bits(buf, len);
@@ -122,20 +142,24 @@ out:
 }
 
 int snapshot__build_state(struct machine *m, const struct snap_policy *policy, uint64_t pages_hash,
-			  uint8_t **out, size_t *out_len, struct sb_err *err)
+			  const struct snap_overlay_set *ov, uint8_t **out, size_t *out_len,
+			  struct sb_err *err)
 {
+	static const struct snap_overlay_set none; /* no runs: a migration's state */
 	struct snap_writer b = { 0 };
 	struct snap_header h;
 	size_t table_len;
 	int ret;
 
+	if (!ov)
+		ov = &none;
 	/* room for header + table, filled in last */
 	b.len = sizeof(h) + SNAP_MAX_SECTIONS * sizeof(struct snap_section);
 	b.cap = b.len + 65536;
 	b.p = calloc(1, b.cap);
 	if (!b.p)
 		return err__set(err, -ENOMEM, "out of memory");
-	ret = state__sections(m, policy, &b, err);
+	ret = state__sections(m, policy, ov, &b, err);
 	if (ret < 0)
 		goto out;
 	/* the table sits right after the header: move the sections up to it */

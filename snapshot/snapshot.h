@@ -31,6 +31,9 @@ struct snapshot {
 	uint32_t hc_version;    /* its section's version (1: no syscall_path) */
 	struct snap_policy policy; /* all zero (recycle "not set") before format 1.2 */
 	struct snap_layers layers; /* 1.3; none (n_layers 0) before: the rootfs is in RAM */
+	uint32_t n_runs;        /* 1.4: overlay runs (none before), sorted by gpa */
+	uint64_t overlay_pages; /* pages in them */
+	struct snap_overlay_run runs[SNAP_OVERLAY_MAX];
 	char id[33];            /* xxh3-128 of state.bin (which covers pages.idx) */
 	uint64_t state_bytes;
 };
@@ -38,17 +41,24 @@ struct snapshot {
 /*
  * Save sb (stopped at its ready point) into the empty directory dirfd:
  * mem.img, pages.idx, state.bin (the backend's sections from its save(),
- * then the memory map, the devices, the template's policy and its layers,
- * last).  The layer images themselves are the caller's to link in.
- * Writes the id.
+ * then the memory map, the devices, the template's policy, its layers and
+ * its overlay runs, last).  layer_img[i] is sb's layer i's image mapped
+ * here (sb->layers[i].size bytes), for finding the RAM pages that are
+ * image pages (overlays); NULL: no overlays.  The layer images themselves
+ * are the caller's to link in.  Writes the id.
  */
-int snapshot__save(struct machine *sb, const struct snap_policy *policy, int dirfd, char id[33],
+int snapshot__save(struct machine *sb, const struct snap_policy *policy,
+		   const uint8_t *const *layer_img, int dirfd, char id[33],
 		   struct snap_image_stats *st, struct sb_err *err);
 
 /* state.bin's bytes for m (stopped at its ready point, or paused: a
- * migration's state), as snapshot__save writes them: *out malloc'd. */
+ * migration's state), as snapshot__save writes them: *out malloc'd.  ov:
+ * the overlay runs found by snap_image__write; NULL: none (a migration's
+ * state, merged over its template, keeps the template's runs). */
+struct snap_overlay_set;
 int snapshot__build_state(struct machine *m, const struct snap_policy *policy, uint64_t pages_hash,
-			  uint8_t **out, size_t *out_len, struct sb_err *err);
+			  const struct snap_overlay_set *ov, uint8_t **out, size_t *out_len,
+			  struct sb_err *err);
 
 /* state.bin being built, for a backend's save(). */
 struct snap_writer;
@@ -81,6 +91,10 @@ void snapshot__layer_path(const struct snapshot *s, unsigned i, char *out, size_
 /* A policy section's contents: a known mode, max_reuses and idle_ms only
  * for "on" and within their limits, reserved fields zero.  0 or -EBADMSG. */
 int snapshot__validate_policy(const struct snap_policy *p, struct sb_err *err);
+
+/* The run of runs[n] (sorted, disjoint) covering gpa, or NULL. */
+const struct snap_overlay_run *snapshot__overlay_find(const struct snap_overlay_run *runs,
+						      uint32_t n, uint64_t gpa);
 
 /* "kvm" or "proc" (enum snap_backend), for messages and inspect. */
 const char *snapshot__backend_name(uint32_t backend);

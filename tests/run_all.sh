@@ -14,16 +14,16 @@
 #                   /dev/kvm exists (to check that path before submitting)
 # Nothing that needs KVM is ever skipped.
 #
-# The boot, template, pool, serve, recycle and migrate suites run once per backend: SNAPBOX_TEST_BACKEND=kvm
+# The boot, template, pool, serve, recycle, resize, python and migrate suites run once per backend: SNAPBOX_TEST_BACKEND=kvm
 # (natively or emulated, as above) and SNAPBOX_TEST_BACKEND=proc, natively on
 # every machine (the proc backend needs no KVM).
 set -u
 BUILD=${1:-build}
 ASAN_BUILD=build-asan
-KVM_SUITES="test_boot test_template test_pool test_serve test_recycle test_migrate"
+KVM_SUITES="test_boot test_template test_pool test_serve test_recycle test_resize test_python test_migrate"
 ASAN_SUITES="test_boot test_template"
 ASAN_NATIVE_SUITES="test_proc test_jail"
-BOTH_SUITES="test_boot test_template test_pool test_serve test_recycle test_migrate" # once more with the proc backend
+BOTH_SUITES="test_boot test_template test_pool test_serve test_recycle test_resize test_python test_migrate" # once more with the proc backend
 pass=0; fail=0; status=0
 LOGS=$(mktemp -d)
 trap 'rm -rf "$LOGS"' EXIT
@@ -105,7 +105,7 @@ if [ -n "$emu_suites" ]; then
 	: > "$LOGS/laneA"; : > "$LOGS/laneB"
 	i=0
 	# longest first, alternating lanes
-	for s in test_template test_serve test_pool test_recycle test_migrate test_boot; do
+	for s in test_template test_serve test_pool test_recycle test_resize test_python test_migrate test_boot; do
 		case " $emu_suites " in *" $s "*) ;; *) continue ;; esac
 		echo "$s (emulated KVM host)|$BUILD/tests/$s|SNAPBOX_BIN=$BUILD/snapbox SNAPBOX_TEST_BACKEND=kvm $EMU_ENV" >> "$LOGS/lane$([ $((i % 2)) = 0 ] && echo A || echo B)"
 		i=$((i + 1))

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* `snapbox boot` end to end: real guests, run as a user would run them. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "run.h"
 #include "snapbox_abi.h"
@@ -245,12 +247,171 @@ Test(boot, foreign_elfs_are_refused)
 	cr_assert_eq(R.status, 127);
 	cr_assert(strstr(R.err, "32-bit"), "stderr: %s", R.err);
 	run_result_free(&R);
-	boot(ARGS("boot", "--rootfs", dir, "--", "/dyn"), NULL, 30);
+	/* dynamic, but no ld.so in this root file system (the Python layer
+	 * has one: left out) */
+	boot(ARGS("boot", "--no-python", "--rootfs", dir, "--", "/dyn"), NULL, 30);
 	cr_assert_eq(R.status, 127);
-	cr_assert(strstr(R.err, "dynamically linked"), "stderr: %s", R.err);
+	cr_assert_str_eq(R.err, "snapbox: interpreter /lib64/ld-linux-x86-64.so.2 not in the root file system\n");
 	snprintf(path, sizeof(path), "rm -rf %s", dir);
 	system(path);
 	free(dir);
+}
+
+/* The dynamically linked test program's layer (tests/tests.mk). */
+static const char *dynroot(void)
+{
+	return build_file("tests/dynroot");
+}
+
+/* A line "key value" of the output: the value, in a static buffer. */
+static const char *value_of(const char *out, const char *key)
+{
+	static char v[512];
+	size_t kl = strlen(key);
+	for (const char *p = out; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+		if (!strncmp(p, key, kl) && p[kl] == ' ') {
+			size_t n = strcspn(p + kl + 1, "\n");
+			snprintf(v, sizeof(v), "%.*s", (int)n, p + kl + 1);
+			return v;
+		}
+	}
+	return "(missing)";
+}
+
+#define ASSERT_VALUE(key, want) \
+	cr_assert_str_eq(value_of(R.out, key), want, "%s; stdout:\n%s\nstderr: %s", key, R.out, R.err)
+
+/* PT_INTERP: the host's gcc-built program runs under its own ld.so (an
+ * absolute symlink to follow), which loads libc; the auxiliary vector is
+ * what ld.so and glibc need; dlopen() loads libm from the layer. */
+Test(boot, dynamic_glibc_program_runs_under_its_interpreter)
+{
+	char want[64];
+	boot(ARGS("boot", "--rootfs", dynroot(), "--", "/bin/dyncheck", "basic", "0.3"), NULL, 30);
+	cr_assert_eq(R.status, 0, "stdout: %s\nstderr: %s", R.out, R.err);
+	cr_assert_null(strstr(R.out, "FAIL"), "%s", R.out);
+	ASSERT_VALUE("argc", "3");
+	ASSERT_VALUE("base_nonzero", "1");
+	ASSERT_VALUE("entry_is_start", "1");
+	ASSERT_VALUE("pagesz", "4096");
+	ASSERT_VALUE("secure", "0");
+	ASSERT_VALUE("random_nonzero", "1");
+	ASSERT_VALUE("execfn", "/bin/dyncheck");
+	ASSERT_VALUE("platform", "x86_64");
+	ASSERT_VALUE("vdso", "0");
+	ASSERT_VALUE("exe", "/bin/dyncheck");
+	snprintf(want, sizeof(want), "%.17g", cos(0.3));
+	ASSERT_VALUE("cos", want);
+}
+
+/* dirfd-relative calls, lstat vs stat on a relative symlink, FD_CLOEXEC
+ * per fd, the ioctls and signal queries CPython makes, statfs, a merged
+ * getdents64 with . and .. (the layer is tests/tests.mk's dynroot). */
+Test(boot, dynamic_program_file_system_calls)
+{
+	char path[1024], want[128];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/data/file.txt", dynroot());
+	cr_assert_eq(stat(path, &st), 0, "%s", path);
+	boot(ARGS("boot", "--rootfs", dynroot(), "--", "/bin/dyncheck", "fs"), NULL, 30);
+	cr_assert_eq(R.status, 0, "stdout: %s\nstderr: %s", R.out, R.err);
+	cr_assert_null(strstr(R.out, "FAIL"), "%s", R.out);
+	ASSERT_VALUE("openat_read", "layered file");
+	snprintf(want, sizeof(want), "lnk %zu", strlen("file.txt"));
+	ASSERT_VALUE("link_lstat", want);
+	snprintf(want, sizeof(want), "reg %lld", (long long)st.st_size);
+	ASSERT_VALUE("link_stat", want);
+	snprintf(want, sizeof(want), "%lld", (long long)st.st_mtime);
+	ASSERT_VALUE("mtime", want);
+	snprintf(want, sizeof(want), "%lld nlink 1", (long long)(st.st_size + 4095) / 4096 * 8);
+	ASSERT_VALUE("blocks", want);
+	ASSERT_VALUE("readlinkat", "file.txt");
+	ASSERT_VALUE("readdir", "../ ./ file.txt link@ sub/");
+	ASSERT_VALUE("cloexec_dir", "1");
+	ASSERT_VALUE("cloexec_plain", "0");
+	ASSERT_VALUE("cloexec_cleared", "0");
+	ASSERT_VALUE("cloexec_fioclex", "1");
+	ASSERT_VALUE("cloexec_dup", "0 1 1 1"); /* dup, F_DUPFD_CLOEXEC (>= 10), dup3(O_CLOEXEC) */
+	ASSERT_VALUE("cloexec_fionclex", "0");
+	ASSERT_VALUE("isatty", "0 0");
+	/* 1..64 less glibc's own two (SIGCANCEL, SIGSETXID), which it refuses itself */
+	ASSERT_VALUE("sigaction_queries", "62");
+	ASSERT_VALUE("statfs_tmp", "0x1021994");
+	ASSERT_VALUE("fstatfs_ro", "1");
+	ASSERT_VALUE("sysinfo_free_sane", "1");
+	ASSERT_VALUE("mmap_shared", "layer");
+}
+
+/* /tmp: a writable file system in the sandbox's RAM; EROFS on the layers,
+ * EXDEV across; running out of memory or nodes is ENOSPC, after which it
+ * works again. */
+Test(boot, tmp_is_writable_in_guest_memory)
+{
+	boot(ARGS("boot", "--mem", "64M", "--rootfs", dynroot(), "--", "/bin/dyncheck", "tmp"), NULL, 60);
+	cr_assert_eq(R.status, 0, "stdout: %s\nstderr: %s", R.out, R.err);
+	cr_assert_null(strstr(R.out, "FAIL"), "%s", R.out);
+	ASSERT_VALUE("read_back", "hello world");
+	ASSERT_VALUE("size", "11 mode 600");
+	ASSERT_VALUE("after_pwrite_truncate", "hello");
+	ASSERT_VALUE("appended", "hello more");
+	ASSERT_VALUE("renamed", "hello more");
+	ASSERT_VALUE("truncated", "new");
+	ASSERT_VALUE("tmp_listing", "../ ./ b d/");
+	ASSERT_VALUE("d_listing", "../ ./ y");
+	ASSERT_VALUE("unlinked_read", "new");
+	ASSERT_VALUE("mmap_tmp", "mapped bytes");
+	ASSERT_VALUE("big_error", "ENOSPC");
+	ASSERT_VALUE("big_some", "1");
+	ASSERT_VALUE("files_error", "ENOSPC");
+	ASSERT_VALUE("files_many", "1");
+	ASSERT_VALUE("after", "still works");
+	ASSERT_VALUE("tmp_final", "../ ./ after");
+}
+
+/* A futex wait with a timeout sleeps it out (one thread: nothing else can
+ * wake it), relative and absolute, as sem_timedwait() and Python's
+ * lock.acquire(timeout=) use them. */
+Test(boot, futex_waits_with_a_timeout_sleep_then_time_out)
+{
+	const int ms = 300;
+	char arg[16];
+	const char *keys[] = { "wait", "bitset", "sem" };
+
+	snprintf(arg, sizeof(arg), "%d", ms);
+	boot(ARGS("boot", "--rootfs", dynroot(), "--", "/bin/dyncheck", "futex", arg), NULL, 30);
+	cr_assert_eq(R.status, 0, "stdout: %s\nstderr: %s", R.out, R.err);
+	cr_assert_null(strstr(R.out, "FAIL"), "%s", R.out);
+	for (int i = 0; i < 3; i++) {
+		char how[16];
+		int took = -1;
+		cr_assert_eq(sscanf(value_of(R.out, keys[i]), "%15s %d", how, &took), 2, "%s", R.out);
+		cr_assert_str_eq(how, "ETIMEDOUT", "%s: %s", keys[i], R.out);
+		/* at least the timeout (1 ms of rounding) */
+		cr_assert_geq(took, ms - 1, "%s took %d ms of %d", keys[i], took, ms);
+	}
+	cr_assert_geq(R.secs, 3 * ms / 1000.0, "the run took %.3f s", R.secs);
+}
+
+/* CLOCK_REALTIME and CLOCK_MONOTONIC between host readings come from the
+ * TSC (guest/kernel/console.c): busy reads for 400 ms never go back and
+ * end within the host's own time around the run; a sleep measures right. */
+Test(boot, clocks_read_between_host_readings_stay_right)
+{
+	struct timespec t0, t1;
+	long long guest = 0;
+
+	clock_gettime(CLOCK_REALTIME, &t0);
+	boot(ARGS("boot", "--rootfs", dynroot(), "--", "/bin/dyncheck", "clock", "400"), NULL, 30);
+	clock_gettime(CLOCK_REALTIME, &t1);
+	cr_assert_eq(R.status, 0, "stdout: %s\nstderr: %s", R.out, R.err);
+	ASSERT_VALUE("back", "0");
+	ASSERT_VALUE("reads_many", "1");
+	ASSERT_VALUE("sleep_100ms_measured", "1");
+	cr_assert_eq(sscanf(value_of(R.out, "realtime_ns"), "%lld", &guest), 1, "%s", R.out);
+	/* 2 ms of slack: the guest's reading is the host's plus TSC ticks */
+	cr_assert_geq(guest, t0.tv_sec * 1000000000LL + t0.tv_nsec - 2000000, "guest %lld", guest);
+	cr_assert_leq(guest, t1.tv_sec * 1000000000LL + t1.tv_nsec + 2000000, "guest %lld", guest);
 }
 
 Test(boot, rootfs_overlay_adds_user_files)
@@ -318,7 +479,7 @@ Test(boot, rootfs_layers_stack_and_follow_symlinks)
 	run_result_free(&R);
 	boot(ARGS("boot", "--rootfs", l1, "--rootfs", l2, "--", "/bin/files", "/app/link", "/app"), NULL, 30);
 	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
-	cr_assert(strstr(R.out, "dir: /app (6 entries)\na.txt\nabs\nhandler.lua\nhello.lua\nlink\nprog\n"),
+	cr_assert(strstr(R.out, "dir: /app (7 entries)\na.txt\nabs\nhandler.lua\nhandler.py\nhello.lua\nlink\nprog\n"),
 		  "the union of three layers' /app, each name once: %s", R.out);
 	cr_assert(strstr(R.out, "first layer"), "out: %s", R.out);
 	run_result_free(&R);

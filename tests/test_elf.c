@@ -46,13 +46,40 @@ Test(elf, kernel_has_pvh_note_and_low_load)
 	free(img);
 }
 
-Test(elf, dynamic_host_binary_is_refused)
+Test(elf, dynamic_host_binary_reports_its_interpreter)
 {
 	size_t n;
 	uint8_t *img = slurp("/bin/sh", &n);
 	struct sb_elf_info e;
-	cr_assert_eq(sb_elf_parse(img, n, 0x400000, &e), SB_ELF_EDYNAMIC);
-	cr_assert(strstr(sb_elf_strerror(SB_ELF_EDYNAMIC), "-static"));
+	const char *ld = "/lib64/ld-linux-x86-64.so.2";
+	cr_assert_eq(sb_elf_parse(img, n, 0x400000, &e), SB_ELF_OK);
+	cr_assert_eq(e.interp_len, strlen(ld));
+	cr_assert(e.interp_off + e.interp_len < n);
+	cr_assert(!memcmp(img + e.interp_off, ld, e.interp_len + 1), "PT_INTERP: %.*s",
+		  (int)e.interp_len, (const char *)img + e.interp_off);
+	cr_assert_neq(e.phdr_vaddr, 0, "AT_PHDR");
+	/* a PT_INTERP that is not a NUL-terminated path inside the file */
+	uint64_t off = e.interp_off, len = e.interp_len, phoff;
+	memcpy(&phoff, img + 32, 8);
+	for (uint16_t i = 0; i < e.phnum; i++) {
+		uint8_t *ph = img + phoff + i * 56u;
+		uint64_t filesz;
+		if (ph[0] != 3)
+			continue;
+		img[off + len] = 'x';
+		cr_assert_eq(sb_elf_parse(img, n, 0x400000, &e), SB_ELF_EBADPH);
+		img[off + len] = 0;
+		memcpy(&filesz, ph + 32, 8);
+		memcpy(ph + 32, &n, 8);
+		cr_assert_eq(sb_elf_parse(img, n, 0x400000, &e), SB_ELF_EBADPH);
+		memcpy(ph + 32, &filesz, 8);
+		cr_assert_eq(sb_elf_parse(img, n, 0x400000, &e), SB_ELF_OK);
+	}
+	/* a static program has none */
+	free(img);
+	img = slurp(build_file("guest/rootfs/bin/hello"), &n);
+	cr_assert_eq(sb_elf_parse(img, n, 0x400000, &e), SB_ELF_OK);
+	cr_assert_eq(e.interp_len, 0);
 	free(img);
 }
 

@@ -585,3 +585,53 @@ Test(recycle, fds_and_rss_stay_flat_over_many_resets, .timeout = 900)
 	cr_log_info("%ld resets: fds %d, RSS %ld -> %ld KiB", n, fds0, rss0, rss_kib());
 	machine__free(m);
 }
+
+/* Overlay pages (format 1.4: a template's pages mapped from its layer
+ * image) that a recycled sandbox wrote are put back from the image:
+ * /bin/selfpatch writes a byte of its read-only data and patches its own
+ * code after its ready point; after a reset the next request sees both as
+ * the template has them, and prints what a fresh clone prints. */
+Test(recycle, overlay_pages_the_guest_wrote_are_put_back)
+{
+	static const char *const prog[] = { "/bin/selfpatch", NULL };
+	struct sb_err err = { "" };
+	struct machine_opts o = { .recycle = true };
+	struct reset_stats st;
+	struct res f, r;
+	struct machine *m;
+	const char *tail;
+
+	if (!test_on_proc())
+		require_kvm();
+	make_template("selfpatch", prog, &SNAP2);
+	BE = backend__of_snapshot(&SNAP2, &err);
+	cr_assert(BE, "%s", err.msg);
+	cr_assert_geq(SNAP2.n_runs, 1, "selfpatch's template has no overlay run");
+	m = machine__new_clone_opts(BE, &SNAP2, &o, &err);
+	cr_assert(m, "clone: %s", err.msg);
+	for (int i = 0; i < 3; i++) {
+		const char *in = i == 1 ? "BB" : "A";
+
+		request(m, in, 60, &r);
+		cr_assert_eq(r.status, 0, "run %d: %s / %s", i, r.msg, r.err);
+		/* before: the template's byte (0x5a) and code (42); after: ours */
+		tail = strstr(r.out, " answer ");
+		cr_assert(tail && strstr(r.out, i == 1 ? " 90 66 answer " : " 90 65 answer ") &&
+			  strstr(tail, i == 1 ? " 42 2\n" : " 42 1\n"), "run %d: %s", i, r.out);
+		if (i == 2) { /* byte for byte a fresh clone's */
+			struct machine *fm = machine__new_clone_opts(BE, &SNAP2, &o, &err);
+
+			cr_assert(fm, "clone: %s", err.msg);
+			request(fm, in, 60, &f);
+			machine__free(fm);
+			assert_same(&r, &f, in);
+			res_free(&f);
+		}
+		res_free(&r);
+		cr_assert(machine__recyclable(m));
+		cr_assert_eq(machine__reset(m, &SNAP2, &st, &err), 0, "reset: %s", err.msg);
+		/* at least the table's page and the code's, both overlay pages */
+		cr_assert_geq(st.pages, 2, "the reset put back %" PRIu64 " pages", st.pages);
+	}
+	machine__free(m);
+}

@@ -221,9 +221,13 @@ Test(serve, run_returns_the_handlers_answer)
 	cr_assert_eq(json_integer_value(json_object_get(t, "mem_bytes")), 256 << 20);
 	json_decref(j);
 	j = req_json("GET", "/v1/templates/lua", NULL, 200);
-	cr_assert_str_eq(json_string_value(json_object_get(j, "format")), "1.3");
+	cr_assert_str_eq(json_string_value(json_object_get(j, "format")), "1.4");
+	/* lua's text and read-only data come from the base layer (overlays) */
+	cr_assert_geq(json_integer_value(json_object_get(json_object_get(j, "overlay"), "runs")), 1);
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "overlay"), "bytes")),
+		     4096 * json_integer_value(json_object_get(json_object_get(j, "overlay"), "pages")));
 	cr_assert_gt(json_array_size(json_object_get(j, "sections")), 3);
-	cr_assert_eq(json_array_size(json_object_get(j, "layers")), 1, "the base layer");
+	cr_assert_eq(json_array_size(json_object_get(j, "layers")), 2, "the base and python3.11 layers");
 	cr_assert_eq(strlen(json_string_value(json_object_get(json_array_get(json_object_get(j, "layers"), 0),
 							       "id"))), 32);
 	cr_assert_str_eq(json_string_value(json_object_get(j, "backend")),

@@ -537,7 +537,7 @@ static void damaged(const char *name, const char *what, const char *mention)
 static const char *secname(uint32_t type)
 {
 	static const char *const n[] = { "?", "cpuid", "vcpu", "vm", "memmap", "serial", "hypercall",
-					 "proc-cpu", "policy", "layers" };
+					 "proc-cpu", "policy", "layers", "overlay" };
 	return type < sizeof(n) / sizeof(n[0]) ? n[type] : "?";
 }
 
@@ -1239,7 +1239,7 @@ Test(template, create_with_each_recycle_policy_form)
 		create_policy(c[i].name, c[i].arg, c[i].before);
 		cr_assert_eq(R.status, 0, "--recycle %s: status %d, stderr: %s", c[i].arg, R.status, R.err);
 		cr_assert_str_eq(inspect_recycle(c[i].name), c[i].inspect, "--recycle %s", c[i].arg);
-		snprintf(want, sizeof(want), "format     1.3,");
+		snprintf(want, sizeof(want), "format     %d.%d,", SNAP_MAJOR, SNAP_MINOR);
 		cr_assert(strstr(R.out, want), "inspect: %s", R.out);
 		cr_assert(strstr(R.out, " policy "), "inspect lists the policy section: %s", R.out);
 		assert_manifest_recycle(c[i].name, c[i].manifest);
@@ -1251,7 +1251,7 @@ Test(template, create_with_each_recycle_policy_form)
 		uint32_t i;
 
 		read_file(tpath("full", SNAP_STATE_FILE), &hd, sizeof(hd), 0);
-		cr_assert_eq(hd.minor, 3);
+		cr_assert_eq(hd.minor, 4);
 		read_file(tpath("full", SNAP_STATE_FILE), t, hd.n_sections * sizeof(t[0]), sizeof(hd));
 		for (i = 0; i < hd.n_sections && t[i].type != SNAP_SEC_POLICY; i++)
 			;
@@ -1343,12 +1343,18 @@ static void policy_section(const char *name, struct snap_header *h, struct snap_
 /* Take the sections of the types in `drop` (a bit per type) out of the
  * table (their bytes stay, unreferenced) and stamp the header minor: what
  * an older snapbox wrote (1.1: no policy, no layers; 1.2: no layers). */
+static void fill_overlays(const char *name);
+
 static void strip_sections(const char *name, uint32_t drop, uint16_t minor)
 {
 	struct snap_section t[SNAP_MAX_SECTIONS];
 	struct snap_header h;
 	uint32_t n = 0;
 
+	if (minor < 4) { /* an older template has its overlay pages in mem.img */
+		fill_overlays(name);
+		drop |= 1u << SNAP_SEC_OVERLAY;
+	}
 	read_file(tpath(name, SNAP_STATE_FILE), &h, sizeof(h), 0);
 	cr_assert_leq(h.n_sections, SNAP_MAX_SECTIONS);
 	read_file(tpath(name, SNAP_STATE_FILE), t, h.n_sections * sizeof(t[0]), sizeof(h));
@@ -1540,14 +1546,14 @@ Test(template, a_rootfs_layer_is_in_the_template_and_its_clones)
 		cr_assert_str_eq(R.out, want);
 	}
 	/* the template names both layers and has them; the store has them once */
-	cr_assert_eq(count_dir(tpath("lay", "layers")), 2);
+	cr_assert_eq(count_dir(tpath("lay", "layers")), 3, "base, python3.11 and the --rootfs layer");
 	snprintf(p, sizeof(p), "%s/images", STORE);
-	cr_assert_eq(count_dir(p), 2);
+	cr_assert_eq(count_dir(p), 3);
 	tcmd("inspect", "lay");
 	cr_assert(strstr(R.out, "(bottom)") && strstr(R.out, "(top)"), "inspect: %s", R.out);
 	tcmd("verify", "lay");
 	cr_assert_eq(R.status, 0, "verify: %s", R.err);
-	cr_assert(strstr(R.out, "2 layer images"), "verify: %s", R.out);
+	cr_assert(strstr(R.out, "3 layer images"), "verify: %s", R.out);
 	{
 		size_t n;
 		char *j = (char *)slurp(tpath("lay", SNAP_MANIFEST_FILE), &n);
@@ -1557,7 +1563,7 @@ Test(template, a_rootfs_layer_is_in_the_template_and_its_clones)
 	}
 	/* a second template of the same tree shares the images (the same files) */
 	create_layered("lay2", dir, ALL("/bin/lua", "/app/main.lua"));
-	cr_assert_eq(count_dir(p), 2, "no new image for the same content");
+	cr_assert_eq(count_dir(p), 3, "no new image for the same content");
 	cr_assert_eq(stat(layer_file("lay", 0), &a), 0);
 	cr_assert_eq(stat(layer_file("lay2", 0), &b), 0);
 	cr_assert_eq(a.st_ino, b.st_ino, "one file for both templates");
@@ -1565,7 +1571,7 @@ Test(template, a_rootfs_layer_is_in_the_template_and_its_clones)
 	/* removing a template leaves the images: the other one still runs */
 	tcmd("rm", "lay");
 	cr_assert_eq(R.status, 0, "rm: %s", R.err);
-	cr_assert_eq(count_dir(p), 2);
+	cr_assert_eq(count_dir(p), 3);
 	run_clone("lay2", "x");
 	cr_assert_eq(R.status, 0, "stderr: %s", R.err);
 	cr_assert(strstr(R.out, "|layer motd\n|late|"), "out: %s", R.out);
@@ -1707,10 +1713,10 @@ Test(template, the_layers_section_is_checked)
 
 	create("lua", LUA);
 	i = find_section("lua", SNAP_SEC_LAYERS, &h, t);
-	cr_assert_eq(h.minor, 3);
+	cr_assert_eq(h.minor, 4);
 	cr_assert_eq(t[i].length, sizeof(ly));
 	read_file(tpath("lua", SNAP_STATE_FILE), &ly, sizeof(ly), (off_t)t[i].offset);
-	cr_assert_eq(ly.n_layers, 1, "the base layer");
+	cr_assert_eq(ly.n_layers, 2, "the base and python3.11 layers");
 	cr_assert_eq(ly.layers[0].gpa, SB_IMG_GPA);
 
 	/* 1.3 without it, 1.2 with it */
@@ -1748,7 +1754,7 @@ Test(template, the_layers_section_is_checked)
 		case 1: l.n_layers = 9; break;
 		case 2: memset(l.layers[0].id, 0, 16); break;
 		case 3: l.layers[0].size -= 2048; break;
-		case 4: l.layers[1].size = 4096; break;
+		case 4: l.layers[ly.n_layers].size = 4096; break;
 		}
 		patch_file(tpath(name, SNAP_STATE_FILE), &l, sizeof(l), (off_t)t[i].offset);
 		resign(name);
@@ -1756,4 +1762,429 @@ Test(template, the_layers_section_is_checked)
 		cr_assert_null(strstr(R.err, "hash"), "%s: the hashes are right: %s", bad[k].what, R.err);
 	}
 	lua_clone_answers("lua", 4);
+}
+
+/* ---- overlays (format 1.4) ------------------------------------------------------ */
+
+/* The overlay section of template name: its header and runs (runs: room
+ * for SNAP_OVERLAY_MAX), and its table index in t. */
+static uint32_t read_overlay(const char *name, struct snap_overlay *o, struct snap_overlay_run *runs,
+			     struct snap_header *h, struct snap_section *t)
+{
+	uint32_t i = find_section(name, SNAP_SEC_OVERLAY, h, t);
+
+	cr_assert_geq(t[i].length, sizeof(*o));
+	read_file(tpath(name, SNAP_STATE_FILE), o, sizeof(*o), (off_t)t[i].offset);
+	cr_assert_leq(o->n_runs, SNAP_OVERLAY_MAX);
+	cr_assert_eq(t[i].length, sizeof(*o) + o->n_runs * sizeof(runs[0]));
+	if (o->n_runs)
+		read_file(tpath(name, SNAP_STATE_FILE), runs, o->n_runs * sizeof(runs[0]),
+			  (off_t)(t[i].offset + sizeof(*o)));
+	return i;
+}
+
+/* layers/<id>.sbfs of layer l of template name (its layers section). */
+static const char *layer_of(const char *name, unsigned l)
+{
+	static char out[1400];
+	struct snap_header h;
+	struct snap_section t[SNAP_MAX_SECTIONS];
+	struct snap_layers ly;
+	uint32_t i = find_section(name, SNAP_SEC_LAYERS, &h, t);
+	char rel[64] = "layers/";
+
+	read_file(tpath(name, SNAP_STATE_FILE), &ly, sizeof(ly), (off_t)t[i].offset);
+	cr_assert_lt(l, ly.n_layers);
+	for (int k = 0; k < 16; k++)
+		snprintf(rel + 7 + 2 * k, 3, "%02x", ly.layers[l].id[k]);
+	strcat(rel, ".sbfs");
+	snprintf(out, sizeof(out), "%s", tpath(name, rel));
+	return out;
+}
+
+/* How many layers template name has (its layers section). */
+static uint32_t layer_count(const char *name)
+{
+	struct snap_header h;
+	struct snap_section t[SNAP_MAX_SECTIONS];
+	struct snap_layers ly;
+	uint32_t i = find_section(name, SNAP_SEC_LAYERS, &h, t);
+
+	read_file(tpath(name, SNAP_STATE_FILE), &ly, sizeof(ly), (off_t)t[i].offset);
+	return ly.n_layers;
+}
+
+static uint64_t overlay_pages(const struct snap_overlay *o, const struct snap_overlay_run *runs)
+{
+	uint64_t n = 0;
+
+	for (uint32_t i = 0; i < o->n_runs; i++)
+		n += runs[i].npages;
+	return n;
+}
+
+static bool overlay_covers(const struct snap_overlay *o, const struct snap_overlay_run *runs,
+			   uint64_t gpa)
+{
+	for (uint32_t i = 0; i < o->n_runs; i++)
+		if (gpa >= runs[i].gpa && gpa - runs[i].gpa < (uint64_t)runs[i].npages * SNAP_PAGE)
+			return true;
+	return false;
+}
+
+/* What a template of format 1.3 holds: the overlay pages written into its
+ * mem.img from its layers (the section itself is the caller's to drop). */
+static void fill_overlays(const char *name)
+{
+	static struct snap_overlay_run runs[SNAP_OVERLAY_MAX];
+	struct snap_header h;
+	struct snap_section t[SNAP_MAX_SECTIONS];
+	struct snap_overlay o;
+
+	read_overlay(name, &o, runs, &h, t);
+	for (uint32_t i = 0; i < o.n_runs; i++) {
+		size_t len = (size_t)runs[i].npages * SNAP_PAGE;
+		uint8_t *buf = malloc(len);
+
+		cr_assert_not_null(buf);
+		read_file(layer_of(name, runs[i].layer), buf, len, (off_t)runs[i].img_off);
+		patch_file(tpath(name, SNAP_MEM_FILE), buf, len, (off_t)runs[i].gpa);
+		free(buf);
+	}
+}
+
+/* Bytes of the PT_LOAD segments of ELF file path that are not writable. */
+static uint64_t elf_ro_bytes(const char *path)
+{
+	size_t len;
+	uint8_t *b = slurp(path, &len);
+	uint64_t phoff, sum = 0;
+	uint16_t phentsize, phnum;
+
+	cr_assert_geq(len, 64, "%s", path);
+	memcpy(&phoff, b + 32, 8);
+	memcpy(&phentsize, b + 54, 2);
+	memcpy(&phnum, b + 56, 2);
+	cr_assert_leq(phoff + (uint64_t)phnum * phentsize, len);
+	for (uint16_t i = 0; i < phnum; i++) {
+		const uint8_t *ph = b + phoff + (uint64_t)i * phentsize;
+		uint32_t type, flags;
+		uint64_t filesz;
+
+		memcpy(&type, ph, 4);
+		memcpy(&flags, ph + 4, 4);
+		memcpy(&filesz, ph + 32, 8);
+		if (type == 1 && !(flags & 2))
+			sum += filesz;
+	}
+	free(b);
+	return sum;
+}
+
+Test(template, the_lua_binary_is_mapped_from_its_layer_not_stored)
+{
+	static struct snap_overlay_run runs[SNAP_OVERLAY_MAX];
+	struct snap_header h;
+	struct snap_section t[SNAP_MAX_SECTIONS];
+	struct snap_overlay o;
+	struct snap_pages_header ph;
+	const char *lua = build_file("guest/rootfs/bin/lua");
+	uint64_t ro = elf_ro_bytes(lua), pages, stored, nonzero;
+	size_t n;
+	uint8_t *bin = slurp(lua, &n);
+	char want[96];
+
+	create("lua", LUA);
+	read_overlay("lua", &o, runs, &h, t);
+	cr_assert_eq(h.minor, 4);
+	pages = overlay_pages(&o, runs);
+	/* the text and read-only data of /bin/lua (all but partial end pages) */
+	cr_assert_geq(o.n_runs, 1, "no overlay run");
+	cr_assert_geq(pages * SNAP_PAGE + 2 * SNAP_PAGE, ro, "%llu overlay pages, lua has %llu "
+		      "read-only bytes", (unsigned long long)pages, (unsigned long long)ro);
+	/* not in mem.img: a piece of its text, and the pages stored shrank by them */
+	cr_assert(!mem_holds("lua", bin + 0x2000, 256, &stored), "lua's text is in mem.img");
+	read_file(tpath("lua", SNAP_PAGES_FILE), &ph, sizeof(ph), 0);
+	nonzero = ph.n_pages - ph.zero_pages;
+	cr_assert_leq(stored, (nonzero - pages) * SNAP_PAGE + 16384,
+		      "mem.img stores %llu bytes for %llu non-zero pages, %llu of them overlays",
+		      (unsigned long long)stored, (unsigned long long)nonzero, (unsigned long long)pages);
+	/* clones run it from there; verify checks those pages in the image */
+	for (int k = 0; k < 3; k++)
+		lua_clone_answers("lua", 5 + k);
+	tcmd("verify", "lua");
+	cr_assert_eq(R.status, 0, "verify: %s", R.err);
+	snprintf(want, sizeof(want), "(%llu of them in the layers)", (unsigned long long)pages);
+	cr_assert(strstr(R.out, want), "verify: %s", R.out);
+	tcmd("inspect", "lua");
+	snprintf(want, sizeof(want), "overlay    %u runs, %llu pages", o.n_runs, (unsigned long long)pages);
+	cr_assert(strstr(R.out, want), "inspect: %s", R.out);
+	{
+		char *j = (char *)slurp(tpath("lua", SNAP_MANIFEST_FILE), &n);
+
+		snprintf(want, sizeof(want), "\"overlay\": {\"runs\": %u, \"pages\": %llu,", o.n_runs,
+			 (unsigned long long)pages);
+		cr_assert(strstr(j, want), "template.json: %s", j);
+		free(j);
+	}
+	free(bin);
+}
+
+/* selfpatch's line: table <addr> <before> <after> answer <addr> <before> <after> */
+static void selfpatch_clone(const char *name, const char *req, uint64_t *taddr, uint64_t *caddr)
+{
+	unsigned tb, ta;
+	int a0, a1;
+
+	run_clone(name, req);
+	cr_assert_eq(R.status, 0, "selfpatch: status %d, stderr: %s", R.status, R.err);
+	cr_assert_eq(sscanf(R.out, "table %" SCNx64 " %u %u answer %" SCNx64 " %d %d", taddr, &tb, &ta,
+			    caddr, &a0, &a1), 6, "selfpatch said: %s", R.out);
+	/* what the template holds, then the clone's own writes */
+	cr_assert_eq(tb, 0x5a, "the table's byte before the write: %u (%s)", tb, R.out);
+	cr_assert_eq(a0, 42, "the code before the patch returned %d (%s)", a0, R.out);
+	cr_assert_eq(ta, (unsigned char)req[0], "%s", R.out);
+	cr_assert_eq(a1, (int)strlen(req), "the patched code returned %d (%s)", a1, R.out);
+}
+
+Test(template, a_clone_writing_overlay_pages_gets_its_own_copy)
+{
+	static struct snap_overlay_run runs[SNAP_OVERLAY_MAX];
+	struct snap_header h;
+	struct snap_section t[SNAP_MAX_SECTIONS];
+	struct snap_overlay o;
+	struct tsum before;
+	uint64_t taddr, caddr;
+	off_t lsize, lsize2;
+	uint64_t lhash, lhash2;
+	const char *lf;
+
+	create("sp", PROG("/bin/selfpatch"));
+	read_overlay("sp", &o, runs, &h, t);
+	tsum("sp", &before);
+	lf = layer_of("sp", 0);
+	lhash = file_hash(lf, &lsize);
+	selfpatch_clone("sp", "A", &taddr, &caddr);
+	/* both writes went to pages the template maps from its layer */
+	cr_assert(overlay_covers(&o, runs, taddr & ~(SNAP_PAGE - 1)), "table at %#" PRIx64
+		  " is not in an overlay run", taddr);
+	cr_assert(overlay_covers(&o, runs, caddr & ~(SNAP_PAGE - 1)), "code at %#" PRIx64
+		  " is not in an overlay run", caddr);
+	/* the next clones see the original bytes */
+	selfpatch_clone("sp", "BB", &taddr, &caddr);
+	selfpatch_clone("sp", "hello", &taddr, &caddr);
+	/* nothing was written: the template, its image, the store's image */
+	assert_unchanged("sp", &before);
+	lhash2 = file_hash(lf, &lsize2);
+	cr_assert(lhash2 == lhash && lsize2 == lsize, "the layer image changed");
+	tcmd("verify", "sp");
+	cr_assert_eq(R.status, 0, "verify: %s", R.err);
+}
+
+Test(template, a_damaged_short_or_missing_image_under_overlays_is_refused)
+{
+	static struct snap_overlay_run runs[SNAP_OVERLAY_MAX];
+	struct snap_header h;
+	struct snap_section t[SNAP_MAX_SECTIONS];
+	struct snap_overlay o;
+	char want[64];
+	uint64_t pg;
+
+	create("lua", LUA);
+	read_overlay("lua", &o, runs, &h, t);
+	cr_assert_geq(o.n_runs, 1);
+	pg = runs[0].gpa / SNAP_PAGE + 1;
+	/* a byte of an overlay page damaged in the image: verify names the page */
+	copy_template("lua", "img");
+	flip(layer_of("img", runs[0].layer), (off_t)(runs[0].img_off + SNAP_PAGE + 123), 0x08);
+	tcmd("verify", "img");
+	cr_assert_eq(R.status, 1, "verify: %d %s", R.status, R.err);
+	snprintf(want, sizeof(want), "page %" PRIu64 " (an overlay page)", pg);
+	cr_assert(one_line(R.err, R.err_len) && strstr(R.err, want) && strstr(R.err, "layers/") &&
+		  strstr(R.err, "damaged"), "verify: %s", R.err);
+	/* data in mem.img where an overlay maps the layer */
+	copy_template("lua", "memdata");
+	flip(tpath("memdata", SNAP_MEM_FILE), (off_t)(pg * SNAP_PAGE + 9), 0x01);
+	tcmd("verify", "memdata");
+	cr_assert_eq(R.status, 1, "verify: %d %s", R.status, R.err);
+	snprintf(want, sizeof(want), "page %" PRIu64 " ", pg);
+	cr_assert(one_line(R.err, R.err_len) && strstr(R.err, want) && strstr(R.err, "holds data"),
+		  "verify: %s", R.err);
+	/* the image cut inside a run, or gone: no clone starts, one line */
+	copy_template("lua", "cut");
+	cr_assert_eq(truncate(layer_of("cut", runs[0].layer), (off_t)(runs[0].img_off + SNAP_PAGE)), 0);
+	refused("cut", "the image cut inside an overlay run", "is not the image", NULL);
+	copy_template("lua", "gone");
+	cr_assert_eq(unlink(layer_of("gone", runs[0].layer)), 0);
+	refused("gone", "the image missing", "No such file", NULL);
+	/* the original still runs and verifies */
+	lua_clone_answers("lua", 8);
+	tcmd("verify", "lua");
+	cr_assert_eq(R.status, 0, "verify: %s", R.err);
+}
+
+/* Rewrite template name's overlay section (the last one in state.bin) with
+ * o and n runs, the file cut or grown to fit, every hash recomputed. */
+static void set_overlay(const char *name, const struct snap_overlay *o,
+			const struct snap_overlay_run *runs, uint32_t n)
+{
+	struct snap_header h;
+	struct snap_section t[SNAP_MAX_SECTIONS];
+	uint32_t i = find_section(name, SNAP_SEC_OVERLAY, &h, t);
+	struct stat st;
+
+	cr_assert_eq(stat(tpath(name, SNAP_STATE_FILE), &st), 0);
+	cr_assert_eq(t[i].offset + t[i].length, (uint64_t)st.st_size, "overlay is not the last section");
+	t[i].length = sizeof(*o) + n * sizeof(runs[0]);
+	cr_assert_eq(truncate(tpath(name, SNAP_STATE_FILE), (off_t)(t[i].offset + t[i].length)), 0);
+	patch_file(tpath(name, SNAP_STATE_FILE), o, sizeof(*o), (off_t)t[i].offset);
+	if (n)
+		patch_file(tpath(name, SNAP_STATE_FILE), runs, n * sizeof(runs[0]),
+			   (off_t)(t[i].offset + sizeof(*o)));
+	patch_file(tpath(name, SNAP_STATE_FILE), t, h.n_sections * sizeof(t[0]), sizeof(h));
+	resign(name);
+}
+
+#define OVERLAY (1u << SNAP_SEC_OVERLAY)
+
+Test(template, the_overlay_section_is_checked)
+{
+	static struct snap_overlay_run runs[SNAP_OVERLAY_MAX], r[4];
+	struct snap_header h;
+	struct snap_section t[SNAP_MAX_SECTIONS];
+	struct snap_overlay o;
+	struct stat st, st0;
+	uint64_t lsize;
+
+	create("lua", LUA);
+	read_overlay("lua", &o, runs, &h, t);
+	cr_assert_geq(o.n_runs, 1);
+	cr_assert_geq(runs[0].npages, 4);
+	cr_assert_eq(stat(layer_of("lua", 0), &st), 0);
+	lsize = (uint64_t)st.st_size;
+
+	/* 1.4 without it; 1.3 with it */
+	copy_template("lua", "none");
+	strip_sections("none", OVERLAY, 4);
+	refused("none", "a 1.4 template without its overlay section", "section overlay is missing", NULL);
+	copy_template("lua", "v13");
+	read_file(tpath("v13", SNAP_STATE_FILE), &h, sizeof(h), 0);
+	h.minor = 3;
+	patch_file(tpath("v13", SNAP_STATE_FILE), &h, sizeof(h), 0);
+	resign("v13");
+	refused("v13", "a 1.3 template with overlays", "section overlay in a 1.3 template", NULL);
+
+	/* a template of format 1.3 (its overlay pages in mem.img) still runs */
+	copy_template("lua", "old");
+	strip_sections("old", OVERLAY, 3);
+	lua_clone_answers("old", 11);
+	tcmd("verify", "old");
+	cr_assert_eq(R.status, 0, "verify: %s", R.err);
+	tcmd("inspect", "old");
+	cr_assert(strstr(R.out, "overlay    none (template made before format 1.4)"), "%s", R.out);
+	cr_assert_eq(stat(tpath("old", SNAP_MEM_FILE), &st), 0);
+	cr_assert_eq(stat(tpath("lua", SNAP_MEM_FILE), &st0), 0);
+	cr_assert_gt(st.st_blocks, st0.st_blocks, "the 1.3 template stores more");
+
+	/* what the runs say, every hash right */
+	const uint64_t mem = h.mem_size;
+	struct {
+		const char *what, *says;
+		struct snap_overlay o;
+		uint32_t n;
+		struct snap_overlay_run r[2];
+	} bad[] = {
+		{ "too many runs", "runs in", { SNAP_OVERLAY_MAX + 1, 0 }, 1, { runs[0] } },
+		{ "a count beyond the section", "runs in", { 2, 0 }, 1, { runs[0] } },
+		{ "reserved bytes", "reserved", { 1, 7 }, 1, { runs[0] } },
+		{ "no pages", "whole pages", { 1, 0 }, 1, { { runs[0].gpa, runs[0].img_off, 0, 0, 0 } } },
+		{ "an unaligned gpa", "whole pages", { 1, 0 }, 1,
+		  { { runs[0].gpa + 8, runs[0].img_off, 4, 0, 0 } } },
+		{ "an unaligned image offset", "whole pages", { 1, 0 }, 1,
+		  { { runs[0].gpa, runs[0].img_off + 512, 4, 0, 0 } } },
+		{ "flags", "whole pages", { 1, 0 }, 1, { { runs[0].gpa, runs[0].img_off, 4, 0, 1 } } },
+		{ "below 64 KiB", "below the lowest RAM", { 1, 0 }, 1, { { 0, runs[0].img_off, 4, 0, 0 } } },
+		{ "past the end of RAM", "outside RAM", { 1, 0 }, 1,
+		  { { mem - 2 * SNAP_PAGE, runs[0].img_off, 4, 0, 0 } } },
+		{ "a huge run", "outside RAM", { 1, 0 }, 1,
+		  { { runs[0].gpa, runs[0].img_off, UINT32_MAX, 0, 0 } } },
+		{ "past the end of the image", "outside the template's layers", { 1, 0 }, 1,
+		  { { runs[0].gpa, lsize - 2 * SNAP_PAGE, 4, 0, 0 } } },
+		{ "a layer the template lacks", "outside the template's layers", { 1, 0 }, 1,
+		  { { runs[0].gpa, runs[0].img_off, 4, SB_MAX_LAYERS - 1, 0 } } },
+		{ "overlapping runs", "overlaps the one before", { 2, 0 }, 2,
+		  { { runs[0].gpa, runs[0].img_off, 4, 0, 0 },
+		    { runs[0].gpa + 3 * SNAP_PAGE, runs[0].img_off, 4, 0, 0 } } },
+		{ "runs out of order", "out of order", { 2, 0 }, 2,
+		  { { runs[0].gpa + 8 * SNAP_PAGE, runs[0].img_off, 4, 0, 0 },
+		    { runs[0].gpa, runs[0].img_off, 4, 0, 0 } } },
+	};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "ov%zu", k);
+		copy_template("lua", name);
+		memcpy(r, bad[k].r, sizeof(bad[k].r));
+		set_overlay(name, &bad[k].o, r, bad[k].n);
+		refused(name, bad[k].what, bad[k].says, NULL);
+		cr_assert(strstr(R.err, "overlay section"), "%s: %s", bad[k].what, R.err);
+		cr_assert_null(strstr(R.err, "hash"), "%s: the hashes are right: %s", bad[k].what, R.err);
+	}
+	/* and rewritten as it was, it loads and runs */
+	copy_template("lua", "same");
+	set_overlay("same", &o, runs, o.n_runs);
+	lua_clone_answers("same", 6);
+	lua_clone_answers("lua", 4);
+}
+
+Test(template, overlays_come_from_the_layer_that_holds_the_program)
+{
+	static struct snap_overlay_run runs[SNAP_OVERLAY_MAX];
+	struct snap_header h;
+	struct snap_section t[SNAP_MAX_SECTIONS];
+	struct snap_overlay o;
+	char *dir = make_tempdir();
+	uint64_t taddr, caddr;
+	size_t n;
+	uint8_t *bin = slurp(build_file("guest/rootfs/bin/selfpatch"), &n);
+
+	/* the same program in a layer over the base: a lookup finds this copy */
+	chmod(dir, 0755);
+	mkdirs(dir, "bin");
+	cr_assert_eq(write_file(dir, "bin/selfpatch", bin, n, 0755), 0);
+	create_layered("top", dir, PROG("/bin/selfpatch"));
+	read_overlay("top", &o, runs, &h, t);
+	cr_assert_geq(o.n_runs, 1);
+	for (uint32_t i = 0; i < o.n_runs; i++)
+		cr_assert_eq(runs[i].layer, layer_count("top") - 1, "run %u maps layer %u, not the top one",
+			     i, runs[i].layer);
+	selfpatch_clone("top", "x", &taddr, &caddr);
+	cr_assert(overlay_covers(&o, runs, caddr & ~(SNAP_PAGE - 1)));
+	selfpatch_clone("top", "yz", &taddr, &caddr);
+	tcmd("verify", "top");
+	cr_assert_eq(R.status, 0, "verify: %s", R.err);
+	free(bin);
+	remove_tempdir(&dir);
+}
+
+/* ---- dynamic programs and /tmp ------------------------------------------------ */
+
+/* A glibc program under its ld.so (tests/tests.mk: dynroot) makes a template
+ * like a static one.  /tmp lives in the sandbox's RAM: what the boot wrote
+ * is in every clone; what a clone writes is its own, and gone in the next. */
+Test(template, dynamic_program_clones_each_have_their_own_tmp)
+{
+	const char *names[] = { "first", "second", "third" };
+	char want[256];
+
+	create_layered("dyn", build_file("tests/dynroot"), ALL("/bin/dyncheck", "clone"));
+	for (int i = 0; i < 3; i++) {
+		char in[32];
+		snprintf(in, sizeof(in), "%s\n", names[i]);
+		run_clone("dyn", in);
+		cr_assert_eq(R.status, 0, "clone %d: stdout %s stderr %s", i, R.out, R.err);
+		/* sorted like the program sorts: boot.txt < first < second < third */
+		snprintf(want, sizeof(want), "tmp ../ ./ boot.txt %s\nboot.txt made at boot\n", names[i]);
+		cr_assert_str_eq(R.out, want, "clone %d: stderr %s", i, R.err);
+	}
 }

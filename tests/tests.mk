@@ -7,7 +7,7 @@ TEST_CFLAGS := $(filter-out -Werror,$(HOST_CFLAGS)) -Werror -Itests
 
 $(TEST_OUT)/%: tests/%.c tests/run.c tests/run.h $(BUILD)/libsnapbox.a | $(TEST_OUT)/guest
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) $< tests/run.c -o $@ $(BUILD)/libsnapbox.a -lcriterion $(HOST_LDLIBS)
+	$(CC) $(TEST_CFLAGS) $< tests/run.c -o $@ $(BUILD)/libsnapbox.a -lcriterion $(HOST_LDLIBS) -lm
 
 # Suites that make machines in their own process (test_pool: the pool;
 # test_recycle: clones it recycles through backend.h) make proc
@@ -57,3 +57,25 @@ $(OLD_SNAPBOX): | $(LUA_SRCDIR)
 		build/guest/proc-stub build/guest/kernel.elf
 
 $(TEST_OUT)/test_template $(TEST_OUT)/test_boot: | $(ABI3_KERNEL) $(OLD_SNAPBOX)
+
+# A root file system layer with a dynamically linked glibc program
+# (tests/guest/dyncheck.c, built with the host's gcc) and what it needs from
+# the host: ld.so (behind the absolute symlink /lib64/ld-linux-x86-64.so.2,
+# as Debian has it), libc and libm (which it dlopen()s).  /data holds a file
+# with a fixed mtime, a relative symlink to it and a subdirectory for the
+# file system checks.  test_boot and test_template pass it as --rootfs.
+DYNROOT := $(TEST_OUT)/dynroot
+DYNROOT_LIBDIR := /lib/x86_64-linux-gnu
+$(DYNROOT)/.stamp: tests/guest/dyncheck.c tests/tests.mk
+	@rm -rf $(DYNROOT) && mkdir -p $(DYNROOT)/bin $(DYNROOT)/lib64 $(DYNROOT)$(DYNROOT_LIBDIR) \
+		$(DYNROOT)/data/sub
+	$(CC) -O2 -Wall -Wextra -Werror -o $(DYNROOT)/bin/dyncheck tests/guest/dyncheck.c
+	@set -e; for l in ld-linux-x86-64.so.2 libc.so.6 libm.so.6; do \
+		cp -L $(DYNROOT_LIBDIR)/$$l $(DYNROOT)$(DYNROOT_LIBDIR)/$$l; done; \
+	ln -s $(DYNROOT_LIBDIR)/ld-linux-x86-64.so.2 $(DYNROOT)/lib64/ld-linux-x86-64.so.2; \
+	printf 'layered file\n' > $(DYNROOT)/data/file.txt; \
+	touch -d @1700000000 $(DYNROOT)/data/file.txt; \
+	ln -s file.txt $(DYNROOT)/data/link
+	@touch $@
+
+$(TEST_OUT)/test_template $(TEST_OUT)/test_boot: | $(DYNROOT)/.stamp

@@ -384,6 +384,8 @@ int vcpu__run(struct vcpu *vcpu, struct sb_err *err)
 				return vcpu__timed_out(vcpu, err);
 			if (__atomic_load_n(&vcpu->vm->m.pause, __ATOMIC_ACQUIRE))
 				return MACHINE_PAUSED; /* between two exits: nothing pending */
+			if (vcpu->vm->m.hc.ctl_poll) /* a resize request (resize.h) */
+				vcpu->vm->m.hc.ctl_poll(vcpu->vm->m.hc.ctl_arg);
 			continue;
 		}
 		vcpu->exits++;

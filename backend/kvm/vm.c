@@ -11,8 +11,10 @@
 #include "backend/kvm/kvm.h"
 #include "backend/kvm/vcpu_state.h"
 #include "backend/kvm/vm.h"
+#include "backend/proc/jail.h"
 #include "snapshot/snapshot.h"
 #include "sbtypes.h"
+#include "pagetable.h"
 #include "snapbox_abi.h"
 
 /* Three pages just below 4 GiB, the usual spot (needed by VMX only). */
@@ -172,7 +174,7 @@ int vm__create_shell(struct vm *vm, uint64_t mem_size, struct sb_err *err)
 
 int vm__clone_into(struct vm *vm, const struct snapshot *snap, struct sb_err *err)
 {
-	int ret, fd;
+	int ret, fd, layer_fd[SB_MAX_LAYERS];
 
 	if (snap->hdr.backend != SNAP_BACKEND_KVM)
 		return err__set(err, -EPROTOTYPE, "the template was made by the %s backend, not kvm",
@@ -181,14 +183,19 @@ int vm__clone_into(struct vm *vm, const struct snapshot *snap, struct sb_err *er
 		return err__set(err, -EINVAL, "VM shell has %llu MiB of RAM, the template %llu MiB",
 				(unsigned long long)(vm->m.ram.size >> 20),
 				(unsigned long long)(snap->hdr.mem_size >> 20));
-	ret = machine__map_snapshot_layers(&vm->m, snap, err);
+	ret = machine__map_snapshot_layers(&vm->m, snap, layer_fd, err);
 	if (ret < 0)
 		return ret;
 	fd = snapshot__open_mem(snap, err);
-	if (fd < 0)
-		return fd;
-	ret = ram__fill_from_file(&vm->m.ram, fd, err);
-	close(fd);
+	ret = fd < 0 ? fd : ram__fill_from_file(&vm->m.ram, fd, err);
+	if (fd >= 0)
+		close(fd);
+	/* the layers' pages over mem.img's holes, before the vCPU runs */
+	if (ret == 0)
+		ret = ram__map_overlays(&vm->m.ram, snap->runs, snap->n_runs, layer_fd,
+					snap->layers.n_layers, err);
+	for (unsigned i = 0; i < snap->layers.n_layers; i++)
+		close(layer_fd[i]);
 	if (ret == 0)
 		ret = snap_vcpu__restore(&vm->vcpu, snap->cpuid, snap->nent, &snap->vcpu, err);
 	if (ret < 0)
@@ -242,6 +249,11 @@ void vm__destroy_detached(struct vm *vm)
 	free(vm->vcpu.cpuid);
 	vm->vcpu.cpuid = NULL;
 	written__close(&vm->written);
+	if (vm->cpu_jail) { /* we leave the cgroup, not the reaper */
+		jail__leave_self(vm->cpu_jail);
+		free(vm->cpu_jail);
+		vm->cpu_jail = NULL;
+	}
 	if (!st || clone(vm__reaper, st + stack, CLONE_VM, vm) < 0) {
 		vm__destroy(vm);
 		free(vm);
@@ -262,10 +274,130 @@ void vm__destroy(struct vm *vm)
 	if (vm->img_host)
 		munmap(vm->img_host, vm->img_window);
 	vm->img_host = NULL;
+	if (vm->hot_host)
+		munmap(vm->hot_host, SB_HOT_MAX);
+	vm->hot_host = NULL;
+	vm->hot_size = 0;
+	if (vm->cpu_jail) {
+		jail__leave_self(vm->cpu_jail);
+		free(vm->cpu_jail);
+		vm->cpu_jail = NULL;
+	}
 	vm->img_window = 0;
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	vm->vm_fd = vm->kvm_fd = -1;
+}
+
+/* ---- memory hotplug (guest ABI 5) --------------------------------------- */
+
+/* The first grow: slot 2 over the whole window, and the guest's page tables
+ * (host-built, in its RAM) map the window user read-write with 2 MiB pages
+ * from the page directories at SB_HOT_PD_GPA.  Entries go from not present
+ * to present, so no guest TLB holds them. */
+static int vm__hot_window(struct vm *vm, struct sb_err *err)
+{
+	struct kvm_userspace_memory_region region = {
+		.slot = 2, .guest_phys_addr = SB_HOT_GPA, .memory_size = SB_HOT_MAX,
+	};
+	uint64_t n_pd = SB_HOT_MAX >> 30, first = SB_HOT_GPA >> 30;
+	uint64_t *pdpt = ram__gpa_to_host(&vm->m.ram, SB_PDPT_GPA, 4096);
+	uint64_t *pd = ram__gpa_to_host(&vm->m.ram, SB_HOT_PD_GPA, n_pd * 4096);
+	void *p;
+	int ret;
+
+	if (!pdpt || !pd)
+		return err__set(err, -EINVAL, "the sandbox's RAM holds no page tables for the hot window");
+	p = mmap(NULL, SB_HOT_MAX, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return err__errno(err, "reserving %llu MiB for the hot window",
+				  (unsigned long long)(SB_HOT_MAX >> 20));
+	region.userspace_addr = (uint64_t)(uintptr_t)p;
+	ret = KVM_IOCTL(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region, err);
+	if (ret < 0) {
+		munmap(p, SB_HOT_MAX);
+		return ret;
+	}
+	vm->hot_host = p;
+	for (uint64_t i = 0; i < n_pd * 512; i++)
+		pd[i] = (SB_HOT_GPA + i * SB_PAGE_2M) | SB_PTE_P | SB_PTE_RW | SB_PTE_US | SB_PTE_PS;
+	for (uint64_t i = 0; i < n_pd; i++)
+		pdpt[first + i] = (SB_HOT_PD_GPA + i * 4096) | SB_PTE_P | SB_PTE_RW | SB_PTE_US;
+	vm->m.mem.hot_host = p;
+	return 0;
+}
+
+static int kvm_be__hot_set(struct machine *m, uint64_t size, struct sb_err *err)
+{
+	struct vm *vm = vm__of(m);
+	int ret;
+
+	if (size > SB_HOT_MAX || size % SB_PAGE_2M)
+		return err__set(err, -EINVAL, "hot window of %llu bytes", (unsigned long long)size);
+	if (!vm->hot_host && (ret = vm__hot_window(vm, err)) < 0)
+		return ret;
+	if (size > vm->hot_size &&
+	    mprotect(vm->hot_host + vm->hot_size, size - vm->hot_size, PROT_READ | PROT_WRITE) < 0)
+		return err__errno(err, "making %llu MiB of the hot window usable",
+				  (unsigned long long)((size - vm->hot_size) >> 20));
+	if (size < vm->hot_size) {
+		/* the guest vacated it: its pages go, then the guest's access */
+		m->mem.hot_size = size;
+		if (madvise(vm->hot_host + size, vm->hot_size - size, MADV_DONTNEED) < 0 ||
+		    mprotect(vm->hot_host + size, vm->hot_size - size, PROT_NONE) < 0)
+			return err__errno(err, "taking back %llu MiB of the hot window",
+					  (unsigned long long)((vm->hot_size - size) >> 20));
+	}
+	vm->hot_size = size;
+	m->mem.hot_size = size;
+	return 0;
+}
+
+/* RAM reverts to the template's page (MAP_PRIVATE of mem.img), the hot
+ * window to zero. */
+static uint64_t kvm_be__discard(struct machine *m, uint64_t gpa, uint64_t len)
+{
+	struct vm *vm = vm__of(m);
+	void *p = gpa >= SB_HOT_GPA ? (vm->hot_host ? vm->hot_host + (gpa - SB_HOT_GPA) : NULL)
+				    : ram__gpa_to_host(&m->ram, gpa, len);
+
+	if (!p || (gpa >= SB_HOT_GPA && gpa - SB_HOT_GPA + len > vm->hot_size))
+		return 0;
+	return madvise(p, len, MADV_DONTNEED) == 0 ? SB_MEM_RANGE_DONE : 0;
+}
+
+/* The VM runs in this process (a pool worker serves one sandbox): the
+ * process joins a cgroup of its own (root; cgroup v2 cpu.max or v1
+ * cpu.cfs_quota_us, as the proc jail's) at the first change. */
+static int kvm_be__set_cpu(struct machine *m, uint64_t quota_us, uint64_t period_us,
+			   struct sb_err *err)
+{
+	struct vm *vm = vm__of(m);
+	int ret;
+
+	if (!vm->cpu_jail) {
+		struct jail_config jc;
+		struct jail *j = calloc(1, sizeof(*j));
+
+		if (!j)
+			return err__set(err, -ENOMEM, "out of memory");
+		jail__default_config(&jc);
+		jc.layers = JAIL_CGROUP;
+		jc.cpu_max_pct = 100;
+		ret = jail__prepare(j, &jc, err);
+		if (ret == 0 && (!(j->layers & JAIL_CGROUP) || !j->cfg.cpu_max_pct))
+			ret = err__set(err, -ENOTSUP, "no cgroup for this sandbox's CPU share: %s",
+				       j->why_not[0] ? j->why_not : "no writable cpu controller here");
+		if (ret == 0)
+			ret = jail__enter_self(j, err);
+		if (ret < 0) {
+			jail__cleanup(j);
+			free(j);
+			return ret;
+		}
+		vm->cpu_jail = j;
+	}
+	return jail__set_cpu(vm->cpu_jail, quota_us, period_us, err);
 }
 
 /* ---- the kvm backend ---------------------------------------------------- */
@@ -401,6 +533,9 @@ const struct backend kvm_backend = {
 	.run = kvm_be__run,
 	.save = kvm_be__save,
 	.reset = kvm_be__reset,
+	.hot_set = kvm_be__hot_set,
+	.discard = kvm_be__discard,
+	.set_cpu = kvm_be__set_cpu,
 	.destroy = kvm_be__destroy,
 	.destroy_detached = kvm_be__destroy_detached,
 };

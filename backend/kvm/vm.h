@@ -16,6 +16,8 @@
  * map of 64 GiB has 66). */
 #define VM_PT_PAGES_MAX 128
 
+struct jail;
+
 struct vm {
 	struct machine m;         /* first: vm__of() casts */
 	int kvm_fd;
@@ -32,6 +34,15 @@ struct vm {
 	 * PROT_READ: zeros) that the layer images are mapped over */
 	uint8_t *img_host;
 	uint64_t img_window;
+	/* memory hotplug (guest ABI 5): memory slot 2 over the whole hot window
+	 * [SB_HOT_GPA, + SB_HOT_MAX), registered at the first grow, over an
+	 * anonymous reservation here: [0, hot_size) read-write, the rest
+	 * PROT_NONE (a guest touching it makes KVM_RUN fail: it ends) */
+	uint8_t *hot_host;
+	uint64_t hot_size;
+	/* CPU share: a cgroup the process running the VM joins at the first
+	 * change (kvm_be__set_cpu; backend/proc/jail.h), NULL: none */
+	struct jail *cpu_jail;
 };
 
 /* The layer window a VM registers when it is made (slot cost grows with

@@ -754,3 +754,91 @@ void jail__sweep(const char *cgroup_parent)
 		if (cgroup_v1_parent(i ? "cpu" : "memory", dir, sizeof(dir)))
 			sweep(dir);
 }
+
+/* ---- limits of a running sandbox (PATCH /v1/sandboxes/{id}) -------------- */
+
+int jail__set_mem(struct jail *j, uint64_t bytes, struct sb_err *err)
+{
+	char buf[32];
+	int ret;
+
+	if (!j->prepared || !j->cfg.mem_max || j->cg == JAIL_CG_NONE)
+		return 0; /* no memory limit to move */
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)bytes);
+	if (j->cg == JAIL_CG_V2) {
+		ret = write_at(j->cg_dir[0], "memory.max", buf);
+	} else if (bytes > j->cfg.mem_max) {
+		/* v1: memory <= memory+swap at every step */
+		write_at(j->cg_dir[0], "memory.memsw.limit_in_bytes", buf);
+		ret = write_at(j->cg_dir[0], "memory.limit_in_bytes", buf);
+	} else {
+		ret = write_at(j->cg_dir[0], "memory.limit_in_bytes", buf);
+		if (ret == 0)
+			write_at(j->cg_dir[0], "memory.memsw.limit_in_bytes", buf);
+	}
+	if (ret < 0)
+		return err__set(err, ret, "setting the sandbox's memory limit to %llu MiB in %s: %s",
+				(unsigned long long)(bytes >> 20), j->cg_dir[0], strerror(-ret));
+	j->cfg.mem_max = bytes;
+	return 0;
+}
+
+int jail__set_cpu(struct jail *j, uint64_t quota_us, uint64_t period_us, struct sb_err *err)
+{
+	char buf[64];
+	int ret;
+
+	if (!j->prepared || j->cg == JAIL_CG_NONE || !j->cfg.cpu_max_pct)
+		return err__set(err, -ENOTSUP, "this sandbox has no CPU cgroup (%s)",
+				j->why_not[0] ? j->why_not : "the jail has no cgroup layer here");
+	if (j->cg == JAIL_CG_V2) {
+		snprintf(buf, sizeof(buf), "%llu %llu", (unsigned long long)quota_us,
+			 (unsigned long long)period_us);
+		ret = write_at(j->cg_dir[0], "cpu.max", buf);
+	} else {
+		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)period_us);
+		ret = write_at(j->cg_dir[1], "cpu.cfs_period_us", buf);
+		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)quota_us);
+		if (ret == 0)
+			ret = write_at(j->cg_dir[1], "cpu.cfs_quota_us", buf);
+	}
+	if (ret < 0)
+		return err__set(err, ret, "setting the sandbox's CPU share in %s: %s",
+				j->cg_dir[j->cg == JAIL_CG_V2 ? 0 : 1], strerror(-ret));
+	j->cfg.cpu_max_pct = (uint32_t)(quota_us * 100 / period_us) ? (uint32_t)(quota_us * 100 / period_us) : 1;
+	return 0;
+}
+
+const char *jail__cpu_file(const struct jail *j, char *buf, size_t len)
+{
+	if (!j->prepared || j->cg == JAIL_CG_NONE || !j->cfg.cpu_max_pct)
+		return NULL;
+	snprintf(buf, len, "%s/%s", j->cg_dir[j->cg == JAIL_CG_V2 ? 0 : 1],
+		 j->cg == JAIL_CG_V2 ? "cpu.max" : "cpu.cfs_quota_us");
+	return buf;
+}
+
+/* A process that is its own sandbox (the kvm backend's worker): into the
+ * cgroup, and out again (to its parent cgroup, so that it can go). */
+int jail__enter_self(struct jail *j, struct sb_err *err)
+{
+	for (int i = 0; i < 2; i++)
+		if (j->cg_procs[i] >= 0 && write(j->cg_procs[i], "0", 1) != 1)
+			return err__errno(err, "joining the cgroup %s", j->cg_dir[i]);
+	return 0;
+}
+
+void jail__leave_self(struct jail *j)
+{
+	char path[600];
+
+	for (int i = 0; i < 2; i++) {
+		char *slash = strrchr(j->cg_dir[i], '/');
+
+		if (!j->cg_dir[i][0] || !slash)
+			continue;
+		snprintf(path, sizeof(path), "%.*s/cgroup.procs", (int)(slash - j->cg_dir[i]), j->cg_dir[i]);
+		write_str(path, "0");
+	}
+	jail__cleanup(j);
+}

@@ -116,6 +116,19 @@ void jail__describe(const struct jail *j, char *buf, size_t len);
  * with a memory and a CPU limit, describes it, removes it again. */
 void jail__probe(char *buf, size_t len);
 
+/* A running sandbox's limits (PATCH /v1/sandboxes/{id}): the memory limit
+ * (only where the jail has one: 0 done, nothing to move) and the CPU share
+ * (quota per period; -ENOTSUP with a message without a CPU cgroup). */
+int jail__set_mem(struct jail *j, uint64_t bytes, struct sb_err *err);
+int jail__set_cpu(struct jail *j, uint64_t quota_us, uint64_t period_us, struct sb_err *err);
+/* The file that holds the CPU share (cpu.max or cpu.cfs_quota_us), or NULL. */
+const char *jail__cpu_file(const struct jail *j, char *buf, size_t len);
+
+/* The calling process joins the cgroup (a kvm worker is its own sandbox),
+ * and leaves it for its parent cgroup, removing it (jail__cleanup). */
+int jail__enter_self(struct jail *j, struct sb_err *err);
+void jail__leave_self(struct jail *j);
+
 /* Remove the cgroup (the sandbox must be reaped), close fds; idempotent. */
 void jail__cleanup(struct jail *j);
 

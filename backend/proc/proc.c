@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -232,20 +233,45 @@ static void proc__drop_layers(struct proc_machine *pm)
 static int proc__send_start(struct proc_machine *pm, struct sb_proc_start *st, int fd,
 			    struct sb_err *err)
 {
-	int fds[1 + SB_MAX_LAYERS] = { fd };
-	int ret;
+	int fds[2 + SB_MAX_LAYERS] = { fd };
+	int ret, n;
 
 	st->n_layers = pm->n_layers;
 	for (unsigned i = 0; i < pm->n_layers; i++) {
 		fds[1 + i] = pm->layer_fd[i];
 		st->layers[i] = pm->layer[i];
 	}
-	ret = fdmsg__send(pm->chan, st, sizeof(*st), fds, 1 + (int)pm->n_layers);
+	n = 1 + (int)pm->n_layers;
+	if (pm->hot_fd >= 0) { /* memory hotplug: the hot window's memfd */
+		st->flags |= SB_PROC_START_HOT;
+		fds[n++] = pm->hot_fd;
+	}
+	ret = fdmsg__send(pm->chan, st, sizeof(*st), fds, n);
 	proc__drop_layers(pm);
 	if (ret < 0)
 		return err__set(err, ret, "starting the sandbox process (pid %d): %s", (int)pm->pid,
 				strerror(-ret));
 	return 0;
+}
+
+/* A clone's overlay runs, the message after the start message: the stub
+ * maps them over RAM from the layers' fds before its filter. */
+static int proc__send_overlays(struct proc_machine *pm, const struct snapshot *snap,
+			       struct sb_err *err)
+{
+	struct sb_proc_overlay *o = malloc(snap->n_runs * sizeof(*o));
+	size_t len = snap->n_runs * sizeof(*o);
+	int ret = 0;
+
+	if (!o)
+		return err__set(err, -ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < snap->n_runs; i++)
+		o[i] = (struct sb_proc_overlay){ snap->runs[i].gpa, snap->runs[i].img_off,
+						 snap->runs[i].npages, snap->runs[i].layer };
+	if (send(pm->chan, o, len, MSG_NOSIGNAL) != (ssize_t)len)
+		ret = err__errno(err, "sending the overlay runs to the sandbox (pid %d)", (int)pm->pid);
+	free(o);
+	return ret;
 }
 
 /* Until the start message: the sandbox maps them before its filter. */
@@ -316,6 +342,12 @@ int proc__died(struct proc_machine *pm, struct sb_err *err)
 		return err__set(err, -EIO, "the sandbox stub could not map guest RAM at %#llx "
 				"(check vm.mmap_min_addr: it must be at most %llu)",
 				(unsigned long long)SB_PROC_RAM_BASE, (unsigned long long)SB_PROC_RAM_BASE);
+	if (pm->msgs == 0 && WEXITSTATUS(st) == 108) /* map_overlays */
+		return err__set(err, -EIO, "the sandbox stub could not map the template's overlay "
+				"runs (its layer images' pages) over guest RAM");
+	if (pm->msgs == 0 && WEXITSTATUS(st) == 124)
+		return err__set(err, -EIO, "the sandbox stub could not map the hot window at %#llx",
+				(unsigned long long)SB_HOT_GPA);
 	if (pm->msgs == 0 && WEXITSTATUS(st) == 109) /* map_layers */
 		return err__set(err, -EIO, "the sandbox stub could not map the root file system's "
 				"layers at %#llx", (unsigned long long)SB_IMG_GPA);
@@ -404,6 +436,7 @@ static int proc_be__create(struct machine *m, uint64_t mem_size, enum ram_backen
 
 	pm->chan = -1;
 	pm->ws.fd = -1;
+	pm->hot_fd = -1;
 	m->ram.fd = -1;
 	pm->rx = malloc(PROC_RX_MAX);
 	if (!pm->rx)
@@ -505,9 +538,14 @@ static int proc_be__clone_into(struct machine *m, const struct snapshot *snap, s
 				(unsigned long long)(snap->hdr.mem_size >> 20));
 	ret = proc_be__check(snap, err); /* the backend, XSAVE features: cheap (CPUID) */
 	if (ret == 0)
-		ret = machine__map_snapshot_layers(m, snap, err); /* for the start message */
+		ret = machine__map_snapshot_layers(m, snap, NULL, err); /* for the start message */
 	if (ret < 0)
 		return ret;
+	if (m->resizable && pm->hot_fd < 0) {
+		pm->hot_fd = memfd_create("snapbox-hot", MFD_CLOEXEC);
+		if (pm->hot_fd < 0)
+			return err__errno(err, "memfd for the sandbox's hot window");
+	}
 	fd = snapshot__open_mem(snap, err);
 	if (fd < 0)
 		return fd;
@@ -517,8 +555,11 @@ static int proc_be__clone_into(struct machine *m, const struct snapshot *snap, s
 	st.ro_lo = pm->ro_lo = snap->proc.ro_lo;
 	st.ro_hi = pm->ro_hi = snap->proc.ro_hi;
 	st.mode = m->mig_hold ? SB_PROC_MODE_MIGRATE : SB_PROC_MODE_CLONE;
+	st.n_overlays = snap->n_runs;
 	ret = proc__send_start(pm, &st, fd, err);
 	close(fd);
+	if (ret == 0 && snap->n_runs)
+		ret = proc__send_overlays(pm, snap, err);
 	if (ret < 0)
 		return ret;
 	if (send(pm->chan, &snap->proc.cpu, sizeof(snap->proc.cpu), MSG_NOSIGNAL) !=
@@ -749,6 +790,8 @@ static int proc_be__run(struct machine *m, struct sb_err *err)
 						return MACHINE_PAUSED;
 					break;
 				}
+				if (m->hc.ctl_poll) /* a resize request (resize.h) */
+					m->hc.ctl_poll(m->hc.ctl_arg);
 				continue;
 			}
 			ret = err__errno(err, "reading the sandbox channel");
@@ -861,6 +904,59 @@ static int proc_be__save(struct machine *m, struct snap_writer *w, struct sb_err
 	return ret;
 }
 
+/* ---- memory hotplug, free-page reporting, CPU share (guest ABI 5) -------- */
+
+/* The memfd's size is what the guest may use: beyond it the sandbox's
+ * shared mapping is SIGBUS.  The jail's memory limit moves with it. */
+static int proc_be__hot_set(struct machine *m, uint64_t size, struct sb_err *err)
+{
+	struct proc_machine *pm = pm_of(m);
+	uint64_t lim = pm->jail.cfg.mem_max;
+	int ret;
+
+	if (pm->hot_fd < 0)
+		return err__set(err, -ENOTSUP, "this sandbox was started without a hot window");
+	if (size > pm->hot_size && lim) {
+		ret = jail__set_mem(&pm->jail, lim + (size - pm->hot_size), err);
+		if (ret < 0)
+			return ret;
+	}
+	if (ftruncate(pm->hot_fd, (off_t)size) < 0)
+		return err__errno(err, "sizing the hot window to %llu MiB",
+				  (unsigned long long)(size >> 20));
+	if (size < pm->hot_size && lim) /* its pages are gone: lower the limit */
+		jail__set_mem(&pm->jail, lim - (pm->hot_size - size), err);
+	pm->hot_size = size;
+	m->mem.hot_size = size;
+	return 0;
+}
+
+/* The hot window: punched out of the memfd here (zero after).  RAM is the
+ * sandbox's private mapping, which only it can discard: it does, with
+ * madvise (the filter allows MADV_DONTNEED). */
+static uint64_t proc_be__discard(struct machine *m, uint64_t gpa, uint64_t len)
+{
+	struct proc_machine *pm = pm_of(m);
+
+	if (gpa < SB_HOT_GPA)
+		return SB_MEM_RANGE_SELF;
+	if (pm->hot_fd < 0 || gpa - SB_HOT_GPA + len > pm->hot_size)
+		return 0;
+	return fallocate(pm->hot_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			 (off_t)(gpa - SB_HOT_GPA), (off_t)len) == 0 ? SB_MEM_RANGE_DONE : 0;
+}
+
+static int proc_be__set_cpu(struct machine *m, uint64_t quota_us, uint64_t period_us,
+			    struct sb_err *err)
+{
+	struct proc_machine *pm = pm_of(m);
+
+	if (!(pm->jail.layers & JAIL_CGROUP))
+		return err__set(err, -ENOTSUP, "this sandbox has no cgroup to take a CPU share (%s)",
+				pm->jail.why_not[0] ? pm->jail.why_not : "its jail has no cgroup layer");
+	return jail__set_cpu(&pm->jail, quota_us, period_us, err);
+}
+
 static void proc_be__destroy(struct machine *m)
 {
 	struct proc_machine *pm = pm_of(m);
@@ -872,6 +968,9 @@ static void proc_be__destroy(struct machine *m)
 	pm->pause_cpu = NULL;
 	jail__cleanup(&pm->jail);
 	proc__drop_layers(pm);
+	if (pm->hot_fd >= 0)
+		close(pm->hot_fd);
+	pm->hot_fd = -1;
 	if (pm->chan >= 0)
 		close(pm->chan);
 	pm->chan = -1;
@@ -908,6 +1007,9 @@ const struct backend proc_backend = {
 	.run = proc_be__run,
 	.save = proc_be__save,
 	.reset = proc_be__reset,
+	.hot_set = proc_be__hot_set,
+	.discard = proc_be__discard,
+	.set_cpu = proc_be__set_cpu,
 	.destroy = proc_be__destroy,
 	.destroy_detached = proc_be__destroy_detached,
 };

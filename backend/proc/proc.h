@@ -63,6 +63,10 @@ struct proc_machine {
 	} stub[PROC_STUB_REGIONS];
 	unsigned n_stub;
 	uint64_t reset_stack;         /* the stub's, which its handler clears */
+	/* memory hotplug (m.resizable, guest ABI 5): the memfd the stub maps
+	 * over the hot window; its size is what the guest may use (-1: none) */
+	int hot_fd;
+	uint64_t hot_size;
 };
 
 /* The largest channel message: one-way output, a struct sb_proc_out and

@@ -35,10 +35,25 @@ struct sb_proc_start {
 	uint64_t ro_lo, ro_hi; /* made read-only before the guest runs        */
 	uint32_t mode;         /* SB_PROC_MODE_*                              */
 	uint32_t n_layers;     /* layer fds after the RAM fd, <= SB_MAX_LAYERS */
-	uint32_t reserved[2];
+	uint32_t n_overlays;   /* clone: <= SB_PROC_OVERLAY_MAX; if any, the next
+				  message is struct sb_proc_overlay[n_overlays] */
+	uint32_t flags;        /* SB_PROC_START_*                             */
 	struct sb_layer layers[SB_MAX_LAYERS]; /* mapped read-only (PROT_READ,
 				  MAP_PRIVATE) at gpa, size bytes           */
 };
+
+/*
+ * A template's overlay run (snapshot/format.h, SNAP_SEC_OVERLAY): the stub
+ * maps npages pages of layer `layer`'s image from img_off private over guest
+ * RAM at gpa (after RAM and the layers, before the filter), so they come
+ * from the image's page cache, and a write gets the sandbox its own copy.
+ */
+#define SB_PROC_OVERLAY_MAX 1024
+struct sb_proc_overlay {
+	uint64_t gpa, img_off;
+	uint32_t npages, layer;
+};
+_Static_assert(sizeof(struct sb_proc_overlay) == 24, "sb_proc_overlay size");
 
 /*
  * The guest's user-mode CPU state, as a signal frame holds it: what the stub
@@ -47,6 +62,10 @@ struct sb_proc_start {
  * fpstate: XSAVE standard format with the kernel's fx_sw_bytes (MAGIC1,
  * xstate_size, xfeatures) at byte 464 and FP_XSTATE_MAGIC2 at xstate_size.
  */
+/* A memfd follows the layer fds: mapped shared over the hot window
+ * [SB_HOT_GPA, + SB_HOT_MAX) (memory hotplug, ABI 5); the monitor sizes it. */
+#define SB_PROC_START_HOT (1u << 0)
+
 #define SB_PROC_XSAVE_MAX 4096
 struct sb_proc_cpu {
 	uint64_t gpr[18];      /* sigcontext order: r8-r15, rdi, rsi, rbp, rbx,

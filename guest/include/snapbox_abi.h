@@ -52,7 +52,13 @@
  * below): a kernel of 3 expects a cpio, which this host no longer builds.
  * A guest kernel boots only when the boot info says its own version.
  */
-#define SB_ABI_VERSION 4
+/*
+ * 5: memory hotplug and free-page reporting (SB_MEMCTL_GPA, SB_HC_MEM, the
+ *    hot window at SB_HOT_GPA, SB_STDIN_MEMCTL).  Everything of 4 is
+ *    unchanged: a kernel of 5 in a plain clone (no mailbox written) behaves
+ *    as one of 4; templates of 4 run as before and are not resizable.
+ */
+#define SB_ABI_VERSION 5
 #define SB_ABI_VERSION_MIN 2 /* oldest guest ABI whose templates the host runs */
 /*
  * Since ABI 4 the guest kernel says which ABI it speaks in an ELF note:
@@ -98,6 +104,50 @@
 #define SB_IMG_PD_GPA     0x44000ULL    /* up to 8 PDs: 0x44000..0x4bfff */
 #define SB_MAX_LAYERS     8
 #define SB_LAYERS_GPA     0x4fc00ULL    /* in the proc boot info's page, after its fault report */
+
+/*
+ * Memory hotplug (ABI 5).  A running sandbox's RAM grows by a "hot window"
+ * of guest memory at SB_HOT_GPA (GiB-aligned, above RAM and its hypercall
+ * page, below the layer window), [SB_HOT_GPA, + hot_size), hot_size a
+ * multiple of 2 MiB up to SB_HOT_MAX.  KVM: one memory slot over the whole
+ * window (anonymous memory, inaccessible beyond hot_size: a guest touching
+ * it is ended), identity-mapped user read-write by the host with 2 MiB
+ * pages from page directories at SB_HOT_PD_GPA; proc: a memfd the stub maps
+ * shared over the window before its filter, which the monitor grows and
+ * shrinks with ftruncate (beyond hot_size: SIGBUS, the sandbox ends).
+ *
+ * The host tells the kernel through the mailbox at SB_MEMCTL_GPA (in the
+ * user-accessible trampoline page, so the user-mode syscall layer reads it;
+ * written by the host only, for a sandbox that may be resized; magic 0 in
+ * every other machine, and the kernel then does nothing of this):
+ *  - grow: hot_size rises and seq changes; the memory is usable already,
+ *    and the kernel adds it to its allocator at its next memory call
+ *    (brk/mmap/munmap/mremap/madvise) or stdin call;
+ *  - shrink: hot_target < hot_size and seq changes; the kernel vacates
+ *    [SB_HOT_GPA + hot_target, + hot_size) if nothing there is in use, and
+ *    answers with SB_HC_MEM op SB_MEM_ACK (kept = what it keeps now: target,
+ *    or its current size if it could not; in_use_top = the end of the
+ *    highest hot memory in use).  Only after that ack does the host take
+ *    the memory away.  A guest blocked in SB_HC_STDIN is woken for it: the
+ *    call returns ret -EINTR with SB_STDIN_MEMCTL, and the kernel asks again
+ *    after the ack.
+ *  - free-page reporting: with report_min_pages > 0, free memory of at
+ *    least that many pages (in one run) is reported with SB_HC_MEM op
+ *    SB_MEM_REPORT, up to SB_MEM_REPORT_MAX page-aligned ranges of RAM
+ *    above SB_USER_LOAD or of the hot window, each checked by the host.
+ *    The host discards them (KVM: MADV_DONTNEED; proc: the monitor punches
+ *    the hot window's memfd, and for RAM answers SB_MEM_RANGE_SELF, upon
+ *    which the kernel discards it itself with madvise(MADV_DONTNEED), which
+ *    the filter allows with the magic).  A discarded page of RAM reads as
+ *    the template's page, not zero: the kernel zeroes a reported range
+ *    when it hands it out again.
+ */
+#define SB_HOT_GPA        (65ULL << 30)
+#define SB_HOT_MAX        (3ULL << 30)
+#define SB_HOT_PD_GPA     0x4c000ULL    /* 3 PDs: 0x4c000..0x4efff */
+#define SB_MEMCTL_GPA     0x200800ULL   /* struct sb_memctl, in the trampoline page */
+#define SB_MEMCTL_MAGIC   0x4c544d43u   /* "CMTL" */
+#define SB_MEM_REPORT_MAX 64
 
 /* GDT selectors (same on every path) */
 #define SB_SEL_KCODE 0x08
@@ -189,6 +239,8 @@ enum sb_hc {
 	SB_HC_OUTPUT     = 16, /* not a call: the proc backend's one-way output
 				  message (struct sb_proc_out, ABI 4); refused
 				  as a hypercall                              */
+	SB_HC_MEM        = 17, /* struct sb_hc_mem_ctl: hotplug ack, free-page
+				  report (ABI 5)                             */
 	SB_HC_COUNT
 };
 #endif
@@ -232,6 +284,8 @@ _Static_assert(sizeof(struct sb_hc_io) == 24, "sb_hc_io size");
  * in the template's RAM that every clone shares.
  */
 #define SB_STDIN_EOF  (1u << 0)
+#define SB_STDIN_MEMCTL (1u << 1) /* ABI 5: nothing read (ret -EINTR): the
+				     mailbox changed, ack it, then ask again */
 #define SB_HC_POOL_MAX 4096
 
 #ifndef __ASSEMBLER__
@@ -252,6 +306,45 @@ struct sb_hc_exit {
 	int64_t status;        /* exit_group() argument                     */
 };
 _Static_assert(sizeof(struct sb_hc_exit) == 8, "sb_hc_exit size");
+#endif
+
+/* The hotplug mailbox (ABI 5, see SB_HOT_GPA): written by the host only. */
+#ifndef __ASSEMBLER__
+struct sb_memctl {
+	uint32_t magic;        /* SB_MEMCTL_MAGIC: this machine may be resized */
+	uint32_t seq;          /* changes with every request                */
+	uint64_t hot_size;     /* usable bytes of the hot window now         */
+	uint64_t hot_target;   /* the size the host asks for (<= hot_size)   */
+	uint32_t report_min_pages; /* free-page reporting threshold, 0: off */
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct sb_memctl) == 32, "sb_memctl size");
+
+enum sb_mem_op {
+	SB_MEM_ACK    = 1,     /* answer to mailbox seq: kept, in_use_top   */
+	SB_MEM_REPORT = 2,     /* n ranges at ranges_gpa are free           */
+};
+#define SB_MEM_RANGE_SELF (1ULL << 0) /* out, in a range's flags: discard
+					 it yourself (proc, RAM)            */
+#define SB_MEM_RANGE_DONE (1ULL << 1) /* out: the host discarded it     */
+struct sb_mem_range {
+	uint64_t gpa;          /* page-aligned                               */
+	uint64_t len;          /* page multiple                              */
+	uint64_t flags;        /* in: 0; out: SB_MEM_RANGE_*                 */
+};
+_Static_assert(sizeof(struct sb_mem_range) == 24, "sb_mem_range size");
+
+struct sb_hc_mem_ctl {
+	uint32_t op;           /* enum sb_mem_op                             */
+	uint32_t n;            /* REPORT: ranges, <= SB_MEM_REPORT_MAX       */
+	uint64_t seq;          /* ACK: the mailbox seq answered              */
+	uint64_t kept;         /* ACK: hot window bytes the kernel keeps     */
+	uint64_t in_use_top;   /* ACK: end of the highest hot bytes in use,
+				  relative to SB_HOT_GPA (0: none)           */
+	uint64_t ranges_gpa;   /* REPORT: struct sb_mem_range[n]             */
+	int64_t ret;           /* out: 0 or -errno                           */
+};
+_Static_assert(sizeof(struct sb_hc_mem_ctl) == 48, "sb_hc_mem_ctl size");
 #endif
 
 /* Linux signal numbers the fault maps to (host exit status 128 + signal). */
@@ -421,6 +514,11 @@ _Static_assert(sizeof(struct sb_hc_syscall_path) == 8, "sb_hc_syscall_path size"
 #if SB_LAYERS_GPA < SB_PROC_FAULT_GPA + 48 || SB_LAYERS_GPA + SB_MAX_LAYERS * 16 > SB_ARGS_GPA || \
 	SB_LAYERS_GPA < SB_PROC_RAM_BASE
 #error "the layer table overlaps the proc fault report or the arguments"
+#endif
+#if SB_MAX_MEM + SB_PAGE_2M > SB_HOT_GPA || SB_HOT_GPA + SB_HOT_MAX > SB_IMG_GPA || \
+	SB_IMG_PD_GPA + (SB_IMG_MAX >> 30) * 0x1000 > SB_HOT_PD_GPA || \
+	SB_HOT_PD_GPA + (SB_HOT_MAX >> 30) * 0x1000 > SB_PROC_BOOTINFO_GPA
+#error "the hot window must lie between RAM and the layer window, its PDs below the proc boot info"
 #endif
 #if SB_MAX_MEM + SB_PAGE_2M > SB_IMG_GPA || (SB_IMG_GPA & ((1ULL << 30) - 1))
 #error "the layer window must lie above RAM and its hypercall page, GiB-aligned"

@@ -184,9 +184,129 @@ void kfault(uint64_t vector, uint64_t err, uint64_t rip, uint64_t rsp, uint64_t 
 	kexit(128 + signal);
 }
 
+/*
+ * CLOCK_REALTIME and CLOCK_MONOTONIC between host readings, by the TSC.  A
+ * host reading (SB_HC_CLOCK: a VM exit, or a round trip on the proc
+ * channel) anchors a clock; for CLK_WINDOW_NS after it the clock is the
+ * anchor plus the TSC ticks since, scaled.  The scale is measured from the
+ * host's own monotonic readings over a growing baseline (CLK_CAL_MIN_NS to
+ * ~4 s; until then every read asks the host), and kept only while the next
+ * anchor agrees with it.  CPython 3.11 reads the monotonic clock on every
+ * lock acquisition (its import locks: hundreds at start, ~20 per request).
+ * The TSC of a clone need not continue the template's (kvm restores the
+ * template's; another host has another): kclock_rebase() drops the anchors
+ * and the baseline after every stdin call, where clones start.  The TSC's
+ * errors never make a clock go back between two reads.
+ */
+#define CLK_WINDOW_NS 10000000LL    /* a host reading at least every 10 ms */
+#define CLK_CAL_MIN_NS 50000000LL   /* a scale from >= 50 ms of baseline */
+#define CLK_CAL_MAX_NS 4000000000LL /* baselines < 2^32 ns (32.32 scale) */
+
+static struct {
+	uint64_t scale;             /* ns per tick, 32.32; 0: unknown */
+	uint64_t window;            /* CLK_WINDOW_NS in ticks */
+	uint64_t cal_tsc;           /* the calibration baseline's start */
+	int64_t cal_ns;
+	uint8_t cal_valid, valid[2];
+	uint64_t tsc[2];            /* anchors: realtime, monotonic */
+	int64_t ns[2], last[2];
+} clk;
+
+static inline uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return (uint64_t)hi << 32 | lo;
+}
+
+void kclock_rebase(void)
+{
+	clk.valid[0] = clk.valid[1] = 0;
+	clk.cal_valid = 0;
+	clk.last[0] = clk.last[1] = 0;
+}
+
+static uint64_t ticks_to_ns(uint64_t ticks)
+{
+	return (uint64_t)(((unsigned __int128)ticks * clk.scale) >> 32);
+}
+
+/* A host monotonic reading at TSC t: refine the scale over the baseline. */
+static void clk_calibrate(uint64_t t, int64_t ns)
+{
+	int64_t dn = ns - clk.cal_ns;
+	uint64_t scale;
+
+	if (!clk.cal_valid || t <= clk.cal_tsc || dn <= 0 || dn >= CLK_CAL_MAX_NS) {
+		clk.cal_tsc = t;
+		clk.cal_ns = ns;
+		clk.cal_valid = 1;
+		return;
+	}
+	if (dn < CLK_CAL_MIN_NS)
+		return;
+	scale = ((uint64_t)dn << 32) / (t - clk.cal_tsc);
+	/* a TSC of 100 MHz .. 20 GHz */
+	if (scale < (1ULL << 32) / 20 || scale > (10ULL << 32)) {
+		clk.scale = 0;
+		clk.cal_valid = 0;
+		return;
+	}
+	clk.scale = scale;
+	clk.window = ((uint64_t)CLK_WINDOW_NS << 32) / scale;
+}
+
+static int64_t host_clock(uint32_t clockid, int64_t *ns, uint64_t *t)
+{
+	struct sb_hc_clock c = { .clockid = clockid };
+	uint64_t t0 = rdtsc(), t1;
+	hypercall(SB_HC_CLOCK, &c);
+	t1 = rdtsc();
+	*t = t0 + (t1 - t0) / 2; /* the host read its clock in between */
+	*ns = c.sec * 1000000000LL + c.nsec;
+	return c.ret;
+}
+
+static int64_t fast_clock(uint32_t id, int64_t *sec, int64_t *nsec)
+{
+	uint64_t t = rdtsc();
+	int64_t ns;
+
+	if (clk.scale && clk.valid[id] && t >= clk.tsc[id] && t - clk.tsc[id] < clk.window) {
+		ns = clk.ns[id] + (int64_t)ticks_to_ns(t - clk.tsc[id]);
+	} else {
+		int64_t r = host_clock(id, &ns, &t);
+		if (r)
+			return r;
+		if (clk.scale && clk.valid[id] && t >= clk.tsc[id]) {
+			/* does the scale still hold?  (1 ms of error per window: another
+			 * machine, or a TSC that changed speed) */
+			int64_t want = clk.ns[id] + (int64_t)ticks_to_ns(t - clk.tsc[id]), d = want - ns;
+			if (d > 1000000 || d < -1000000)
+				clk.scale = 0, clk.cal_valid = 0;
+		}
+		if (id == 1)
+			clk_calibrate(t, ns);
+		clk.tsc[id] = t;
+		clk.ns[id] = ns;
+		clk.valid[id] = 1;
+	}
+	/* the TSC's small errors never show as time going back; a big step back
+	 * (the host's clock itself: the sandbox moved) is passed on, not
+	 * waited out */
+	if (ns < clk.last[id] && clk.last[id] - ns < 2 * CLK_WINDOW_NS)
+		ns = clk.last[id];
+	clk.last[id] = ns;
+	*sec = ns / 1000000000LL;
+	*nsec = ns % 1000000000LL;
+	return 0;
+}
+
 int64_t kclock(uint32_t clockid, int64_t *sec, int64_t *nsec)
 {
 	if (K.snapbox) {
+		if (clockid <= 1) /* CLOCK_REALTIME, CLOCK_MONOTONIC */
+			return fast_clock(clockid, sec, nsec);
 		struct sb_hc_clock c = { .clockid = clockid };
 		hypercall(SB_HC_CLOCK, &c);
 		*sec = c.sec;
@@ -194,9 +314,7 @@ int64_t kclock(uint32_t clockid, int64_t *sec, int64_t *nsec)
 		return c.ret;
 	}
 	/* QEMU path: TSC at an assumed 1 GHz; good enough to benchmark. */
-	uint32_t lo, hi;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	uint64_t t = (uint64_t)hi << 32 | lo;
+	uint64_t t = rdtsc();
 	*sec = t / 1000000000ULL;
 	*nsec = t % 1000000000ULL;
 	return 0;

@@ -24,7 +24,9 @@
 #define AT_HWCAP2 26
 #define AT_EXECFN 31
 
-static struct sb_elf_info elf;
+/* the program, and its interpreter (ld.so) if it has one */
+static struct sb_elf_info elf, interp;
+static int has_interp;
 
 static uint64_t push_bytes(uint64_t sp, const void *p, uint64_t n)
 {
@@ -45,7 +47,8 @@ static uint64_t build_stack(uint64_t top, const char *execfn)
 	uint64_t sp = top, argp[256], envp[256], rnd[2], u_rnd, u_plat, u_fn;
 	uint64_t aux[][2] = {
 		{ AT_PHDR, elf.phdr_vaddr }, { AT_PHENT, elf.phentsize }, { AT_PHNUM, elf.phnum },
-		{ AT_PAGESZ, PAGE }, { AT_BASE, 0 }, { AT_FLAGS, 0 }, { AT_ENTRY, elf.entry },
+		{ AT_PAGESZ, PAGE }, { AT_BASE, has_interp ? interp.bias : 0 }, { AT_FLAGS, 0 },
+		{ AT_ENTRY, elf.entry },
 		{ AT_UID, 0 }, { AT_EUID, 0 }, { AT_GID, 0 }, { AT_EGID, 0 },
 		{ AT_HWCAP, cpuid_edx1() }, { AT_HWCAP2, 0 }, { AT_CLKTCK, 100 },
 		{ AT_SECURE, 0 }, { AT_RANDOM, 0 }, { AT_PLATFORM, 0 }, { AT_EXECFN, 0 },
@@ -94,42 +97,117 @@ static uint64_t stack_size(uint64_t span)
 	return PAGE_UP(s);
 }
 
+static __attribute__((noreturn)) void exec_fail(uint32_t code, const char *what, const char *why)
+{
+	char msg[300];
+	size_t m = 0;
+	for (const char *s = what; *s && m < 200; s++)
+		msg[m++] = *s;
+	msg[m++] = ':';
+	msg[m++] = ' ';
+	msg[m] = 0;
+	kpanic(code, msg, why);
+}
+
+/* A regular file of the root file system (absolute path, symlinks
+ * followed); resolved[PATH_MAX_K] gets its path with links followed. */
+static int find_file(const char *path, struct fnode *n, char *resolved)
+{
+	char norm[PATH_MAX_K];
+
+	return sbfs_normalize(path, strlen(path), norm, sizeof(norm)) ||
+	       fs_lookup(norm, 1, n, resolved) || (n->mode & 0170000) != 0100000;
+}
+
+/*
+ * Copy a program's segments as mmap would map them: each from its page-
+ * rounded file offset to its page-rounded address; a segment without bss
+ * takes the rest of its last file page too, one with bss is zero from
+ * p_filesz on (to its end).  The first and last page of each segment then
+ * equal the file's pages.
+ */
+static void load_segments(const struct sb_elf_info *e, const struct fnode *n)
+{
+	for (unsigned i = 0; i < e->nseg; i++) {
+		const struct sb_elf_seg *s = &e->seg[i];
+		uint64_t va = s->vaddr, off = s->offset, len = s->filesz;
+
+		if ((va & (PAGE - 1)) == (off & (PAGE - 1))) {
+			len += va & (PAGE - 1);
+			va = PAGE_DOWN(va);
+			off = PAGE_DOWN(off);
+			if (s->memsz == s->filesz) {
+				uint64_t end = PAGE_UP(s->offset + s->filesz);
+				len = (end < n->size ? end : n->size) - off;
+			}
+		}
+		kcopy(va, (uint64_t)n->data + off, len);
+		if (s->memsz > s->filesz)
+			kzero(s->vaddr + s->filesz, PAGE_UP(s->vaddr + s->memsz) - (s->vaddr + s->filesz));
+	}
+}
+
+/* The program's interpreter (ld.so): a shared object placed at the top of
+ * the mmap area. */
+static void load_interp(const struct fnode *prog)
+{
+	char path[SB_ELF_INTERP_MAX + 1];
+	struct fnode n;
+	uint64_t span, base;
+	int err;
+
+	memcpy(path, prog->data + elf.interp_off, elf.interp_len);
+	path[elf.interp_len] = 0;
+	if (find_file(path, &n, 0))
+		exec_fail(SB_PANIC_EXEC, path, "the interpreter is not in the root file system");
+	err = sb_elf_parse(n.data, n.size, 0, &interp);
+	if (err)
+		exec_fail(SB_PANIC_EXEC, path, sb_elf_strerror(err));
+	if (interp.type != 3 || interp.interp_len)
+		exec_fail(SB_PANIC_EXEC, path, "the interpreter is not a shared object (ET_DYN) of its own");
+	span = interp.hi - interp.lo;
+	base = mm_take_top(span);
+	if (!base)
+		kpanic(SB_PANIC_NOMEM, "out of guest memory loading ", path);
+	err = sb_elf_parse(n.data, n.size, base, &interp);
+	if (err || interp.hi - interp.lo != span)
+		exec_fail(SB_PANIC_EXEC, path, sb_elf_strerror(err));
+	load_segments(&interp, &n);
+	has_interp = 1;
+}
+
 void exec_init_program(void)
 {
 	struct fnode n;
-	char norm[PATH_MAX_K];
+	char real[PATH_MAX_K];
 
 	/* absolute paths only (there is no cwd yet); symlinks followed */
-	if (sbfs_normalize(K.argv[0], strlen(K.argv[0]), norm, sizeof(norm)) ||
-	    fs_lookup(norm, 1, &n, 0) || (n.mode & 0170000) != 0100000)
+	if (find_file(K.argv[0], &n, real))
 		kpanic(SB_PANIC_EXEC, K.argv[0], ": no such file in the root file system");
 	int err = sb_elf_parse(n.data, n.size, SB_USER_LOAD, &elf);
-	if (err) {
-		char msg[300];
-		size_t m = 0;
-		for (const char *s = K.argv[0]; *s && m < 200; s++)
-			msg[m++] = *s;
-		msg[m++] = ':';
-		msg[m++] = ' ';
-		msg[m] = 0;
-		kpanic(SB_PANIC_EXEC, msg, sb_elf_strerror(err));
-	}
+	if (err)
+		exec_fail(SB_PANIC_EXEC, K.argv[0], sb_elf_strerror(err));
 	uint64_t span = K.user_top - SB_USER_LOAD;
 	uint64_t stack_lo = K.user_top - stack_size(span);
 	if (elf.lo < SB_USER_LOAD || elf.hi > K.user_top)
 		kpanic(SB_PANIC_EXEC, K.argv[0], ": loads outside guest user memory");
 	if (elf.hi + (1ULL << 20) > stack_lo)
 		kpanic(SB_PANIC_NOMEM, "out of guest memory loading ", K.argv[0]);
-	for (unsigned s = 0; s < elf.nseg; s++)
-		kcopy(elf.seg[s].vaddr, (uint64_t)n.data + elf.seg[s].offset, elf.seg[s].filesz);
+	if (elf.interp_len && !elf.phdr_vaddr)
+		kpanic(SB_PANIC_EXEC, K.argv[0], ": its program headers are not loaded (no AT_PHDR)");
+	load_segments(&elf, &n);
 	mm_init(PAGE_UP(elf.hi), stack_lo);
+	fs_set_exe(real);
+	if (elf.interp_len)
+		load_interp(&n);
 
 	uint64_t sp = build_stack(K.user_top, K.argv[0]);
+	uint64_t entry = has_interp ? interp.entry : elf.entry;
 	if (K.snapbox) {
-		struct sb_hc_user_start us = { .entry = elf.entry, .sp = sp };
+		struct sb_hc_user_start us = { .entry = entry, .sp = sp };
 		hypercall(SB_HC_USER_START, &us);
 	}
 	if (k_proc())
-		enter_user_proc(elf.entry, sp);
-	enter_user(elf.entry, sp);
+		enter_user_proc(entry, sp);
+	enter_user(entry, sp);
 }

@@ -12,6 +12,7 @@
 #define ESRCH 3
 #define EINTR 4
 #define EIO 5
+#define EBUSY 16
 #define EBADF 9
 #define EAGAIN 11
 #define ENOMEM 12
@@ -21,13 +22,19 @@
 #define ENOTDIR 20
 #define EISDIR 21
 #define EINVAL 22
+#define EXDEV 18
+#define ENODEV 19
 #define EMFILE 24
+#define EFBIG 27
+#define ENOSPC 28
 #define ENOTTY 25
 #define ESPIPE 29
 #define EROFS 30
 #define ERANGE 34
 #define ENAMETOOLONG 36
 #define ENOSYS 38
+#define ENOTEMPTY 39
+#define ELOOP 40
 #define ETIMEDOUT 110
 
 #define PAGE 4096ULL
@@ -50,6 +57,12 @@ struct kernel {
 	uint32_t n_layers;
 	uint64_t mmio;          /* hypercall MMIO page (snapbox), 0: ports */
 	uint32_t sc_slow;       /* SC_SLOW_*: the dispatcher's rare work */
+	/* memory hotplug (ABI 5, see SB_HOT_GPA): what the kernel uses of the
+	 * hot window, the last mailbox seq it answered, and the free-page
+	 * reporting threshold the host asked for (pages, 0: off) */
+	uint64_t hot_size;
+	uint32_t mc_seq;
+	uint32_t report_min;
 };
 /* Nonzero K.sc_slow sends a system call through the slow dispatcher, so
  * the common case tests one word (every kernel instruction is emulated on
@@ -83,6 +96,7 @@ __attribute__((noreturn)) void kpanic(uint32_t code, const char *msg, const char
 __attribute__((noreturn)) void kfault(uint64_t vector, uint64_t err, uint64_t rip,
 				      uint64_t rsp, uint64_t cr2, uint32_t signal);
 int64_t kclock(uint32_t clockid, int64_t *sec, int64_t *nsec);
+void kclock_rebase(void); /* after a stdin call: a clone's TSC may differ */
 
 /* cpu.c */
 void cpu_init(uint64_t lstar);
@@ -134,7 +148,8 @@ static inline int64_t proc_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64
  * page at SB_USER_BASE and the syscall layer below SB_USER_LOAD are ours.) */
 static inline int user_ok(uint64_t p, uint64_t len)
 {
-	return sb_range_in(p, len, SB_USER_LOAD, K.user_top);
+	return sb_range_in(p, len, SB_USER_LOAD, K.user_top) ||
+	       (K.hot_size && sb_range_in(p, len, SB_HOT_GPA, SB_HOT_GPA + K.hot_size));
 }
 
 /* Running in user mode?  (the syscall layer runs in both modes) */
@@ -153,6 +168,12 @@ int64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int
 int64_t sys_munmap(uint64_t addr, uint64_t len);
 int64_t sys_mremap(uint64_t old, uint64_t oldlen, uint64_t newlen, uint64_t flags, uint64_t newaddr);
 int64_t sys_madvise(uint64_t addr, uint64_t len, uint64_t advice);
+void mm_sync(void);          /* answer the hotplug mailbox if it changed */
+void mm_report_flush(void);  /* send the free ranges waiting to be reported */
+uint64_t mm_take_top(uint64_t len);   /* len bytes (page multiple) from the top
+					 of the mmap area, zero; 0 if none */
+int mm_give(uint64_t addr, uint64_t len);  /* back (cleared): 0 or -ENOMEM */
+uint64_t mm_free_bytes(void);
 
 /* fs.c */
 #define PATH_MAX_K 512
@@ -163,14 +184,39 @@ struct fnode {
 	const uint8_t *data;    /* a regular file's bytes, in its layer */
 	uint64_t ino;           /* st_ino */
 	int64_t mtime;
+	uint32_t tnode;         /* a /tmp node + 1 (tmpfs.c), 0: a layer or device */
+	uint32_t dev;           /* st_dev */
 };
 void fs_init(void);
 /* Look up a normalised path (no leading '/') in the layers top-down, then
  * the devices; follow: a symlink as the last component too.  0 or -errno;
  * resolved[PATH_MAX_K] (may be NULL) gets the path with links followed. */
 int fs_lookup(const char *path, int follow, struct fnode *out, char *resolved);
-int64_t fs_file_data(int fd, const uint8_t **data, uint64_t *size); /* for mmap */
+/* A file's bytes for mmap: 0, -EBADF, -EACCES (not a file), -ENODEV (a
+ * shared writable map of a /tmp file). */
+int64_t fs_file_data(int fd, int shared_write, const uint8_t **data, uint64_t *size);
 int64_t fs_syscall(uint64_t nr, const uint64_t *a, int *handled);
+void fs_set_exe(const char *resolved);  /* /proc/self/exe (no leading '/') */
+
+/* tmpfs.c: /tmp in the sandbox's RAM; paths relative to /tmp */
+#define TMPFS_NODES 512
+#define TMPFS_NAME_MAX 128
+#define TMPFS_DEV 0x2a
+int tmpfs_lookup(const char *rel, struct fnode *out);
+int tmpfs_stat(uint32_t tnode, struct fnode *out);
+int tmpfs_create(const char *rel, uint32_t perm, int excl, struct fnode *out);
+int tmpfs_mkdir(const char *rel, uint32_t perm);
+int tmpfs_remove(const char *rel, int dir);
+int tmpfs_rename(const char *from, const char *to, uint32_t flags);
+void tmpfs_ref(uint32_t tnode);
+void tmpfs_unref(uint32_t tnode, int wrote);
+int64_t tmpfs_read(uint32_t tnode, uint64_t buf, uint64_t n, uint64_t off);
+int64_t tmpfs_write(uint32_t tnode, uint64_t buf, uint64_t n, uint64_t off);
+int tmpfs_truncate(uint32_t tnode, uint64_t len);
+int tmpfs_set(uint32_t tnode, int chmod, uint32_t perm, int settime, int64_t mtime);
+int tmpfs_readdir(uint32_t dir, uint64_t *cursor, const char **name, size_t *len,
+		  uint8_t *dtype, uint64_t *ino);
+void tmpfs_usage(uint64_t *files, uint64_t *bytes);
 
 /* exec.c */
 __attribute__((noreturn)) void exec_init_program(void);

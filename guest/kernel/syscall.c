@@ -17,7 +17,9 @@ static uint64_t fs_base_shadow;
 
 static int64_t sys_rt_sigaction(uint64_t sig, uint64_t act, uint64_t old, uint64_t size)
 {
-	if (sig < 1 || sig > 64 || size != 8 || sig == 9 || sig == 19)
+	if (sig < 1 || sig > 64 || size != 8)
+		return -EINVAL;
+	if ((sig == 9 || sig == 19) && act) /* SIGKILL, SIGSTOP: a query is fine (SIG_DFL) */
 		return -EINVAL;
 	if (old) {
 		if (!user_ok(old, sizeof(struct k_sigaction)))
@@ -219,6 +221,42 @@ static int64_t sys_prlimit(uint64_t pid, uint64_t res, uint64_t newp, uint64_t o
 	return 0;
 }
 
+/*
+ * One thread: a futex wait can only end by its timeout, so it sleeps that
+ * long (SB_HC_SLEEP) and says ETIMEDOUT (Python's lock.acquire(timeout=1)
+ * takes its second).  FUTEX_WAIT's timeout is relative; FUTEX_WAIT_BITSET's
+ * an absolute time on CLOCK_MONOTONIC, or CLOCK_REALTIME with
+ * FUTEX_CLOCK_REALTIME.  Without a timeout nothing could ever wake it.
+ */
+static int64_t futex_sleep(uint64_t op, uint64_t timeout)
+{
+	int64_t sec, nsec, d;
+	if (!user_ok(timeout, 16))
+		return -EFAULT;
+	sec = ((const int64_t *)timeout)[0];
+	nsec = ((const int64_t *)timeout)[1];
+	if (sec < 0 || nsec < 0 || nsec >= 1000000000)
+		return -EINVAL;
+	if ((op & 0x7f) == 9) {
+		int64_t now_s, now_ns;
+		kclock(op & 256 ? 0 : 1, &now_s, &now_ns);
+		if (sec < now_s || (sec == now_s && nsec <= now_ns))
+			return -ETIMEDOUT;
+		sec -= now_s;
+		nsec -= now_ns;
+		if (nsec < 0) {
+			nsec += 1000000000;
+			sec--;
+		}
+	}
+	if (sec > (1LL << 32)) /* ~136 years: never, in practice */
+		sec = 1LL << 32;
+	d = sec * 1000000000LL + nsec;
+	if (d > 0)
+		sleep_ns((uint64_t)d);
+	return -ETIMEDOUT;
+}
+
 static int64_t sys_futex(uint64_t uaddr, uint64_t op, uint64_t val, uint64_t timeout)
 {
 	switch (op & 0x7f) {
@@ -229,7 +267,7 @@ static int64_t sys_futex(uint64_t uaddr, uint64_t op, uint64_t val, uint64_t tim
 		if (*(volatile uint32_t *)uaddr != (uint32_t)val)
 			return -EAGAIN;
 		if (timeout)
-			return -ETIMEDOUT;
+			return futex_sleep(op, timeout);
 		kpanic(SB_PANIC_KERNEL, "deadlock: the program waits on a futex "
 			"and it has no other thread to wake it", 0);
 	case 1: /* FUTEX_WAKE */
@@ -257,7 +295,7 @@ static int64_t sys_sysinfo(uint64_t p)
 	memset((void *)p, 0, 112);
 	uint64_t *q = (uint64_t *)p;
 	q[4] = K.mem_size;          /* totalram (after uptime + 3 loads) */
-	q[5] = K.mem_size / 2;      /* freeram: a guess */
+	q[5] = mm_free_bytes();     /* freeram: what mmap and brk can still have */
 	*(uint16_t *)(p + 80) = 1;  /* procs */
 	*(uint32_t *)(p + 104) = 1; /* mem_unit */
 	return 0;
@@ -345,6 +383,7 @@ static inline __attribute__((always_inline)) int64_t do_syscall(const struct sc_
 	case 234: return sys_kill(a[1], a[2]);
 	case 273: return 0; /* set_robust_list */
 	case 302: return sys_prlimit(a[0], a[1], a[2], a[3]);
+	case 334: return -ENOSYS; /* rseq: glibc does without; not an unknown call */
 	case 318: return sys_getrandom(a[0], a[1]);
 	}
 	return unknown_syscall(f->nr);

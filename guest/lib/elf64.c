@@ -34,8 +34,8 @@ const char *sb_elf_strerror(int err)
 	case SB_ELF_ENOTELF: return "not an ELF executable";
 	case SB_ELF_E32: return "32-bit ELF, snapbox runs 64-bit x86-64 programs";
 	case SB_ELF_EARCH: return "not an x86-64 little-endian ELF";
-	case SB_ELF_ETYPE: return "ELF is not an executable (ET_EXEC or static-pie ET_DYN)";
-	case SB_ELF_EDYNAMIC: return "dynamically linked (has an ELF interpreter); link it with -static";
+	case SB_ELF_ETYPE: return "ELF is not an executable (ET_EXEC or ET_DYN)";
+	case SB_ELF_EDYNAMIC: return "dynamically linked (has an ELF interpreter)";
 	case SB_ELF_EBADPH: return "malformed ELF program headers";
 	case SB_ELF_ENOLOAD: return "ELF has no loadable segment";
 	case SB_ELF_ETOOMANY: return "ELF has too many loadable segments";
@@ -118,12 +118,24 @@ int sb_elf_parse(const uint8_t *img, uint64_t size, uint64_t pie_base,
 	out->nseg = 0;
 	out->pvh_entry = 0;
 	out->snapbox_abi = 0;
+	out->interp_off = out->interp_len = 0;
 	for (uint16_t i = 0; i < eh.phnum; i++) {
 		struct phdr ph;
 		uint64_t end;
 		copy_bytes(&ph, img + eh.phoff + i * sizeof(ph), sizeof(ph));
-		if (ph.type == PT_INTERP)
-			return SB_ELF_EDYNAMIC;
+		if (ph.type == PT_INTERP) {
+			/* a path and its NUL, inside the file */
+			if (out->interp_len || ph.filesz < 2 || ph.filesz > SB_ELF_INTERP_MAX + 1 ||
+			    !sb_range_in(ph.offset, ph.filesz, 0, size) ||
+			    img[ph.offset + ph.filesz - 1] != 0)
+				return SB_ELF_EBADPH;
+			out->interp_off = ph.offset;
+			out->interp_len = ph.filesz - 1;
+			for (uint64_t k = 0; k < out->interp_len; k++)
+				if (img[ph.offset + k] == 0)
+					return SB_ELF_EBADPH;
+			continue;
+		}
 		if (ph.type == PT_PHDR) {
 			phdr_vaddr = ph.vaddr;
 			have_phdr = 1;

@@ -33,6 +33,8 @@ struct sb_elf_info {
 	uint64_t pvh_entry;  /* XEN_ELFNOTE_PHYS32_ENTRY, 0 if none */
 	uint32_t snapbox_abi; /* the guest ABI a snapbox kernel speaks (its
 				 SB_ELF_NOTE_ABI note), 0 if none */
+	uint64_t interp_off;  /* PT_INTERP: the interpreter's path in the file */
+	uint64_t interp_len;  /* its length without the NUL; 0: static program */
 	unsigned nseg;
 	struct sb_elf_seg seg[SB_ELF_MAX_SEGS];
 };
@@ -43,7 +45,8 @@ enum sb_elf_err {
 	SB_ELF_E32 = -2,       /* ELFCLASS32 */
 	SB_ELF_EARCH = -3,     /* not little-endian x86-64 */
 	SB_ELF_ETYPE = -4,     /* not EXEC or DYN */
-	SB_ELF_EDYNAMIC = -5,  /* has PT_INTERP */
+	SB_ELF_EDYNAMIC = -5,  /* has PT_INTERP (sb_elf_parse reports it in
+				  interp_*; for callers that want static only) */
 	SB_ELF_EBADPH = -6,    /* program headers out of bounds / malformed */
 	SB_ELF_ENOLOAD = -7,   /* no PT_LOAD */
 	SB_ELF_ETOOMANY = -8,  /* more than SB_ELF_MAX_SEGS PT_LOADs */
@@ -53,9 +56,12 @@ enum sb_elf_err {
 const char *sb_elf_strerror(int err);
 
 /*
- * Check the image and compute its load plan.  A DYN (static-pie) image is
- * biased so that its lowest page lands at pie_base.
+ * Check the image and compute its load plan.  A DYN (PIE or shared object)
+ * image is biased so that its lowest page lands at pie_base.  A PT_INTERP
+ * is reported (interp_off/len: a path of 1..SB_ELF_INTERP_MAX bytes, NUL-
+ * terminated in the file), not refused: the caller loads the interpreter.
  */
+#define SB_ELF_INTERP_MAX 255
 int sb_elf_parse(const uint8_t *img, uint64_t size, uint64_t pie_base,
 		 struct sb_elf_info *out);
 #endif

@@ -29,8 +29,9 @@ FUZZ_CFLAGS  := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefi
 	-D_GNU_SOURCE -Iguest/include -Iguest/lib -I. $(FUZZ_EXTRA_CFLAGS)
 FUZZ_LDLIBS  := -lxxhash
 # The reader and what it links against (hypercall.c pulls timeout.c and
-# syscall_names.c; load.c pulls image.c, which pulls file.c; no backend).
-FUZZ_SRCS    := tests/fuzz/fuzz_state.c snapshot/load.c \
+# syscall_names.c; load.c pulls image.c, which pulls file.c and overlay.c;
+# no backend).
+FUZZ_SRCS    := tests/fuzz/fuzz_state.c snapshot/load.c snapshot/overlay.c \
 	snapshot/image.c common/err.c common/file.c devices/hypercall.c \
 	common/timeout.c common/syscall_names.c memory/ram.c guest/lib/sbfs.c
 FUZZ_OBJS    := $(patsubst %.c,$(FUZZ_OUT)/obj/%.o,$(FUZZ_SRCS))

@@ -95,6 +95,27 @@ static void check_result(int ret, const struct sb_err *err)
 		CHECK(l->gpa >= SB_IMG_GPA && l->gpa % SB_PAGE_2M == 0 && l->size % 4096 == 0 && l->size);
 		CHECK(l->gpa + l->size <= SB_IMG_GPA + SB_IMG_MAX);
 	}
+	/* the overlay runs (1.4): whole pages from 64 KiB, in RAM and in their
+	 * layer, sorted, disjoint; none before */
+	CHECK(snap.hdr.minor >= 4 || snap.n_runs == 0);
+	CHECK(snap.n_runs <= SNAP_OVERLAY_MAX);
+	{
+		uint64_t next = SNAP_OVERLAY_MIN_GPA, pages = 0;
+
+		for (uint32_t i = 0; i < snap.n_runs; i++) {
+			const struct snap_overlay_run *r = &snap.runs[i];
+			uint64_t len = (uint64_t)r->npages * 4096;
+
+			CHECK(r->npages && r->gpa % 4096 == 0 && r->img_off % 4096 == 0 && !r->flags);
+			CHECK(r->gpa >= next && sb_range_in(r->gpa, len, 0, snap.hdr.mem_size));
+			CHECK(r->layer < snap.layers.n_layers &&
+			      sb_range_in(r->img_off, len, 0, snap.layers.layers[r->layer].size));
+			CHECK(snapshot__overlay_find(snap.runs, snap.n_runs, r->gpa + len - 4096) == r);
+			next = r->gpa + len;
+			pages += r->npages;
+		}
+		CHECK(pages == snap.overlay_pages);
+	}
 	CHECK(!(snap.hc.flags & HC_STATE_PENDING_READ) ||
 	      sb_range_in(snap.hc.pending_read_gpa, snap.hc.flags & HC_STATE_PENDING_STDIN ?
 			  sizeof(struct sb_hc_stdin) : sizeof(struct sb_hc_io), 0, snap.hdr.mem_size));

@@ -44,6 +44,9 @@
 #define SYS_close 3
 #define SYS_mmap 9
 #define SYS_mprotect 10
+#define SYS_madvise 28
+#define MADV_DONTNEED 4
+#define MAP_NORESERVE 0x4000
 #define SYS_munmap 11
 #define SYS_rt_sigaction 13
 #define SYS_rt_sigreturn 15
@@ -61,6 +64,7 @@
 #define PROT_EXEC 4
 #define MAP_SHARED 0x01
 #define MAP_PRIVATE 0x02
+#define MAP_FIXED 0x10
 #define SA_RESTART 0x10000000
 #define SIGUSR1 10
 #define SIGUSR2 12
@@ -385,6 +389,8 @@ static void handle(int sig, void *fn, unsigned long flags)
  *     (a hypercall) to sizeof(struct sb_proc_out) + SB_PROC_OUT_MAX (one-way
  *     output, ABI 4; the monitor checks that the message says its length),
  *   arch_prctl(ARCH_SET_FS or ARCH_GET_FS, _), rt_sigreturn, exit_group,
+ *   madvise(_, _, MADV_DONTNEED) (free-page reporting, ABI 5: it can only
+ *     give memory back),
  *   sched_yield (the guest kernel's, after one-way output), rt_sigsuspend
  *   (the pause handler's wait; the guest kernel gains nothing by it: a
  *   blocked read of the channel waits as well), sigaltstack
@@ -395,7 +401,7 @@ static void handle(int sig, void *fn, unsigned long flags)
  * which trusts nothing it is sent.  A foreign architecture (`int $0x80`)
  * traps too, and the handler makes it a #GP for the program.
  */
-enum { L_NEXT, L_ALLOW, L_TRAP, L_KILL, L_RW, L_READ, L_WRITE, L_PRCTL, L_FD, L_NLABELS };
+enum { L_NEXT, L_ALLOW, L_TRAP, L_KILL, L_RW, L_READ, L_WRITE, L_PRCTL, L_FD, L_MADV, L_NLABELS };
 
 struct fbuild {
 	struct sock_filter f[64];
@@ -459,6 +465,7 @@ static void build_filter(struct fbuild *b)
 	f_jeq(b, SYS_sched_yield, L_ALLOW, L_NEXT);
 	f_jeq(b, SYS_rt_sigsuspend, L_ALLOW, L_NEXT);
 	f_jeq(b, SYS_arch_prctl, L_PRCTL, L_NEXT);
+	f_jeq(b, SYS_madvise, L_MADV, L_NEXT);
 	f_jeq(b, SYS_read, L_READ, L_NEXT);
 	f_jeq(b, SYS_write, L_WRITE, L_TRAP);
 	b->at[L_PRCTL] = b->n;
@@ -468,6 +475,10 @@ static void build_filter(struct fbuild *b)
 	f_ld(b, ARG_LO(0));
 	f_jeq(b, ARCH_SET_FS, L_ALLOW, L_NEXT);
 	f_jeq(b, ARCH_GET_FS, L_ALLOW, L_TRAP);
+	b->at[L_MADV] = b->n;
+	/* free-page reporting (ABI 5): the guest kernel discards RAM the
+	 * monitor checked; it can only ever give memory back this way */
+	f_arg_eq(b, 2, MADV_DONTNEED, L_ALLOW);
 	b->at[L_READ] = b->n;
 	f_arg_eq(b, 2, sizeof(struct sb_proc_reply), L_FD);
 	b->at[L_WRITE] = b->n;
@@ -511,27 +522,31 @@ struct k_msghdr {
 	int flags, pad1;
 };
 
-static int recv_start(struct sb_proc_start *st, int *layer_fd)
+static int recv_start(struct sb_proc_start *st, int *layer_fd, int *hot_fd)
 {
-	/* struct cmsghdr {u64 len; int level, type;} + up to 1 + SB_MAX_LAYERS ints */
-	uint64_t ctl[2 + (1 + SB_MAX_LAYERS + 1) / 2] = { 0 };
+	/* struct cmsghdr {u64 len; int level, type;} + up to 2 + SB_MAX_LAYERS ints */
+	uint64_t ctl[2 + (2 + SB_MAX_LAYERS + 1) / 2] = { 0 };
+	uint32_t hot;
 	struct k_iovec iov = { st, sizeof(*st) };
 	struct k_msghdr mh = { .iov = &iov, .iovlen = 1, .control = ctl, .controllen = sizeof(ctl) };
 	int *c = (int *)&ctl[1];
 
 	if (sys3(SYS_recvmsg, SB_PROC_CHAN_FD, &mh, 0) != (long)sizeof(*st))
 		return -1;
-	if (st->n_layers > SB_MAX_LAYERS || ctl[0] != 16 + sizeof(int) * (1 + st->n_layers) ||
+	hot = (st->flags & SB_PROC_START_HOT) != 0;
+	if (st->n_layers > SB_MAX_LAYERS || (st->flags & ~SB_PROC_START_HOT) ||
+	    ctl[0] != 16 + sizeof(int) * (1 + st->n_layers + hot) ||
 	    c[0] != SOL_SOCKET || c[1] != SCM_RIGHTS)
 		return -1;
 	for (uint32_t i = 0; i < st->n_layers; i++)
 		layer_fd[i] = c[3 + i];
+	*hot_fd = hot ? c[3 + st->n_layers] : -1;
 	return c[2];
 }
 
 /* The root file system's layers, read-only, private: nothing the sandbox
  * does reaches the files, and nothing it maps later can replace them (the
- * filter traps mmap). */
+ * filter traps mmap).  Their fds stay open for the overlays. */
 static void map_layers(const struct sb_proc_start *st, const int *fd)
 {
 	for (uint32_t i = 0; i < st->n_layers; i++) {
@@ -542,7 +557,30 @@ static void map_layers(const struct sb_proc_start *st, const int *fd)
 		    sys6(SYS_mmap, (long)l->gpa, (long)l->size, PROT_READ,
 			 MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd[i], 0) != (long)l->gpa)
 			die(109);
-		sys3(SYS_close, fd[i], 0, 0);
+	}
+}
+
+/* A clone's overlay runs (the message after the start message): pages of a
+ * layer image mapped private over guest RAM, as RAM is (a write copies). */
+static struct sb_proc_overlay overlays[SB_PROC_OVERLAY_MAX];
+
+static void map_overlays(const struct sb_proc_start *st, const int *fd)
+{
+	uint64_t len = (uint64_t)st->n_overlays * sizeof(overlays[0]);
+
+	if (st->n_overlays > SB_PROC_OVERLAY_MAX ||
+	    sys3(SYS_read, SB_PROC_CHAN_FD, overlays, len) != (long)len)
+		die(108);
+	for (uint32_t i = 0; i < st->n_overlays; i++) {
+		const struct sb_proc_overlay *o = &overlays[i];
+		uint64_t bytes = (uint64_t)o->npages * 4096;
+
+		if (o->layer >= st->n_layers || o->gpa < SB_PROC_RAM_BASE || o->gpa % 4096 ||
+		    o->img_off % 4096 || o->npages == 0 || o->npages > st->mem_size / 4096 ||
+		    o->gpa + bytes > st->mem_size || o->img_off + bytes > st->layers[o->layer].size ||
+		    sys6(SYS_mmap, (long)o->gpa, (long)bytes, PROT_READ | PROT_WRITE | PROT_EXEC,
+			 MAP_PRIVATE | MAP_FIXED, fd[o->layer], (long)o->img_off) != (long)o->gpa)
+			die(108);
 	}
 }
 
@@ -623,7 +661,7 @@ __attribute__((noreturn)) void stub_main(uint64_t *sp)
 	struct sb_proc_start st;
 	struct sock_fprog prog;
 	struct k_stack ss = { .sp = altstack, .flags = 0, .size = sizeof(altstack) };
-	int ram_fd, clone, layer_fd[SB_MAX_LAYERS];
+	int ram_fd, clone, layer_fd[SB_MAX_LAYERS], hot_fd;
 
 	{
 		/* argc, argv[], NULL, envp[], NULL, then the auxv pairs */
@@ -663,7 +701,7 @@ __attribute__((noreturn)) void stub_main(uint64_t *sp)
 	prog.filter = fb.f;
 	if (sys6(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0) < 0)
 		die(115);
-	ram_fd = recv_start(&st, layer_fd);
+	ram_fd = recv_start(&st, layer_fd, &hot_fd);
 	if (ram_fd < 0 || st.magic != SB_PROC_MAGIC || st.mem_size <= SB_PROC_RAM_BASE ||
 	    st.mem_size > SB_MAX_MEM ||
 	    (st.mode != SB_PROC_MODE_BOOT && st.mode != SB_PROC_MODE_CLONE &&
@@ -678,6 +716,19 @@ __attribute__((noreturn)) void stub_main(uint64_t *sp)
 		die(111);
 	sys3(SYS_close, ram_fd, 0, 0);
 	map_layers(&st, layer_fd);
+	if (clone && st.n_overlays)
+		map_overlays(&st, layer_fd);
+	for (uint32_t i = 0; i < st.n_layers; i++)
+		sys3(SYS_close, layer_fd[i], 0, 0);
+	/* memory hotplug (ABI 5): the monitor's memfd over the whole hot
+	 * window, shared; what lies beyond its size (ftruncate, by the monitor
+	 * only: we keep no descriptor) is SIGBUS, so the guest never widens it */
+	if (hot_fd >= 0) {
+		if (sys6(SYS_mmap, (long)SB_HOT_GPA, (long)SB_HOT_MAX, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_NORESERVE | MAP_FIXED_NOREPLACE, hot_fd, 0) != (long)SB_HOT_GPA)
+			die(124);
+		sys3(SYS_close, hot_fd, 0, 0);
+	}
 	if (st.ro_lo < st.ro_hi &&
 	    sys3(SYS_mprotect, st.ro_lo, st.ro_hi - st.ro_lo, PROT_READ) < 0)
 		die(112);
