@@ -9,6 +9,7 @@
 #include "backend/proc/proc.h"
 #include "migrate/migrate.h"
 #include "snapshot/snapshot.h"
+#include "snapbox_abi.h"
 
 int mig__restore(struct machine *m, const struct snapshot *merged, const struct mig_incoming *in,
 		 struct sb_err *err)
@@ -31,6 +32,18 @@ int mig__restore(struct machine *m, const struct snapshot *merged, const struct 
 		if (ret < 0)
 			return err__set(err, ret, "writing the sandbox's page at gpa 0x%llx: %s",
 					(unsigned long long)(pg * MIG_PAGE), strerror(-ret));
+	}
+	{
+		/* the guest's TSC clock: its anchors are the source's (another
+		 * TSC here): tell it to drop them (SB_CLOCK_EPOCH_GPA) */
+		uint32_t epoch = 0;
+
+		ret = m->mem.read(&m->mem, SB_CLOCK_EPOCH_GPA, &epoch, sizeof(epoch));
+		epoch++;
+		if (ret == 0)
+			ret = m->mem.write(&m->mem, SB_CLOCK_EPOCH_GPA, &epoch, sizeof(epoch));
+		if (ret < 0)
+			return err__set(err, ret, "writing the sandbox's clock epoch: %s", strerror(-ret));
 	}
 	if (m->be == &proc_backend)
 		proc__migrate_go((struct proc_machine *)m);

@@ -146,6 +146,12 @@
 #define SB_HOT_MAX        (3ULL << 30)
 #define SB_HOT_PD_GPA     0x4c000ULL    /* 3 PDs: 0x4c000..0x4efff */
 #define SB_MEMCTL_GPA     0x200800ULL   /* struct sb_memctl, in the trampoline page */
+/* A uint32 in the trampoline page the host bumps when a machine moved to
+ * another host process or machine (live migration): the kernel's TSC
+ * clock then drops its anchors and its scale (another TSC, perhaps of
+ * another speed) and asks the host again.  Written by the host only; a
+ * kernel that does not read it keeps its anchors for up to 10 ms. */
+#define SB_CLOCK_EPOCH_GPA 0x200820ULL
 #define SB_MEMCTL_MAGIC   0x4c544d43u   /* "CMTL" */
 #define SB_MEM_REPORT_MAX 64
 

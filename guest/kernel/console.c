@@ -195,7 +195,9 @@ void kfault(uint64_t vector, uint64_t err, uint64_t rip, uint64_t rsp, uint64_t 
  * lock acquisition (its import locks: hundreds at start, ~20 per request).
  * The TSC of a clone need not continue the template's (kvm restores the
  * template's; another host has another): kclock_rebase() drops the anchors
- * and the baseline after every stdin call, where clones start.  The TSC's
+ * and the baseline after every stdin call, where clones start; a migrated
+ * machine resumes anywhere, so the host bumps SB_CLOCK_EPOCH_GPA and the
+ * next read drops the anchors and the scale too.  The TSC's
  * errors never make a clock go back between two reads.
  */
 #define CLK_WINDOW_NS 10000000LL    /* a host reading at least every 10 ms */
@@ -210,6 +212,7 @@ static struct {
 	uint8_t cal_valid, valid[2];
 	uint64_t tsc[2];            /* anchors: realtime, monotonic */
 	int64_t ns[2], last[2];
+	uint32_t epoch;             /* SB_CLOCK_EPOCH_GPA as last seen */
 } clk;
 
 static inline uint64_t rdtsc(void)
@@ -269,8 +272,22 @@ static int64_t host_clock(uint32_t clockid, int64_t *ns, uint64_t *t)
 
 static int64_t fast_clock(uint32_t id, int64_t *sec, int64_t *nsec)
 {
-	uint64_t t = rdtsc();
+	uint32_t epoch = *(const volatile uint32_t *)SB_CLOCK_EPOCH_GPA;
+	uint64_t t;
 	int64_t ns;
+
+	if (epoch != clk.epoch) {
+		/* the machine moved (live migration): the TSC now is another
+		 * machine's, maybe of another speed and anywhere relative to
+		 * the anchors (within their window it would pass as time
+		 * since them: a stall, then a jump).  Ask the host, measure
+		 * the scale again; last[] stays: no small step back. */
+		clk.epoch = epoch;
+		clk.valid[0] = clk.valid[1] = 0;
+		clk.cal_valid = 0;
+		clk.scale = 0;
+	}
+	t = rdtsc();
 
 	if (clk.scale && clk.valid[id] && t >= clk.tsc[id] && t - clk.tsc[id] < clk.window) {
 		ns = clk.ns[id] + (int64_t)ticks_to_ns(t - clk.tsc[id]);
