@@ -14,6 +14,10 @@
  *   free      munmap the block allocated last: "free ok"
  *   spin S    count loop iterations for S seconds of wall time (CPU share):
  *             "spin N"
+ *   poke V    make page 5 of a 256 KiB read-only table (0xa5 everywhere; in a
+ *             template, overlay pages mapped from the layer) writable and set
+ *             its byte 100 to V: "poke ok" (tests/test_migrate.c)
+ *   peek      "peek B S": that byte and the sum of the table's bytes
  *   quit      exit 0
  */
 #include <stdint.h>
@@ -27,6 +31,11 @@
 #define HOT_GPA (65ULL << 30) /* SB_HOT_GPA */
 
 static struct { uint64_t *p; size_t words; } blk[MAX_BLOCKS];
+
+#define RO_TABLE (64 * 4096)
+static const unsigned char ro_table[RO_TABLE] __attribute__((aligned(4096))) = {
+	[0 ... RO_TABLE - 1] = 0xa5
+};
 static int n_blk;
 
 static uint64_t pat(int b, size_t i)
@@ -118,6 +127,20 @@ int main(int argc, char **argv)
 					__asm__ volatile("" ::: "memory");
 				}
 			printf("spin %llu\n", it);
+		} else if (sscanf(line, "poke %lu", &n) == 1) {
+			unsigned char *pg = (unsigned char *)(uintptr_t)ro_table + 5 * 4096;
+			if (mprotect(pg, 4096, PROT_READ | PROT_WRITE) < 0) {
+				printf("poke failed\n");
+				continue;
+			}
+			((volatile unsigned char *)pg)[100] = (unsigned char)n;
+			printf("poke ok\n");
+		} else if (!strncmp(line, "peek", 4)) {
+			const volatile unsigned char *t = ro_table;
+			unsigned long long sum = 0;
+			for (size_t i = 0; i < RO_TABLE; i++)
+				sum += t[i];
+			printf("peek %u %llu\n", t[5 * 4096 + 100], sum);
 		} else if (!strncmp(line, "quit", 4)) {
 			return 0;
 		} else {
