@@ -794,6 +794,9 @@ static void migrate_resized(void)
 	wait_n(&A, id, &rd, "free ok", 1);
 	json_decref(patch_mem(&A, id, "32M", 200));
 	/* one overlay page written (its 256 KiB table is 64 overlay pages) */
+	send_stdin(&A, id, "clock\n");
+	l = wait_n(&A, id, &rd, "clock ", 1);
+	cr_assert(strstr(l, " 0\n"), "clock epoch before a migration: %s", l);
 	send_stdin(&A, id, "poke 7\n");
 	l = wait_n(&A, id, &rd, "poke ", 1);
 	cr_assert(!strncmp(l, "poke ok", 7), "%s", l);
@@ -810,6 +813,25 @@ static void migrate_resized(void)
 		cr_log_info("migrated: %s(template overlay pages: %llu)", r.out,
 			    (unsigned long long)ov_pages);
 		cr_assert_lt(priv, 64, "%llu private pages (overlay pages sent?): %s", priv, r.out);
+	}
+	/* the guest's clock: the host bumped the epoch, and the first reading
+	 * there is the host's time (same host here: between our two readings) */
+	{
+		struct timespec t0, t1;
+		long long g;
+		unsigned e;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		send_stdin(&B, id, "clock\n");
+		l = wait_n(&B, id, &rd, "clock ", 2);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		cr_assert_eq(sscanf(l, "clock %lld %u", &g, &e), 2, "%s", l);
+		cr_assert_eq(e, 1, "clock epoch after one migration: %s", l);
+		cr_assert(g >= t0.tv_sec * 1000000000LL + t0.tv_nsec - 2000000 &&
+			  g <= t1.tv_sec * 1000000000LL + t1.tv_nsec + 2000000,
+			  "guest monotonic %lld outside the host's [%lld, %lld]", g,
+			  (long long)(t0.tv_sec * 1000000000LL + t0.tv_nsec),
+			  (long long)(t1.tv_sec * 1000000000LL + t1.tv_nsec));
 	}
 	/* the written one went along, the others are the destination's layer's */
 	send_stdin(&B, id, "peek\n");

@@ -18,6 +18,8 @@
  *             template, overlay pages mapped from the layer) writable and set
  *             its byte 100 to V: "poke ok" (tests/test_migrate.c)
  *   peek      "peek B S": that byte and the sum of the table's bytes
+ *   clock     "clock M E": CLOCK_MONOTONIC in ns, and the clock epoch word the
+ *             host bumps after a migration (SB_CLOCK_EPOCH_GPA, 0x200820)
  *   quit      exit 0
  */
 #include <stdint.h>
@@ -141,6 +143,11 @@ int main(int argc, char **argv)
 			for (size_t i = 0; i < RO_TABLE; i++)
 				sum += t[i];
 			printf("peek %u %llu\n", t[5 * 4096 + 100], sum);
+		} else if (!strncmp(line, "clock", 5)) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			printf("clock %lld %u\n", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec,
+			       *(const volatile uint32_t *)0x200820);
 		} else if (!strncmp(line, "quit", 4)) {
 			return 0;
 		} else {
