@@ -36,9 +36,9 @@ FUZZ_SRCS    := tests/fuzz/fuzz_state.c snapshot/load.c snapshot/overlay.c \
 	common/timeout.c common/syscall_names.c memory/ram.c guest/lib/sbfs.c
 FUZZ_OBJS    := $(patsubst %.c,$(FUZZ_OUT)/obj/%.o,$(FUZZ_SRCS))
 # The migration stream reader (migrate/stream.c, recv.c: no backend), with
-# the state.bin reader it hands STATE to.
+# the state.bin reader it hands STATE to (and what it pulls: overlay.c).
 FUZZ_MIG_BIN     := $(FUZZ_OUT)/fuzz_migrate
-FUZZ_MIG_SRCS    := tests/fuzz/fuzz_migrate.c migrate/stream.c migrate/recv.c snapshot/load.c \
+FUZZ_MIG_SRCS    := tests/fuzz/fuzz_migrate.c migrate/stream.c migrate/recv.c snapshot/load.c snapshot/overlay.c \
 	snapshot/image.c common/err.c common/file.c devices/hypercall.c common/timeout.c \
 	common/syscall_names.c memory/ram.c guest/lib/sbfs.c
 FUZZ_MIG_OBJS    := $(patsubst %.c,$(FUZZ_OUT)/obj/%.o,$(FUZZ_MIG_SRCS))
