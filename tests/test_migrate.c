@@ -864,6 +864,57 @@ Test(migrate, resized)
 	migrate_resized();
 }
 
+/* A Python handler's long-lived clone (the Python layer under it, its
+ * overlays, the TSC clock CPython reads all the time) moves while it waits
+ * for its request, then answers it at the destination. */
+static void migrate_python(void)
+{
+	struct reader rd = { 0 };
+	struct run_result r = { 0 };
+	char state[32] = "", target[96];
+	struct http_response h;
+	uint64_t id;
+	json_t *j;
+
+	struct stat layer;
+
+	cr_assert_eq(stat(build_file("guest/python3.11.sbfs"), &layer), 0, "the Python layer is built");
+	svc_start(&A);
+	svc_start(&B);
+	run_checked(ARGS("template", "create", "py", "--store", A.store, "--mem", "512M", "--",
+			 "/usr/bin/python3", "/app/handler.py"), NULL, test_time(120), &r);
+	cr_assert_eq(r.status, 0, "template create: %s", r.err);
+	run_result_free(&r);
+	sh("mkdir -p %s/templates && cp -a %s/templates/py %s/templates/", B.store, A.store, B.store);
+	j = req_json(&A, "POST", "/v1/sandboxes", "{\"template\": \"py\"}", 201);
+	id = (uint64_t)json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	migrate(&A, id, B.mig, &r);
+	cr_assert_eq(r.status, 0, "migrate: %s%s", r.out, r.err);
+	cr_log_info("python: %s", r.out);
+	run_result_free(&r);
+	snprintf(target, sizeof(target), "/v1/sandboxes/%" PRIu64 "/stdin?eof=1", id);
+	cr_assert_eq(req(&B, "POST", target, "{\"n\": 30, \"text\": \"moved along\"}", &h), 204,
+		     "stdin: %s", h.body);
+	http_response__free(&h);
+	for (double t0 = test_now(); test_now() - t0 < test_time(60) && strcmp(state, "exited");
+	     usleep(10000))
+		read_more(&B, id, &rd, state, sizeof(state));
+	cr_assert_str_eq(state, "exited", "%s", rd.text);
+	j = json_loads(rd.text ? rd.text : "", 0, NULL);
+	cr_assert(j, "not JSON: %s", rd.text);
+	cr_assert_eq(json_integer_value(json_object_get(j, "n")), 30, "%s", rd.text);
+	cr_assert_eq(json_integer_value(json_object_get(j, "fib")), 832040, "%s", rd.text);
+	cr_assert_eq(json_integer_value(json_object_get(j, "sum")), 465, "%s", rd.text);
+	json_decref(j);
+	free(rd.text);
+}
+
+Test(migrate, python, .timeout = 600)
+{
+	migrate_python();
+}
+
 /* ---- between two network namespaces ------------------------------------------------ */
 
 static char NS_A[32], NS_B[32];
