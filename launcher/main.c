@@ -28,7 +28,7 @@ static const char usage_text[] =
 	"usage: snapbox boot [OPTIONS] -- PROGRAM [ARGS...]\n"
 	"       snapbox template create NAME [OPTIONS] [--store DIR] [--force]\n"
 	"                       [--recycle off|on[,max=N][,idle=D]] [--private-rootfs]\n"
-	"                       -- PROGRAM [ARGS...]\n"
+	"                       [--warmup-request FILE] -- PROGRAM [ARGS...]\n"
 	"       snapbox template ls|inspect|verify|rm [NAME] [--store DIR]\n"
 	"       snapbox run [--store DIR] [--timeout S] [--stats] [--backend B]\n"
 	"                   [--jail ...] [--mem-max SIZE] [--cpu-max PCT] TEMPLATE < request\n"
@@ -92,6 +92,13 @@ static const char usage_text[] =
 	"the layer image (overlays), shared by every template of that layer.\n"
 	"--private-rootfs stores them in the template instead (no page cache shared\n"
 	"with other templates).\n"
+	"\n"
+	"--warmup-request FILE (template create): after the save, run FILE as a\n"
+	"training request in a throwaway clone and record the guest pages it wrote\n"
+	"(the template's write set, `template inspect` shows it): the service's\n"
+	"pre-cloned sandboxes make those pages their own before a request comes,\n"
+	"so it takes no copy-on-write fault there.  Default: no training (an empty\n"
+	"write set; pre-cloned sandboxes are still kept).\n"
 	"\n"
 	"serve runs the launcher service in the foreground: an HTTP/1.1 + JSON API\n"
 	"on a Unix socket (docs/API.md) that clones sandboxes in worker processes,\n"
@@ -161,7 +168,8 @@ static int env_set(struct boot_opts *o, char *kv)
 
 enum { OPT_MEM = 256, OPT_ROOTFS, OPT_TIMEOUT, OPT_TRACE, OPT_KERNEL, OPT_INITRD, OPT_ENV,
        OPT_STATS, OPT_HELP, OPT_STORE, OPT_FORCE, OPT_BACKEND, OPT_JAIL, OPT_MEM_MAX,
-       OPT_CPU_MAX, OPT_RECYCLE, OPT_PRIVATE_ROOTFS, OPT_NO_PYTHON };
+       OPT_CPU_MAX, OPT_RECYCLE, OPT_PRIVATE_ROOTFS, OPT_NO_PYTHON,
+       OPT_WARMUP };
 
 static const struct option boot_longopts[] = {
 	{ "mem", required_argument, NULL, OPT_MEM },
@@ -183,6 +191,7 @@ static const struct option boot_longopts[] = {
 	{ "cpu-max", required_argument, NULL, OPT_CPU_MAX },
 	{ "recycle", required_argument, NULL, OPT_RECYCLE },
 	{ "private-rootfs", no_argument, NULL, OPT_PRIVATE_ROOTFS },
+	{ "warmup-request", required_argument, NULL, OPT_WARMUP },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -285,7 +294,8 @@ static int boot_option(struct boot_opts *o, int c, char *arg, char *bad, enum bo
 {
 	struct sb_err err;
 
-	if ((c == OPT_STORE || c == OPT_FORCE || c == OPT_RECYCLE || c == OPT_PRIVATE_ROOTFS) &&
+	if ((c == OPT_STORE || c == OPT_FORCE || c == OPT_RECYCLE || c == OPT_PRIVATE_ROOTFS ||
+	     c == OPT_WARMUP) &&
 	    mode != MODE_TEMPLATE)
 		return usage_error("unknown option %s", bad);
 	switch (c) {
@@ -297,6 +307,7 @@ static int boot_option(struct boot_opts *o, int c, char *arg, char *bad, enum bo
 		return -1;
 	case OPT_FORCE: o->force = true; return -1;
 	case OPT_PRIVATE_ROOTFS: o->private_rootfs = true; return -1;
+	case OPT_WARMUP: o->warmup_request = arg; return -1;
 	case OPT_RECYCLE: return recycle_option(arg, true, &o->policy);
 	case OPT_JAIL: return jail_opts__parse(&o->jail, 'J', arg);
 	case OPT_MEM_MAX: return jail_opts__parse(&o->jail, 'M', arg);
