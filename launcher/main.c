@@ -36,7 +36,8 @@ static const char usage_text[] =
 	"       snapbox info\n"
 	"       snapbox run --server SOCKET [--timeout S] TEMPLATE < request\n"
 	"       snapbox serve --socket PATH [--store DIR] [--pool N] [--max-live N]\n"
-	"                     [--recycle off|on[,max=N][,idle=D]] [--log-level error|info|debug]\n"
+	"                     [--recycle off|on[,max=N][,idle=D]] [--pre-cloned N]\n"
+	"                     [--log-level error|info|debug]\n"
 	"       snapbox ps [--server SOCKET]\n"
 	"       snapbox kill [--server SOCKET] ID\n"
 	"       snapbox resize [--server SOCKET] ID [--mem SIZE] [--cpu CPUS]\n"
@@ -105,6 +106,10 @@ static const char usage_text[] =
 	"keeping --pool ready workers per RAM size (default 2) and at most\n"
 	"--max-live sandboxes at once (default 64).  run --server, ps and kill talk\n"
 	"to it (SOCKET: --server, else $SNAPBOX_SOCKET, else /run/snapbox.sock).\n"
+	"For each template run in the last idle period (60 s, or its --recycle\n"
+	"idle=) it keeps --pre-cloned sandboxes (default 1, 0: none): cloned, the\n"
+	"template's write set (--warmup-request) pre-faulted, waiting for its next\n"
+	"request.\n"
 	"\n"
 	"image build makes a read-only root file system layer (sbfs) of DIR, the\n"
 	"same bytes for the same tree; image verify checks one completely.\n"
@@ -651,11 +656,13 @@ static int parse_serve_opts(int argc, char **argv, struct serve_opts *o)
 		{ "max-live", required_argument, NULL, 'm' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "recycle", required_argument, NULL, 'r' },
+		{ "pre-cloned", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, ret = -1;
+	unsigned npre;
 
-	*o = (struct serve_opts){ NULL, NULL, 2, 64, SERVE_LOG_INFO, { .recycle = SNAP_RECYCLE_OFF } };
+	*o = (struct serve_opts){ NULL, NULL, 2, 64, SERVE_LOG_INFO, { .recycle = SNAP_RECYCLE_OFF }, 0 };
 	optind = 1;
 	opterr = 0;
 	while (ret < 0 && (c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
@@ -667,6 +674,10 @@ static int parse_serve_opts(int argc, char **argv, struct serve_opts *o)
 			ret = parse_count("--pool", optarg, 64, &o->pool);
 		else if (c == 'm')
 			ret = parse_count("--max-live", optarg, 512, &o->max_live);
+		else if (c == 'P' && !strcmp(optarg, "0"))
+			o->precloned = -1;
+		else if (c == 'P' && (ret = parse_count("--pre-cloned", optarg, 16, &npre)) < 0)
+			o->precloned = (int)npre;
 		else if (c == 'r') /* the default itself: off or on */
 			ret = recycle_option(optarg, false, &o->recycle);
 		else if (c == 'l' && (o->log_level = serve__parse_log_level(optarg)) < 0)

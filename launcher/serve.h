@@ -25,6 +25,8 @@ struct serve_opts {
 	int log_level;             /* enum serve_log_level */
 	struct snap_policy recycle; /* --recycle: the policy of runs of templates
 	                               whose own is "not set" (not set here: off) */
+	int precloned;             /* --pre-cloned N: pre-cloned sandboxes per
+	                              template in use (pool_opts.precloned; < 0: none) */
 };
 
 /* "error" / "info" / "debug" -> level, or -EINVAL. */
