@@ -939,13 +939,16 @@ int pool__create(struct pool **out, const struct pool_opts *o, struct sb_err *er
 static struct worker *pool__recycled(struct pool *p, const char *tid, bool any)
 {
 	struct worker *w = NULL;
+	int best = -1;
 
+	/* a recycled one first (reset, else resetting), then a pre-cloned one */
 	for (int i = 0; i < MAX_WORKERS; i++) {
 		struct worker *c = &p->w[i];
+		int rank = (c->pre ? 0 : 2) + (c->state == W_RECYCLED);
+
 		if ((c->state == W_RECYCLED || c->state == W_RECYCLING) && !strcmp(c->tid, tid) &&
-		    (any || c->pre) &&
-		    (!w || (w->state == W_RECYCLING && c->state == W_RECYCLED)))
-			w = c;
+		    (any || c->pre) && rank > best)
+			w = c, best = rank;
 	}
 	return w;
 }
