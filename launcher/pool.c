@@ -169,7 +169,6 @@ struct hot {
 	char tid[33];            /* "" : unused entry */
 	char dir[4096];
 	uint64_t kind;
-	bool recycle;            /* its runs recycle: clone it to be reset */
 	uint32_t idle_ms;
 	double last;             /* its last run (us) */
 };
@@ -749,7 +748,6 @@ static bool pool__preclone(struct pool *p)
 	snprintf(w->name, sizeof(w->name), "(pre-clone)");
 	p->st.ready--;
 	char dir[sizeof(h->dir)];
-	bool recycle = h->recycle;
 	memcpy(dir, h->dir, sizeof(dir));
 	pthread_mutex_unlock(&p->lock);
 	job = calloc(1, sizeof(*job));
@@ -762,7 +760,9 @@ static bool pool__preclone(struct pool *p)
 		ret = -ESTALE; /* replaced meanwhile: the next run notes the new one */
 	if (ret == 0) {
 		job->type = MSG_PRECLONE;
-		job->recycle = recycle;
+		/* cloned to be reset: whichever run takes it, with recycling
+		 * on or off (a run without it lets it end after its request) */
+		job->recycle = 1;
 		ret = fdmsg__send(w->sock, job, sizeof(*job), &job->snap.dirfd, 1);
 	}
 	if (job && job->snap.dirfd >= 0)
@@ -784,7 +784,7 @@ static bool pool__preclone(struct pool *p)
 
 /* A run of template tid (in dir): keep it pre-cloned from now on.  Locked. */
 static void pool__hot_note(struct pool *p, const char *tid, const char *dir, uint64_t kind,
-			   bool recycle, uint32_t idle_ms)
+			   uint32_t idle_ms)
 {
 	struct hot *h = NULL;
 
@@ -807,7 +807,6 @@ static void pool__hot_note(struct pool *p, const char *tid, const char *dir, uin
 		snprintf(h->dir, sizeof(h->dir), "%s", dir);
 	}
 	h->kind = kind;
-	h->recycle = recycle;
 	h->idle_ms = idle_ms;
 	h->last = now_us();
 	pthread_cond_broadcast(&p->changed);
@@ -1161,7 +1160,7 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 
 		if (tid) {
 			pthread_mutex_lock(&p->lock);
-			pool__hot_note(p, tid, tdir, kind, sb->lim.recycle.on, sb->lim.recycle.idle_ms);
+			pool__hot_note(p, tid, tdir, kind, sb->lim.recycle.idle_ms);
 			pthread_mutex_unlock(&p->lock);
 		}
 		for (;;) {
