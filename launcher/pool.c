@@ -1175,6 +1175,12 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 			sb->w->pre = pre; /* the log and statistics say what it was */
 			r = pool__reset_result(p, sb->w, RESET_WAIT_MS, &rc);
 			pthread_mutex_lock(&p->lock);
+			if (r < 0 && sb->w->killed) {
+				/* killed (pool__kill) meanwhile: no other worker runs
+				 * it; sandbox__finish says so and frees the slot */
+				pthread_mutex_unlock(&p->lock);
+				break;
+			}
 			pool__settle_reset(p, sb->w, r, &rc);
 			sb->w->pre = false;
 			if (r > 0) {
