@@ -728,7 +728,7 @@ static bool pool__preclone(struct pool *p)
 	struct sb_err err = { "" };
 	int ret;
 
-	if (p->o.precloned < 0 || p->live >= p->o.max_live)
+	if (p->stopping || p->o.precloned < 0 || p->live >= p->o.max_live)
 		return false;
 	for (int i = 0; i < MAX_HOT && !w; i++) {
 		h = &p->hot[i];
