@@ -537,7 +537,7 @@ static void damaged(const char *name, const char *what, const char *mention)
 static const char *secname(uint32_t type)
 {
 	static const char *const n[] = { "?", "cpuid", "vcpu", "vm", "memmap", "serial", "hypercall",
-					 "proc-cpu", "policy", "layers", "overlay" };
+					 "proc-cpu", "policy", "layers", "overlay", "hotset" };
 	return type < sizeof(n) / sizeof(n[0]) ? n[type] : "?";
 }
 
