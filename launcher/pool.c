@@ -747,8 +747,9 @@ static bool pool__preclone(struct pool *p)
 	memcpy(w->tid, h->tid, sizeof(w->tid));
 	snprintf(w->name, sizeof(w->name), "(pre-clone)");
 	p->st.ready--;
-	char dir[sizeof(h->dir)];
+	char dir[sizeof(h->dir)], tid[sizeof(h->tid)];
 	memcpy(dir, h->dir, sizeof(dir));
+	memcpy(tid, h->tid, sizeof(tid));
 	pthread_mutex_unlock(&p->lock);
 	job = calloc(1, sizeof(*job));
 	ret = job ? 0 : -ENOMEM;
@@ -756,7 +757,7 @@ static bool pool__preclone(struct pool *p)
 		job->snap.dirfd = -1;
 		ret = pool__template(p, dir, &job->snap, &err);
 	}
-	if (ret == 0 && memcmp(job->snap.id, w->tid, sizeof(w->tid)))
+	if (ret == 0 && memcmp(job->snap.id, tid, sizeof(tid)))
 		ret = -ESTALE; /* replaced meanwhile: the next run notes the new one */
 	if (ret == 0) {
 		job->type = MSG_PRECLONE;
@@ -772,10 +773,16 @@ static bool pool__preclone(struct pool *p)
 	if (ret < 0) {
 		pool__log(p, 0, "worker %d: not pre-cloned: %s", w->pid,
 			  err.msg[0] ? err.msg : strerror(-ret));
-		p->st.failed_preclones++;
-		pool__retire(p, w, true);
+		if (w->state == W_RECYCLING && w->pre) {
+			p->st.failed_preclones++;
+			pool__retire(p, w, true);
+		} else {
+			/* a run took it meanwhile and waits for its answer:
+			 * that wait fails, and the run takes another worker */
+			kill(w->pid, SIGKILL);
+		}
 		for (int i = 0; i < MAX_HOT; i++) /* do not retry it before its next run */
-			if (!strcmp(p->hot[i].tid, w->tid))
+			if (!strcmp(p->hot[i].tid, tid))
 				p->hot[i].tid[0] = 0;
 	}
 	pthread_cond_broadcast(&p->changed);
