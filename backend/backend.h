@@ -240,4 +240,21 @@ int machine__map_snapshot_layers(struct machine *m, const struct snapshot *snap,
 				 struct sb_err *err);
 /* Destroy and free; NULL is fine. */
 void machine__free(struct machine *m);
+
+/*
+ * The write set (snapshot/format.h, SNAP_SEC_HOTSET; backend/hotset.c).
+ * machine__written: the guest pages m wrote since its clone (a run that
+ * ended, proc: cloned with recycle so its process waits), as sorted
+ * [lo, hi) address pairs, addresses - *base = gpa; *out is malloc'd.
+ * machine__prefault: make snap's write set m's own pages before a request
+ * (kvm: MADV_POPULATE_WRITE on the VMM's RAM mapping; proc: the monitor
+ * cannot madvise the sandbox -- process_madvise takes no POPULATE advice --
+ * so it reads each range and writes the same bytes back with
+ * process_vm_writev, which copies them on write in the sandbox).  The
+ * content does not change.  *pages: pages made private.  0 or -errno.
+ */
+int machine__written(struct machine *m, uint64_t (**out)[2], size_t *n, uint64_t *base,
+		     struct sb_err *err);
+int machine__prefault(struct machine *m, const struct snapshot *snap, uint64_t *pages,
+		      struct sb_err *err);
 #endif

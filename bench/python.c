@@ -7,6 +7,11 @@
  *   - fresh clone from a shell: the shell (machine__new RAM_RESERVED, what
  *     the pool keeps ready) made before the clock starts; clone_into,
  *     hypercall__complete_pending, run();
+ *   - pre-cloned: the same, but clone_into (and, "pre-faulted", the
+ *     template's write set made the clone's own: machine__prefault, what
+ *     the service's pre-cloned workers do) before the clock starts; the
+ *     template is made with --warmup-request (a training request that is
+ *     not the measured one);
  *   - recycled: one machine, reset (machine__reset) after each request,
  *     the reset timed apart;
  *   - `snapbox run` from the shell's point of view (spawn to exit: the CLI
@@ -43,6 +48,7 @@
 #include "backend/proc/proc.h"
 
 #define REQ "{\"n\": 30, \"text\": \"Hello, Snapbox! Python in a sandbox.\"}"
+#define TRAIN_REQ "{\"n\": 12, \"text\": \"a training request\"}\n"
 #define HANDLER_SRC "guest/rootfs/app/handler.py"
 #define PYROOT "build/python/root"
 #define PYLAYER "build/guest/python3.11.sbfs"
@@ -285,6 +291,44 @@ static int fresh(const struct snapshot *snap, double *resp, double *exit_us)
 	return 0;
 }
 
+/* A pre-cloned shell (clone_into before the clock), its write set
+ * pre-faulted or not: response, exit; the pre-fault: its time, its pages */
+static int precloned(const struct snapshot *snap, bool prefault, double *resp, double *exit_us,
+		     double *pf_us, uint64_t *pages)
+{
+	struct sb_err err = { "" };
+	struct machine *s = machine__new(be, snap->hdr.mem_size, RAM_RESERVED, &err);
+	struct req q;
+	double t0, t1;
+	int ret;
+
+	if (!s || req_open(s, &q) < 0) {
+		fprintf(stderr, "shell: %s\n", err.msg);
+		if (s)
+			reap(s);
+		return -1;
+	}
+	*pages = 0;
+	ret = s->be->clone_into(s, snap, &err);
+	t0 = bench_now_us();
+	if (ret == 0 && prefault)
+		ret = machine__prefault(s, snap, pages, &err);
+	*pf_us = bench_now_us() - t0;
+	t0 = bench_now_us();
+	if (ret == 0)
+		ret = req_run(s, &err);
+	t1 = bench_now_us();
+	req_close(&q);
+	reap(s);
+	if (ret != 0 || !answer_ok(q.rd.out) || q.rd.resp_at < 0) {
+		fprintf(stderr, "pre-cloned: status %d (%s): %s\n", ret, err.msg, q.rd.out);
+		return -1;
+	}
+	*resp = (q.rd.resp_at < t1 ? q.rd.resp_at : t1) - t0;
+	*exit_us = t1 - t0;
+	return 0;
+}
+
 /* A request on a machine that is reset right after */
 static int recycled(struct machine *m, const struct snapshot *snap, double *resp, double *exit_us,
 		    struct reset_stats *st)
@@ -468,7 +512,7 @@ static int cold(double *resp, double *exit_us, char *out, size_t len)
 /* ---- one backend ----------------------------------------------------------------- */
 
 struct figures {
-	double fresh, recycled, cli, stored_mib;
+	double fresh, pre, prefaulted, recycled, cli, stored_mib;
 	bool ok;
 };
 
@@ -495,8 +539,10 @@ static void one_backend(const char *name, int n, struct figures *fig)
 	char why[256], dir[PATH_MAX + 64], store[PATH_MAX + 16];
 	struct series fr = { calloc(n, 8), 0 }, fre = { calloc(n, 8), 0 }, rc = { calloc(n, 8), 0 },
 		      rce = { calloc(n, 8), 0 }, rs = { calloc(n, 8), 0 }, rpg = { calloc(n, 8), 0 },
-		      cl = { calloc(n, 8), 0 };
+		      cl = { calloc(n, 8), 0 }, pc = { calloc(n, 8), 0 }, pce = { calloc(n, 8), 0 },
+		      pf = { calloc(n, 8), 0 }, pfe = { calloc(n, 8), 0 }, pft = { calloc(n, 8), 0 };
 	struct machine *m;
+	uint64_t pf_pages = 0;
 	struct stat stl;
 
 	memset(fig, 0, sizeof(*fig));
@@ -506,7 +552,17 @@ static void one_backend(const char *name, int n, struct figures *fig)
 		return;
 	}
 	snprintf(store, sizeof(store), "%s/%s", ck_tmpdir, name);
-	char *xb[] = { "--mem", "512M", "--backend", (char *)be->name, NULL };
+	char train[PATH_MAX + 32];
+	snprintf(train, sizeof(train), "%s/train.json", ck_tmpdir);
+	{
+		FILE *tf = fopen(train, "w");
+		if (!tf || fputs(TRAIN_REQ, tf) < 0 || fclose(tf)) {
+			perror(train);
+			return;
+		}
+	}
+	char *xb[] = { "--mem", "512M", "--backend", (char *)be->name, "--warmup-request", train,
+		       NULL };
 	char *prog[] = { "/usr/bin/python3", "/app/handler.py", NULL };
 	double t0 = bench_now_us();
 	if (ck_template_create(store, "py", xb, prog, false, &sp) < 0)
@@ -534,8 +590,15 @@ static void one_backend(const char *name, int n, struct figures *fig)
 		double a, b;
 		struct reset_stats st;
 
+		double c;
+		uint64_t pg;
+
 		if (fresh(&snap, &a, &b) == 0 && i >= 0)
 			series_add(&fr, a), series_add(&fre, b);
+		if (precloned(&snap, false, &a, &b, &c, &pg) == 0 && i >= 0)
+			series_add(&pc, a), series_add(&pce, b);
+		if (precloned(&snap, true, &a, &b, &c, &pg) == 0 && i >= 0)
+			series_add(&pf, a), series_add(&pfe, b), series_add(&pft, c), pf_pages = pg;
 		if (m && recycled(m, &snap, &a, &b, &st) == 0 && i >= 0) {
 			series_add(&rc, a), series_add(&rce, b);
 			series_add(&rs, st.total_us), series_add(&rpg, (double)st.pages);
@@ -557,6 +620,14 @@ static void one_backend(const char *name, int n, struct figures *fig)
 	       "program's)\n", REQ, n);
 	print_series("fresh clone from a shell: request -> response", &fr);
 	print_series("fresh clone from a shell: request -> exit", &fre);
+	print_series("pre-cloned shell: request -> response", &pc);
+	print_series("pre-cloned shell: request -> exit", &pce);
+	print_series("pre-cloned, write set pre-faulted: request -> response", &pf);
+	print_series("pre-cloned, write set pre-faulted: request -> exit", &pfe);
+	print_series("  the pre-fault, before the request", &pft);
+	printf("  pages pre-faulted: %llu (the template's write set: %u ranges, %llu pages)\n",
+	       (unsigned long long)pf_pages, snap.hotset.n_ranges,
+	       (unsigned long long)snap.hotset.pages);
 	print_series("recycled machine: request -> response", &rc);
 	print_series("recycled machine: request -> exit", &rce);
 	print_series("  its reset after the request", &rs);
@@ -572,10 +643,13 @@ static void one_backend(const char *name, int n, struct figures *fig)
 	print_series("`snapbox run` (spawn to exit, template load included)", &cl);
 	fig->fresh = median_of(&fr);
 	fig->recycled = median_of(&rc);
+	fig->pre = median_of(&pc);
+	fig->prefaulted = median_of(&pf);
 	fig->cli = median_of(&cl);
 	fig->ok = true;
 	snapshot__close(&snap);
 	free(fr.v), free(fre.v), free(rc.v), free(rce.v), free(rs.v), free(rpg.v), free(cl.v);
+	free(pc.v), free(pce.v), free(pf.v), free(pfe.v), free(pft.v);
 }
 
 int main(int argc, char **argv)
@@ -645,13 +719,13 @@ int main(int argc, char **argv)
 
 	double mwf = median_of(&wf), mcd = median_of(&cd);
 	printf("\n## summary (medians, request -> response)\n");
-	printf("%-6s %12s %12s %12s %14s %14s %12s\n", "", "fresh us", "recycled us", "cli us",
-	       "cold/fresh", "fresh/warm", "stored MiB");
+	printf("%-6s %10s %10s %10s %11s %10s %11s %11s %10s\n", "", "fresh us", "pre us",
+	       "prefltd us", "recycled us", "cli us", "cold/fresh", "cold/prefl", "stored MiB");
 	for (int b = 0; b < 2; b++)
 		if (fig[b].ok)
-			printf("%-6s %12.0f %12.0f %12.0f %13.1fx %13.1fx %12.1f\n", names[b], fig[b].fresh,
-			       fig[b].recycled, fig[b].cli, mcd / fig[b].fresh, fig[b].fresh / mwf,
-			       fig[b].stored_mib);
+			printf("%-6s %10.0f %10.0f %10.0f %11.0f %10.0f %10.1fx %10.1fx %10.1f\n", names[b],
+			       fig[b].fresh, fig[b].pre, fig[b].prefaulted, fig[b].recycled, fig[b].cli,
+			       mcd / fig[b].fresh, mcd / fig[b].prefaulted, fig[b].stored_mib);
 	printf("%-6s %12.0f (warm fork)  %12.0f (cold python3)\n", "native", mwf, mcd);
 	zy_kill();
 	pthread_mutex_lock(&rp.mu);

@@ -51,6 +51,7 @@ struct boot_opts {
 	const char *store;
 	bool force;
 	bool private_rootfs;      /* --private-rootfs: no overlays, every page in mem.img */
+	const char *warmup_request; /* --warmup-request FILE: record the write set, or NULL */
 	const char *backend;      /* "kvm", "proc", "auto" (NULL: auto) */
 	struct jail_opts jail;
 	struct snap_policy policy; /* --recycle (all zero: not set) */

@@ -55,7 +55,8 @@ static void json_strv(FILE *f, char *const *v, unsigned n)
 
 static int write_manifest(int dirfd, const struct boot_opts *o, const char *id,
 			  const struct snap_image_stats *st, const struct machine *m,
-			  const struct layer_set *ls, double boot_ms, double snap_ms, struct sb_err *err)
+			  const struct layer_set *ls, const struct snap_hotset *hs, double boot_ms,
+			  double snap_ms, struct sb_err *err)
 {
 	int fd = openat(dirfd, SNAP_MANIFEST_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 	char created[64];
@@ -99,6 +100,9 @@ static int write_manifest(int dirfd, const struct boot_opts *o, const char *id,
 	fprintf(f, "  \"overlay\": {\"runs\": %llu, \"pages\": %llu, \"bytes\": %llu},\n",
 		(unsigned long long)st->overlay_runs, (unsigned long long)st->overlay_pages,
 		(unsigned long long)(st->overlay_pages * SNAP_PAGE));
+	fprintf(f, "  \"hotset\": {\"trained\": %s, \"ranges\": %u, \"pages\": %llu},\n",
+		hs->flags & SNAP_HOTSET_TRAINED ? "true" : "false", hs->n_ranges,
+		(unsigned long long)hs->pages);
 	fprintf(f, "  \"syscall_path\": \"%s\",\n",
 		hypercall__syscall_path_token(m->hc.st.syscall_path));
 	{
@@ -116,6 +120,86 @@ static int write_manifest(int dirfd, const struct boot_opts *o, const char *id,
 	return 0;
 }
 
+/*
+ * The write set: clone the template being written (in tmp, not yet in the
+ * store: nothing else maps it), hand the clone o->warmup_request as its
+ * request, run it to its end, and record the guest pages it wrote into
+ * state.bin's HOTSET section (the new id into id).  The clone's output is
+ * dropped; a non-zero exit is reported, and its pages are kept all the same.
+ */
+static int template_train(const struct boot_opts *o, const struct backend *be, const char *tmp,
+			  int dirfd, char id[33], struct snap_hotset *hs, struct sb_err *err)
+{
+	struct snapshot *snap = malloc(sizeof(*snap));
+	struct snap_hot_range *hot = malloc(SNAP_HOTSET_MAX * sizeof(*hot));
+	struct machine_opts mo = { .recycle = true }; /* proc: its process waits at the exit */
+	struct machine *m = NULL;
+	uint64_t (*w)[2] = NULL, base = 0;
+	size_t n = 0;
+	int in = -1, nul = -1, ret;
+
+	memset(hs, 0, sizeof(*hs));
+	if (!snap || !hot) {
+		ret = err__set(err, -ENOMEM, "out of memory");
+		goto out_free;
+	}
+	in = open(o->warmup_request, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		ret = err__errno(err, "--warmup-request %s", o->warmup_request);
+		goto out_free;
+	}
+	nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	ret = snapshot__load(tmp, snap, err);
+	if (ret < 0)
+		goto out_free;
+	m = machine__new_clone_opts(be, snap, &mo, err);
+	if (!m) {
+		ret = -EIO;
+		goto out_snap;
+	}
+	m->hc.stdin_fd = in;
+	m->hc.stdout_fd = nul;
+	m->hc.stderr_fd = nul;
+	m->hc.trace_fd = nul;
+	m->hc.program = o->name;
+	ret = timeout__start(&m->timeout, o->timeout_ns ? o->timeout_ns : 60ULL * 1000000000ULL, err);
+	if (ret == 0)
+		ret = hypercall__complete_pending(&m->hc, err);
+	if (ret == HC_CONTINUE)
+		ret = be->run(m, err);
+	timeout__stop(&m->timeout);
+	if (ret == -ETIMEDOUT || ret == 124)
+		ret = err__set(err, -ETIMEDOUT, "the training request (--warmup-request %s) timed out",
+			       o->warmup_request);
+	else if (ret >= 0 && !machine__recyclable(m))
+		ret = err__set(err, -EIO, "the training request (--warmup-request %s) did not end with "
+			       "its program's exit (status %d%s%s)", o->warmup_request, ret,
+			       err->msg[0] ? ": " : "", err->msg);
+	else if (ret > 0)
+		fprintf(stderr, "snapbox: template %s: the training request exited with status %d; "
+			"its write set is recorded all the same\n", o->name, ret);
+	if (ret >= 0)
+		ret = machine__written(m, &w, &n, &base, err);
+	if (ret == 0) {
+		snapshot__hotset_build((const uint64_t (*)[2])w, n, base, hs, hot);
+		hs->flags = SNAP_HOTSET_TRAINED;
+		ret = snapshot__set_hotset(dirfd, hs, hot, id, err);
+	}
+	free(w);
+	be->destroy(m);
+	free(m);
+out_snap:
+	snapshot__close(snap);
+out_free:
+	if (in >= 0)
+		close(in);
+	if (nul >= 0)
+		close(nul);
+	free(hot);
+	free(snap);
+	return ret;
+}
+
 /* Save the sandbox (at its ready point) as template o->name, its layers
  * (already in the store's images/) linked in. */
 static int template_save(struct machine *m, const struct boot_opts *o, const struct layer_set *ls,
@@ -123,8 +207,9 @@ static int template_save(struct machine *m, const struct boot_opts *o, const str
 {
 	char tmp[PATH_MAX], id[33];
 	struct snap_image_stats ist;
+	struct snap_hotset hs = { 0 };
 	uint64_t t0 = now_ns();
-	double snap_ms;
+	double snap_ms, train_ms = 0;
 	int dirfd, ret;
 
 	ret = store__begin(st, o->name, tmp, sizeof(tmp), err);
@@ -150,8 +235,14 @@ static int template_save(struct machine *m, const struct boot_opts *o, const str
 	for (unsigned i = 0; ret == 0 && i < m->n_layers; i++)
 		ret = store__link_image(st, dirfd, m->layers[i].id, err);
 	snap_ms = (double)(now_ns() - t0) / 1e6;
+	if (ret == 0 && o->warmup_request) {
+		uint64_t t1 = now_ns();
+
+		ret = template_train(o, m->be, tmp, dirfd, id, &hs, err);
+		train_ms = (double)(now_ns() - t1) / 1e6;
+	}
 	if (ret == 0)
-		ret = write_manifest(dirfd, o, id, &ist, m, ls, boot_ms, snap_ms, err);
+		ret = write_manifest(dirfd, o, id, &ist, m, ls, &hs, boot_ms, snap_ms, err);
 	if (ret == 0)
 		fsync(dirfd);
 	close(dirfd);
@@ -171,6 +262,9 @@ static int template_save(struct machine *m, const struct boot_opts *o, const str
 		       "written at %.0f MB/s)\n",
 		       boot_ms, snap_ms, ram_mb * 1.048576 / (snap_ms / 1e3),
 		       ist.write_s > 0 ? (double)ist.written_bytes / 1e6 / ist.write_s : 0.0);
+		if (o->warmup_request)
+			printf("  write set: %llu pages in %u ranges, from the training request (%.1f ms)\n",
+			       (unsigned long long)hs.pages, hs.n_ranges, train_ms);
 	}
 out:
 	if (ret < 0)
@@ -514,6 +608,22 @@ path:
 		}
 		printf("           gpa 0x%llx +%u pages: layer %u at 0x%llx\n", (unsigned long long)r->gpa,
 		       r->npages, r->layer, (unsigned long long)r->img_off);
+	}
+	if (s->hdr.minor < 5)
+		printf("hotset     none (template made before format 1.5)\n");
+	else if (!(s->hotset.flags & SNAP_HOTSET_TRAINED))
+		printf("hotset     none (made without --warmup-request)\n");
+	else
+		printf("hotset     %u ranges, %llu pages (%llu KiB) written by the training request\n",
+		       s->hotset.n_ranges, (unsigned long long)s->hotset.pages,
+		       (unsigned long long)(s->hotset.pages * SNAP_PAGE >> 10));
+	for (uint32_t i = 0; i < s->hotset.n_ranges; i++) {
+		if (i == 8 && s->hotset.n_ranges > 9) {
+			printf("           ... %u more ranges\n", s->hotset.n_ranges - 8);
+			break;
+		}
+		printf("           gpa 0x%llx +%u pages\n", (unsigned long long)s->hot[i].gpa,
+		       s->hot[i].npages);
 	}
 	if (s->hc.flags & HC_STATE_PENDING_READ)
 		printf("ready      stdin read pending (%s, struct at gpa 0x%llx)\n",

@@ -28,7 +28,7 @@ static const char usage_text[] =
 	"usage: snapbox boot [OPTIONS] -- PROGRAM [ARGS...]\n"
 	"       snapbox template create NAME [OPTIONS] [--store DIR] [--force]\n"
 	"                       [--recycle off|on[,max=N][,idle=D]] [--private-rootfs]\n"
-	"                       -- PROGRAM [ARGS...]\n"
+	"                       [--warmup-request FILE] -- PROGRAM [ARGS...]\n"
 	"       snapbox template ls|inspect|verify|rm [NAME] [--store DIR]\n"
 	"       snapbox run [--store DIR] [--timeout S] [--stats] [--backend B]\n"
 	"                   [--jail ...] [--mem-max SIZE] [--cpu-max PCT] TEMPLATE < request\n"
@@ -36,8 +36,8 @@ static const char usage_text[] =
 	"       snapbox info\n"
 	"       snapbox run --server SOCKET [--timeout S] TEMPLATE < request\n"
 	"       snapbox serve --socket PATH [--store DIR] [--pool N] [--max-live N]\n"
-	"                     [--recycle off|on[,max=N][,idle=D]] [--log-level error|info|debug]\n"
-	"                     [--listen-migration tcp:HOST:PORT|unix:PATH]\n"
+	"                     [--recycle off|on[,max=N][,idle=D]] [--pre-cloned N]\n"
+	"                     [--log-level error|info|debug] [--listen-migration tcp:HOST:PORT|unix:PATH]\n"
 	"       snapbox ps [--server SOCKET]\n"
 	"       snapbox kill [--server SOCKET] ID\n"
 	"       snapbox migrate [--server SOCKET] [--downtime-ms N] ID tcp:HOST:PORT|unix:PATH\n"
@@ -95,11 +95,22 @@ static const char usage_text[] =
 	"--private-rootfs stores them in the template instead (no page cache shared\n"
 	"with other templates).\n"
 	"\n"
+	"--warmup-request FILE (template create): after the save, run FILE as a\n"
+	"training request in a throwaway clone and record the guest pages it wrote\n"
+	"(the template's write set, `template inspect` shows it): the service's\n"
+	"pre-cloned sandboxes make those pages their own before a request comes,\n"
+	"so it takes no copy-on-write fault there.  Default: no training (an empty\n"
+	"write set; pre-cloned sandboxes are still kept).\n"
+	"\n"
 	"serve runs the launcher service in the foreground: an HTTP/1.1 + JSON API\n"
 	"on a Unix socket (docs/API.md) that clones sandboxes in worker processes,\n"
 	"keeping --pool ready workers per RAM size (default 2) and at most\n"
 	"--max-live sandboxes at once (default 64).  run --server, ps and kill talk\n"
 	"to it (SOCKET: --server, else $SNAPBOX_SOCKET, else /run/snapbox.sock).\n"
+	"For each template run in the last idle period (60 s, or its --recycle\n"
+	"idle=) it keeps --pre-cloned sandboxes (default 1, 0: none): cloned, the\n"
+	"template's write set (--warmup-request) pre-faulted, waiting for its next\n"
+	"request.\n"
 	"\n"
 	"image build makes a read-only root file system layer (sbfs) of DIR, the\n"
 	"same bytes for the same tree; image verify checks one completely.\n"
@@ -163,7 +174,8 @@ static int env_set(struct boot_opts *o, char *kv)
 
 enum { OPT_MEM = 256, OPT_ROOTFS, OPT_TIMEOUT, OPT_TRACE, OPT_KERNEL, OPT_INITRD, OPT_ENV,
        OPT_STATS, OPT_HELP, OPT_STORE, OPT_FORCE, OPT_BACKEND, OPT_JAIL, OPT_MEM_MAX,
-       OPT_CPU_MAX, OPT_RECYCLE, OPT_PRIVATE_ROOTFS, OPT_NO_PYTHON };
+       OPT_CPU_MAX, OPT_RECYCLE, OPT_PRIVATE_ROOTFS, OPT_NO_PYTHON,
+       OPT_WARMUP };
 
 static const struct option boot_longopts[] = {
 	{ "mem", required_argument, NULL, OPT_MEM },
@@ -185,6 +197,7 @@ static const struct option boot_longopts[] = {
 	{ "cpu-max", required_argument, NULL, OPT_CPU_MAX },
 	{ "recycle", required_argument, NULL, OPT_RECYCLE },
 	{ "private-rootfs", no_argument, NULL, OPT_PRIVATE_ROOTFS },
+	{ "warmup-request", required_argument, NULL, OPT_WARMUP },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -287,7 +300,8 @@ static int boot_option(struct boot_opts *o, int c, char *arg, char *bad, enum bo
 {
 	struct sb_err err;
 
-	if ((c == OPT_STORE || c == OPT_FORCE || c == OPT_RECYCLE || c == OPT_PRIVATE_ROOTFS) &&
+	if ((c == OPT_STORE || c == OPT_FORCE || c == OPT_RECYCLE || c == OPT_PRIVATE_ROOTFS ||
+	     c == OPT_WARMUP) &&
 	    mode != MODE_TEMPLATE)
 		return usage_error("unknown option %s", bad);
 	switch (c) {
@@ -299,6 +313,7 @@ static int boot_option(struct boot_opts *o, int c, char *arg, char *bad, enum bo
 		return -1;
 	case OPT_FORCE: o->force = true; return -1;
 	case OPT_PRIVATE_ROOTFS: o->private_rootfs = true; return -1;
+	case OPT_WARMUP: o->warmup_request = arg; return -1;
 	case OPT_RECYCLE: return recycle_option(arg, true, &o->policy);
 	case OPT_JAIL: return jail_opts__parse(&o->jail, 'J', arg);
 	case OPT_MEM_MAX: return jail_opts__parse(&o->jail, 'M', arg);
@@ -643,11 +658,13 @@ static int parse_serve_opts(int argc, char **argv, struct serve_opts *o)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "recycle", required_argument, NULL, 'r' },
 		{ "listen-migration", required_argument, NULL, 'L' },
+		{ "pre-cloned", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, ret = -1;
+	unsigned npre;
 
-	*o = (struct serve_opts){ NULL, NULL, 2, 64, SERVE_LOG_INFO, { .recycle = SNAP_RECYCLE_OFF }, NULL };
+	*o = (struct serve_opts){ NULL, NULL, 2, 64, SERVE_LOG_INFO, { .recycle = SNAP_RECYCLE_OFF }, NULL, 0 };
 	optind = 1;
 	opterr = 0;
 	while (ret < 0 && (c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
@@ -661,6 +678,10 @@ static int parse_serve_opts(int argc, char **argv, struct serve_opts *o)
 			ret = parse_count("--pool", optarg, 64, &o->pool);
 		else if (c == 'm')
 			ret = parse_count("--max-live", optarg, 512, &o->max_live);
+		else if (c == 'P' && !strcmp(optarg, "0"))
+			o->precloned = -1;
+		else if (c == 'P' && (ret = parse_count("--pre-cloned", optarg, 16, &npre)) < 0)
+			o->precloned = (int)npre;
 		else if (c == 'r') /* the default itself: off or on */
 			ret = recycle_option(optarg, false, &o->recycle);
 		else if (c == 'l' && (o->log_level = serve__parse_log_level(optarg)) < 0)

@@ -14,6 +14,14 @@
  * reset went).  The service alone decides when an idle one ends (it closes
  * the worker's socket), so a request is never handed to a worker that is
  * leaving.
+ *
+ * Pre-cloned workers: for a template that is being used (a run of it in
+ * the last idle period), the refill threads hand a ready worker the
+ * template (PRECLONE): it clones it and pre-faults the template's write
+ * set (machine__prefault), then waits exactly as a recycled worker does
+ * (the same states, RECYCLED answer, idle sweep), so the next request of
+ * that template finds its clone made and its pages its own.  At most
+ * o.precloned per template, for at most MAX_HOT templates.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -56,6 +64,7 @@
 #define RECYCLE_MAX_PAGES 4096
 #define MAX_KINDS 16         /* kinds kept ready; the least recently used goes */
 #define RESIZE_WAIT_MS 3000  /* a resize request waits this long for its worker */
+#define MAX_HOT 8            /* templates kept pre-cloned; the least recently used goes */
 
 /*
  * Workers are kept per kind: a RAM size (a multiple of 2 MiB) with the
@@ -85,7 +94,7 @@ static const struct backend *kind_backend(uint64_t kind)
 
 enum msg_type { MSG_SPAWN = 1, MSG_SPAWNED, MSG_READY, MSG_ERROR, MSG_JOB, MSG_RESULT,
 		MSG_RECYCLED, MSG_MIGRATE, MSG_MIG_PAUSED, MSG_MIG_IO, MSG_MIG_DONE,
-		MSG_MIG_IN_READY, MSG_MIG_GO };
+		MSG_MIG_IN_READY, MSG_MIG_GO, MSG_PRECLONE };
 
 /* The migration kick: interrupts the worker's run (KVM_RUN, a blocking
  * read) so that it sees machine.pause; a no-op handler, no SA_RESTART. */
@@ -181,6 +190,16 @@ struct worker {
 	uint32_t reuse;          /* requests it served after its first */
 	double idle_until;       /* RECYCLED: ends after this (us) */
 	uint32_t idle_ms;
+	bool pre;                /* a pre-cloned sandbox, not yet used */
+};
+
+/* A template in use, to keep pre-cloned (under the pool's lock). */
+struct hot {
+	char tid[33];            /* "" : unused entry */
+	char dir[4096];
+	uint64_t kind;
+	uint32_t idle_ms;
+	double last;             /* its last run (us) */
 };
 
 struct pool {
@@ -214,6 +233,7 @@ struct pool {
 	unsigned live;
 	uint64_t next_id;
 	struct pool_stats st;
+	struct hot hot[MAX_HOT];
 };
 
 static double now_us(void)
@@ -682,7 +702,7 @@ static bool worker__run_job(struct machine *m, struct msg_job *job, const int *f
 		r.timed_out = ret == 124;
 	}
 	r.status = ret;
-	r.recycling = job->recycle && ret >= 0 && !r.timed_out && machine__recyclable(m);
+	r.recycling = job->recycle && m->recycle && ret >= 0 && !r.timed_out && machine__recyclable(m);
 	snprintf(r.message, sizeof(r.message), "%s", err.msg);
 	/* the answer first: EOF on the output pipes, then the result */
 	close(fds[0]);
@@ -708,6 +728,27 @@ static int worker__recycle(struct machine *m, const struct snapshot *snap, int s
 				     (unsigned long long)st.pages);
 	rc.pages = st.pages;
 	rc.reset_us = st.total_us;
+	snprintf(rc.message, sizeof(rc.message), "%s", err.msg);
+	if (fdmsg__send(sock, &rc, sizeof(rc), NULL, 0) < 0)
+		return -EPIPE;
+	return rc.status;
+}
+
+/* PRECLONE: clone the template, pre-fault its write set; answer as a reset
+ * does (RECYCLED: 0, the pages pre-faulted; -errno: the worker ends). */
+static int worker__preclone(struct machine *m, struct msg_job *job, int dirfd, int sock)
+{
+	struct msg_recycled rc = { .type = MSG_RECYCLED };
+	struct sb_err err = { "" };
+	double t0 = now_us();
+
+	job->snap.dirfd = dirfd;
+	m->recycle = job->recycle != 0;
+	m->resizable = false;
+	rc.status = machine__clone_into(m, &job->snap, &err);
+	if (rc.status == 0)
+		rc.status = machine__prefault(m, &job->snap, &rc.pages, &err);
+	rc.reset_us = now_us() - t0;
 	snprintf(rc.message, sizeof(rc.message), "%s", err.msg);
 	if (fdmsg__send(sock, &rc, sizeof(rc), NULL, 0) < 0)
 		return -EPIPE;
@@ -761,8 +802,16 @@ static void worker__main(int sock, uint64_t kind, int netns_fd)
 	}
 	/* one request, or, recycled, one after the other until the service
 	 * closes our socket (idle) or a reset fails */
-	while ((n = msg_recv(sock, job, sizeof(*job), fds, 6)) >= 4 && job->type == MSG_JOB &&
-	       n == 4 + (job->resizable != 0) + (job->migrate_in != 0)) {
+	while ((n = msg_recv(sock, job, sizeof(*job), fds, 6)) >= 1) {
+		if (job->type == MSG_PRECLONE && n == 1 && !recycled) {
+			if (worker__preclone(m, job, fds[0], sock) < 0)
+				break;
+			*tsnap = job->snap; /* with its directory's descriptor */
+			recycled = true;
+			continue;
+		}
+		if (n < 4 || job->type != MSG_JOB || n != 4 + (job->resizable != 0) + (job->migrate_in != 0))
+			break;
 		job->name[sizeof(job->name) - 1] = 0;
 		if (!worker__run_job(m, job, fds, sock, recycled))
 			break;
@@ -932,6 +981,7 @@ static void pool__retire(struct pool *p, struct worker *w, bool kill_it)
 	w->sock = -1;
 	w->state = W_FREE;
 	w->tid[0] = 0;
+	w->pre = false;
 }
 
 static struct worker *pool__free_slot(struct pool *p)
@@ -967,11 +1017,12 @@ static int pool__reset_result(struct pool *p, struct worker *w, int ms, struct m
 		return rc.status;
 	}
 	if (rc.status < 0) {
-		pool__log(p, 0, "worker %d: reset failed, it ends: %s", w->pid, rc.message);
+		pool__log(p, 0, "worker %d: %s failed, it ends: %s", w->pid,
+			  w->pre ? "pre-clone" : "reset", rc.message);
 		return rc.status;
 	}
-	pool__log(p, 2, "worker %d: reset to %s in %.0f us (%llu pages)", w->pid, w->name,
-		  rc.reset_us, (unsigned long long)rc.pages);
+	pool__log(p, 2, "worker %d: %s %s in %.0f us (%llu pages)", w->pid,
+		  w->pre ? "pre-cloned" : "reset to", w->name, rc.reset_us, (unsigned long long)rc.pages);
 	*out = rc;
 	return 1;
 }
@@ -981,12 +1032,18 @@ static int pool__reset_result(struct pool *p, struct worker *w, int ms, struct m
 static void pool__settle_reset(struct pool *p, struct worker *w, int r,
 			       const struct msg_recycled *rc)
 {
-	if (r > 0) {
+	if (r > 0 && w->pre) {
+		p->st.preclones++;
+		p->st.prefault_pages += rc->pages;
+	} else if (r > 0) {
 		p->st.resets++;
 		p->st.reset_pages += rc->pages;
 		p->st.reset_us_sum += rc->reset_us;
 	} else if (r < 0) {
-		p->st.failed_resets += r != -E2BIG;
+		if (w->pre)
+			p->st.failed_preclones++;
+		else
+			p->st.failed_resets += r != -E2BIG;
 		pool__retire(p, w, true);
 	}
 }
@@ -1015,6 +1072,129 @@ static void pool__sweep(struct pool *p)
 			}
 		}
 	}
+	for (int i = 0; i < MAX_HOT; i++) /* templates not run for an idle period */
+		if (p->hot[i].tid[0] &&
+		    now > p->hot[i].last + (p->hot[i].idle_ms ? p->hot[i].idle_ms : DEFAULT_IDLE_MS) * 1e3)
+			p->hot[i].tid[0] = 0;
+}
+
+/* Pre-cloned workers of template tid, waiting or being made.  Locked. */
+static unsigned pool__count_pre(struct pool *p, const char *tid)
+{
+	unsigned n = 0;
+
+	for (int i = 0; i < MAX_WORKERS; i++)
+		n += p->w[i].pre && (p->w[i].state == W_RECYCLED || p->w[i].state == W_RECYCLING) &&
+		     !strcmp(p->w[i].tid, tid);
+	return n;
+}
+
+static int pool__template(struct pool *p, const char *tdir, struct snapshot *snap,
+			  struct sb_err *err);
+
+/*
+ * A template in use short of pre-cloned workers, with a ready worker of its
+ * kind: that worker is handed the template (PRECLONE) and waits, as a
+ * recycled one, for its request.  Locked (dropped while the template is
+ * loaded and sent).  Whether it did something.
+ */
+static bool pool__preclone(struct pool *p)
+{
+	struct worker *w = NULL;
+	struct hot *h = NULL;
+	struct msg_job *job;
+	struct sb_err err = { "" };
+	int ret;
+
+	if (p->stopping || p->o.precloned < 0 || p->live >= p->o.max_live)
+		return false;
+	for (int i = 0; i < MAX_HOT && !w; i++) {
+		h = &p->hot[i];
+		if (!h->tid[0] || pool__count_pre(p, h->tid) >= (unsigned)p->o.precloned)
+			continue;
+		for (int k = 0; k < MAX_WORKERS && !w; k++)
+			if (p->w[k].state == W_READY && p->w[k].mem_size == h->kind)
+				w = &p->w[k];
+	}
+	if (!w)
+		return false;
+	w->state = W_RECYCLING;
+	w->pre = true;
+	w->reuse = 0;
+	w->idle_ms = h->idle_ms;
+	memcpy(w->tid, h->tid, sizeof(w->tid));
+	snprintf(w->name, sizeof(w->name), "(pre-clone)");
+	p->st.ready--;
+	char dir[sizeof(h->dir)], tid[sizeof(h->tid)];
+	memcpy(dir, h->dir, sizeof(dir));
+	memcpy(tid, h->tid, sizeof(tid));
+	pthread_mutex_unlock(&p->lock);
+	job = calloc(1, sizeof(*job));
+	ret = job ? 0 : -ENOMEM;
+	if (job) {
+		job->snap.dirfd = -1;
+		ret = pool__template(p, dir, &job->snap, &err);
+	}
+	if (ret == 0 && memcmp(job->snap.id, tid, sizeof(tid)))
+		ret = -ESTALE; /* replaced meanwhile: the next run notes the new one */
+	if (ret == 0) {
+		job->type = MSG_PRECLONE;
+		/* cloned to be reset: whichever run takes it, with recycling
+		 * on or off (a run without it lets it end after its request) */
+		job->recycle = 1;
+		ret = fdmsg__send(w->sock, job, sizeof(*job), &job->snap.dirfd, 1);
+	}
+	if (job && job->snap.dirfd >= 0)
+		close(job->snap.dirfd);
+	free(job);
+	pthread_mutex_lock(&p->lock);
+	if (ret < 0) {
+		pool__log(p, 0, "worker %d: not pre-cloned: %s", w->pid,
+			  err.msg[0] ? err.msg : strerror(-ret));
+		if (w->state == W_RECYCLING && w->pre) {
+			p->st.failed_preclones++;
+			pool__retire(p, w, true);
+		} else {
+			/* a run took it meanwhile and waits for its answer:
+			 * that wait fails, and the run takes another worker */
+			kill(w->pid, SIGKILL);
+		}
+		for (int i = 0; i < MAX_HOT; i++) /* do not retry it before its next run */
+			if (!strcmp(p->hot[i].tid, tid))
+				p->hot[i].tid[0] = 0;
+	}
+	pthread_cond_broadcast(&p->changed);
+	return true;
+}
+
+/* A run of template tid (in dir): keep it pre-cloned from now on.  Locked. */
+static void pool__hot_note(struct pool *p, const char *tid, const char *dir, uint64_t kind,
+			   uint32_t idle_ms)
+{
+	struct hot *h = NULL;
+
+	if (p->o.precloned < 0)
+		return;
+	for (int i = 0; i < MAX_HOT && !h; i++)
+		if (!strcmp(p->hot[i].tid, tid))
+			h = &p->hot[i];
+	for (int i = 0; i < MAX_HOT && !h; i++)
+		if (!p->hot[i].tid[0])
+			h = &p->hot[i];
+	if (!h) { /* all taken: the one run least recently */
+		h = &p->hot[0];
+		for (int i = 1; i < MAX_HOT; i++)
+			if (p->hot[i].last < h->last)
+				h = &p->hot[i];
+	}
+	if (strcmp(h->tid, tid)) {
+		memcpy(h->tid, tid, sizeof(h->tid));
+		snprintf(h->dir, sizeof(h->dir), "%s", dir);
+	}
+	h->kind = kind;
+	h->idle_ms = idle_ms;
+	h->last = now_us();
+	pthread_cond_broadcast(&p->changed);
 }
 
 static void *pool__refill(void *arg)
@@ -1032,6 +1212,8 @@ static void *pool__refill(void *arg)
 				w->mem_size = sz;
 			}
 		}
+		if (!w && pool__preclone(p))
+			continue;
 		if (!w) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
@@ -1084,6 +1266,10 @@ int pool__create(struct pool **out, const struct pool_opts *o, struct sb_err *er
 		p->o.ready_per_size = 2;
 	if (!p->o.max_live)
 		p->o.max_live = 64;
+	if (!p->o.precloned)
+		p->o.precloned = 1;
+	if (p->o.precloned > 16)
+		p->o.precloned = 16;
 	if (p->o.max_live > MAX_WORKERS / 2)
 		p->o.max_live = MAX_WORKERS / 2;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
@@ -1132,25 +1318,32 @@ int pool__create(struct pool **out, const struct pool_opts *o, struct sb_err *er
 	return 0;
 }
 
-/* A recycled worker of template tid (one that has reset first).  Locked. */
-static struct worker *pool__recycled(struct pool *p, const char *tid)
+/* A recycled (any: or pre-cloned) worker of template tid, or only a
+ * pre-cloned one (one that has reset or cloned first).  Locked. */
+static struct worker *pool__recycled(struct pool *p, const char *tid, bool any)
 {
 	struct worker *w = NULL;
+	int best = -1;
 
+	/* a recycled one first (reset, else resetting), then a pre-cloned one */
 	for (int i = 0; i < MAX_WORKERS; i++) {
 		struct worker *c = &p->w[i];
+		int rank = (c->pre ? 0 : 2) + (c->state == W_RECYCLED);
+
 		if ((c->state == W_RECYCLED || c->state == W_RECYCLING) && !strcmp(c->tid, tid) &&
-		    (!w || (w->state == W_RECYCLING && c->state == W_RECYCLED)))
-			w = c;
+		    (any || c->pre) && rank > best)
+			w = c, best = rank;
 	}
 	return w;
 }
 
-/* Take a worker (waiting for one), as sandbox `id`: with tid (recycling
- * on), a recycled one of that template if there is one (*recycled: it was
- * still resetting (2) or had reset (1)), else a ready one of mem_size. */
+/* Take a worker (waiting for one), as sandbox `id`: with tid, a recycled
+ * (recycle: recycling on) or pre-cloned one of that template if there is
+ * one (*recycled: it was still resetting or being cloned (2) or had (1);
+ * *pre: pre-cloned), else a ready one of mem_size. */
 static struct worker *pool__take(struct pool *p, uint64_t mem_size, const char *name,
-				 const char *tid, uint64_t *id, int *recycled)
+				 const char *tid, bool recycle, uint64_t *id, int *recycled,
+				 bool *pre)
 {
 	struct worker *w = NULL;
 	bool known = false;
@@ -1181,10 +1374,13 @@ static struct worker *pool__take(struct pool *p, uint64_t mem_size, const char *
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += TAKE_WAIT_S;
 	*recycled = 0;
+	*pre = false;
 	while (!p->stopping) {
-		if (p->live < p->o.max_live && tid && (w = pool__recycled(p, tid))) {
+		if (p->live < p->o.max_live && tid && (w = pool__recycled(p, tid, recycle))) {
 			*recycled = w->state == W_RECYCLING ? 2 : 1;
-			w->reuse++;
+			*pre = w->pre;
+			w->pre = false;
+			w->reuse += !*pre;
 			break;
 		}
 		if (p->live < p->o.max_live) {
@@ -1354,20 +1550,36 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 		goto out;
 	}
 	{
-		const char *tid = sb->lim.recycle.on ? job->snap.id : NULL;
+		/* a long-lived (resizable) sandbox is always a fresh clone */
+		const char *tid = sb->ctl_child < 0 ? job->snap.id : NULL;
 		int recycled;
+		bool pre = false;
 
+		if (tid) {
+			pthread_mutex_lock(&p->lock);
+			pool__hot_note(p, tid, tdir, kind, sb->lim.recycle.idle_ms);
+			pthread_mutex_unlock(&p->lock);
+		}
 		for (;;) {
 			struct msg_recycled rc;
 			int r;
 
-			sb->w = pool__take(p, kind, name, tid, &sb->id, &recycled);
+			sb->w = pool__take(p, kind, name, tid, sb->lim.recycle.on, &sb->id, &recycled, &pre);
 			if (!sb->w || recycled != 2)
 				break;
-			/* its reset is under way: a few tens of us, usually */
+			/* its reset (or pre-clone) is under way: a few tens of us
+			 * (a ms or two), usually */
+			sb->w->pre = pre; /* the log and statistics say what it was */
 			r = pool__reset_result(p, sb->w, RESET_WAIT_MS, &rc);
 			pthread_mutex_lock(&p->lock);
+			if (r < 0 && sb->w->killed) {
+				/* killed (pool__kill) meanwhile: no other worker runs
+				 * it; sandbox__finish says so and frees the slot */
+				pthread_mutex_unlock(&p->lock);
+				break;
+			}
 			pool__settle_reset(p, sb->w, r, &rc);
+			sb->w->pre = false;
 			if (r > 0) {
 				pthread_mutex_unlock(&p->lock);
 				break;
@@ -1381,12 +1593,14 @@ static int sandbox__begin(struct pool *p, struct sandbox *sb, const char *name, 
 		if (sb->w) {
 			uint32_t max = sb->lim.recycle.max_reuses;
 
-			sb->res.recycled = recycled != 0;
+			sb->res.recycled = recycled != 0 && !pre;
+			sb->res.precloned = pre;
 			sb->res.pid = sb->w->pid;
 			sb->res.reuse = sb->w->reuse;
 			job->recycle = sb->lim.recycle.on && (!max || sb->w->reuse < max);
 			memcpy(sb->tid, job->snap.id, sizeof(sb->tid));
-			p->st.recycled_runs += recycled != 0; /* a statistic: racy is fine */
+			p->st.recycled_runs += recycled != 0 && !pre; /* a statistic: racy is fine */
+			p->st.precloned_runs += pre;
 		}
 	}
 	if (!sb->w) {
@@ -1607,7 +1821,8 @@ int pool__run(struct pool *p, const char *name, const char *tdir, const void *in
 		sandbox__finish(&sb);
 		/* a recycled sandbox that turned out unusable before the request
 		 * ran (its process died after its reset): a fresh one takes it */
-		if (attempt == 0 && sb.res.recycled && sb.r.type == MSG_RESULT && sb.r.status < 0) {
+		if (attempt == 0 && (sb.res.recycled || sb.res.precloned) && sb.r.type == MSG_RESULT &&
+		    sb.r.status < 0) {
 			pool__log(p, 0, "sandbox %llu: its recycled sandbox could not run it (%s); "
 				  "again on another", (unsigned long long)sb.id, sb.res.message);
 			sandbox_result__free(&sb.res);
@@ -2008,9 +2223,13 @@ void pool__stats(struct pool *p, struct pool_stats *s)
 	pthread_mutex_lock(&p->lock);
 	*s = p->st;
 	s->live = p->live;
-	s->idle_recycled = 0;
-	for (int i = 0; i < MAX_WORKERS; i++)
-		s->idle_recycled += p->w[i].state == W_RECYCLED || p->w[i].state == W_RECYCLING;
+	s->idle_recycled = s->idle_precloned = 0;
+	for (int i = 0; i < MAX_WORKERS; i++) {
+		bool idle = p->w[i].state == W_RECYCLED || p->w[i].state == W_RECYCLING;
+
+		s->idle_recycled += idle && !p->w[i].pre;
+		s->idle_precloned += idle && p->w[i].pre;
+	}
 	pthread_mutex_unlock(&p->lock);
 }
 

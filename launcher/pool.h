@@ -31,6 +31,9 @@ struct pool_opts {
 	unsigned max_live;         /* sandboxes at once (default 64); more wait */
 	int log_fd;                /* lifecycle log lines, -1: none */
 	int log_level;             /* 0 error, 1 info, 2 debug */
+	int precloned;             /* pre-cloned sandboxes kept per template in
+	                              use (its write set pre-faulted); 0: the
+	                              default (1), < 0: none */
 };
 
 /*
@@ -71,6 +74,8 @@ struct sandbox_result {
 	bool recycled;             /* it ran in a recycled sandbox (reset to the
 	                              template after an earlier request) */
 	uint32_t reuse;            /* that sandbox's requests before this one */
+	bool precloned;            /* it ran in a pre-cloned sandbox (cloned and
+	                              its write set pre-faulted before the request) */
 	pid_t pid;                 /* its worker process */
 	double wait_us;            /* for a free worker */
 	double clone_us;           /* template mapped + state restored */
@@ -102,6 +107,11 @@ struct pool_stats {
 	uint64_t resets, failed_resets, reset_pages;
 	double reset_us_sum;
 	unsigned idle_recycled;    /* recycled workers waiting (or resetting) */
+	/* pre-cloned sandboxes (a template's clone, write set pre-faulted,
+	 * made before a request of a template in use) */
+	uint64_t preclones, failed_preclones, prefault_pages;
+	uint64_t precloned_runs;   /* runs in one */
+	unsigned idle_precloned;   /* waiting (or being made) */
 };
 
 /*

@@ -1073,6 +1073,7 @@ static json_t *run__json(const struct sandbox_result *res)
 	    json_object_set_new(j, "message", json__text(res->message)) < 0 ||
 	    json_object_set_new(j, "recycled", json_boolean(res->recycled)) < 0 ||
 	    json_object_set_new(j, "reuse", json_integer(res->reuse)) < 0 ||
+	    json_object_set_new(j, "precloned", json_boolean(res->precloned)) < 0 ||
 	    json_object_set_new(j, "timings_us", json_pack("{s:I, s:I, s:I, s:I}",
 			"wait", json__round(res->wait_us), "clone", json__round(res->clone_us),
 			"run", json__round(res->run_us), "total", json__round(res->total_us))) < 0) {
@@ -1587,6 +1588,16 @@ static int api__metrics(struct call *c)
 			 st.reset_pages);
 	metrics__counter(f, "snapbox_pool_recycled", "Recycled workers waiting for a run.", "gauge",
 			 st.idle_recycled);
+	metrics__counter(f, "snapbox_precloned_runs_total", "Runs in a pre-cloned sandbox (write "
+			 "set pre-faulted).", "counter", st.precloned_runs);
+	metrics__counter(f, "snapbox_preclones_total", "Pre-cloned sandboxes made.", "counter",
+			 st.preclones);
+	metrics__counter(f, "snapbox_preclones_failed_total", "Pre-clones that failed.", "counter",
+			 st.failed_preclones);
+	metrics__counter(f, "snapbox_prefault_pages_total", "Guest pages pre-faulted in pre-cloned "
+			 "sandboxes.", "counter", st.prefault_pages);
+	metrics__counter(f, "snapbox_pool_precloned", "Pre-cloned sandboxes waiting for a run.",
+			 "gauge", st.idle_precloned);
 	fprintf(f, "# HELP %s Request to response of a sandbox run.\n# TYPE %s histogram\n", h, h);
 	for (int i = 0; i < 12; i++)
 		fprintf(f, "%s_bucket{le=\"%s\"} %llu\n", h, le[i],
@@ -1881,6 +1892,7 @@ static int serve__pool_start(struct serve *s, struct sb_err *err)
 		.max_live = s->o->max_live,
 		.log_fd = STDERR_FILENO,
 		.log_level = s->o->log_level,
+		.precloned = s->o->precloned,
 	};
 
 	return pool__create(&s->pool, &po, err);

@@ -27,6 +27,8 @@ struct serve_opts {
 	                               whose own is "not set" (not set here: off) */
 	const char *listen_migration; /* --listen-migration tcp:HOST:PORT|unix:PATH:
 	                                 sandboxes arrive here (NULL: none) */
+	int precloned;             /* --pre-cloned N: pre-cloned sandboxes per
+	                              template in use (pool_opts.precloned; < 0: none) */
 };
 
 /* "error" / "info" / "debug" -> level, or -EINVAL. */

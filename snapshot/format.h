@@ -30,12 +30,14 @@
 
 #define SNAP_MAGIC      "SNAPBOX\0"
 #define SNAP_MAJOR      1
-#define SNAP_MINOR      4 /* 1.1: the backend in the header, PROC_CPU section;
+#define SNAP_MINOR      5 /* 1.1: the backend in the header, PROC_CPU section;
                              1.2: the POLICY section (required from 1.2 on,
                              refused before: a 1.1 template's policy is "not set");
                              1.3: the LAYERS section (required from 1.3 on, refused
                              before: an older template's root file system is a cpio
-                             in its RAM, served by the kernel in it) */
+                             in its RAM, served by the kernel in it);
+                             1.4: the OVERLAY section;
+                             1.5: the HOTSET section (required from 1.5 on) */
 #define SNAP_ARCH_X86_64 1
 #define SNAP_PAGE       4096ULL
 #define SNAP_MAX_MEM_PAGES ((64ULL << 30) / SNAP_PAGE)
@@ -83,6 +85,7 @@ enum snap_section_type {
 	SNAP_SEC_POLICY = 8,    /* struct snap_policy (1.2; every backend) */
 	SNAP_SEC_LAYERS = 9,    /* struct snap_layers (1.3; every backend) */
 	SNAP_SEC_OVERLAY = 10,  /* struct snap_overlay + runs (1.4; every backend) */
+	SNAP_SEC_HOTSET = 11,   /* struct snap_hotset + ranges (1.5; every backend) */
 	SNAP_SEC_TYPE_MAX
 };
 
@@ -267,6 +270,35 @@ struct snap_overlay {
 _Static_assert(sizeof(struct snap_overlay) == 8, "snap_overlay size");
 _Static_assert(SNAP_OVERLAY_MAX == SB_PROC_OVERLAY_MAX, "a proc clone takes every run");
 _Static_assert(sizeof(struct snap_overlay_run) == sizeof(struct sb_proc_overlay), "run sizes");
+
+/*
+ * The write set (1.5): the guest pages a training request wrote in a
+ * throwaway clone at `template create --warmup-request FILE` (found with
+ * memory/written.c), as coalesced ranges.  The service's pre-cloned
+ * workers (launcher/pool.c) make these pages the clone's own before a
+ * request arrives (machine__prefault: kvm MADV_POPULATE_WRITE, proc the
+ * pages' own content written back with process_vm_writev), so the request
+ * takes no copy-on-write fault there.  Only a hint: contents are never
+ * taken from it.  No training: no ranges.  Ranges are sorted, disjoint and
+ * not adjacent (coalesced), whole pages inside RAM, at most
+ * SNAP_HOTSET_MAX (more are merged across their smallest gaps when
+ * recorded); pages is their sum.  Checked on load.
+ */
+#define SNAP_HOTSET_VERSION 1
+#define SNAP_HOTSET_MAX 1024
+struct snap_hot_range {
+	uint64_t gpa;                   /* page-aligned, in RAM */
+	uint32_t npages;                /* >= 1 */
+	uint32_t flags;                 /* zero */
+};
+_Static_assert(sizeof(struct snap_hot_range) == 16, "snap_hot_range size");
+struct snap_hotset {
+	uint32_t n_ranges;              /* <= SNAP_HOTSET_MAX ranges follow */
+	uint32_t flags;                 /* SNAP_HOTSET_TRAINED: a training request ran */
+	uint64_t pages;                 /* sum of npages */
+};
+#define SNAP_HOTSET_TRAINED 1u
+_Static_assert(sizeof(struct snap_hotset) == 16, "snap_hotset size");
 
 /* ---- pages.idx ------------------------------------------------------------ */
 #define SNAP_PAGES_MAGIC "SBPAGES\0"

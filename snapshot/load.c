@@ -34,6 +34,7 @@ const char *snapshot__section_name(uint32_t type)
 	case SNAP_SEC_POLICY: return "policy";
 	case SNAP_SEC_LAYERS: return "layers";
 	case SNAP_SEC_OVERLAY: return "overlay";
+	case SNAP_SEC_HOTSET: return "hotset";
 	}
 	return "unknown";
 }
@@ -60,6 +61,8 @@ static uint32_t template_sections(const struct snap_header *h)
 		common |= 1u << SNAP_SEC_LAYERS;
 	if (h->minor >= 4)
 		common |= 1u << SNAP_SEC_OVERLAY;
+	if (h->minor >= 5)
+		common |= 1u << SNAP_SEC_HOTSET;
 	if (h->backend == SNAP_BACKEND_PROC)
 		return common | 1u << SNAP_SEC_PROC_CPU;
 	return common | 1u << SNAP_SEC_CPUID | 1u << SNAP_SEC_VCPU | 1u << SNAP_SEC_VM;
@@ -147,6 +150,7 @@ static uint32_t section_version(uint32_t type)
 	case SNAP_SEC_POLICY: return SNAP_POLICY_VERSION;
 	case SNAP_SEC_LAYERS: return SNAP_LAYERS_VERSION;
 	case SNAP_SEC_OVERLAY: return SNAP_OVERLAY_VERSION;
+	case SNAP_SEC_HOTSET: return SNAP_HOTSET_VERSION;
 	}
 	return 0;
 }
@@ -297,6 +301,40 @@ static int parse_overlay(const uint8_t *p, size_t len, struct snapshot *s, struc
 	return 0;
 }
 
+static int parse_hotset(const uint8_t *p, size_t len, struct snapshot *s, struct sb_err *err)
+{
+	struct snap_hotset h;
+	uint64_t next = 0, pages = 0;
+
+	if (len < sizeof(h))
+		return err__set(err, -EBADMSG, "hotset section is truncated");
+	memcpy(&h, p, sizeof(h));
+	if (h.flags & ~SNAP_HOTSET_TRAINED)
+		return err__set(err, -EBADMSG, "hotset section: unknown flags %#x", h.flags);
+	if (h.n_ranges > SNAP_HOTSET_MAX ||
+	    len != sizeof(h) + (size_t)h.n_ranges * sizeof(struct snap_hot_range))
+		return err__set(err, -EBADMSG, "hotset section: %u ranges in %zu bytes (at most %d)",
+				h.n_ranges, len, SNAP_HOTSET_MAX);
+	memcpy(s->hot, p + sizeof(h), h.n_ranges * sizeof(struct snap_hot_range));
+	for (uint32_t i = 0; i < h.n_ranges; i++) {
+		const struct snap_hot_range *r = &s->hot[i];
+
+		if (r->flags || r->npages == 0 || r->gpa % SNAP_PAGE ||
+		    !sb_range_in(r->gpa, (uint64_t)r->npages * SNAP_PAGE, 0, s->hdr.mem_size) ||
+		    (i && r->gpa <= next))
+			return err__set(err, -EBADMSG, "hotset section: range %u (gpa %#llx, %u pages) "
+					"is not whole pages in RAM after the one before, apart from it",
+					i, (unsigned long long)r->gpa, r->npages);
+		next = r->gpa + (uint64_t)r->npages * SNAP_PAGE;
+		pages += r->npages;
+	}
+	if (pages != h.pages)
+		return err__set(err, -EBADMSG, "hotset section: %llu pages in its ranges, %llu said",
+				(unsigned long long)pages, (unsigned long long)h.pages);
+	s->hotset = h;
+	return 0;
+}
+
 /* The runs against RAM and the layers (both sections parsed by now): whole
  * pages, inside RAM (from SNAP_OVERLAY_MIN_GPA) and inside their layer's
  * image, sorted by gpa, disjoint. */
@@ -372,6 +410,7 @@ static int take_section(const struct snap_section *sec, const uint8_t *p, struct
 		memcpy(&s->layers, p, sizeof(s->layers));
 		return validate_layers(&s->layers, err);
 	case SNAP_SEC_OVERLAY: return parse_overlay(p, sec->length, s, err);
+	case SNAP_SEC_HOTSET: return parse_hotset(p, sec->length, s, err);
 	}
 	return 0;
 }
@@ -426,7 +465,7 @@ int snapshot__parse_state(const uint8_t *buf, size_t len, struct snapshot *s, st
 			return err__set(err, -EBADMSG, "state.bin: unknown section type %u", sec->type);
 		if (!(template_sections(&s->hdr) & (1u << sec->type)) &&
 		    (sec->type == SNAP_SEC_POLICY || sec->type == SNAP_SEC_LAYERS ||
-		     sec->type == SNAP_SEC_OVERLAY))
+		     sec->type == SNAP_SEC_OVERLAY || sec->type == SNAP_SEC_HOTSET))
 			return err__set(err, -EBADMSG, "state.bin: section %s in a %u.%u template", name,
 					s->hdr.major, s->hdr.minor);
 		if (!(template_sections(&s->hdr) & (1u << sec->type)))

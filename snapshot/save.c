@@ -86,6 +86,12 @@ static int state__sections(struct machine *m, const struct snap_policy *pol,
 		ret = snap_writer__add(b, SNAP_SEC_OVERLAY, SNAP_OVERLAY_VERSION, &o, sizeof(o), ov->runs,
 				       ov->n_runs * sizeof(ov->runs[0]));
 	}
+	if (!ret) {
+		/* last: `template create --warmup-request` replaces it */
+		struct snap_hotset hs = { 0 };
+
+		ret = snap_writer__add(b, SNAP_SEC_HOTSET, SNAP_HOTSET_VERSION, &hs, sizeof(hs), NULL, 0);
+	}
 	if (ret < 0 && !err->msg[0])
 		err__set(err, ret, "building state.bin: %s", strerror(-ret));
 	return ret;

@@ -34,6 +34,8 @@ struct snapshot {
 	uint32_t n_runs;        /* 1.4: overlay runs (none before), sorted by gpa */
 	uint64_t overlay_pages; /* pages in them */
 	struct snap_overlay_run runs[SNAP_OVERLAY_MAX];
+	struct snap_hotset hotset; /* 1.5: the write set (none before) */
+	struct snap_hot_range hot[SNAP_HOTSET_MAX];
 	char id[33];            /* xxh3-128 of state.bin (which covers pages.idx) */
 	uint64_t state_bytes;
 };
@@ -59,6 +61,19 @@ struct snap_overlay_set;
 int snapshot__build_state(struct machine *m, const struct snap_policy *policy, uint64_t pages_hash,
 			  const struct snap_overlay_set *ov, uint8_t **out, size_t *out_len,
 			  struct sb_err *err);
+/*
+ * Replace the (last, empty) HOTSET section of the template being written
+ * in dirfd (not yet committed: nothing maps it) by hs and its ranges:
+ * state.bin is rewritten into a temporary file and renamed over the old
+ * one.  Writes the new id.  0 or -errno + message.
+ */
+int snapshot__set_hotset(int dirfd, const struct snap_hotset *hs, const struct snap_hot_range *r,
+			 char id[33], struct sb_err *err);
+/* Written ranges (addresses - base = gpa, sorted) into at most
+ * SNAP_HOTSET_MAX coalesced ranges: gaps are closed, smallest first, while
+ * there are too many.  Returns the count; hs->pages is set. */
+uint32_t snapshot__hotset_build(const uint64_t (*ranges)[2], size_t n, uint64_t base,
+				struct snap_hotset *hs, struct snap_hot_range *out);
 
 /* state.bin being built, for a backend's save(). */
 struct snap_writer;

@@ -806,3 +806,143 @@ Test(pool, a_sandbox_that_wrote_much_is_retired_after_its_reset)
 	pool__stats(P, &st);
 	cr_assert_eq(st.failed_resets, 0);
 }
+
+/* ---- pre-cloned sandboxes (the template's write set pre-faulted) ------------------- */
+
+static const char *const PY_HANDLER[] = { "/usr/bin/python3", "/app/handler.py", NULL };
+/* put S: S into a global, the heap and /tmp/secret; get: what of it is
+ * there.  Both print a draw of `random`, reseeded after the ready point. */
+static const char *const PY_SECRET[] = {
+	"/usr/bin/python3", "-c",
+	"import os, random, sys\n"
+	"KEEP = []\n"
+	"d = sys.stdin.read().split()\n"
+	"random.seed()\n"
+	"tok = '%016x' % random.getrandbits(64)\n"
+	"if d[0] == 'put':\n"
+	"    KEEP.append(d[1] * 1000)\n"
+	"    open('/tmp/secret', 'w').write(d[1])\n"
+	"    print('put', tok)\n"
+	"else:\n"
+	"    seen = os.path.exists('/tmp/secret') or any(d[1] in k for k in KEEP)\n"
+	"    print('seen' if seen else 'clean', tok)\n"
+	"sys.stdout.flush()\n"
+	"os._exit(0)\n",
+	NULL };
+
+/* template NAME, trained with the request `train`, then the pool. */
+static void setup_trained(const char *name, const char *const *prog, const char *train)
+{
+	struct pool_opts o = { .ready_per_size = 2, .max_live = 64, .log_fd = 2 };
+	struct sb_err err = { "" };
+	char path[4200];
+	const char *av[32] = { "snapbox", "template", "create", name, "--store", NULL, "--mem", "512M",
+			       "--warmup-request", path, "--" };
+	int n = 11;
+
+	if (!test_on_proc())
+		require_kvm();
+	if (!STORE)
+		STORE = make_tempdir();
+	av[5] = STORE;
+	cr_assert_eq(write_file(STORE, "train.req", train, strlen(train), 0644), 0);
+	snprintf(path, sizeof(path), "%s/train.req", STORE);
+	for (int i = 0; prog[i] && n < 31; i++)
+		av[n++] = prog[i];
+	av[n] = NULL;
+	run_checked(av, NULL, 120, &R);
+	cr_assert_eq(R.status, 0, "template create %s: %s", name, R.err);
+	cr_assert(strstr(R.out, "write set: "), "%s", R.out);
+	if (!P)
+		cr_assert_eq(pool__create(&P, &o, &err), 0, "pool__create: %s", err.msg);
+}
+
+/* Wait (up to 10 s) until a pre-cloned sandbox waits. */
+static void wait_precloned(void)
+{
+	struct pool_stats st;
+
+	for (int i = 0; i < 1000; i++) {
+		pool__stats(P, &st);
+		if (st.idle_precloned >= 1)
+			break;
+		usleep(10000);
+	}
+	usleep(20000); /* its pre-clone answered (RECYCLED, not RECYCLING) most likely */
+}
+
+static const struct sandbox_limits ONCE = { .timeout_ns = 60000000000ULL };
+
+Test(pool, a_precloned_sandbox_answers_as_a_fresh_clone_with_its_own_draws, .timeout = 240)
+{
+	enum { N = 8 };
+	struct sandbox_result res;
+	char tokens[N][20];
+	unsigned pre = 0;
+
+	setup_trained("py", PY_HANDLER, "{\"n\": 7, \"text\": \"training\"}");
+	for (int i = 0; i < N; i++) {
+		char req[96], *tok;
+		const char *cli[] = { "snapbox", "run", "--store", STORE, "py", NULL };
+
+		snprintf(req, sizeof(req), "{\"n\": %d, \"text\": \"Pre Cloned %d\"}", 20 + i, i);
+		if (i)
+			wait_precloned();
+		cr_assert_eq(run_req("py", req, &ONCE, &res), 0, "%s %s", res.message, res.err);
+		pre += res.precloned;
+		cr_assert(!res.recycled);
+		if (i)
+			cr_assert(res.precloned, "request %d did not find its pre-cloned sandbox", i);
+		/* a fresh clone's answer (snapbox run) to the same request, token aside */
+		run_checked(cli, req, 60, &R);
+		cr_assert_eq(R.status, 0, "%s", R.err);
+		tok = strstr(res.out, "\"token\": \"");
+		cr_assert_not_null(tok, "%s", res.out);
+		cr_assert_not_null(strstr(R.out, "\"token\": \""), "%s", R.out);
+		cr_assert_eq(strncmp(res.out, R.out, (size_t)(tok - res.out)), 0,
+			     "pre-cloned: %s\nfresh: %s", res.out, R.out);
+		snprintf(tokens[i], sizeof(tokens[i]), "%.16s", tok + 10);
+		for (int k = 0; k < i; k++)
+			cr_assert_str_neq(tokens[k], tokens[i], "requests %d and %d drew the same", k, i);
+		sandbox_result__free(&res);
+	}
+	struct pool_stats st;
+	pool__stats(P, &st);
+	cr_assert_geq(pre, N - 1);
+	cr_assert_geq(st.precloned_runs, N - 1);
+	cr_assert_geq(st.preclones, N - 1);
+	cr_assert_eq(st.failed_preclones, 0);
+	/* every pre-clone made the write set its own */
+	cr_assert_geq(st.prefault_pages, st.preclones * 4);
+	cr_assert_eq(st.recycled_runs, 0);
+}
+
+Test(pool, a_secret_of_one_request_is_not_in_the_next_precloned_sandbox, .timeout = 240)
+{
+	struct sandbox_result res;
+	struct sandbox_limits lims[2] = { ONCE, RECYCLE };
+
+	setup_trained("sec", PY_SECRET, "get nothing");
+	for (int round = 0; round < 2; round++) { /* not recycled, then recycled */
+		char req[64];
+
+		for (int i = 0; i < 3; i++) {
+			snprintf(req, sizeof(req), "put S3CR3T%d%d", round, i);
+			wait_precloned();
+			cr_assert_eq(run_req("sec", req, &lims[round], &res), 0, "%s %s", res.message,
+				     res.err);
+			cr_assert_eq(strncmp(res.out, "put ", 4), 0, "%s", res.out);
+			sandbox_result__free(&res);
+			snprintf(req, sizeof(req), "get S3CR3T%d%d", round, i);
+			wait_precloned();
+			cr_assert_eq(run_req("sec", req, &lims[round], &res), 0, "%s %s", res.message,
+				     res.err);
+			cr_assert_eq(strncmp(res.out, "clean ", 6), 0, "round %d: %s", round, res.out);
+			cr_assert(res.precloned || res.recycled);
+			sandbox_result__free(&res);
+		}
+	}
+	struct pool_stats st;
+	pool__stats(P, &st);
+	cr_assert_geq(st.precloned_runs, 3);
+}

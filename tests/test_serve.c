@@ -221,7 +221,7 @@ Test(serve, run_returns_the_handlers_answer)
 	cr_assert_eq(json_integer_value(json_object_get(t, "mem_bytes")), 256 << 20);
 	json_decref(j);
 	j = req_json("GET", "/v1/templates/lua", NULL, 200);
-	cr_assert_str_eq(json_string_value(json_object_get(j, "format")), "1.4");
+	cr_assert_str_eq(json_string_value(json_object_get(j, "format")), "1.5");
 	/* lua's text and read-only data come from the base layer (overlays) */
 	cr_assert_geq(json_integer_value(json_object_get(json_object_get(j, "overlay"), "runs")), 1);
 	cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "overlay"), "bytes")),

@@ -537,7 +537,7 @@ static void damaged(const char *name, const char *what, const char *mention)
 static const char *secname(uint32_t type)
 {
 	static const char *const n[] = { "?", "cpuid", "vcpu", "vm", "memmap", "serial", "hypercall",
-					 "proc-cpu", "policy", "layers", "overlay" };
+					 "proc-cpu", "policy", "layers", "overlay", "hotset" };
 	return type < sizeof(n) / sizeof(n[0]) ? n[type] : "?";
 }
 
@@ -1251,7 +1251,7 @@ Test(template, create_with_each_recycle_policy_form)
 		uint32_t i;
 
 		read_file(tpath("full", SNAP_STATE_FILE), &hd, sizeof(hd), 0);
-		cr_assert_eq(hd.minor, 4);
+		cr_assert_eq(hd.minor, SNAP_MINOR);
 		read_file(tpath("full", SNAP_STATE_FILE), t, hd.n_sections * sizeof(t[0]), sizeof(hd));
 		for (i = 0; i < hd.n_sections && t[i].type != SNAP_SEC_POLICY; i++)
 			;
@@ -1355,6 +1355,8 @@ static void strip_sections(const char *name, uint32_t drop, uint16_t minor)
 		fill_overlays(name);
 		drop |= 1u << SNAP_SEC_OVERLAY;
 	}
+	if (minor < 5) /* nor a write set */
+		drop |= 1u << SNAP_SEC_HOTSET;
 	read_file(tpath(name, SNAP_STATE_FILE), &h, sizeof(h), 0);
 	cr_assert_leq(h.n_sections, SNAP_MAX_SECTIONS);
 	read_file(tpath(name, SNAP_STATE_FILE), t, h.n_sections * sizeof(t[0]), sizeof(h));
@@ -1713,7 +1715,7 @@ Test(template, the_layers_section_is_checked)
 
 	create("lua", LUA);
 	i = find_section("lua", SNAP_SEC_LAYERS, &h, t);
-	cr_assert_eq(h.minor, 4);
+	cr_assert_eq(h.minor, SNAP_MINOR);
 	cr_assert_eq(t[i].length, sizeof(ly));
 	read_file(tpath("lua", SNAP_STATE_FILE), &ly, sizeof(ly), (off_t)t[i].offset);
 	cr_assert_eq(ly.n_layers, 2, "the base and python3.11 layers");
@@ -1896,7 +1898,7 @@ Test(template, the_lua_binary_is_mapped_from_its_layer_not_stored)
 
 	create("lua", LUA);
 	read_overlay("lua", &o, runs, &h, t);
-	cr_assert_eq(h.minor, 4);
+	cr_assert_eq(h.minor, SNAP_MINOR);
 	pages = overlay_pages(&o, runs);
 	/* the text and read-only data of /bin/lua (all but partial end pages) */
 	cr_assert_geq(o.n_runs, 1, "no overlay run");
@@ -2030,11 +2032,13 @@ static void set_overlay(const char *name, const struct snap_overlay *o,
 {
 	struct snap_header h;
 	struct snap_section t[SNAP_MAX_SECTIONS];
-	uint32_t i = find_section(name, SNAP_SEC_OVERLAY, &h, t);
-	struct stat st;
+	uint32_t i;
 
-	cr_assert_eq(stat(tpath(name, SNAP_STATE_FILE), &st), 0);
-	cr_assert_eq(t[i].offset + t[i].length, (uint64_t)st.st_size, "overlay is not the last section");
+	/* a 1.4 template (no write set after the overlay section): the
+	 * overlay section is the last one, cut or grown here */
+	strip_sections(name, 1u << SNAP_SEC_HOTSET, 4);
+	i = find_section(name, SNAP_SEC_OVERLAY, &h, t);
+	cr_assert_eq(i, h.n_sections - 1, "overlay is not the last section");
 	t[i].length = sizeof(*o) + n * sizeof(runs[0]);
 	cr_assert_eq(truncate(tpath(name, SNAP_STATE_FILE), (off_t)(t[i].offset + t[i].length)), 0);
 	patch_file(tpath(name, SNAP_STATE_FILE), o, sizeof(*o), (off_t)t[i].offset);
@@ -2187,4 +2191,185 @@ Test(template, dynamic_program_clones_each_have_their_own_tmp)
 		snprintf(want, sizeof(want), "tmp ../ ./ boot.txt %s\nboot.txt made at boot\n", names[i]);
 		cr_assert_str_eq(R.out, want, "clone %d: stderr %s", i, R.err);
 	}
+}
+
+/* ---- the write set (format 1.5) ------------------------------------------------ */
+
+/* template create NAME --warmup-request FILE -- prog (FILE under STORE) */
+static void create_trained(const char *name, const char *file, const char *const *prog)
+{
+	char path[4200];
+	const char *av[32] = { "snapbox", "template", "create", name, "--store", STORE,
+			       "--warmup-request", path, "--" };
+	int n = 9;
+
+	snprintf(path, sizeof(path), "%s/%s", STORE, file);
+	for (int i = 0; prog[i] && n < 31; i++)
+		av[n++] = prog[i];
+	av[n] = NULL;
+	sb(av, NULL, 60);
+}
+
+/* The write set of template name: header, ranges (room for SNAP_HOTSET_MAX),
+ * its table index in t. */
+static uint32_t read_hotset(const char *name, struct snap_hotset *hs, struct snap_hot_range *r,
+			    struct snap_header *h, struct snap_section *t)
+{
+	uint32_t i = find_section(name, SNAP_SEC_HOTSET, h, t);
+
+	cr_assert_geq(t[i].length, sizeof(*hs));
+	read_file(tpath(name, SNAP_STATE_FILE), hs, sizeof(*hs), (off_t)t[i].offset);
+	cr_assert_leq(hs->n_ranges, SNAP_HOTSET_MAX);
+	cr_assert_eq(t[i].length, sizeof(*hs) + hs->n_ranges * sizeof(r[0]));
+	if (hs->n_ranges)
+		read_file(tpath(name, SNAP_STATE_FILE), r, hs->n_ranges * sizeof(r[0]),
+			  (off_t)(t[i].offset + sizeof(*hs)));
+	return i;
+}
+
+Test(template, the_write_set_is_recorded_by_a_training_request_and_checked)
+{
+	static struct snap_hot_range r[SNAP_HOTSET_MAX], bad[SNAP_HOTSET_MAX];
+	struct snap_header h;
+	struct snap_section t[SNAP_MAX_SECTIONS];
+	struct snap_hotset hs, hs0;
+	uint64_t pages = 0;
+	uint32_t i;
+
+	/* without training: an empty write set */
+	create("lua", LUA);
+	read_hotset("lua", &hs0, r, &h, t);
+	cr_assert_eq(h.minor, SNAP_MINOR);
+	cr_assert_eq(hs0.n_ranges, 0);
+	cr_assert_eq(hs0.flags, 0);
+	tcmd("inspect", "lua");
+	cr_assert(strstr(R.out, "hotset     none (made without --warmup-request)"), "%s", R.out);
+
+	/* a missing training request: one line, no template */
+	create_trained("nofile", "no-such-request.json", LUA);
+	cr_assert_neq(R.status, 0);
+	cr_assert(one_line(R.err, R.err_len) && strstr(R.err, "no-such-request.json"), "%s", R.err);
+	cr_assert_neq(access(tpath("nofile", NULL), F_OK), 0, "a template was left");
+
+	/* trained: the pages the request wrote, coalesced, sorted, in RAM */
+	cr_assert_eq(write_file(STORE, "train.json", "{\"n\": 21}", 9, 0644), 0);
+	create_trained("hot", "train.json", LUA);
+	cr_assert_eq(R.status, 0, "create: %s", R.err);
+	cr_assert(strstr(R.out, "write set: "), "%s", R.out);
+	i = read_hotset("hot", &hs, r, &h, t);
+	cr_assert_eq(i, h.n_sections - 1, "the write set is the last section");
+	cr_assert_eq(hs.flags, SNAP_HOTSET_TRAINED);
+	cr_assert_geq(hs.n_ranges, 1);
+	for (uint32_t k = 0; k < hs.n_ranges; k++) {
+		cr_assert(r[k].npages >= 1 && r[k].gpa % SNAP_PAGE == 0 && !r[k].flags);
+		cr_assert_leq(r[k].gpa + r[k].npages * SNAP_PAGE, h.mem_size);
+		if (k)
+			cr_assert_gt(r[k].gpa, r[k - 1].gpa + r[k - 1].npages * SNAP_PAGE,
+				     "range %u: not sorted, or not coalesced", k);
+		pages += r[k].npages;
+	}
+	cr_assert_eq(pages, hs.pages);
+	/* a Lua request writes pages (its heap, the kernel's buffers), not many */
+	cr_assert(pages >= 4 && pages < 4096, "%llu pages", (unsigned long long)pages);
+	tcmd("inspect", "hot");
+	{
+		char want[96];
+
+		snprintf(want, sizeof(want), "hotset     %u ranges, %llu pages", hs.n_ranges,
+			 (unsigned long long)hs.pages);
+		cr_assert(strstr(R.out, want), "inspect: %s", R.out);
+	}
+	{
+		size_t n;
+		uint8_t *raw = slurp(tpath("hot", SNAP_MANIFEST_FILE), &n);
+		char *js = calloc(1, n + 1);
+		char want[128], id[40];
+
+		memcpy(js, raw, n);
+		free(raw);
+
+		snprintf(want, sizeof(want), "\"hotset\": {\"trained\": true, \"ranges\": %u, \"pages\": %llu}",
+			 hs.n_ranges, (unsigned long long)hs.pages);
+		cr_assert(strstr(js, want), "template.json: %s", js);
+		/* the manifest names the template's final id (state.bin rewritten) */
+		tcmd("inspect", "hot");
+		cr_assert(sscanf(strstr(R.out, "id         ") + 11, "%32s", id) == 1);
+		cr_assert(strstr(js, id), "template.json has not the id %s: %s", id, js);
+		free(js);
+	}
+	tcmd("verify", "hot");
+	cr_assert_eq(R.status, 0, "verify: %s", R.err);
+	lua_clone_answers("hot", 9);
+	lua_clone_answers("hot", 33);
+
+	/* damaged ranges, every hash right: refused in one line */
+	static const struct {
+		const char *what, *says;
+		int how; /* 0: zero pages, 1: wrong sum, 2: outside RAM, 3: out of order, 4: flags, 5: count */
+	} cases[] = {
+		{ "an empty range", "hotset section: range 0", 0 },
+		{ "a wrong page count", "pages in its ranges", 1 },
+		{ "a range outside RAM", "hotset section: range", 2 },
+		{ "ranges out of order", "hotset section: range", 3 },
+		{ "unknown flags", "hotset section: unknown flags", 4 },
+		{ "more ranges than bytes", "hotset section:", 5 },
+	};
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		char name[32];
+		struct snap_hotset x = hs;
+
+		memcpy(bad, r, hs.n_ranges * sizeof(r[0]));
+		switch (cases[k].how) {
+		case 0: x.pages -= bad[0].npages; bad[0].npages = 0; break;
+		case 1: x.pages++; break;
+		case 2: bad[hs.n_ranges - 1].gpa = h.mem_size; break;
+		case 3: bad[0].gpa = bad[hs.n_ranges - 1].gpa + bad[hs.n_ranges - 1].npages * SNAP_PAGE;
+			x.n_ranges = hs.n_ranges >= 2 ? hs.n_ranges : 1;
+			if (hs.n_ranges < 2) /* one range: make it two, the second below the first */
+				bad[0].gpa = h.mem_size - SNAP_PAGE, bad[0].npages = 1;
+			break;
+		case 4: x.flags = 0x80; break;
+		case 5: x.n_ranges++; break;
+		}
+		snprintf(name, sizeof(name), "hs%zu", k);
+		copy_template("hot", name);
+		patch_file(tpath(name, SNAP_STATE_FILE), &x, sizeof(x), (off_t)t[i].offset);
+		patch_file(tpath(name, SNAP_STATE_FILE), bad, hs.n_ranges * sizeof(bad[0]),
+			   (off_t)(t[i].offset + sizeof(x)));
+		resign(name);
+		if (cases[k].how == 3 && hs.n_ranges < 2)
+			continue; /* nothing out of order to make */
+		refused(name, cases[k].what, cases[k].says, NULL);
+		cr_assert_null(strstr(R.err, "hash"), "%s: the hashes are right: %s", cases[k].what, R.err);
+	}
+
+	/* 1.5 without it, 1.4 with it; a 1.4 template (none) still runs */
+	copy_template("hot", "none");
+	{
+		struct snap_header hh;
+		struct snap_section tt[SNAP_MAX_SECTIONS];
+		uint32_t n = 0;
+
+		read_file(tpath("none", SNAP_STATE_FILE), &hh, sizeof(hh), 0);
+		read_file(tpath("none", SNAP_STATE_FILE), tt, hh.n_sections * sizeof(tt[0]), sizeof(hh));
+		for (uint32_t k = 0; k < hh.n_sections; k++)
+			if (tt[k].type != SNAP_SEC_HOTSET)
+				tt[n++] = tt[k];
+		hh.n_sections = n;
+		patch_file(tpath("none", SNAP_STATE_FILE), tt, n * sizeof(tt[0]), sizeof(hh));
+		patch_file(tpath("none", SNAP_STATE_FILE), &hh, sizeof(hh), 0);
+		resign("none");
+	}
+	refused("none", "a 1.5 template without its write set", "section hotset is missing", NULL);
+	copy_template("hot", "v14");
+	read_file(tpath("v14", SNAP_STATE_FILE), &h, sizeof(h), 0);
+	h.minor = 4;
+	patch_file(tpath("v14", SNAP_STATE_FILE), &h, sizeof(h), 0);
+	resign("v14");
+	refused("v14", "a 1.4 template with a write set", "section hotset in a 1.4 template", NULL);
+	copy_template("hot", "old");
+	strip_sections("old", 0, 4);
+	lua_clone_answers("old", 12);
+	tcmd("inspect", "old");
+	cr_assert(strstr(R.out, "hotset     none (template made before format 1.5)"), "%s", R.out);
 }

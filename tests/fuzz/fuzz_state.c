@@ -116,6 +116,23 @@ static void check_result(int ret, const struct sb_err *err)
 		}
 		CHECK(pages == snap.overlay_pages);
 	}
+	/* the write set (1.5): whole pages in RAM, sorted, apart, summed; none before */
+	CHECK(snap.hdr.minor >= 5 || (snap.hotset.n_ranges == 0 && snap.hotset.flags == 0));
+	CHECK(snap.hotset.n_ranges <= SNAP_HOTSET_MAX && !(snap.hotset.flags & ~SNAP_HOTSET_TRAINED));
+	{
+		uint64_t end = 0, pages = 0;
+
+		for (uint32_t i = 0; i < snap.hotset.n_ranges; i++) {
+			const struct snap_hot_range *r = &snap.hot[i];
+			uint64_t len = (uint64_t)r->npages * 4096;
+
+			CHECK(r->npages && r->gpa % 4096 == 0 && !r->flags);
+			CHECK((i == 0 || r->gpa > end) && sb_range_in(r->gpa, len, 0, snap.hdr.mem_size));
+			end = r->gpa + len;
+			pages += r->npages;
+		}
+		CHECK(pages == snap.hotset.pages);
+	}
 	CHECK(!(snap.hc.flags & HC_STATE_PENDING_READ) ||
 	      sb_range_in(snap.hc.pending_read_gpa, snap.hc.flags & HC_STATE_PENDING_STDIN ?
 			  sizeof(struct sb_hc_stdin) : sizeof(struct sb_hc_io), 0, snap.hdr.mem_size));
