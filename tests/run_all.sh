@@ -51,6 +51,7 @@ tally() {
 	p=$(echo "$line" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p')
 	[ -n "$t" ] || { t=1; p=0; }
 	pass=$((pass + p)); fail=$((fail + t - p))
+	[ "$3" -eq 0 ] || echo "($1: exit status $3)"
 	[ "$3" -eq 0 ] && [ "$t" = "$p" ] || status=1
 }
 
@@ -64,12 +65,20 @@ run_native() {
 	tally "$label" "$LOGS/log" $rc
 }
 
-# A lane runs its emulated suites one after the other, each in a fresh
-# emulated machine; two lanes run at once.  Lines: LABEL|BIN|ENV...
+# Two lanes run the emulated suites, each suite in a fresh emulated
+# machine; both take the next suite from one queue (longest first), so
+# neither waits idle while the other has a long tail.  A lane claims job N
+# by making the directory $LOGS/claim.N (atomic: one lane wins).  Queue
+# lines: LABEL|BIN|ENV...
 lane() {
 	n=0
-	while IFS='|' read -r label bin envs; do
-		n=$((n + 1)); f=$LOGS/$1.$n
+	while :; do
+		n=$((n + 1))
+		line=$(sed -n "${n}p" "$LOGS/queue")
+		[ -n "$line" ] || break
+		mkdir "$LOGS/claim.$n" 2>/dev/null || continue
+		f=$LOGS/job.$(printf %02d $n)
+		label=${line%%|*}; rest=${line#*|}; bin=${rest%%|*}; envs=${rest#*|}
 		echo "$label" > "$f.label"
 		t0=$(date +%s)
 		KVMHOST_LABEL=$(basename "$bin")-$1 tests/kvmhost/run env $envs "$bin" \
@@ -102,22 +111,27 @@ emu_suites=""
 if [ -n "$emu_suites" ]; then
 	echo "== KVM suites in the emulated KVM host (QEMU TCG, AMD SVM): $emu_suites"
 	tests/kvmhost/prepare || { echo "cannot prepare the emulated KVM host"; exit 1; }
-	: > "$LOGS/laneA"; : > "$LOGS/laneB"
-	i=0
-	# longest first, alternating lanes
-	for s in test_template test_serve test_pool test_recycle test_resize test_python test_migrate test_boot; do
+	: > "$LOGS/queue"
+	# longest first (measured without /dev/kvm: ASan test_template ~10 min,
+	# test_template ~9, test_pool ~5, the rest 1-3 each)
+	if [ $mode = emulated ] && [ $asan_ok = 1 ]; then
+		for s in $ASAN_SUITES; do
+			[ $s = test_template ] || continue
+			echo "$s (ASan/UBSan snapbox, emulated KVM host)|$BUILD/tests/$s|SNAPBOX_BIN=$ASAN_BUILD/snapbox SNAPBOX_TEST_BACKEND=kvm $EMU_ENV $ASAN_ENV" >> "$LOGS/queue"
+		done
+	fi
+	for s in test_template test_pool test_serve test_python test_migrate test_recycle test_resize test_boot; do
 		case " $emu_suites " in *" $s "*) ;; *) continue ;; esac
-		echo "$s (emulated KVM host)|$BUILD/tests/$s|SNAPBOX_BIN=$BUILD/snapbox SNAPBOX_TEST_BACKEND=kvm $EMU_ENV" >> "$LOGS/lane$([ $((i % 2)) = 0 ] && echo A || echo B)"
-		i=$((i + 1))
+		echo "$s (emulated KVM host)|$BUILD/tests/$s|SNAPBOX_BIN=$BUILD/snapbox SNAPBOX_TEST_BACKEND=kvm $EMU_ENV" >> "$LOGS/queue"
 	done
 	if [ $mode = emulated ] && [ $asan_ok = 1 ]; then
 		for s in $ASAN_SUITES; do
-			echo "$s (ASan/UBSan snapbox, emulated KVM host)|$BUILD/tests/$s|SNAPBOX_BIN=$ASAN_BUILD/snapbox SNAPBOX_TEST_BACKEND=kvm $EMU_ENV $ASAN_ENV" >> "$LOGS/lane$([ $((i % 2)) = 0 ] && echo A || echo B)"
-			i=$((i + 1))
+			[ $s = test_template ] && continue
+			echo "$s (ASan/UBSan snapbox, emulated KVM host)|$BUILD/tests/$s|SNAPBOX_BIN=$ASAN_BUILD/snapbox SNAPBOX_TEST_BACKEND=kvm $EMU_ENV $ASAN_ENV" >> "$LOGS/queue"
 		done
 	fi
-	lane laneA < "$LOGS/laneA" & pidA=$!
-	lane laneB < "$LOGS/laneB" & pidB=$!
+	lane laneA & pidA=$!
+	lane laneB & pidB=$!
 fi
 
 for t in "$BUILD"/tests/test_*; do
@@ -158,7 +172,7 @@ fi
 
 if [ -n "$emu_suites" ]; then
 	wait $pidA $pidB
-	for f in $(ls "$LOGS" | sed -n 's/^\(lane[AB]\.[0-9]*\)\.label$/\1/p' | sort); do
+	for f in $(ls "$LOGS" | sed -n 's/^\(job\.[0-9]*\)\.label$/\1/p' | sort); do
 		rc=$(cat "$LOGS/$f.rc" 2>/dev/null || echo 1)
 		case $rc in
 		252) echo "(the emulated KVM host crashed: see build/kvmhost/console-*.log)" >> "$LOGS/$f.log" ;;
