@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "launcher/cli.h"
 #include "launcher/client.h"
 
@@ -90,20 +91,6 @@ static int client__connect(const char *path, unsigned timeout_s, struct sb_err *
 	return fd;
 }
 
-static int client__send_all(int fd, const void *buf, size_t len)
-{
-	for (size_t done = 0; done < len;) {
-		ssize_t n = send(fd, (const char *)buf + done, len - done, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 static int client__send(int fd, const char *method, const char *target, const void *body,
 			size_t len)
 {
@@ -116,9 +103,9 @@ static int client__send(int fd, const char *method, const char *target, const vo
 
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return -ENAMETOOLONG;
-	ret = client__send_all(fd, head, (size_t)n);
+	ret = file__write_all(fd, head, (size_t)n);
 	if (ret == 0 && len)
-		ret = client__send_all(fd, body, len);
+		ret = file__write_all(fd, body, len);
 	return ret;
 }
 

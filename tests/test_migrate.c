@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "launcher/client.h"
+#include "common/file.h"
 #include "migrate/stream.h"
 #include "run.h"
 
@@ -549,7 +550,7 @@ static char *refused(const void *buf, size_t len)
 	int fd = mig__connect(B.mig, &err);
 
 	cr_assert(fd >= 0, "%s", err.msg);
-	cr_assert_eq(mig__write_all(fd, buf, len), 0);
+	cr_assert_eq(file__write_all(fd, buf, len), 0);
 	shutdown(fd, SHUT_WR);
 	mig_reader__fd(&r, fd, 30000);
 	r.mem_size = 1ULL << 30;
