@@ -288,17 +288,28 @@ static int parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *
 	return err__set(err, -EINVAL, "%s: expected tcp:HOST:PORT or unix:PATH", addr);
 }
 
+/* A stream socket of addr's family, addr parsed into *ss, *sl: fd or -errno. */
+static int addr_socket(const char *addr, struct sockaddr_storage *ss, socklen_t *sl,
+		       struct sb_err *err)
+{
+	int fd, ret = parse_addr(addr, ss, sl, err);
+
+	if (ret < 0)
+		return ret;
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return err__errno(err, "socket");
+	return fd;
+}
+
 int mig__connect(const char *addr, struct sb_err *err)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	int fd, one = 1, ret = parse_addr(addr, &ss, &sl, err);
+	int ret, one = 1, fd = addr_socket(addr, &ss, &sl, err);
 
-	if (ret < 0)
-		return ret;
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return err__errno(err, "socket");
+		return fd;
 	if (ss.ss_family != AF_UNIX)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
@@ -313,13 +324,10 @@ int mig__listen(const char *addr, struct sb_err *err)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	int fd, one = 1, ret = parse_addr(addr, &ss, &sl, err);
+	int ret, one = 1, fd = addr_socket(addr, &ss, &sl, err);
 
-	if (ret < 0)
-		return ret;
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return err__errno(err, "socket");
+		return fd;
 	if (ss.ss_family == AF_UNIX)
 		unlink(((struct sockaddr_un *)&ss)->sun_path);
 	else
