@@ -80,24 +80,13 @@ static bool loopback_tcp(void)
 static int req(const struct svc *s, const char *method, const char *target, const char *body,
 	       struct http_response *r)
 {
-	struct sb_err err = { "" };
-	int ret = client__request(s->sock, method, target, body, body ? strlen(body) : 0, 64 << 20,
-				  120, r, &err);
-	return ret < 0 ? ret : r->status;
+	return serve_req(s->sock, 120, method, target, body, r);
 }
 
 static json_t *req_json(const struct svc *s, const char *method, const char *target,
 			const char *body, int want)
 {
-	struct http_response r;
-	json_error_t jerr;
-	int st = req(s, method, target, body, &r);
-	cr_assert_eq(st, want, "%s %s: status %d (want %d): %s", method, target, st, want,
-		     st > 0 ? r.body : strerror(-st));
-	json_t *j = json_loadb(r.body, r.len, 0, &jerr);
-	cr_assert(j, "%s %s: not JSON (%s): %s", method, target, jerr.text, r.body);
-	http_response__free(&r);
-	return j;
+	return serve_req_json(s->sock, 120, method, target, body, want);
 }
 
 static void svc_init(struct svc *s, const char *name, const char *mig)
@@ -113,27 +102,11 @@ static void svc_init(struct svc *s, const char *name, const char *mig)
 
 static void svc_start(struct svc *s)
 {
-	posix_spawn_file_actions_t fa;
 	const char *av[] = { "ip", "netns", "exec", s->netns, snapbox_bin(), "serve", "--socket",
 			     s->sock, "--store", s->store, "--listen-migration", s->mig,
 			     "--log-level", "info", NULL };
-	const char *const *argv = s->netns ? av : av + 4;
 
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 2, s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-	cr_assert_eq(posix_spawnp(&s->pid, argv[0], &fa, NULL, (char *const *)argv, environ), 0);
-	posix_spawn_file_actions_destroy(&fa);
-	for (double t0 = test_now(); test_now() - t0 < test_time(15); usleep(20000)) {
-		struct http_response r;
-		int st = req(s, "GET", "/v1/health", NULL, &r);
-		if (st > 0)
-			http_response__free(&r);
-		if (st == 200)
-			return;
-		cr_assert_eq(waitpid(s->pid, NULL, WNOHANG), 0, "snapbox serve exited; see %s", s->log);
-	}
-	cr_assert_fail("snapbox serve did not answer /v1/health within 15 s");
+	serve_start(s->netns ? av : av + 4, s->sock, s->log, &s->pid);
 }
 
 /* Under ASan/UBSan (SNAPBOX_BIN an instrumented build) a report in the
@@ -154,20 +127,10 @@ static void svc_check_log(const struct svc *s, int status)
 
 static void svc_stop(struct svc *s)
 {
-	int st = 0;
+	int st;
 
-	if (s->pid <= 0)
-		return;
-	kill(s->pid, SIGTERM);
-	for (double t0 = test_now(); test_now() - t0 < test_time(20); usleep(20000))
-		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
-			s->pid = -1;
-			svc_check_log(s, st);
-			return;
-		}
-	kill(s->pid, SIGKILL);
-	waitpid(s->pid, NULL, 0);
-	s->pid = -1;
+	if (s->pid > 0 && serve_stop(&s->pid, &st) == 0)
+		svc_check_log(s, st);
 }
 
 static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
