@@ -317,6 +317,41 @@ static void migrate(const struct svc *s, uint64_t id, const char *to, struct run
 		    test_time(120), r);
 }
 
+/* The counter template started on s, dirtying kib KiB a step for `steps`
+ * steps (one every `us` microseconds), read up to its line `until`: its id. */
+static uint64_t start_dirtying(const struct svc *s, struct reader *rd, uint64_t steps,
+			       uint64_t kib, unsigned us, const char *until)
+{
+	char line[64];
+	uint64_t id;
+
+	make_template();
+	id = start_counter(s);
+	snprintf(line, sizeof(line), "dirty %" PRIu64 " %" PRIu64 " %u\n", steps, kib, us);
+	send_stdin(s, id, line);
+	wait_for(s, id, rd, until);
+	return id;
+}
+
+/* Sandbox id on s is whole: its counter reaches `steps` with no line lost
+ * (rd goes on from what it read) and its memory sums as it should. */
+static void check_whole(const struct svc *s, uint64_t id, struct reader *rd, uint64_t steps,
+			uint64_t kib)
+{
+	char line[64];
+	uint64_t last = 0;
+
+	snprintf(line, sizeof(line), "c %" PRIu64 "\n", steps);
+	wait_for(s, id, rd, line);
+	check_counter(rd, &last);
+	cr_assert_eq(last, steps);
+	send_stdin(s, id, "sum\n");
+	wait_for(s, id, rd, "sum ");
+	snprintf(line, sizeof(line), "sum %" PRIu64 " %016" PRIx64, steps, expected_sum(steps, kib));
+	cr_assert(strstr(rd->text, line), "want \"%s\": %s", line,
+		  rd->text + (rd->len > 200 ? rd->len - 200 : 0));
+}
+
 /* ---- tests ------------------------------------------------------------------------- */
 
 /* A sandbox dirtying memory moves A -> B while its output is read; then,
@@ -331,11 +366,7 @@ static void migrate_there_and_back(void)
 
 	svc_start(&A);
 	svc_start(&B);
-	make_template();
-	id = start_counter(&A);
-	snprintf(line, sizeof(line), "dirty %" PRIu64 " %" PRIu64 " 2000\n", steps, kib);
-	send_stdin(&A, id, line);
-	wait_for(&A, id, &rd, "c 20\n");
+	id = start_dirtying(&A, &rd, steps, kib, 2000, "c 20\n");
 	migrate(&A, id, B.mig, &r);
 	cr_assert_eq(r.status, 0, "migrate: %s%s", r.out, r.err);
 	cr_assert(strstr(r.out, "migrated to"), "%s", r.out);
@@ -355,14 +386,7 @@ static void migrate_there_and_back(void)
 		http_response__free(&h);
 	}
 	/* B: the same id, the same output offsets, the counter going on */
-	snprintf(line, sizeof(line), "c %" PRIu64 "\n", steps);
-	wait_for(&B, id, &rd, line);
-	check_counter(&rd, &last);
-	cr_assert_eq(last, steps);
-	send_stdin(&B, id, "sum\n");
-	snprintf(line, sizeof(line), "sum %" PRIu64 " %016" PRIx64, steps, expected_sum(steps, kib));
-	wait_for(&B, id, &rd, "sum ");
-	cr_assert(strstr(rd.text, line), "want \"%s\": %s", line, rd.text + (rd.len > 200 ? rd.len - 200 : 0));
+	check_whole(&B, id, &rd, steps, kib);
 	/* idle now, waiting for stdin: back to A over a Unix socket */
 	svc_stop(&A);
 	snprintf(back, sizeof(back), "unix:%.500s/a.mig", DIR_);
@@ -462,16 +486,12 @@ static void migrate_dest_dies(void)
 {
 	struct reader rd = { 0 };
 	struct run_result r = { 0 };
-	char state[32], line[64], to[64];
-	uint64_t id, last = 0;
+	char state[32], to[64];
+	uint64_t id;
 	const uint64_t steps = steps_of(300), kib = 64;
 
 	svc_start(&A);
-	make_template();
-	id = start_counter(&A);
-	snprintf(line, sizeof(line), "dirty %" PRIu64 " %" PRIu64 " 3000\n", steps, kib);
-	send_stdin(&A, id, line);
-	wait_for(&A, id, &rd, "c 10\n");
+	id = start_dirtying(&A, &rd, steps, kib, 3000, "c 10\n");
 	fake_addr(to, sizeof(to));
 	for (int mode = 0; mode < 2; mode++) {
 		struct fake_dest f = { tcp_listen(), mode, 0 };
@@ -488,14 +508,7 @@ static void migrate_dest_dies(void)
 		cr_assert_str_eq(state, "running", "mode %d", mode);
 	}
 	/* still whole: the counter goes on, nothing lost, its memory right */
-	snprintf(line, sizeof(line), "c %" PRIu64 "\n", steps);
-	wait_for(&A, id, &rd, line);
-	check_counter(&rd, &last);
-	cr_assert_eq(last, steps);
-	send_stdin(&A, id, "sum\n");
-	wait_for(&A, id, &rd, "sum ");
-	snprintf(line, sizeof(line), "sum %" PRIu64 " %016" PRIx64, steps, expected_sum(steps, kib));
-	cr_assert(strstr(rd.text, line), "want \"%s\"", line);
+	check_whole(&A, id, &rd, steps, kib);
 	run_result_free(&r);
 	free(rd.text);
 }
