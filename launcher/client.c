@@ -617,20 +617,6 @@ static ssize_t b64__decode(char *s, size_t len)
 	return (ssize_t)o;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-	for (size_t done = 0; done < len;) {
-		ssize_t n = write(fd, buf + done, len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 /* The sandbox's stdout or stderr (text or base64) to fd. */
 static int run__output(json_t *j, const char *key, int fd)
 {
@@ -641,7 +627,7 @@ static int run__output(json_t *j, const char *key, int fd)
 	int ret;
 
 	if (json_is_string(v))
-		return write_all(fd, json_string_value(v), json_string_length(v));
+		return file__write_all(fd, json_string_value(v), json_string_length(v));
 	snprintf(k, sizeof(k), "%s_base64", key);
 	v = json_object_get(j, k);
 	if (!json_is_string(v))
@@ -650,7 +636,7 @@ static int run__output(json_t *j, const char *key, int fd)
 	if (!copy)
 		return -ENOMEM;
 	n = b64__decode(copy, strlen(copy));
-	ret = n < 0 ? (int)n : write_all(fd, copy, (size_t)n);
+	ret = n < 0 ? (int)n : file__write_all(fd, copy, (size_t)n);
 	free(copy);
 	return ret;
 }
