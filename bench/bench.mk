@@ -15,5 +15,5 @@ bench-bins: $(BENCH_BINS)
 bench: all $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
 $(BENCH_OUT)/proc $(BENCH_OUT)/recycle: $(BENCH_OUT)/lua_zygote.so # the warm-fork peer (LD_PRELOAD into lua5.4)
-$(BENCH_OUT)/%.so: bench/preload/%.c ; @mkdir -p $(dir $@) && $(CC) -O2 -Wall -Wextra -Werror -shared -fPIC $< -o $@
+$(BENCH_OUT)/%.so: bench/preload/%.c bench/preload/zygote.h ; @mkdir -p $(dir $@) && $(CC) -O2 -Wall -Wextra -Werror -shared -fPIC $< -o $@
 $(BENCH_OUT)/python: $(BENCH_OUT)/py_zygote.so $(BUILD)/guest/python3.11.sbfs # the warm-fork peer (ld.so --preload into the layer's python3.11)

@@ -77,6 +77,18 @@ static json_t *call(int i, const char *method, const char *target, const char *b
 	return j ? j : json_object();
 }
 
+/* One figure of a rate's migrations: "<be> <label> <what>" median/p90/p99. */
+static void print_row(const char *be, const char *label, const char *what, const char *unit,
+		      double *v, int n)
+{
+	struct stats s;
+	char l[128];
+
+	snprintf(l, sizeof(l), "%s %-9s %s", be, label, what);
+	bench_stats(v, n, &s);
+	bench_print(l, unit, &s);
+}
+
 static int one_rate(const char *be, const char *label, const char *cmd, int n)
 {
 	double down[256], total[256], ratio[256], ram_ratio[256], kib[256], privk[256];
@@ -120,26 +132,12 @@ static int one_rate(const char *be, const char *label, const char *cmd, int n)
 		fprintf(stderr, "%s %s: %d of %d migrations\n", be, label, ok, n);
 		return -1;
 	}
-	struct stats s;
-	char l[128];
-	snprintf(l, sizeof(l), "%s %-9s downtime", be, label);
-	bench_stats(down, ok, &s);
-	bench_print(l, "ms", &s);
-	snprintf(l, sizeof(l), "%s %-9s total", be, label);
-	bench_stats(total, ok, &s);
-	bench_print(l, "ms", &s);
-	snprintf(l, sizeof(l), "%s %-9s sent", be, label);
-	bench_stats(kib, ok, &s);
-	bench_print(l, "KiB", &s);
-	snprintf(l, sizeof(l), "%s %-9s private memory", be, label);
-	bench_stats(privk, ok, &s);
-	bench_print(l, "KiB", &s);
-	snprintf(l, sizeof(l), "%s %-9s bytes sent / private memory", be, label);
-	bench_stats(ratio, ok, &s);
-	bench_print(l, "x", &s);
-	snprintf(l, sizeof(l), "%s %-9s bytes sent / RAM (full copy)", be, label);
-	bench_stats(ram_ratio, ok, &s);
-	bench_print(l, "x", &s);
+	print_row(be, label, "downtime", "ms", down, ok);
+	print_row(be, label, "total", "ms", total, ok);
+	print_row(be, label, "sent", "KiB", kib, ok);
+	print_row(be, label, "private memory", "KiB", privk, ok);
+	print_row(be, label, "bytes sent / private memory", "x", ratio, ok);
+	print_row(be, label, "bytes sent / RAM (full copy)", "x", ram_ratio, ok);
 	return 0;
 }
 

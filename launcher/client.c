@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "launcher/cli.h"
 #include "launcher/client.h"
 
@@ -90,20 +91,6 @@ static int client__connect(const char *path, unsigned timeout_s, struct sb_err *
 	return fd;
 }
 
-static int client__send_all(int fd, const void *buf, size_t len)
-{
-	for (size_t done = 0; done < len;) {
-		ssize_t n = send(fd, (const char *)buf + done, len - done, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 static int client__send(int fd, const char *method, const char *target, const void *body,
 			size_t len)
 {
@@ -116,9 +103,9 @@ static int client__send(int fd, const char *method, const char *target, const vo
 
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return -ENAMETOOLONG;
-	ret = client__send_all(fd, head, (size_t)n);
+	ret = file__write_all(fd, head, (size_t)n);
 	if (ret == 0 && len)
-		ret = client__send_all(fd, body, len);
+		ret = file__write_all(fd, body, len);
 	return ret;
 }
 
@@ -283,6 +270,27 @@ static int client__fail_answer(const struct http_response *r)
 	return EXIT_SNAPBOX;
 }
 
+/* A 200 answer: its JSON body into *j (0; the caller frees *j and r).
+ * Anything else: the service's error printed, r freed, the exit code. */
+static int client__ok_json(struct http_response *r, json_t **j)
+{
+	int ret;
+
+	if (r->status != 200) {
+		ret = client__fail_answer(r);
+		http_response__free(r);
+		return ret;
+	}
+	*j = json_loadb(r->body ? r->body : "", r->len, 0, NULL);
+	return 0;
+}
+
+/* A sandbox ID as 'snapbox ps' lists it: 1..20 decimal digits. */
+static int client__is_id(const char *id)
+{
+	return *id && strlen(id) <= 20 && strspn(id, "0123456789") == strlen(id);
+}
+
 static int client__fail(const struct sb_err *err)
 {
 	fprintf(stderr, "snapbox: %s\n", err->msg);
@@ -371,12 +379,8 @@ int cmd_ps(int argc, char **argv)
 	if (client__request(sock, "GET", "/v1/sandboxes", NULL, 0, CLIENT_MAX_BODY, CTL_TIMEOUT_S, &r,
 			    &err) < 0)
 		return client__fail(&err);
-	if (r.status != 200) {
-		ret = client__fail_answer(&r);
-		http_response__free(&r);
+	if ((ret = client__ok_json(&r, &j)))
 		return ret;
-	}
-	j = json_loadb(r.body, r.len, 0, NULL);
 	list = json_object_get(j, "sandboxes");
 	if (json_is_array(list)) {
 		ps__print(list);
@@ -405,7 +409,7 @@ int cmd_kill(int argc, char **argv)
 	if (optind != argc - 1)
 		return client__usage("kill: expected one sandbox ID (see 'snapbox ps')%s", "");
 	id = argv[optind];
-	if (!*id || strlen(id) > 20 || strspn(id, "0123456789") != strlen(id))
+	if (!client__is_id(id))
 		return client__usage("kill: %s is not a sandbox ID (a number, see 'snapbox ps')", id);
 	snprintf(target, sizeof(target), "/v1/sandboxes/%s", id);
 	if (client__request(sock, "DELETE", target, NULL, 0, CLIENT_MAX_HEADERS, CTL_TIMEOUT_S, &r,
@@ -463,7 +467,7 @@ int cmd_migrate(int argc, char **argv)
 				     "(tcp:HOST:PORT or unix:PATH)%s", "");
 	id = argv[optind];
 	to = argv[optind + 1];
-	if (!*id || strlen(id) > 20 || strspn(id, "0123456789") != strlen(id))
+	if (!client__is_id(id))
 		return client__usage("migrate: %s is not a sandbox ID (a number, see 'snapbox ps')", id);
 	snprintf(target, sizeof(target), "/v1/sandboxes/%s/migrate", id);
 	body = json_pack("{s:s}", "to", to);
@@ -478,12 +482,8 @@ int cmd_migrate(int argc, char **argv)
 	free(text);
 	if (ret < 0)
 		return client__fail(&err);
-	if (r.status != 200) {
-		ret = client__fail_answer(&r);
-		http_response__free(&r);
+	if ((ret = client__ok_json(&r, &j)))
 		return ret;
-	}
-	j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
 	printf("sandbox %s migrated to %s: %lld pages (%lld bytes; %lld private) in %d rounds, "
 	       "downtime %.2f ms, total %.1f ms\n", id, to,
 	       (long long)json_integer_value(json_object_get(j, "pages_sent")),
@@ -538,7 +538,7 @@ int cmd_resize(int argc, char **argv)
 	if (optind != argc - 1)
 		return client__usage("resize: expected one sandbox ID (see 'snapbox ps')%s", "");
 	id = argv[optind];
-	if (!*id || strlen(id) > 20 || strspn(id, "0123456789") != strlen(id))
+	if (!client__is_id(id))
 		return client__usage("resize: %s is not a sandbox ID (a number, see 'snapbox ps')", id);
 	if (rep && strcmp(rep, "on") && strcmp(rep, "off"))
 		return client__usage("resize: --free-page-reporting %s: expected on or off", rep);
@@ -564,12 +564,8 @@ int cmd_resize(int argc, char **argv)
 	if (client__request(sock, "PATCH", target, body, strlen(body), CLIENT_MAX_HEADERS,
 			    CTL_TIMEOUT_S, &r, &err) < 0)
 		return client__fail(&err);
-	if (r.status != 200) {
-		ret = client__fail_answer(&r);
-		http_response__free(&r);
+	if ((ret = client__ok_json(&r, &j)))
 		return ret;
-	}
-	j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
 	{
 		json_t *cj = json_object_get(j, "cpu");
 		char cbuf[32] = "no limit";
@@ -621,20 +617,6 @@ static ssize_t b64__decode(char *s, size_t len)
 	return (ssize_t)o;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-	for (size_t done = 0; done < len;) {
-		ssize_t n = write(fd, buf + done, len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 /* The sandbox's stdout or stderr (text or base64) to fd. */
 static int run__output(json_t *j, const char *key, int fd)
 {
@@ -645,7 +627,7 @@ static int run__output(json_t *j, const char *key, int fd)
 	int ret;
 
 	if (json_is_string(v))
-		return write_all(fd, json_string_value(v), json_string_length(v));
+		return file__write_all(fd, json_string_value(v), json_string_length(v));
 	snprintf(k, sizeof(k), "%s_base64", key);
 	v = json_object_get(j, k);
 	if (!json_is_string(v))
@@ -654,7 +636,7 @@ static int run__output(json_t *j, const char *key, int fd)
 	if (!copy)
 		return -ENOMEM;
 	n = b64__decode(copy, strlen(copy));
-	ret = n < 0 ? (int)n : write_all(fd, copy, (size_t)n);
+	ret = n < 0 ? (int)n : file__write_all(fd, copy, (size_t)n);
 	free(copy);
 	return ret;
 }

@@ -15,6 +15,7 @@
 #include <xxhash.h>
 
 #include "migrate/stream.h"
+#include "common/file.h"
 #include "backend/backend.h"
 #include "snapshot/format.h"
 
@@ -181,21 +182,6 @@ int mig__read_rec(struct mig_reader *r, struct mig_rec *rec, uint8_t **payload, 
 	return 0;
 }
 
-int mig__write_all(int fd, const void *buf, size_t len)
-{
-	for (size_t done = 0; done < len;) {
-		ssize_t n = send(fd, (const uint8_t *)buf + done, len - done, MSG_NOSIGNAL);
-		if (n < 0 && errno == ENOTSOCK)
-			n = write(fd, (const uint8_t *)buf + done, len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 int mig__write_hello(int fd, struct mig_hello *h)
 {
 	memcpy(h->magic, MIG_MAGIC, 8);
@@ -203,7 +189,7 @@ int mig__write_hello(int fd, struct mig_hello *h)
 	h->minor = MIG_MINOR;
 	h->hash = 0;
 	h->hash = XXH3_64bits(h, sizeof(*h));
-	return mig__write_all(fd, h, sizeof(*h));
+	return file__write_all(fd, h, sizeof(*h));
 }
 
 int mig__write_rec2(int fd, uint32_t type, uint64_t arg, const void *a, size_t alen,
@@ -223,11 +209,11 @@ int mig__write_rec2(int fd, uint32_t type, uint64_t arg, const void *a, size_t a
 	rec.payload_hash = alen + blen ? XXH3_64bits_digest(st) : XXH3_64bits("", 0);
 	XXH3_freeState(st);
 	rec.hash = XXH3_64bits(&rec, sizeof(rec));
-	ret = mig__write_all(fd, &rec, sizeof(rec));
+	ret = file__write_all(fd, &rec, sizeof(rec));
 	if (ret == 0 && alen)
-		ret = mig__write_all(fd, a, alen);
+		ret = file__write_all(fd, a, alen);
 	if (ret == 0 && blen)
-		ret = mig__write_all(fd, b, blen);
+		ret = file__write_all(fd, b, blen);
 	return ret;
 }
 
@@ -302,17 +288,28 @@ static int parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *
 	return err__set(err, -EINVAL, "%s: expected tcp:HOST:PORT or unix:PATH", addr);
 }
 
+/* A stream socket of addr's family, addr parsed into *ss, *sl: fd or -errno. */
+static int addr_socket(const char *addr, struct sockaddr_storage *ss, socklen_t *sl,
+		       struct sb_err *err)
+{
+	int fd, ret = parse_addr(addr, ss, sl, err);
+
+	if (ret < 0)
+		return ret;
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return err__errno(err, "socket");
+	return fd;
+}
+
 int mig__connect(const char *addr, struct sb_err *err)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	int fd, one = 1, ret = parse_addr(addr, &ss, &sl, err);
+	int ret, one = 1, fd = addr_socket(addr, &ss, &sl, err);
 
-	if (ret < 0)
-		return ret;
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return err__errno(err, "socket");
+		return fd;
 	if (ss.ss_family != AF_UNIX)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
@@ -327,13 +324,10 @@ int mig__listen(const char *addr, struct sb_err *err)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	int fd, one = 1, ret = parse_addr(addr, &ss, &sl, err);
+	int ret, one = 1, fd = addr_socket(addr, &ss, &sl, err);
 
-	if (ret < 0)
-		return ret;
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return err__errno(err, "socket");
+		return fd;
 	if (ss.ss_family == AF_UNIX)
 		unlink(((struct sockaddr_un *)&ss)->sun_path);
 	else

@@ -131,7 +131,6 @@ int mig__write_hello(int fd, struct mig_hello *h);
 int mig__write_rec(int fd, uint32_t type, uint64_t arg, const void *payload, size_t len);
 int mig__write_rec2(int fd, uint32_t type, uint64_t arg, const void *a, size_t alen,
 		    const void *b, size_t blen);
-int mig__write_all(int fd, const void *buf, size_t len);
 
 /* IO payload: checked split into its parts (pointers into payload). */
 int mig__parse_io(const uint8_t *payload, size_t len, struct mig_io *io, const char **out,

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "launcher/client.h"
+
 extern char **environ;
 
 const char *snapbox_bin(void)
@@ -453,4 +455,68 @@ const char *syscall_path_after(const char *s, const char *key)
 		tok[n++] = *p;
 	tok[n] = 0;
 	return tok;
+}
+
+/* ---- a snapbox service under test ---- */
+
+int serve_req(const char *sock, unsigned timeout_s, const char *method, const char *target,
+	      const char *body, struct http_response *r)
+{
+	struct sb_err err = { "" };
+	int ret = client__request(sock, method, target, body, body ? strlen(body) : 0, 64 << 20,
+				  timeout_s, r, &err);
+	return ret < 0 ? ret : r->status;
+}
+
+json_t *serve_req_json(const char *sock, unsigned timeout_s, const char *method,
+		       const char *target, const char *body, int want)
+{
+	struct http_response r;
+	json_error_t jerr;
+	int st = serve_req(sock, timeout_s, method, target, body, &r);
+	cr_assert_eq(st, want, "%s %s %s: status %d (want %d): %s", method, target, body ? body : "",
+		     st, want, st > 0 ? r.body : strerror(-st));
+	json_t *j = json_loadb(r.body, r.len, 0, &jerr);
+	cr_assert(j, "%s %s: not JSON (%s): %s", method, target, jerr.text, r.body);
+	http_response__free(&r);
+	return j;
+}
+
+void serve_start(const char *const *argv, const char *sock, const char *log, pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	cr_assert_eq(posix_spawnp(pid, argv[0], &fa, NULL, (char *const *)argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	for (double t0 = test_now(); test_now() - t0 < test_time(15); usleep(20000)) {
+		struct http_response r;
+		int st = serve_req(sock, 60, "GET", "/v1/health", NULL, &r);
+		if (st > 0)
+			http_response__free(&r);
+		if (st == 200)
+			return;
+		cr_assert_eq(waitpid(*pid, NULL, WNOHANG), 0, "snapbox serve exited; see %s", log);
+	}
+	cr_assert_fail("snapbox serve did not answer /v1/health within 15 s");
+}
+
+int serve_stop(pid_t *pid, int *status)
+{
+	*status = 0;
+	if (*pid <= 0)
+		return 0;
+	kill(*pid, SIGTERM);
+	for (double t0 = test_now(); test_now() - t0 < test_time(20); usleep(20000)) {
+		if (waitpid(*pid, status, WNOHANG) == *pid) {
+			*pid = -1;
+			return 0;
+		}
+	}
+	kill(*pid, SIGKILL);
+	waitpid(*pid, NULL, 0);
+	*pid = -1;
+	return -1;
 }

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <jansson.h>
 
 struct run_result {
 	int status;      /* exit status, or 128 + signal if snapbox itself died */
@@ -113,4 +115,23 @@ const char *expected_syscall_path(const char **why);
 /* The path token ([a-z-]+) right after the first `key` in s, in a static
  * buffer; NULL if key is absent. */
 const char *syscall_path_after(const char *s, const char *key);
+/* ---- a snapbox service under test (snapbox serve) ---- */
+struct http_response;
+
+/* One request to the service on sock (answers up to 64 MiB, timeout_s):
+ * the answer's status, or -errno if there was none (then r is not set). */
+int serve_req(const char *sock, unsigned timeout_s, const char *method, const char *target,
+	      const char *body, struct http_response *r);
+/* The same asserting status want and a JSON answer: that JSON (json_decref it). */
+json_t *serve_req_json(const char *sock, unsigned timeout_s, const char *method,
+		       const char *target, const char *body, int want);
+/* posix_spawnp argv (stdin /dev/null, stderr appended to log) into *pid
+ * (set at once, so a failed start is still stopped by serve_stop) and wait
+ * until sock answers GET /v1/health, asserting it does within
+ * test_time(15) s and that the process does not exit first. */
+void serve_start(const char *const *argv, const char *sock, const char *log, pid_t *pid);
+/* SIGTERM *pid (if > 0) and reap it, SIGKILL after test_time(20) s; *pid = -1.
+ * 0 and its wait status in *status (0 if there was none), or -1 if it had
+ * to be killed. */
+int serve_stop(pid_t *pid, int *status);
 #endif

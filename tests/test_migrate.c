@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "launcher/client.h"
+#include "common/file.h"
 #include "migrate/stream.h"
 #include "run.h"
 
@@ -79,24 +80,13 @@ static bool loopback_tcp(void)
 static int req(const struct svc *s, const char *method, const char *target, const char *body,
 	       struct http_response *r)
 {
-	struct sb_err err = { "" };
-	int ret = client__request(s->sock, method, target, body, body ? strlen(body) : 0, 64 << 20,
-				  120, r, &err);
-	return ret < 0 ? ret : r->status;
+	return serve_req(s->sock, 120, method, target, body, r);
 }
 
 static json_t *req_json(const struct svc *s, const char *method, const char *target,
 			const char *body, int want)
 {
-	struct http_response r;
-	json_error_t jerr;
-	int st = req(s, method, target, body, &r);
-	cr_assert_eq(st, want, "%s %s: status %d (want %d): %s", method, target, st, want,
-		     st > 0 ? r.body : strerror(-st));
-	json_t *j = json_loadb(r.body, r.len, 0, &jerr);
-	cr_assert(j, "%s %s: not JSON (%s): %s", method, target, jerr.text, r.body);
-	http_response__free(&r);
-	return j;
+	return serve_req_json(s->sock, 120, method, target, body, want);
 }
 
 static void svc_init(struct svc *s, const char *name, const char *mig)
@@ -112,27 +102,11 @@ static void svc_init(struct svc *s, const char *name, const char *mig)
 
 static void svc_start(struct svc *s)
 {
-	posix_spawn_file_actions_t fa;
 	const char *av[] = { "ip", "netns", "exec", s->netns, snapbox_bin(), "serve", "--socket",
 			     s->sock, "--store", s->store, "--listen-migration", s->mig,
 			     "--log-level", "info", NULL };
-	const char *const *argv = s->netns ? av : av + 4;
 
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 2, s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-	cr_assert_eq(posix_spawnp(&s->pid, argv[0], &fa, NULL, (char *const *)argv, environ), 0);
-	posix_spawn_file_actions_destroy(&fa);
-	for (double t0 = test_now(); test_now() - t0 < test_time(15); usleep(20000)) {
-		struct http_response r;
-		int st = req(s, "GET", "/v1/health", NULL, &r);
-		if (st > 0)
-			http_response__free(&r);
-		if (st == 200)
-			return;
-		cr_assert_eq(waitpid(s->pid, NULL, WNOHANG), 0, "snapbox serve exited; see %s", s->log);
-	}
-	cr_assert_fail("snapbox serve did not answer /v1/health within 15 s");
+	serve_start(s->netns ? av : av + 4, s->sock, s->log, &s->pid);
 }
 
 /* Under ASan/UBSan (SNAPBOX_BIN an instrumented build) a report in the
@@ -153,20 +127,10 @@ static void svc_check_log(const struct svc *s, int status)
 
 static void svc_stop(struct svc *s)
 {
-	int st = 0;
+	int st;
 
-	if (s->pid <= 0)
-		return;
-	kill(s->pid, SIGTERM);
-	for (double t0 = test_now(); test_now() - t0 < test_time(20); usleep(20000))
-		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
-			s->pid = -1;
-			svc_check_log(s, st);
-			return;
-		}
-	kill(s->pid, SIGKILL);
-	waitpid(s->pid, NULL, 0);
-	s->pid = -1;
+	if (s->pid > 0 && serve_stop(&s->pid, &st) == 0)
+		svc_check_log(s, st);
 }
 
 static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -353,6 +317,41 @@ static void migrate(const struct svc *s, uint64_t id, const char *to, struct run
 		    test_time(120), r);
 }
 
+/* The counter template started on s, dirtying kib KiB a step for `steps`
+ * steps (one every `us` microseconds), read up to its line `until`: its id. */
+static uint64_t start_dirtying(const struct svc *s, struct reader *rd, uint64_t steps,
+			       uint64_t kib, unsigned us, const char *until)
+{
+	char line[64];
+	uint64_t id;
+
+	make_template();
+	id = start_counter(s);
+	snprintf(line, sizeof(line), "dirty %" PRIu64 " %" PRIu64 " %u\n", steps, kib, us);
+	send_stdin(s, id, line);
+	wait_for(s, id, rd, until);
+	return id;
+}
+
+/* Sandbox id on s is whole: its counter reaches `steps` with no line lost
+ * (rd goes on from what it read) and its memory sums as it should. */
+static void check_whole(const struct svc *s, uint64_t id, struct reader *rd, uint64_t steps,
+			uint64_t kib)
+{
+	char line[64];
+	uint64_t last = 0;
+
+	snprintf(line, sizeof(line), "c %" PRIu64 "\n", steps);
+	wait_for(s, id, rd, line);
+	check_counter(rd, &last);
+	cr_assert_eq(last, steps);
+	send_stdin(s, id, "sum\n");
+	wait_for(s, id, rd, "sum ");
+	snprintf(line, sizeof(line), "sum %" PRIu64 " %016" PRIx64, steps, expected_sum(steps, kib));
+	cr_assert(strstr(rd->text, line), "want \"%s\": %s", line,
+		  rd->text + (rd->len > 200 ? rd->len - 200 : 0));
+}
+
 /* ---- tests ------------------------------------------------------------------------- */
 
 /* A sandbox dirtying memory moves A -> B while its output is read; then,
@@ -367,11 +366,7 @@ static void migrate_there_and_back(void)
 
 	svc_start(&A);
 	svc_start(&B);
-	make_template();
-	id = start_counter(&A);
-	snprintf(line, sizeof(line), "dirty %" PRIu64 " %" PRIu64 " 2000\n", steps, kib);
-	send_stdin(&A, id, line);
-	wait_for(&A, id, &rd, "c 20\n");
+	id = start_dirtying(&A, &rd, steps, kib, 2000, "c 20\n");
 	migrate(&A, id, B.mig, &r);
 	cr_assert_eq(r.status, 0, "migrate: %s%s", r.out, r.err);
 	cr_assert(strstr(r.out, "migrated to"), "%s", r.out);
@@ -391,14 +386,7 @@ static void migrate_there_and_back(void)
 		http_response__free(&h);
 	}
 	/* B: the same id, the same output offsets, the counter going on */
-	snprintf(line, sizeof(line), "c %" PRIu64 "\n", steps);
-	wait_for(&B, id, &rd, line);
-	check_counter(&rd, &last);
-	cr_assert_eq(last, steps);
-	send_stdin(&B, id, "sum\n");
-	snprintf(line, sizeof(line), "sum %" PRIu64 " %016" PRIx64, steps, expected_sum(steps, kib));
-	wait_for(&B, id, &rd, "sum ");
-	cr_assert(strstr(rd.text, line), "want \"%s\": %s", line, rd.text + (rd.len > 200 ? rd.len - 200 : 0));
+	check_whole(&B, id, &rd, steps, kib);
 	/* idle now, waiting for stdin: back to A over a Unix socket */
 	svc_stop(&A);
 	snprintf(back, sizeof(back), "unix:%.500s/a.mig", DIR_);
@@ -498,16 +486,12 @@ static void migrate_dest_dies(void)
 {
 	struct reader rd = { 0 };
 	struct run_result r = { 0 };
-	char state[32], line[64], to[64];
-	uint64_t id, last = 0;
+	char state[32], to[64];
+	uint64_t id;
 	const uint64_t steps = steps_of(300), kib = 64;
 
 	svc_start(&A);
-	make_template();
-	id = start_counter(&A);
-	snprintf(line, sizeof(line), "dirty %" PRIu64 " %" PRIu64 " 3000\n", steps, kib);
-	send_stdin(&A, id, line);
-	wait_for(&A, id, &rd, "c 10\n");
+	id = start_dirtying(&A, &rd, steps, kib, 3000, "c 10\n");
 	fake_addr(to, sizeof(to));
 	for (int mode = 0; mode < 2; mode++) {
 		struct fake_dest f = { tcp_listen(), mode, 0 };
@@ -524,14 +508,7 @@ static void migrate_dest_dies(void)
 		cr_assert_str_eq(state, "running", "mode %d", mode);
 	}
 	/* still whole: the counter goes on, nothing lost, its memory right */
-	snprintf(line, sizeof(line), "c %" PRIu64 "\n", steps);
-	wait_for(&A, id, &rd, line);
-	check_counter(&rd, &last);
-	cr_assert_eq(last, steps);
-	send_stdin(&A, id, "sum\n");
-	wait_for(&A, id, &rd, "sum ");
-	snprintf(line, sizeof(line), "sum %" PRIu64 " %016" PRIx64, steps, expected_sum(steps, kib));
-	cr_assert(strstr(rd.text, line), "want \"%s\"", line);
+	check_whole(&A, id, &rd, steps, kib);
 	run_result_free(&r);
 	free(rd.text);
 }
@@ -549,7 +526,7 @@ static char *refused(const void *buf, size_t len)
 	int fd = mig__connect(B.mig, &err);
 
 	cr_assert(fd >= 0, "%s", err.msg);
-	cr_assert_eq(mig__write_all(fd, buf, len), 0);
+	cr_assert_eq(file__write_all(fd, buf, len), 0);
 	shutdown(fd, SHUT_WR);
 	mig_reader__fd(&r, fd, 30000);
 	r.mem_size = 1ULL << 30;

@@ -81,6 +81,24 @@ static void create(const char *name, const char *rootfs, const char *const *prog
 	cr_assert_eq(R.status, 0, "template create %s: status %d, stderr: %s", name, R.status, R.err);
 }
 
+/* Template `name`: python3 running /app/<script> (text) from a fresh
+ * directory DIR_, whose app/ also holds `lib` (lib_text) unless it is NULL. */
+static void create_app(const char *name, const char *script, const char *text, const char *lib,
+		       const char *lib_text)
+{
+	char app[1100], path[256];
+
+	DIR_ = make_tempdir();
+	cr_assert(DIR_);
+	snprintf(app, sizeof(app), "%s/app", DIR_);
+	cr_assert_eq(mkdir(app, 0755), 0);
+	cr_assert_eq(write_file(app, script, text, strlen(text), 0644), 0);
+	if (lib)
+		cr_assert_eq(write_file(app, lib, lib_text, strlen(lib_text), 0644), 0);
+	snprintf(path, sizeof(path), "/app/%s", script);
+	create(name, DIR_, ((const char *const[]){ "/usr/bin/python3", path, NULL }));
+}
+
 static void run_clone(const char *name, const char *in)
 {
 	sb(ARGS("run", "--store", STORE, "--timeout", "30", name), in, 60);
@@ -309,13 +327,7 @@ Test(python, sockets_and_threads_fail_with_a_clear_error_and_no_hang)
 		{ "thread", "RuntimeError: can't start new thread\n" },
 	};
 
-	char app[1100];
-
-	DIR_ = make_tempdir();
-	snprintf(app, sizeof(app), "%s/app", DIR_);
-	cr_assert_eq(mkdir(app, 0755), 0);
-	cr_assert_eq(write_file(app, "misuse.py", MISUSE_PY, strlen(MISUSE_PY), 0644), 0);
-	create("misuse", DIR_, ((const char *const[]){ "/usr/bin/python3", "/app/misuse.py", NULL }));
+	create_app("misuse", "misuse.py", MISUSE_PY, NULL, NULL);
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
 		char start[64];
 
@@ -483,14 +495,7 @@ static const char MYLIB_PY[] = "def square(n):\n    return n * n\n";
 
 Test(python, a_users_main_py_runs_from_its_rootfs_layer)
 {
-	char app[1100];
-
-	DIR_ = make_tempdir();
-	snprintf(app, sizeof(app), "%s/app", DIR_);
-	cr_assert_eq(mkdir(app, 0755), 0);
-	cr_assert_eq(write_file(app, "main.py", MAIN_PY, strlen(MAIN_PY), 0644), 0);
-	cr_assert_eq(write_file(app, "mylib.py", MYLIB_PY, strlen(MYLIB_PY), 0644), 0);
-	create("mypy", DIR_, ((const char *const[]){ "/usr/bin/python3", "/app/main.py", NULL }));
+	create_app("mypy", "main.py", MAIN_PY, "mylib.py", MYLIB_PY);
 	for (int n = 3; n < 3000; n *= 7) {
 		char in[128], want[256];
 
@@ -541,13 +546,7 @@ static const char TMP_PY[] =
 
 Test(python, tempfile_and_sqlite3_work_on_each_clones_own_tmp)
 {
-	char app[1100];
-
-	DIR_ = make_tempdir();
-	snprintf(app, sizeof(app), "%s/app", DIR_);
-	cr_assert_eq(mkdir(app, 0755), 0);
-	cr_assert_eq(write_file(app, "tmp.py", TMP_PY, strlen(TMP_PY), 0644), 0);
-	create("tmp", DIR_, ((const char *const[]){ "/usr/bin/python3", "/app/tmp.py", NULL }));
+	create_app("tmp", "tmp.py", TMP_PY, NULL, NULL);
 	for (int n = 1; n <= 200; n *= 5) {
 		char in[64], want[128];
 

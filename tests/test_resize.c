@@ -41,23 +41,12 @@ static struct run_result R;
 
 static int req(const char *method, const char *target, const char *body, struct http_response *r)
 {
-	struct sb_err err = { "" };
-	int ret = client__request(SOCK, method, target, body, body ? strlen(body) : 0, 16 << 20, 60, r,
-				  &err);
-	return ret < 0 ? ret : r->status;
+	return serve_req(SOCK, 60, method, target, body, r);
 }
 
 static json_t *req_json(const char *method, const char *target, const char *body, int want)
 {
-	struct http_response r;
-	json_error_t jerr;
-	int st = req(method, target, body, &r);
-	cr_assert_eq(st, want, "%s %s %s: status %d (want %d): %s", method, target, body ? body : "",
-		     st, want, st > 0 ? r.body : strerror(-st));
-	json_t *j = json_loadb(r.body, r.len, 0, &jerr);
-	cr_assert(j, "%s %s: not JSON (%s): %s", method, target, jerr.text, r.body);
-	http_response__free(&r);
-	return j;
+	return serve_req_json(SOCK, 60, method, target, body, want);
 }
 
 /* The one-line error of a refused request, asserting its status. */
@@ -74,7 +63,6 @@ static char *req_error(const char *method, const char *target, const char *body,
 static void init(void)
 {
 	char log[600];
-	posix_spawn_file_actions_t fa;
 
 	if (!test_on_proc())
 		require_kvm();
@@ -84,28 +72,14 @@ static void init(void)
 	const char *av[] = { snapbox_bin(), "serve", "--socket", SOCK, "--store", STORE,
 			     "--log-level", "error", NULL };
 	snprintf(log, sizeof(log), "%s/serve.log", STORE);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 2, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-	cr_assert_eq(posix_spawn(&DAEMON, av[0], &fa, NULL, (char *const *)av, environ), 0);
-	posix_spawn_file_actions_destroy(&fa);
-	for (double t0 = test_now(); test_now() - t0 < test_time(15); usleep(20000)) {
-		struct http_response r;
-		int st = req("GET", "/v1/health", NULL, &r);
-		if (st > 0)
-			http_response__free(&r);
-		if (st == 200)
-			return;
-	}
-	cr_assert_fail("snapbox serve did not answer /v1/health within 15 s");
+	serve_start(av, SOCK, log, &DAEMON);
 }
 
 static void fini(void)
 {
-	if (DAEMON > 0) {
-		kill(DAEMON, SIGTERM);
-		waitpid(DAEMON, NULL, 0);
-	}
+	int st;
+
+	serve_stop(&DAEMON, &st);
 	run_result_free(&R);
 	remove_tempdir(&STORE);
 }

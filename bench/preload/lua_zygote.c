@@ -7,56 +7,16 @@
  * SOCK_SEQPACKET socket): it says "R" once, then for each message (one byte,
  * two fds attached: the request's stdin and the response's stdout) forks; the
  * child takes them as fd 0/1 and returns into the handler, which reads the
- * request and answers.  Byte 'p': also send the child's pid back.
+ * request and answers.  Byte 'p': also send the child's pid back.  The
+ * loop is bench/preload/zygote.h, shared with py_zygote.c.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-static void zygote(int ctl)
-{
-	signal(SIGCHLD, SIG_IGN); /* children are reaped by the kernel */
-	if (write(ctl, "R", 1) != 1)
-		_exit(1);
-	for (;;) {
-		char b;
-		union {
-			char buf[CMSG_SPACE(2 * sizeof(int))];
-			struct cmsghdr align;
-		} u;
-		struct iovec iov = { &b, 1 };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-				     .msg_controllen = sizeof(u.buf) };
-		struct cmsghdr *c;
-		int fd[2];
-
-		if (recvmsg(ctl, &mh, 0) <= 0)
-			_exit(0);
-		c = CMSG_FIRSTHDR(&mh);
-		if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(fd)))
-			continue;
-		memcpy(fd, CMSG_DATA(c), sizeof(fd));
-		pid_t pid = fork();
-		if (pid == 0) {
-			dup2(fd[0], 0);
-			dup2(fd[1], 1);
-			close(fd[0]);
-			close(fd[1]);
-			close(ctl);
-			signal(SIGCHLD, SIG_DFL);
-			return;
-		}
-		close(fd[0]);
-		close(fd[1]);
-		if (b == 'p' && write(ctl, &pid, sizeof(pid)) != sizeof(pid))
-			_exit(1);
-	}
-}
+#include "zygote.h"
 
 size_t fread(void *p, size_t size, size_t n, FILE *f)
 {
@@ -69,7 +29,7 @@ size_t fread(void *p, size_t size, size_t n, FILE *f)
 		const char *e = getenv("LZ_CTL");
 		done = 1;
 		if (e && *e)
-			zygote(atoi(e));
+			zygote__serve(atoi(e));
 	}
 	return real(p, size, n, f);
 }

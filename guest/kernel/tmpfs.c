@@ -61,21 +61,23 @@ static int child(uint32_t dir, const char *name, size_t len)
 	return -1;
 }
 
-/*
- * Walk rel: *node = the last component's node (or -1 if only it is
- * missing), *parent = its directory, *name, *len = the last component.
- * 0, -ENOENT (a directory on the way is missing), -ENOTDIR.
- */
-static int walk(const char *rel, int *node, uint32_t *parent, const char **name, size_t *len)
+/* Where a path leads: the last component's node (or -1 if only it is
+ * missing), its directory, and the last component's name. */
+struct where {
+	int node;
+	uint32_t parent;
+	const char *name;
+	size_t len;
+};
+
+/* Walk rel into *w: 0, -ENOENT (a directory on the way is missing), -ENOTDIR. */
+static int walk(const char *rel, struct where *w)
 {
 	uint32_t cur = 0;
 	const char *p = rel;
 
 	init();
-	*parent = 0;
-	*name = "";
-	*len = 0;
-	*node = 0;
+	*w = (struct where){ .name = "" };
 	while (*p) {
 		const char *e = p;
 		while (*e && *e != '/')
@@ -83,18 +85,28 @@ static int walk(const char *rel, int *node, uint32_t *parent, const char **name,
 		if ((nodes[cur].mode & S_IFMT) != S_IFDIR)
 			return -ENOTDIR;
 		int c = child(cur, p, (size_t)(e - p));
-		*parent = cur;
-		*name = p;
-		*len = (size_t)(e - p);
+		w->parent = cur;
+		w->name = p;
+		w->len = (size_t)(e - p);
 		if (c < 0) {
-			*node = -1;
+			w->node = -1;
 			return *e ? -ENOENT : 0;
 		}
 		cur = (uint32_t)c;
-		*node = c;
+		w->node = c;
 		p = *e ? e + 1 : e;
 	}
 	return 0;
+}
+
+/* walk() to a node that must exist: 0, -ENOENT, -ENOTDIR. */
+static int walk_existing(const char *rel, struct where *w)
+{
+	int r = walk(rel, w);
+
+	if (r)
+		return r;
+	return w->node < 0 ? -ENOENT : 0;
 }
 
 static void node_to(uint32_t i, struct fnode *out)
@@ -120,17 +132,12 @@ static void node_to(uint32_t i, struct fnode *out)
 
 int tmpfs_lookup(const char *rel, struct fnode *out)
 {
-	int node;
-	uint32_t parent;
-	const char *name;
-	size_t len;
-	int r = walk(rel, &node, &parent, &name, &len);
+	struct where w;
+	int r = walk_existing(rel, &w);
 
 	if (r)
 		return r;
-	if (node < 0)
-		return -ENOENT;
-	node_to((uint32_t)node, out);
+	node_to((uint32_t)w.node, out);
 	return 0;
 }
 
@@ -164,39 +171,33 @@ static int new_node(uint32_t parent, const char *name, size_t len, uint32_t mode
 
 int tmpfs_create(const char *rel, uint32_t perm, int excl, struct fnode *out)
 {
-	int node;
-	uint32_t parent;
-	const char *name;
-	size_t len;
-	int r = walk(rel, &node, &parent, &name, &len);
+	struct where w;
+	int r = walk(rel, &w);
 
 	if (r)
 		return r;
-	if (node >= 0) {
+	if (w.node >= 0) {
 		if (excl)
 			return -EEXIST;
 	} else {
-		node = new_node(parent, name, len, S_IFREG | (perm & 07777));
-		if (node < 0)
-			return node;
+		w.node = new_node(w.parent, w.name, w.len, S_IFREG | (perm & 07777));
+		if (w.node < 0)
+			return w.node;
 	}
-	node_to((uint32_t)node, out);
+	node_to((uint32_t)w.node, out);
 	return 0;
 }
 
 int tmpfs_mkdir(const char *rel, uint32_t perm)
 {
-	int node;
-	uint32_t parent;
-	const char *name;
-	size_t len;
-	int r = walk(rel, &node, &parent, &name, &len);
+	struct where w;
+	int r = walk(rel, &w);
 
 	if (r)
 		return r;
-	if (node >= 0)
+	if (w.node >= 0)
 		return -EEXIST;
-	r = new_node(parent, name, len, S_IFDIR | (perm & 07777));
+	r = new_node(w.parent, w.name, w.len, S_IFDIR | (perm & 07777));
 	return r < 0 ? r : 0;
 }
 
@@ -228,27 +229,22 @@ static void drop(uint32_t i)
 
 int tmpfs_remove(const char *rel, int dir)
 {
-	int node;
-	uint32_t parent;
-	const char *name;
-	size_t len;
-	int r = walk(rel, &node, &parent, &name, &len);
+	struct where w;
+	int r = walk_existing(rel, &w);
 
 	if (r)
 		return r;
-	if (node < 0)
-		return -ENOENT;
-	if (node == 0)
+	if (w.node == 0)
 		return dir ? -EBUSY : -EISDIR;
 	if (dir) {
-		if ((nodes[node].mode & S_IFMT) != S_IFDIR)
+		if ((nodes[w.node].mode & S_IFMT) != S_IFDIR)
 			return -ENOTDIR;
-		if (!empty_dir((uint32_t)node))
+		if (!empty_dir((uint32_t)w.node))
 			return -ENOTEMPTY;
-	} else if ((nodes[node].mode & S_IFMT) == S_IFDIR) {
+	} else if ((nodes[w.node].mode & S_IFMT) == S_IFDIR) {
 		return -EISDIR;
 	}
-	drop((uint32_t)node);
+	drop((uint32_t)w.node);
 	return 0;
 }
 
@@ -267,20 +263,17 @@ static int within(uint32_t a, uint32_t d)
 
 int tmpfs_rename(const char *from, const char *to, uint32_t flags)
 {
-	int src, dst;
-	uint32_t sp, dp;
-	const char *sn, *dn;
-	size_t sl, dl;
+	struct where from_w, to_w;
 	int r;
 
 	if (flags & ~RENAME_NOREPLACE)
 		return -EINVAL;
-	if ((r = walk(from, &src, &sp, &sn, &sl)))
+	if ((r = walk_existing(from, &from_w)) || (r = walk(to, &to_w)))
 		return r;
-	if (src < 0)
-		return -ENOENT;
-	if ((r = walk(to, &dst, &dp, &dn, &dl)))
-		return r;
+	int src = from_w.node, dst = to_w.node;
+	uint32_t sp = from_w.parent, dp = to_w.parent;
+	const char *dn = to_w.name;
+	size_t dl = to_w.len;
 	if (src == 0 || dst == 0)
 		return -EBUSY;
 	if (dl >= TMPFS_NAME_MAX)
