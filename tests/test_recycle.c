@@ -454,13 +454,16 @@ Test(recycle, a_long_sequence_matches_fresh_clones)
 	machine__free(m);
 }
 
-static void not_recyclable(struct machine *m, const char *in, int want_status, const char *why)
+/* in ends the program as want_status says, within timeout_s (a spin: the
+ * time limit itself; else a bound, generous for loaded machines). */
+static void not_recyclable(struct machine *m, const char *in, int want_status, const char *why,
+			   double timeout_s)
 {
 	struct reset_stats st;
 	struct sb_err err = { "" };
 	struct res r;
 
-	request(m, in, 2, &r);
+	request(m, in, timeout_s, &r);
 	cr_assert_eq(r.status, want_status, "[%s] status %d (%s / %s)", in, r.status, r.msg, r.err);
 	cr_assert(!r.exited);
 	cr_assert(!machine__recyclable(m), "recyclable after %s", why);
@@ -483,18 +486,18 @@ Test(recycle, only_an_exit_by_itself_is_recyclable)
 	request(m, "put crash-test-secret-4411", 60, &r);
 	res_free(&r);
 	reset(m, &st);
-	not_recyclable(m, "crash", 128 + 11, "a fault");
+	not_recyclable(m, "crash", 128 + 11, "a fault", 30);
 	machine__free(m);
 
 	m = clone_of(&SNAP);
-	not_recyclable(m, "spin", 124, "a timeout");
+	not_recyclable(m, "spin", 124, "a timeout", 2);
 	machine__free(m);
 
 	m = clone_of(&SNAP);
 	request(m, "compute 2", 60, &r);
 	res_free(&r);
 	reset(m, &st);
-	not_recyclable(m, "panic", 125, "the guest kernel stopping the program");
+	not_recyclable(m, "panic", 125, "the guest kernel stopping the program", 30);
 	machine__free(m);
 
 	m = clone_of(&SNAP);
