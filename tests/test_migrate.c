@@ -1055,6 +1055,8 @@ Test(migrate, fetch_template)
 	check_b_empty();
 	migrate(&A, id, B.mig, &r);
 	cr_assert_eq(r.status, 0, "migrate: %s%s", r.out, r.err);
+	cr_assert(strstr(r.out, "the destination lacked its template"), "%s", r.out);
+	cr_log_info("%s", r.out);
 	check_whole(&B, id, &rd, steps, kib);
 	/* the same template (by id), whole, in B's store under its name */
 	run_checked(ARGS("template", "verify", "ctr", "--store", B.store), NULL, test_time(60), &r);
