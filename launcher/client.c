@@ -492,6 +492,9 @@ int cmd_migrate(int argc, char **argv)
 	       (int)json_integer_value(json_object_get(j, "rounds")),
 	       json_number_value(json_object_get(j, "downtime_ms")),
 	       json_number_value(json_object_get(j, "total_ms")));
+	if (json_integer_value(json_object_get(j, "template_bytes")) > 0)
+		printf("  (the destination lacked its template: it went first, %lld bytes)\n",
+		       (long long)json_integer_value(json_object_get(j, "template_bytes")));
 	json_decref(j);
 	http_response__free(&r);
 	return 0;

@@ -332,6 +332,7 @@ struct wctl {
 	size_t state_len;
 	int state_err;           /* building it failed: -errno (-EBUSY: refused) */
 	char why[256];           /* why it could not */
+	const struct snapshot *tmpl; /* its template (sent if the destination lacks it) */
 };
 
 static void wctl__on_kick(int sig)
@@ -446,7 +447,7 @@ static void *wctl__thread(void *arg)
 	sigaddset(&set, SIGURG); /* a resize request's kick is for the main thread */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	for (;;) {
-		struct mig_src_ops ops = { wctl__pause, wctl__io, c };
+		struct mig_src_ops ops = { wctl__pause, wctl__io, c, c->tmpl };
 		struct msg_mig done = { .type = MSG_MIG_DONE };
 		struct sb_err err = { "" };
 		int fds[2], n = msg_recv(c->sock, &mm, sizeof(mm), fds, 2);
@@ -480,7 +481,7 @@ static void *wctl__thread(void *arg)
 	}
 }
 
-static struct wctl *wctl__start(struct machine *m, int sock)
+static struct wctl *wctl__start(struct machine *m, int sock, const struct snapshot *tmpl)
 {
 	struct wctl *c = calloc(1, sizeof(*c));
 	struct sigaction sa;
@@ -492,6 +493,7 @@ static struct wctl *wctl__start(struct machine *m, int sock)
 	sigemptyset(&sa.sa_mask);
 	sigaction(MIG_KICK_SIGNAL, &sa, NULL);
 	c->m = m;
+	c->tmpl = tmpl;
 	c->sock = sock;
 	c->ctl = -1;
 	c->main = pthread_self();
@@ -688,7 +690,7 @@ static bool worker__run_job(struct machine *m, struct msg_job *job, const int *f
 		m->hc.trace_fd = fds[2];
 		m->hc.program = job->name;
 		if (job->migratable)
-			c = wctl__start(m, sock);
+			c = wctl__start(m, sock, &job->snap);
 		m->hc.pause = c ? &m->pause : NULL;
 		ret = timeout__start(&m->timeout, job->timeout_ns, &err);
 		if (ret == 0)
@@ -2438,7 +2440,18 @@ static bool pool__id_used(struct pool *p, uint64_t id)
 
 static int migrate__refuse(int conn, int ret, struct sb_err *err)
 {
+	char junk[65536];
+
 	(void)mig__write_rec(conn, MIG_REC_ERROR, 0, err->msg, strlen(err->msg));
+	/* a source still sending (a template) reads it before it stops: what
+	 * it sends meanwhile is read and dropped, for a while, so that
+	 * closing with unread data (a reset) does not lose the ERROR */
+	shutdown(conn, SHUT_WR);
+	for (double t0 = now_us(); now_us() - t0 < 2e6;) {
+		struct pollfd pf = { conn, POLLIN, 0 };
+		if (poll(&pf, 1, 200) == 1 && read(conn, junk, sizeof(junk)) <= 0)
+			break;
+	}
 	close(conn);
 	return ret;
 }
@@ -2456,7 +2469,7 @@ int pool__migrate_in(struct pool *p, int conn, pool_tdir_fn tdir_of, void *arg, 
 	ret = mig__read_hello(&r, &h, err);
 	if (ret < 0)
 		return migrate__refuse(conn, ret, err);
-	ret = tdir_of(arg, h.template_id, h.template_name, name, sizeof(name), dir, sizeof(dir), err);
+	ret = tdir_of(arg, &h, &r, conn, name, sizeof(name), dir, sizeof(dir), err);
 	if (ret < 0)
 		return migrate__refuse(conn, ret, err);
 	pthread_mutex_lock(&p->lock);
@@ -2476,6 +2489,8 @@ int pool__migrate_in(struct pool *p, int conn, pool_tdir_fn tdir_of, void *arg, 
 	pthread_mutex_unlock(&p->lock);
 	if (sb)
 		sandbox__free(sb);
+	if (ret == 0 && (ret = mig__write_rec(conn, MIG_REC_HAVE, 0, NULL, 0)) < 0)
+		err__set(err, ret, "answering the source: %s", strerror(-ret));
 	if (ret < 0)
 		return migrate__refuse(conn, ret, err);
 	sb = calloc(1, sizeof(*sb));

@@ -170,7 +170,11 @@ int pool__release(struct pool *p, uint64_t id);
 struct mig_stats;
 int pool__migrate_out(struct pool *p, uint64_t id, int conn, const char *to, uint32_t downtime_ms,
 		      struct mig_stats *st, struct sb_err *err);
-typedef int (*pool_tdir_fn)(void *arg, const char *template_id, const char *name_hint,
+struct mig_hello;
+struct mig_reader;
+/* The hello's template in the store (fetched from the source over conn,
+ * reader r, if it lacks it): its name and directory. */
+typedef int (*pool_tdir_fn)(void *arg, const struct mig_hello *h, struct mig_reader *r, int conn,
 			    char *name, size_t name_len, char *dir, size_t dir_len, struct sb_err *err);
 int pool__migrate_in(struct pool *p, int conn, pool_tdir_fn tdir_of, void *arg, uint64_t *id,
 		     struct sb_err *err);

@@ -1523,10 +1523,10 @@ static int api__sandbox_migrate(struct call *c)
 		snprintf(to_copy, sizeof(to_copy), "%s", to);
 		json_decref(body);
 		j = json_pack(
-			"{s:I, s:s, s:i, s:I, s:I, s:I, s:I, s:f, s:f, s:f}", "id", (json_int_t)id,
+			"{s:I, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f}", "id", (json_int_t)id,
 			"location", to_copy, "rounds", (int)st.rounds, "pages_sent",
 			(json_int_t)st.pages_sent, "bytes_sent", (json_int_t)st.bytes_sent,
-			"private_pages", (json_int_t)st.private_pages, "last_pages",
+			"template_bytes", (json_int_t)st.template_bytes, "private_pages", (json_int_t)st.private_pages, "last_pages",
 			(json_int_t)st.last_pages, "precopy_ms", st.precopy_ms, "downtime_ms",
 			st.downtime_ms, "total_ms", st.total_ms);
 		if (j) /* the downtime's parts */
@@ -1901,11 +1901,13 @@ static int serve__pool_start(struct serve *s, struct sb_err *err)
 /* ---- the migration listener (--listen-migration) ------------------------------------------ */
 
 /* The stream's template in our store, by its content id: the name the
- * source used first, then every template. */
-static int serve__tdir_of(void *arg, const char *tid, const char *hint, char *name, size_t name_len,
-			  char *dir, size_t dir_len, struct sb_err *err)
+ * source used first, then every template; none: fetched from the source
+ * (migrate/template_xfer.c). */
+static int serve__tdir_of(void *arg, const struct mig_hello *h, struct mig_reader *r, int conn,
+			  char *name, size_t name_len, char *dir, size_t dir_len, struct sb_err *err)
 {
 	struct serve *s = arg;
+	const char *tid = h->template_id, *hint = h->template_name;
 	struct snapshot *snap = calloc(1, sizeof(*snap));
 	char **names = NULL;
 	size_t n = 0;
@@ -1933,10 +1935,14 @@ static int serve__tdir_of(void *arg, const char *tid, const char *hint, char *na
 		free(names[i]);
 	free(names);
 	free(snap);
-	if (!found)
-		return err__set(err, -ENOENT, "template %s (id %s) is not in the destination's store "
-				"(%s): create it there first", hint, tid, s->store.root);
-	return 0;
+	if (found)
+		return 0;
+	found = mig__fetch_template(r, conn, &s->store, h, name, name_len, err);
+	if (found < 0)
+		return found;
+	serve__log(s, SERVE_LOG_INFO, "template %s (id %s) came from the source of a migration",
+		   name, tid);
+	return store__path(&s->store, name, dir, dir_len, err);
 }
 
 struct mig_conn {

@@ -39,6 +39,7 @@ struct mig_stats {
 	uint64_t bytes_sent;        /* bytes on the connection */
 	uint64_t private_pages;     /* the sandbox's own pages when it paused */
 	uint64_t last_pages;        /* pages sent while paused */
+	uint64_t template_bytes;    /* the template's, if the destination lacked it */
 	double precopy_ms, downtime_ms, total_ms;
 	/* the downtime's parts: pausing (and building the state), the last
 	 * round, the destination's READY after END, its RESUMED after COMMIT */
@@ -53,6 +54,8 @@ struct mig_src_ops {
 	/* The service's part, once paused: the IO payload (malloc'd). */
 	int (*io)(void *arg, uint8_t **io, size_t *len, struct sb_err *err);
 	void *arg;
+	/* its template (loaded, dirfd open): sent if the destination lacks it */
+	const struct snapshot *tmpl;
 };
 
 /* Send m (running on another thread) over conn; the hello h has the id,
@@ -60,6 +63,14 @@ struct mig_src_ops {
  * ends its copy); -errno + message: the caller resumes it (if paused). */
 int mig__send(struct machine *m, int conn, struct mig_hello *h, uint32_t downtime_ms,
 	      const struct mig_src_ops *ops, struct mig_stats *st, struct sb_err *err);
+
+/* The template (template_xfer.c), on NEED: the source's side. */
+int mig__send_template(int conn, const struct snapshot *tmpl, uint64_t *bytes, struct sb_err *err);
+/* The destination's: NEED, then the template into st (r positioned after
+ * the hello; *name: where it went).  0, or -errno + message: nothing left. */
+struct store;
+int mig__fetch_template(struct mig_reader *r, int conn, const struct store *st,
+			const struct mig_hello *h, char *name, size_t name_len, struct sb_err *err);
 
 /* The receiving side's stream, read and checked (after the hello). */
 struct mig_incoming {

@@ -141,6 +141,42 @@ static int wait_rec(int conn, uint32_t want, int timeout_ms, struct sb_err *err)
 	return ret;
 }
 
+/* The destination's answer to the hello: HAVE, or NEED: the template, then HAVE. */
+static int wait_answer(int conn, const struct snapshot *tmpl, struct mig_stats *st,
+		       struct sb_err *err)
+{
+	struct mig_reader r;
+	struct mig_rec rec;
+	uint8_t *p = NULL;
+	int ret;
+
+	mig_reader__fd(&r, conn, MIG_ACK_TIMEOUT_MS);
+	r.mem_size = MIG_MAX_MEM;
+	ret = mig__read_rec(&r, &rec, &p, err);
+	if (ret < 0) {
+		if (ret == -EBADMSG && strstr(err->msg, "truncated"))
+			err__set(err, -ECONNRESET, "the destination closed the connection");
+		return ret;
+	}
+	if (rec.type == MIG_REC_ERROR)
+		ret = err__set(err, -ECANCELED, "the destination refused: %s", p ? (char *)p : "?");
+	else if (rec.type == MIG_REC_NEED && rec.arg == 0 && !tmpl)
+		ret = err__set(err, -ENOENT, "the destination lacks the template, and it is not "
+			       "at hand here");
+	else if (rec.type != MIG_REC_HAVE && (rec.type != MIG_REC_NEED || rec.arg != 0))
+		ret = err__set(err, -EPROTO, "the destination answered %s to the hello",
+			       mig__rec_name(rec.type));
+	free(p);
+	if (ret < 0 || rec.type == MIG_REC_HAVE)
+		return ret;
+	ret = mig__send_template(conn, tmpl, &st->template_bytes, err);
+	if (ret < 0)
+		return ret;
+	st->bytes_sent += st->template_bytes;
+	/* the destination checks all of it before it answers */
+	return wait_rec(conn, MIG_REC_HAVE, 300000, err);
+}
+
 int mig__send(struct machine *m, int conn, struct mig_hello *h, uint32_t downtime_ms,
 	      const struct mig_src_ops *ops, struct mig_stats *st, struct sb_err *err)
 {
@@ -170,6 +206,10 @@ int mig__send(struct machine *m, int conn, struct mig_hello *h, uint32_t downtim
 		goto out;
 	}
 	st->bytes_sent += sizeof(*h);
+	/* 2.0: the destination answers: HAVE, or NEED (its template) */
+	ret = wait_answer(conn, ops->tmpl, st, err);
+	if (ret < 0)
+		goto out;
 	/* pre-copy: until what changed in a round could go within the
 	 * downtime at the rate of that round */
 	for (;;) {

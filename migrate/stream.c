@@ -23,6 +23,8 @@ static const char *const rec_names[MIG_REC_TYPE_MAX] = {
 	[MIG_REC_PAGES] = "PAGES", [MIG_REC_STATE] = "STATE", [MIG_REC_IO] = "IO",
 	[MIG_REC_END] = "END", [MIG_REC_READY] = "READY", [MIG_REC_ERROR] = "ERROR",
 	[MIG_REC_COMMIT] = "COMMIT", [MIG_REC_RESUMED] = "RESUMED", [MIG_REC_MACHINE] = "MACHINE",
+	[MIG_REC_HAVE] = "HAVE", [MIG_REC_NEED] = "NEED", [MIG_REC_TLAYERS] = "TLAYERS",
+	[MIG_REC_TFILE] = "TFILE", [MIG_REC_TDATA] = "TDATA", [MIG_REC_TEND] = "TEND",
 };
 
 const char *mig__rec_name(uint32_t type)
@@ -130,6 +132,9 @@ static uint64_t rec_limit(uint32_t type)
 	case MIG_REC_IO: return MIG_MAX_IO;
 	case MIG_REC_ERROR: return MIG_MAX_MSG;
 	case MIG_REC_MACHINE: return sizeof(struct mig_machine);
+	case MIG_REC_TLAYERS: return MIG_MAX_TLAYERS * sizeof(struct mig_tlayer);
+	case MIG_REC_TFILE: return sizeof(struct mig_tfile);
+	case MIG_REC_TDATA: return MIG_MAX_TDATA;
 	}
 	return 0;
 }

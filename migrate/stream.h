@@ -20,6 +20,17 @@
  *   destination -> source (the same records, no payload but a message)
  *       READY  everything checked and in place, waiting for COMMIT
  *       ERROR  payload: a one-line message (why it refused)
+ *
+ *   2.0: the destination answers the hello before anything else comes:
+ *       HAVE   the template (by its id) is in its store: go on as above
+ *       NEED   it is not: the source sends it first (template_xfer.c):
+ *              TLAYERS (its layer images' ids and sizes), the destination
+ *              answers NEED arg = the layers it lacks (bitmap), then
+ *              TFILE/TDATA... for state.bin, pages.idx, template.json,
+ *              mem.img and those layers, TEND; the destination checks the
+ *              whole template (as `template verify`), puts it in its store
+ *              and answers HAVE (or ERROR); then the pages etc. as above
+ *       ERROR  refused (e.g. another version: one line saying which)
  *   source -> destination: COMMIT (the source's copy ends: resume there)
  *   destination -> source: RESUMED (informational: the downtime's end)
  *
@@ -37,7 +48,7 @@
 #include "common/err.h"
 
 #define MIG_MAGIC "SBMIGR\0\0"
-#define MIG_MAJOR 1
+#define MIG_MAJOR 2                     /* 2: the destination answers the hello */
 #define MIG_MINOR 0
 #define MIG_PAGE 4096ULL
 #define MIG_MAX_RUN 256                 /* pages in one PAGES record */
@@ -69,6 +80,14 @@ enum mig_rec_type {
 	MIG_REC_COMMIT = 7,
 	MIG_REC_RESUMED = 8,
 	MIG_REC_MACHINE = 9,
+	/* 2.0: the template (template_xfer.c) */
+	MIG_REC_HAVE = 10,              /* dest: the template is here: go on */
+	MIG_REC_NEED = 11,              /* dest: send it (arg 0), then (answer to
+					 * TLAYERS) arg = bitmap of layers to send */
+	MIG_REC_TLAYERS = 12,           /* src: struct mig_tlayer[n_layers] */
+	MIG_REC_TFILE = 13,             /* src: struct mig_tfile: a file begins */
+	MIG_REC_TDATA = 14,             /* src: arg = offset in that file; its bytes */
+	MIG_REC_TEND = 15,              /* src: arg = files sent; the template is whole */
 	MIG_REC_TYPE_MAX
 };
 
@@ -81,6 +100,30 @@ struct mig_rec {
 	uint64_t hash;                  /* xxh3 of this struct with hash = 0 */
 };
 _Static_assert(sizeof(struct mig_rec) == 40, "mig_rec size");
+
+/* The template's files (template_xfer.c). */
+enum mig_tfile_kind {
+	MIG_TFILE_STATE = 1,            /* state.bin */
+	MIG_TFILE_PAGES = 2,            /* pages.idx */
+	MIG_TFILE_MANIFEST = 3,         /* template.json */
+	MIG_TFILE_MEM = 4,              /* mem.img (sparse: zero chunks are not sent) */
+	MIG_TFILE_LAYER = 5,            /* a layer image (id), only if NEED asked for it */
+	MIG_TFILE_KIND_MAX
+};
+struct mig_tfile {
+	uint32_t kind;                  /* enum mig_tfile_kind */
+	uint32_t reserved;              /* 0 */
+	uint64_t size;                  /* the file's bytes */
+	uint8_t id[16];                 /* LAYER: the image's id */
+};
+_Static_assert(sizeof(struct mig_tfile) == 32, "mig_tfile size");
+struct mig_tlayer {
+	uint8_t id[16];
+	uint64_t size;
+};
+_Static_assert(sizeof(struct mig_tlayer) == 24, "mig_tlayer size");
+#define MIG_MAX_TLAYERS 16              /* >= SB_MAX_LAYERS (checked in template_xfer.c) */
+#define MIG_MAX_TDATA (1u << 20)        /* bytes of a TDATA record */
 
 /* IO: what the source service held for the sandbox. */
 #define MIG_IO_STDIN_EOF (1u << 0)      /* its stdin was closed (eof=1) */

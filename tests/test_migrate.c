@@ -31,6 +31,8 @@
 #include <time.h>
 #include <stdarg.h>
 #include <unistd.h>
+#include <poll.h>
+#include <xxhash.h>
 
 #include "launcher/client.h"
 #include "common/file.h"
@@ -468,7 +470,8 @@ static void *fake_dest(void *arg)
 		struct sb_err err = { "" };
 
 		mig_reader__fd(&r, c, 30000);
-		if (mig__read_hello(&r, &h, &err) == 0)
+		if (mig__read_hello(&r, &h, &err) == 0 &&
+		    mig__write_rec(c, MIG_REC_HAVE, 0, NULL, 0) == 0) /* "it has the template" */
 			while (mig__read_rec(&r, &rec, &p, &err) == 0) {
 				free(p);
 				f->got++;
@@ -530,7 +533,10 @@ static char *refused(const void *buf, size_t len)
 	shutdown(fd, SHUT_WR);
 	mig_reader__fd(&r, fd, 30000);
 	r.mem_size = 1ULL << 30;
-	cr_assert_eq(mig__read_rec(&r, &rec, &p, &err), 0, "no answer: %s", err.msg);
+	do { /* its answer to the hello first (HAVE, or NEED: the template) */
+		free(p);
+		cr_assert_eq(mig__read_rec(&r, &rec, &p, &err), 0, "no answer: %s", err.msg);
+	} while (rec.type == MIG_REC_HAVE || rec.type == MIG_REC_NEED);
 	close(fd);
 	cr_assert_eq(rec.type, MIG_REC_ERROR, "answered %s", mig__rec_name(rec.type));
 	cr_assert(p);
@@ -620,8 +626,21 @@ static void migrate_bad_streams(void)
 	sbuf_add(&b, "SBMIGR", 6);
 	expect_refused(&b, "truncated in its header");
 
+	/* a template B lacks: it asks for it (NEED), but pages come */
 	sbuf_hello(&b, "0123456789abcdef0123456789abcdef");
-	expect_refused(&b, "not in the destination's store");
+	sbuf_rec(&b, MIG_REC_PAGES, 1 << 20, page, sizeof(page));
+	expect_refused(&b, "where the template's layers were due");
+	sh("test -z \"$(ls -A %s/tmp)\"", B.store); /* nothing left of it */
+
+	/* an old (1.x) source: refused in one line */
+	sbuf_hello(&b, tid);
+	b.p[b.len - sizeof(struct mig_hello) + 8] = 1;
+	{
+		struct mig_hello *h = (struct mig_hello *)(b.p + b.len - sizeof(*h));
+		h->hash = 0;
+		h->hash = XXH3_64bits(h, sizeof(*h));
+	}
+	expect_refused(&b, "migration stream version 1.0 (this snapbox reads 2.x)");
 
 	sbuf_hello(&b, tid);
 	sbuf_rec(&b, MIG_REC_PAGES, 1 << 20, page, sizeof(page));
@@ -1001,4 +1020,150 @@ Test(migrate, limits_go_along)
 	json_decref(j);
 	cr_assert_lt(test_now() - t0, test_time(3) + 2.5, "it ran past its 3 s (%.1f s)", test_now() - t0);
 	run_result_free(&r);
+}
+
+/* ---- a destination without the template: it asks for it -------------------------- */
+
+/* The counter template in A's store only; B's store empty. */
+static void empty_b(void)
+{
+	sh("rm -rf %s/templates/* %s/images/* %s/tmp/*", B.store, B.store, B.store);
+}
+
+/* B's store holds nothing (no template, no image, nothing half-written). */
+static void check_b_empty(void)
+{
+	sh("test -z \"$(ls -A %s/templates %s/images %s/tmp 2>/dev/null | grep -v ':$' | grep .)\"",
+	   B.store, B.store, B.store);
+}
+
+/* A sandbox moves to a B that never had its template: B receives the
+ * template with it (and its layer image), the sandbox goes on there, and
+ * B then runs the template itself. */
+Test(migrate, fetch_template)
+{
+	struct reader rd = { 0 };
+	struct run_result r = { 0 };
+	const uint64_t steps = steps_of(300), kib = 16;
+	char line[80];
+	uint64_t id;
+
+	svc_start(&A);
+	svc_start(&B);
+	id = start_dirtying(&A, &rd, steps, kib, 2000, "c 10\n");
+	empty_b();
+	check_b_empty();
+	migrate(&A, id, B.mig, &r);
+	cr_assert_eq(r.status, 0, "migrate: %s%s", r.out, r.err);
+	cr_assert(strstr(r.out, "the destination lacked its template"), "%s", r.out);
+	cr_log_info("%s", r.out);
+	check_whole(&B, id, &rd, steps, kib);
+	/* the same template (by id), whole, in B's store under its name */
+	run_checked(ARGS("template", "verify", "ctr", "--store", B.store), NULL, test_time(60), &r);
+	cr_assert_eq(r.status, 0, "template verify at B: %s%s", r.out, r.err);
+	sh("ls %s/images/*.sbfs >/dev/null", B.store); /* its layer, content-addressed */
+	{
+		json_t *a = req_json(&A, "GET", "/v1/templates/ctr", NULL, 200);
+		json_t *b = req_json(&B, "GET", "/v1/templates/ctr", NULL, 200);
+		cr_assert_str_eq(json_string_value(json_object_get(a, "id")),
+				 json_string_value(json_object_get(b, "id")));
+		json_decref(a);
+		json_decref(b);
+	}
+	/* B runs it on its own: a fresh clone, its counter at 0 */
+	run_checked(ARGS("run", "ctr", "--store", B.store), "sum\n", test_time(60), &r);
+	cr_assert_eq(r.status, 0, "run at B: %s%s", r.out, r.err);
+	snprintf(line, sizeof(line), "sum 0 %016" PRIx64, expected_sum(0, kib));
+	cr_assert(strstr(r.out, line), "want \"%s\": %s", line, r.out);
+	run_result_free(&r);
+	free(rd.text);
+}
+
+/* A proxy between A and B that flips one byte of A's stream at offset at. */
+struct flipper {
+	int lfd;
+	uint64_t at;
+	uint64_t passed;
+};
+
+static void *flipper_run(void *arg)
+{
+	struct flipper *f = arg;
+	struct sb_err err = { "" };
+	int c = accept(f->lfd, NULL, NULL), d = c < 0 ? -1 : mig__connect(B.mig, &err);
+	char buf[65536];
+
+	while (c >= 0 && d >= 0) {
+		struct pollfd pf[2] = { { c, POLLIN, 0 }, { d, POLLIN, 0 } };
+		ssize_t n;
+
+		if (poll(pf, 2, 60000) <= 0)
+			break;
+		if (pf[0].revents) {
+			n = read(c, buf, sizeof(buf));
+			if (n <= 0)
+				break;
+			if (f->at >= f->passed && f->at < f->passed + (uint64_t)n)
+				buf[f->at - f->passed] ^= 0x10;
+			f->passed += (uint64_t)n;
+			if (file__write_all(d, buf, (size_t)n) < 0)
+				break;
+		}
+		if (pf[1].revents) {
+			n = read(d, buf, sizeof(buf));
+			if (n <= 0 || file__write_all(c, buf, (size_t)n) < 0)
+				break;
+		}
+	}
+	/* what B still said (its ERROR) goes to A */
+	for (;;) {
+		struct pollfd pd = { d, POLLIN, 0 };
+		ssize_t n;
+
+		if (c < 0 || d < 0 || poll(&pd, 1, 5000) <= 0 || (n = read(d, buf, sizeof(buf))) <= 0 ||
+		    file__write_all(c, buf, (size_t)n) < 0)
+			break;
+	}
+	if (d >= 0)
+		close(d);
+	if (c >= 0)
+		close(c);
+	return NULL;
+}
+
+/* The template damaged on its way: B refuses it, keeps nothing of it, and
+ * the sandbox goes on at A. */
+Test(migrate, fetch_template_damaged)
+{
+	struct reader rd = { 0 };
+	struct run_result r = { 0 };
+	const uint64_t steps = steps_of(300), kib = 64;
+	struct sb_err err = { "" };
+	char state[32], to[600];
+	uint64_t id;
+
+	svc_start(&A);
+	svc_start(&B);
+	id = start_dirtying(&A, &rd, steps, kib, 3000, "c 10\n");
+	empty_b();
+	snprintf(to, sizeof(to), "unix:%.500s/flip.mig", DIR_);
+	/* past the hello and TLAYERS: inside the template's files */
+	struct flipper f = { mig__listen(to, &err), 100000, 0 };
+	pthread_t t;
+
+	cr_assert(f.lfd >= 0, "%s", err.msg);
+	cr_assert_eq(pthread_create(&t, NULL, flipper_run, &f), 0);
+	migrate(&A, id, to, &r);
+	pthread_join(t, NULL);
+	close(f.lfd);
+	cr_assert_neq(r.status, 0, "the migration succeeded: %s", r.out);
+	cr_assert(strstr(r.err, "did not migrate (it runs on here)"), "%s", r.err);
+	cr_assert(strstr(r.err, "damaged"), "%s", r.err);
+	cr_assert_gt(f.passed, f.at, "the stream ended before the flipped byte");
+	check_b_empty();
+	read_more(&A, id, &rd, state, sizeof(state));
+	cr_assert_str_eq(state, "running");
+	check_whole(&A, id, &rd, steps, kib);
+	run_result_free(&r);
+	free(rd.text);
 }
