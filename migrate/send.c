@@ -116,27 +116,40 @@ static int round_send(struct sender *s, uint64_t *changed, uint64_t *private, st
 	return 0;
 }
 
-static int wait_rec(int conn, uint32_t want, int timeout_ms, struct sb_err *err)
+/* One record from the destination, within timeout_ms: *rec and its payload
+ * (*p, malloc'd or NULL, the caller's to free).  A refusal (ERROR) is
+ * -ECANCELED with the destination's reason, a connection cut short
+ * -ECONNRESET. */
+static int read_answer(int conn, int timeout_ms, struct mig_rec *rec, uint8_t **p,
+		       struct sb_err *err)
 {
 	struct mig_reader r;
-	struct mig_rec rec;
-	uint8_t *p = NULL;
 	int ret;
 
+	*p = NULL;
 	mig_reader__fd(&r, conn, timeout_ms);
 	r.mem_size = MIG_MAX_MEM;
-	ret = mig__read_rec(&r, &rec, &p, err);
+	ret = mig__read_rec(&r, rec, p, err);
 	if (ret < 0) {
 		if (ret == -EBADMSG && strstr(err->msg, "truncated"))
 			err__set(err, -ECONNRESET, "the destination closed the connection");
 		return ret;
 	}
-	if (rec.type == MIG_REC_ERROR) {
-		ret = err__set(err, -ECANCELED, "the destination refused: %s", p ? (char *)p : "?");
-	} else if (rec.type != want) {
+	if (rec->type == MIG_REC_ERROR)
+		return err__set(err, -ECANCELED, "the destination refused: %s",
+				*p ? (char *)*p : "?");
+	return 0;
+}
+
+static int wait_rec(int conn, uint32_t want, int timeout_ms, struct sb_err *err)
+{
+	struct mig_rec rec;
+	uint8_t *p;
+	int ret = read_answer(conn, timeout_ms, &rec, &p, err);
+
+	if (ret == 0 && rec.type != want)
 		ret = err__set(err, -EPROTO, "the destination answered %s, not %s",
 			       mig__rec_name(rec.type), mig__rec_name(want));
-	}
 	free(p);
 	return ret;
 }
@@ -145,30 +158,21 @@ static int wait_rec(int conn, uint32_t want, int timeout_ms, struct sb_err *err)
 static int wait_answer(int conn, const struct snapshot *tmpl, struct mig_stats *st,
 		       struct sb_err *err)
 {
-	struct mig_reader r;
 	struct mig_rec rec;
-	uint8_t *p = NULL;
-	int ret;
+	uint8_t *p;
+	int ret = read_answer(conn, MIG_ACK_TIMEOUT_MS, &rec, &p, err);
 
-	mig_reader__fd(&r, conn, MIG_ACK_TIMEOUT_MS);
-	r.mem_size = MIG_MAX_MEM;
-	ret = mig__read_rec(&r, &rec, &p, err);
-	if (ret < 0) {
-		if (ret == -EBADMSG && strstr(err->msg, "truncated"))
-			err__set(err, -ECONNRESET, "the destination closed the connection");
-		return ret;
-	}
-	if (rec.type == MIG_REC_ERROR)
-		ret = err__set(err, -ECANCELED, "the destination refused: %s", p ? (char *)p : "?");
-	else if (rec.type == MIG_REC_NEED && rec.arg == 0 && !tmpl)
-		ret = err__set(err, -ENOENT, "the destination lacks the template, and it is not "
-			       "at hand here");
-	else if (rec.type != MIG_REC_HAVE && (rec.type != MIG_REC_NEED || rec.arg != 0))
-		ret = err__set(err, -EPROTO, "the destination answered %s to the hello",
-			       mig__rec_name(rec.type));
 	free(p);
-	if (ret < 0 || rec.type == MIG_REC_HAVE)
+	if (ret < 0)
 		return ret;
+	if (rec.type == MIG_REC_NEED && rec.arg == 0 && !tmpl)
+		return err__set(err, -ENOENT, "the destination lacks the template, and it is not "
+				"at hand here");
+	if (rec.type != MIG_REC_HAVE && (rec.type != MIG_REC_NEED || rec.arg != 0))
+		return err__set(err, -EPROTO, "the destination answered %s to the hello",
+				mig__rec_name(rec.type));
+	if (rec.type == MIG_REC_HAVE)
+		return 0;
 	ret = mig__send_template(conn, tmpl, &st->template_bytes, err);
 	if (ret < 0)
 		return ret;
