@@ -259,13 +259,32 @@ static double median_of(struct series *s)
 	return st.median;
 }
 
+/* The end of a request on shell s that run() finished now (the clock
+ * started at t0): close, reap, check the answer; response and exit times. */
+static int shell_done(struct machine *s, struct req *q, int ret, const struct sb_err *err,
+		      const char *what, double t0, double *resp, double *exit_us)
+{
+	double t1 = bench_now_us();
+
+	req_close(q);
+	reap(s);
+	if (ret != 0 || !answer_ok(q->rd.out) || q->rd.resp_at < 0) {
+		fprintf(stderr, "%s: status %d (%s): %s\n", what, ret, err->msg, q->rd.out);
+		return -1;
+	}
+	/* written before run() returned: the reader may just be late */
+	*resp = (q->rd.resp_at < t1 ? q->rd.resp_at : t1) - t0;
+	*exit_us = t1 - t0;
+	return 0;
+}
+
 /* A fresh clone from a ready shell: response, exit */
 static int fresh(const struct snapshot *snap, double *resp, double *exit_us)
 {
 	struct sb_err err = { "" };
 	struct machine *s = machine__new(be, snap->hdr.mem_size, RAM_RESERVED, &err);
 	struct req q;
-	double t0, t1;
+	double t0;
 	int ret;
 
 	if (!s || req_open(s, &q) < 0) {
@@ -278,17 +297,7 @@ static int fresh(const struct snapshot *snap, double *resp, double *exit_us)
 	ret = s->be->clone_into(s, snap, &err);
 	if (ret == 0)
 		ret = req_run(s, &err);
-	t1 = bench_now_us();
-	req_close(&q);
-	reap(s);
-	if (ret != 0 || !answer_ok(q.rd.out) || q.rd.resp_at < 0) {
-		fprintf(stderr, "fresh clone: status %d (%s): %s\n", ret, err.msg, q.rd.out);
-		return -1;
-	}
-	/* written before run() returned: the reader may just be late */
-	*resp = (q.rd.resp_at < t1 ? q.rd.resp_at : t1) - t0;
-	*exit_us = t1 - t0;
-	return 0;
+	return shell_done(s, &q, ret, &err, "fresh clone", t0, resp, exit_us);
 }
 
 /* A pre-cloned shell (clone_into before the clock), its write set
@@ -299,7 +308,7 @@ static int precloned(const struct snapshot *snap, bool prefault, double *resp, d
 	struct sb_err err = { "" };
 	struct machine *s = machine__new(be, snap->hdr.mem_size, RAM_RESERVED, &err);
 	struct req q;
-	double t0, t1;
+	double t0;
 	int ret;
 
 	if (!s || req_open(s, &q) < 0) {
@@ -317,16 +326,7 @@ static int precloned(const struct snapshot *snap, bool prefault, double *resp, d
 	t0 = bench_now_us();
 	if (ret == 0)
 		ret = req_run(s, &err);
-	t1 = bench_now_us();
-	req_close(&q);
-	reap(s);
-	if (ret != 0 || !answer_ok(q.rd.out) || q.rd.resp_at < 0) {
-		fprintf(stderr, "pre-cloned: status %d (%s): %s\n", ret, err.msg, q.rd.out);
-		return -1;
-	}
-	*resp = (q.rd.resp_at < t1 ? q.rd.resp_at : t1) - t0;
-	*exit_us = t1 - t0;
-	return 0;
+	return shell_done(s, &q, ret, &err, "pre-cloned", t0, resp, exit_us);
 }
 
 /* A request on a machine that is reset right after */
