@@ -4,7 +4,7 @@ BENCH_OUT := $(BUILD)/bench
 BENCH_PROGS := $(filter-out common,$(patsubst bench/%.c,%,$(wildcard bench/*.c)))
 BENCH_BINS := $(BENCH_PROGS:%=$(BENCH_OUT)/%)
 
-$(BENCH_OUT)/%: bench/%.c bench/common.c bench/common.h bench/clonekit.h bench/warmfork.h $(BUILD)/libsnapbox.a
+$(BENCH_OUT)/%: bench/%.c bench/common.c bench/common.h bench/clonekit.h bench/warmfork.h bench/reaper.h $(BUILD)/libsnapbox.a
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) $< bench/common.c -o $@ $(BUILD)/libsnapbox.a $(HOST_LDLIBS)
 

@@ -169,61 +169,7 @@ static int req_run(struct machine *m, struct sb_err *err)
 /* ---- a reaper thread: machine teardown off the measured path ------------------ */
 
 #define REAP_MAX 1024
-static struct {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct machine *q[REAP_MAX];
-	int head, len;
-	bool stop;
-	pthread_t th;
-} rp = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
-
-static void *reap_main(void *arg)
-{
-	(void)arg;
-	pthread_mutex_lock(&rp.mu);
-	for (;;) {
-		while (!rp.len && !rp.stop)
-			pthread_cond_wait(&rp.cv, &rp.mu);
-		if (!rp.len)
-			break;
-		struct machine *m = rp.q[rp.head];
-		rp.head = (rp.head + 1) % REAP_MAX;
-		rp.len--;
-		pthread_mutex_unlock(&rp.mu);
-		machine__free(m);
-		pthread_mutex_lock(&rp.mu);
-	}
-	pthread_mutex_unlock(&rp.mu);
-	return NULL;
-}
-
-static void reap(struct machine *m)
-{
-	pthread_mutex_lock(&rp.mu);
-	while (rp.len == REAP_MAX) {
-		pthread_mutex_unlock(&rp.mu);
-		usleep(1000);
-		pthread_mutex_lock(&rp.mu);
-	}
-	rp.q[(rp.head + rp.len++) % REAP_MAX] = m;
-	pthread_cond_signal(&rp.cv);
-	pthread_mutex_unlock(&rp.mu);
-}
-
-/* Wait until the reaper has nothing left (between phases: teardown work
- * would otherwise share the cores with the next measurements). */
-static void reap_wait(void)
-{
-	for (;;) {
-		pthread_mutex_lock(&rp.mu);
-		int n = rp.len;
-		pthread_mutex_unlock(&rp.mu);
-		if (!n)
-			return;
-		usleep(2000);
-	}
-}
+#include "reaper.h"
 
 /* ---- the sandboxes ------------------------------------------------------------ */
 
@@ -691,7 +637,7 @@ int main(int argc, char **argv)
 	printf("# Python handler (%s) request -> response: sandboxes against native python3.11 "
 	       "(the Python layer's, through its own ld.so), one run\n", HANDLER_SRC);
 	printf("# answer checked every time: %s...\n", want_prefix);
-	if (pthread_create(&rp.th, NULL, reap_main, NULL))
+	if (reap_start())
 		return 1;
 
 	/* the native peers first (nothing else running) */
@@ -728,10 +674,6 @@ int main(int argc, char **argv)
 			       mcd / fig[b].fresh, mcd / fig[b].prefaulted, fig[b].stored_mib);
 	printf("%-6s %12.0f (warm fork)  %12.0f (cold python3)\n", "native", mwf, mcd);
 	zy_kill();
-	pthread_mutex_lock(&rp.mu);
-	rp.stop = true;
-	pthread_cond_signal(&rp.cv);
-	pthread_mutex_unlock(&rp.mu);
-	pthread_join(rp.th, NULL);
+	reap_drain();
 	return 0;
 }

@@ -54,57 +54,7 @@ static const struct backend *be;
 
 /* ---- a reaper for machines (teardown off the measured path) ----------------- */
 
-#define REAP_MAX 4096
-static struct {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct machine *q[REAP_MAX];
-	int head, len;
-	bool stop;
-	pthread_t th;
-} rp = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
-
-static void *reap_main(void *arg)
-{
-	(void)arg;
-	pthread_mutex_lock(&rp.mu);
-	for (;;) {
-		while (!rp.len && !rp.stop)
-			pthread_cond_wait(&rp.cv, &rp.mu);
-		if (!rp.len)
-			break;
-		struct machine *m = rp.q[rp.head];
-		rp.head = (rp.head + 1) % REAP_MAX;
-		rp.len--;
-		pthread_mutex_unlock(&rp.mu);
-		machine__free(m);
-		pthread_mutex_lock(&rp.mu);
-	}
-	pthread_mutex_unlock(&rp.mu);
-	return NULL;
-}
-
-static void reap(struct machine *m)
-{
-	pthread_mutex_lock(&rp.mu);
-	while (rp.len == REAP_MAX) {
-		pthread_mutex_unlock(&rp.mu);
-		usleep(1000);
-		pthread_mutex_lock(&rp.mu);
-	}
-	rp.q[(rp.head + rp.len++) % REAP_MAX] = m;
-	pthread_cond_signal(&rp.cv);
-	pthread_mutex_unlock(&rp.mu);
-}
-
-static void reap_drain(void)
-{
-	pthread_mutex_lock(&rp.mu);
-	rp.stop = true;
-	pthread_cond_signal(&rp.cv);
-	pthread_mutex_unlock(&rp.mu);
-	pthread_join(rp.th, NULL);
-}
+#include "reaper.h"
 
 /* ---- one request ---------------------------------------------------------------- */
 
@@ -681,7 +631,7 @@ int main(int argc, char **argv)
 	}
 	if (zy_start() < 0)
 		fprintf(stderr, "(no warm fork peer: apt-get install lua5.4, make build/bench/lua_zygote.so)\n");
-	if (pthread_create(&rp.th, NULL, reap_main, NULL))
+	if (reap_start())
 		return 1;
 	latency(&lua, n);
 	reset_vs_pages(&sec, nr);
